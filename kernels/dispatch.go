@@ -1,0 +1,29 @@
+package kernels
+
+// compiled lists the variant families built into this binary and covered by the parity
+// tests, best first. A family is added here only together with its kernels and tests.
+var compiled = []ISA{ISARef}
+
+// Pick is the variant family dispatch selects for CPU features f: the best compiled
+// family whose features f has.
+func Pick(f Features) ISA {
+	for _, isa := range compiled {
+		if supports(f, isa) {
+			return isa
+		}
+	}
+	return ISARef
+}
+
+func supports(f Features, isa ISA) bool {
+	switch isa {
+	case ISAAVX512:
+		return f.AVX512F && f.AVX512BW && f.AVX512DQ && f.AVX512VL && f.FMA && f.F16C
+	case ISAAVX2:
+		return f.AVX2 && f.FMA && f.F16C
+	case ISANEON:
+		return f.NEON
+	default:
+		return true
+	}
+}

@@ -26,12 +26,24 @@ func TestDependencyDirection(t *testing.T) {
 		"eval":    {"vision", "llm", "cmd"},
 		"dataset": {"vision", "llm", "eval", "cmd"},
 	}
+	for _, p := range pkgs {
+		if strings.HasPrefix(p.ImportPath, module+"/internal/") {
+			continue
+		}
+		for _, imp := range p.Imports {
+			if imp == module+"/internal/ggmlref" {
+				t.Errorf("%s imports internal/ggmlref, which is for tests only", p.ImportPath)
+			}
+		}
+	}
 	// cgo is allowed only in these packages (DESIGN.md).
 	cgoAllowed := map[string]bool{
 		module + "/kernels":           true,
 		module + "/native":            true,
 		module + "/llm/llamacpp":      true,
 		module + "/dataset/turbojpeg": true,
+		// tests only: the linked ggml's quantizers as the reference for ours
+		module + "/internal/ggmlref": true,
 	}
 
 	for _, p := range pkgs {

@@ -30,7 +30,7 @@ type fixtureFile struct {
 	Cases []fixtureCase `json:"cases"`
 }
 
-func loadFixture(t *testing.T) (*Tokenizer, fixtureFile) {
+func loadFixture(t testing.TB) (*Tokenizer, fixtureFile) {
 	t.Helper()
 	dir := fixtures.Dir(t, "longclip")
 	raw, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))

@@ -118,9 +118,11 @@ func fromImage(img image.Image) (*pilImage, error) {
 			p.bands = 3
 			p.pix = make([]uint8, w*h*3)
 			for y := 0; y < h; y++ {
-				row := m.Pix[m.PixOffset(r.Min.X, r.Min.Y+y):]
+				row := m.Pix[m.PixOffset(r.Min.X, r.Min.Y+y):][:4*w]
+				dst := p.pix[y*w*3 : (y+1)*w*3]
 				for x := 0; x < w; x++ {
-					copy(p.pix[(y*w+x)*3:], row[4*x:4*x+3])
+					s, d := row[4*x:4*x+3:4*x+3], dst[3*x:3*x+3:3*x+3]
+					d[0], d[1], d[2] = s[0], s[1], s[2]
 				}
 			}
 			return p, nil

@@ -132,18 +132,43 @@ func (p *pilImage) horizontal(c coeffs, w, first, last int) *pilImage {
 	}
 	b := p.bands
 	q.pix = make([]uint8, w*rows*b)
+	const half = int32(1 << (precisionBits - 1))
 	for y := 0; y < rows; y++ {
-		in := p.pix[(y+first)*p.w*b:]
-		out := q.pix[y*w*b:]
+		in := p.pix[(y+first)*p.w*b : (y+first+1)*p.w*b]
+		out := q.pix[y*w*b : (y+1)*w*b]
 		for xx := 0; xx < w; xx++ {
 			xmin, n := c.bounds[2*xx], c.bounds[2*xx+1]
-			k := c.fixed[xx*c.ksize:]
-			for ch := 0; ch < b; ch++ {
-				acc := int32(1 << (precisionBits - 1))
-				for x := 0; x < n; x++ {
-					acc += int32(in[(xmin+x)*b+ch]) * k[x]
+			k := c.fixed[xx*c.ksize : xx*c.ksize+n]
+			src := in[xmin*b : (xmin+n)*b]
+			o := out[xx*b : xx*b+b]
+			// All bands of a pixel in one pass over the taps; the sums are the same
+			// integers in the same order as PIL's per-band loops.
+			switch b {
+			case 1:
+				a := half
+				for x, kv := range k {
+					a += int32(src[x]) * kv
 				}
-				out[xx*b+ch] = clip8fixed(acc)
+				o[0] = clip8fixed(a)
+			case 3:
+				a0, a1, a2 := half, half, half
+				for x, kv := range k {
+					px := src[3*x : 3*x+3]
+					a0 += int32(px[0]) * kv
+					a1 += int32(px[1]) * kv
+					a2 += int32(px[2]) * kv
+				}
+				o[0], o[1], o[2] = clip8fixed(a0), clip8fixed(a1), clip8fixed(a2)
+			default:
+				a0, a1, a2, a3 := half, half, half, half
+				for x, kv := range k {
+					px := src[4*x : 4*x+4]
+					a0 += int32(px[0]) * kv
+					a1 += int32(px[1]) * kv
+					a2 += int32(px[2]) * kv
+					a3 += int32(px[3]) * kv
+				}
+				o[0], o[1], o[2], o[3] = clip8fixed(a0), clip8fixed(a1), clip8fixed(a2), clip8fixed(a3)
 			}
 		}
 	}
@@ -172,16 +197,23 @@ func (p *pilImage) vertical(c coeffs, h int) *pilImage {
 	b := p.bands
 	rowLen := w * b
 	q.pix = make([]uint8, h*rowLen)
+	acc := make([]int32, rowLen)
 	for yy := 0; yy < h; yy++ {
 		ymin, n := c.bounds[2*yy], c.bounds[2*yy+1]
-		k := c.fixed[yy*c.ksize:]
-		out := q.pix[yy*rowLen:]
-		for i := 0; i < rowLen; i++ {
-			acc := int32(1 << (precisionBits - 1))
-			for y := 0; y < n; y++ {
-				acc += int32(p.pix[(ymin+y)*rowLen+i]) * k[y]
+		k := c.fixed[yy*c.ksize : yy*c.ksize+n]
+		for i := range acc {
+			acc[i] = 1 << (precisionBits - 1)
+		}
+		// Row by row over the taps: each sample's sum is still taken in tap order.
+		for y, kv := range k {
+			row := p.pix[(ymin+y)*rowLen : (ymin+y+1)*rowLen]
+			for i, v := range row {
+				acc[i] += int32(v) * kv
 			}
-			out[i] = clip8fixed(acc)
+		}
+		out := q.pix[yy*rowLen : (yy+1)*rowLen]
+		for i, a := range acc {
+			out[i] = clip8fixed(a)
 		}
 	}
 	return q

@@ -6,6 +6,8 @@ require (
 	github.com/klauspost/cpuid/v2 v2.4.2
 	github.com/ollama/ollama v0.17.4
 	github.com/urfave/cli/v2 v2.27.7
+	golang.org/x/image v0.30.0
+	golang.org/x/text v0.30.0
 	gonum.org/v1/gonum v0.17.0
 )
 

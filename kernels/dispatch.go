@@ -27,3 +27,25 @@ func supports(f Features, isa ISA) bool {
 		return true
 	}
 }
+
+// Compiled reports whether the variant family isa is built into this binary.
+func Compiled(isa ISA) bool {
+	for _, c := range compiled {
+		if c == isa {
+			return true
+		}
+	}
+	return false
+}
+
+// Runnable lists the compiled variant families this CPU can run, best first.
+func Runnable() []ISA {
+	f := HostFeatures()
+	var out []ISA
+	for _, isa := range compiled {
+		if supports(f, isa) {
+			out = append(out, isa)
+		}
+	}
+	return out
+}

@@ -1,0 +1,154 @@
+// kernels.h: every CPU kernel synth has, with shapes, aliasing and threading.
+//
+// Conventions (all kernels):
+//   - Activations are f32, row-major 2-D [rows, cols] with a row stride ld >= cols in
+//     elements, so a column slice of a wider matrix is passed without a copy.
+//   - Threading belongs to the caller: a kernel does the share (ith, nth) of the work,
+//     0 <= ith < nth, and the caller runs one call per worker. The shares of one op never
+//     write the same output element, so they may run concurrently in any order.
+//   - Kernels return SYNTH_OK or a SYNTH_E* status; they never print, exit or abort, and
+//     keep no pointer after they return. The Go wrappers validate extents before calling,
+//     so a status other than SYNTH_OK means a bug in the caller.
+//   - synth_<op>_<dtype>_ref is the specification: plain loops, double accumulators for
+//     long sums. Variants synth_<op>_<dtype>_<isa> (avx2, avx512) have the same semantics
+//     up to the reduction order and the approximations their comments state.
+//   - scratch is per-worker memory of SYNTH_SCRATCH_FLOATS floats, 64-byte aligned,
+//     owned by the caller; kernels that take it use it only during the call.
+#ifndef SYNTH_KERNELS_H
+#define SYNTH_KERNELS_H
+
+#include <stdint.h>
+
+enum {
+	SYNTH_OK = 0,
+	SYNTH_EARG = 1,     // an argument is out of range (bad dtype, shape, ith/nth)
+	SYNTH_ESCRATCH = 2, // scratch too small for this shape
+};
+
+// Weight dtypes, numbered as in package kernels (not ggml's numbers).
+//   F32, F16 (IEEE binary16), BF16 (top half of an f32),
+//   Q8_0: blocks of 32 values {f16 d; int8 qs[32]} (34 bytes), value = qs[j]*d,
+//   Q4_0: blocks of 32 values {f16 d; uint8 qs[16]} (18 bytes), low nibble of qs[j] is
+//         element j, high nibble element j+16, value = (nibble-8)*d.
+// These are ggml's block layouts, so GGUF tensors are used in place. A row of K values
+// takes synth_row_bytes(dt, K) bytes; K must be a multiple of 32 for Q8_0 and Q4_0.
+enum { SYNTH_F32 = 0, SYNTH_F16 = 1, SYNTH_BF16 = 2, SYNTH_Q8_0 = 3, SYNTH_Q4_0 = 4 };
+
+// Epilogue activations, applied after the bias.
+//   GELU:      0.5 x (1 + erf(x / sqrt 2))                      (torch gelu, exact)
+//   GELU_TANH: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))  (gelu approximate="tanh")
+//   QUICKGELU: x sigmoid(1.702 x)                               (OpenAI CLIP)
+//   RELU:      max(x, 0)
+enum { SYNTH_ACT_NONE = 0, SYNTH_ACT_GELU = 1, SYNTH_ACT_GELU_TANH = 2, SYNTH_ACT_QUICKGELU = 3, SYNTH_ACT_RELU = 4 };
+
+// Floats of scratch each worker hands to a kernel: enough for every kernel here at any
+// shape the Go side accepts (attention head dim <= SYNTH_MAX_HEAD_DIM).
+#define SYNTH_SCRATCH_FLOATS (1 << 18)
+#define SYNTH_MAX_HEAD_DIM 256
+
+int64_t synth_row_bytes(int dt, int64_t k);
+
+// ---- conversions and quantizers (ref only: used at load time) -------------------------
+// dst: n values of dt; src: n f32. n must be a multiple of 32 for Q8_0/Q4_0.
+// Bit-exact with ggml's quantize_row_*_ref / fp32 conversions (round to nearest even for
+// F16 and BF16; Q8_0 d = amax/127, q = roundf(x/d); Q4_0 d = max/-8 of the signed value
+// of largest magnitude, q = min(15, (int)(x/d + 8.5))).
+int synth_quantize_ref(int dt, const float *src, void *dst, int64_t n);
+// dst: n f32 from n values of dt in src (exact for every dtype).
+int synth_dequantize_ref(int dt, const void *src, float *dst, int64_t n);
+
+// ---- weight packing ---------------------------------------------------------------------
+// Packs an F32 weight w [n, k] (row-major, any alignment) into panels of nr rows:
+// out[p][kk][j] = w[p*nr + j][kk], p < ceil(n/nr), rows past n zero. out holds
+// ceil(n/nr)*nr*k floats. Threaded over panels.
+int synth_pack_f32(const void *w, int64_t n, int64_t k, int64_t nr, float *out, int ith, int nth);
+
+// ---- GEMM: y = act(x W^T + bias) + res ----------------------------------------------------
+// x: [m, k] (ldx); w: [n, k] of dtype dt, row-major raw bytes (see above);
+// bias: [n] or NULL; res: [m, n] (ldr) or NULL, added after act; y: [m, n] (ldy).
+// y must not overlap x or w; y may alias res exactly (same pointer, ldy == ldr: an
+// in-place residual) only when act is NONE.
+// Threaded over n (ref) or over tiles of y (variants).
+int synth_gemm_f32_ref(const float *x, int64_t ldx, const void *w, const float *bias, int act,
+                       const float *res, int64_t ldr, float *y, int64_t ldy,
+                       int64_t m, int64_t n, int64_t k, int ith, int nth);
+int synth_gemm_f16_ref(const float *x, int64_t ldx, const void *w, const float *bias, int act,
+                       const float *res, int64_t ldr, float *y, int64_t ldy,
+                       int64_t m, int64_t n, int64_t k, int ith, int nth);
+int synth_gemm_bf16_ref(const float *x, int64_t ldx, const void *w, const float *bias, int act,
+                        const float *res, int64_t ldr, float *y, int64_t ldy,
+                        int64_t m, int64_t n, int64_t k, int ith, int nth);
+int synth_gemm_q8_0_ref(const float *x, int64_t ldx, const void *w, const float *bias, int act,
+                        const float *res, int64_t ldr, float *y, int64_t ldy,
+                        int64_t m, int64_t n, int64_t k, int ith, int nth);
+int synth_gemm_q4_0_ref(const float *x, int64_t ldx, const void *w, const float *bias, int act,
+                        const float *res, int64_t ldr, float *y, int64_t ldy,
+                        int64_t m, int64_t n, int64_t k, int ith, int nth);
+
+// ---- row ops ------------------------------------------------------------------------------
+// LayerNorm over each row (biased variance, torch.nn.LayerNorm):
+//   y = (x - mean) / sqrt(var + eps) * gamma + beta
+// x, y: [rows, cols]; y may alias x exactly. gamma, beta: [cols] or NULL (1 and 0).
+// Threaded over rows.
+int synth_layernorm_f32_ref(const float *x, int64_t ldx, const float *gamma, const float *beta,
+                            float eps, float *y, int64_t ldy, int64_t rows, int64_t cols,
+                            int ith, int nth);
+
+// Softmax of scale*x over each row, with max subtraction: y_j = exp(s x_j - max) / sum.
+// A row whose entries are all -inf becomes uniform (1/cols), as if masked with a large
+// finite negative like HF's finfo.min. logsm != 0 gives log-softmax instead:
+//   y_j = s x_j - max - log(sum exp(s x_i - max)).
+// x, y: [rows, cols]; y may alias x exactly. Threaded over rows.
+int synth_softmax_f32_ref(const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows,
+                          int64_t cols, float scale, int logsm, int ith, int nth);
+
+// y = act(x) elementwise; x, y: [rows, cols]; y may alias x exactly. Threaded over rows.
+int synth_act_f32_ref(const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows,
+                      int64_t cols, int act, int ith, int nth);
+
+// y[r, c] = alpha a[r, c] + beta b[r mod brows, c]: add, scaled add, scale (b NULL), and
+// row broadcast (brows < rows, e.g. a position table added to every image).
+// a, y: [rows, cols]; b: [brows, cols] or NULL; y may alias a or b exactly.
+// Threaded over rows.
+int synth_axpby_f32_ref(const float *a, int64_t lda, float alpha, const float *b, int64_t ldb,
+                        int64_t brows, float beta, float *y, int64_t ldy, int64_t rows,
+                        int64_t cols, int ith, int nth);
+
+// y = x / max(||x||_2, 1e-12) per row (torch.nn.functional.normalize). y may alias x.
+int synth_l2norm_f32_ref(const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows,
+                         int64_t cols, int ith, int nth);
+
+// out[r] = index of the largest x[r, :]; ties give the first; a NaN counts as larger
+// than any number (torch.argmax), so a row with NaN gives its first NaN. cols >= 1.
+int synth_argmax_f32_ref(const float *x, int64_t ldx, int64_t rows, int64_t cols,
+                         int64_t *out, int ith, int nth);
+
+// ---- patch embedding --------------------------------------------------------------------
+// im2col for a conv with kernel = stride = p, no padding (ViT patch embedding):
+// img: [b, c, h, w] contiguous; out: [b*gh*gw, c*p*p] contiguous, gh = h/p, gw = w/p,
+//   out[(bi*gh + gy)*gw + gx][(ci*p + ky)*p + kx] = img[bi][ci][gy*p + ky][gx*p + kx],
+// the column order of a conv weight [width, c, p, p] flattened to [width, c*p*p].
+// Threaded over output rows.
+int synth_im2col_f32_ref(const float *img, int64_t b, int64_t c, int64_t h, int64_t w,
+                         int64_t p, float *out, int ith, int nth);
+
+// ---- attention --------------------------------------------------------------------------
+// Multi-head scaled dot-product attention over nseq independent sequences, heads split
+// contiguously (head hd = columns hd*d .. hd*d+d-1 of q, k, v and o).
+//   seq: [nseq][6] int64: q_row0, nq, kv_row0, nk, qpos0, mask_off
+//   sequence s has query rows q_row0 .. q_row0+nq-1 of q (and o) and key/value rows
+//   kv_row0 .. kv_row0+nk-1 of k and v. Query i is at absolute position qpos0+i; with
+//   causal it sees keys j <= qpos0+i. mask (bytes, 0 = padded key) holds key j of s at
+//   mask[mask_off + j]; mask_off < 0 or mask NULL: every key valid.
+//   score_ij = scale * q_i . k_j; o_i = sum_j softmax_j(score_ij) v_j over the valid j,
+//   with max subtraction. A query with no valid key gets the mean of v over all nk keys
+//   (uniform weights: what HF's finfo.min masking gives); with nk == 0, zeros.
+// q: (ldq), k: (ldk), v: (ldv), o: (ldo) rows of h*d floats at least; o must not overlap
+// q, k or v. d <= SYNTH_MAX_HEAD_DIM. Threaded over (sequence, head, query block).
+int synth_attention_f32_ref(const float *q, int64_t ldq, const float *k, int64_t ldk,
+                            const float *v, int64_t ldv, float *o, int64_t ldo,
+                            const int64_t *seq, int64_t nseq, const uint8_t *mask,
+                            int64_t h, int64_t d, float scale, int causal,
+                            float *scratch, int ith, int nth);
+
+#endif

@@ -1,0 +1,398 @@
+package kernels
+
+/*
+#include "kernels.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// Set is the kernels of one variant family. Its methods do the share (ith, nth) of an
+// op: the caller runs one call per worker with the same arguments, concurrently. Every
+// method checks that its operands fit their slices and returns an error when they do
+// not, so a C kernel never touches memory outside them.
+type Set struct {
+	isa ISA
+}
+
+// For returns the kernels of isa, or an error when this binary or this CPU lacks it.
+func For(isa ISA) (*Set, error) {
+	if !Compiled(isa) {
+		return nil, fmt.Errorf("kernels: variant %q is not compiled into this binary", isa)
+	}
+	if !supports(HostFeatures(), isa) {
+		return nil, fmt.Errorf("kernels: this CPU cannot run variant %q", isa)
+	}
+	return &Set{isa: isa}, nil
+}
+
+// Host returns the kernels dispatch picks for this CPU.
+func Host() *Set { return &Set{isa: Pick(HostFeatures())} }
+
+// ISA is the variant family of s.
+func (s *Set) ISA() ISA { return s.isa }
+
+// PanelWidth is the number of weight rows per packed panel that s's GEMM wants for
+// dtype dt (pass such panels in Weights.Packed), or 0 when it reads the raw rows.
+func (s *Set) PanelWidth(dt DType) int {
+	return 0
+}
+
+// Weights is a weight matrix W [N, K] as the GEMM kernels read it.
+type Weights struct {
+	DType DType
+	N, K  int
+	// Raw holds the rows of W in DType, row-major (ggml blocks for Q8_0/Q4_0). Any
+	// alignment; it may be memory-mapped file data.
+	Raw []byte
+	// Packed holds W in panels of PanelNR rows (PackF32's layout) when the variant wants
+	// them (PanelWidth(DType) > 0).
+	Packed  []float32
+	PanelNR int
+}
+
+func (w *Weights) check(s *Set) error {
+	if !w.DType.Valid() || w.N < 0 || w.K < 0 || w.K%w.DType.BlockSize() != 0 {
+		return fmt.Errorf("kernels: weights %s [%d, %d]: bad dtype or shape", w.DType, w.N, w.K)
+	}
+	if len(w.Raw) < w.N*RowBytes(w.DType, w.K) {
+		return fmt.Errorf("kernels: weights %s [%d, %d]: %d bytes, need %d", w.DType, w.N, w.K, len(w.Raw), w.N*RowBytes(w.DType, w.K))
+	}
+	if nr := s.PanelWidth(w.DType); nr > 0 {
+		if w.PanelNR != nr || len(w.Packed) < PackedLen(w.N, w.K, nr) {
+			return fmt.Errorf("kernels: weights [%d, %d]: variant %s wants panels of %d rows, have %d floats in panels of %d", w.N, w.K, s.isa, nr, len(w.Packed), w.PanelNR)
+		}
+	}
+	return nil
+}
+
+// PackedLen is the number of floats PackF32 writes for W [n, k] in panels of nr rows.
+func PackedLen(n, k, nr int) int { return (n + nr - 1) / nr * nr * k }
+
+// PackF32 does the share (ith, nth) of packing F32 rows raw [n, k] into panels of nr rows
+// (kernels.h synth_pack_f32); out holds PackedLen(n, k, nr) floats.
+func PackF32(raw []byte, n, k, nr int, out []float32, ith, nth int) error {
+	if err := checkThread(ith, nth); err != nil {
+		return err
+	}
+	if nr < 1 || n < 0 || k < 0 || len(raw) < n*k*4 || len(out) < PackedLen(n, k, nr) {
+		return fmt.Errorf("kernels: pack [%d, %d] in panels of %d: %d bytes in, %d floats out", n, k, nr, len(raw), len(out))
+	}
+	if n == 0 || k == 0 {
+		return nil
+	}
+	return status("pack", C.synth_pack_f32(bptr(raw), C.int64_t(n), C.int64_t(k), C.int64_t(nr), fptr(out), C.int(ith), C.int(nth)))
+}
+
+// Quantize converts f32 values to dt (bit-exact with ggml's reference quantizers);
+// len(src) must be a multiple of dt's block size and dst hold RowBytes(dt, len(src)).
+func Quantize(dt DType, src []float32, dst []byte) error {
+	n := len(src)
+	if !dt.Valid() || n%dt.BlockSize() != 0 || len(dst) < RowBytes(dt, n) {
+		return fmt.Errorf("kernels: quantize %d values to %s into %d bytes", n, dt, len(dst))
+	}
+	if n == 0 {
+		return nil
+	}
+	return status("quantize", C.synth_quantize_ref(C.int(dt), fptr(src), bptr(dst), C.int64_t(n)))
+}
+
+// Dequantize converts len(dst) values of dt from src to f32 (exact).
+func Dequantize(dt DType, src []byte, dst []float32) error {
+	n := len(dst)
+	if !dt.Valid() || n%dt.BlockSize() != 0 || len(src) < RowBytes(dt, n) {
+		return fmt.Errorf("kernels: dequantize %d values of %s from %d bytes", n, dt, len(src))
+	}
+	if n == 0 {
+		return nil
+	}
+	return status("dequantize", C.synth_dequantize_ref(C.int(dt), bptr(src), fptr(dst), C.int64_t(n)))
+}
+
+// GEMM does y = act(x W^T + bias) + res (kernels.h synth_gemm_*). x: [M, K], y and res:
+// [M, N]; bias has N values or none; res may be empty. y may be res itself (an in-place
+// residual) only with ActNone. scratch: ScratchFloats floats, 64-byte aligned.
+func (s *Set) GEMM(x Mat, w *Weights, bias []float32, act Act, res, y Mat, ith, nth int, scratch []float32) error {
+	if err := checkThread(ith, nth); err != nil {
+		return err
+	}
+	if err := w.check(s); err != nil {
+		return err
+	}
+	if err := x.check("gemm", "x"); err != nil {
+		return err
+	}
+	if err := y.check("gemm", "y"); err != nil {
+		return err
+	}
+	if x.Cols != w.K || y.Rows != x.Rows || y.Cols != w.N || !act.Valid() {
+		return fmt.Errorf("kernels: gemm: x %dx%d, W [%d, %d], y %dx%d, act %d", x.Rows, x.Cols, w.N, w.K, y.Rows, y.Cols, act)
+	}
+	if len(bias) != 0 && len(bias) < w.N {
+		return fmt.Errorf("kernels: gemm: %d bias values for %d outputs", len(bias), w.N)
+	}
+	if !res.Empty() {
+		if err := res.check("gemm", "residual"); err != nil {
+			return err
+		}
+		if res.Rows != y.Rows || res.Cols != y.Cols {
+			return fmt.Errorf("kernels: gemm: residual %dx%d for output %dx%d", res.Rows, res.Cols, y.Rows, y.Cols)
+		}
+		if overlaps(res, y) && !(sameView(res, y) && act == ActNone) {
+			return fmt.Errorf("kernels: gemm: output overlaps the residual (allowed only in place, without activation)")
+		}
+	}
+	if overlaps(x, y) {
+		return fmt.Errorf("kernels: gemm: output overlaps the input")
+	}
+	if err := checkScratch(scratch); err != nil {
+		return err
+	}
+	if y.Rows == 0 || y.Cols == 0 {
+		return nil
+	}
+	var rc C.int
+	xa, ldx := x.ptr(), C.int64_t(x.LD)
+	wr := bptr(w.Raw)
+	bp, a := fptr(bias), C.int(act)
+	rp, ldr := res.ptr(), C.int64_t(res.LD)
+	yp, ldy := y.ptr(), C.int64_t(y.LD)
+	m, n, k := C.int64_t(x.Rows), C.int64_t(w.N), C.int64_t(w.K)
+	ci, cn := C.int(ith), C.int(nth)
+	switch w.DType {
+	case F32:
+		rc = C.synth_gemm_f32_ref(xa, ldx, wr, bp, a, rp, ldr, yp, ldy, m, n, k, ci, cn)
+	case F16:
+		rc = C.synth_gemm_f16_ref(xa, ldx, wr, bp, a, rp, ldr, yp, ldy, m, n, k, ci, cn)
+	case BF16:
+		rc = C.synth_gemm_bf16_ref(xa, ldx, wr, bp, a, rp, ldr, yp, ldy, m, n, k, ci, cn)
+	case Q8_0:
+		rc = C.synth_gemm_q8_0_ref(xa, ldx, wr, bp, a, rp, ldr, yp, ldy, m, n, k, ci, cn)
+	case Q4_0:
+		rc = C.synth_gemm_q4_0_ref(xa, ldx, wr, bp, a, rp, ldr, yp, ldy, m, n, k, ci, cn)
+	}
+	return status("gemm", rc)
+}
+
+func checkScratch(scratch []float32) error {
+	if len(scratch) < ScratchFloats || uintptr(unsafe.Pointer(&scratch[0]))%64 != 0 {
+		return fmt.Errorf("kernels: scratch must be %d floats, 64-byte aligned", ScratchFloats)
+	}
+	return nil
+}
+
+// checkUnary validates an op that maps x to y of the same shape, y in place or apart.
+func checkUnary(op string, x, y Mat) error {
+	if err := x.check(op, "x"); err != nil {
+		return err
+	}
+	if err := y.check(op, "y"); err != nil {
+		return err
+	}
+	if x.Rows != y.Rows || x.Cols != y.Cols {
+		return fmt.Errorf("kernels: %s: x %dx%d, y %dx%d", op, x.Rows, x.Cols, y.Rows, y.Cols)
+	}
+	if overlaps(x, y) && !sameView(x, y) {
+		return fmt.Errorf("kernels: %s: output partly overlaps the input", op)
+	}
+	return nil
+}
+
+// LayerNorm normalises each row of x into y (torch.nn.LayerNorm, biased variance);
+// gamma and beta have x.Cols values or none. y may be x.
+func (s *Set) LayerNorm(x Mat, gamma, beta []float32, eps float32, y Mat, ith, nth int) error {
+	if err := checkThread(ith, nth); err != nil {
+		return err
+	}
+	if err := checkUnary("layernorm", x, y); err != nil {
+		return err
+	}
+	if (len(gamma) != 0 && len(gamma) < x.Cols) || (len(beta) != 0 && len(beta) < x.Cols) {
+		return fmt.Errorf("kernels: layernorm: %d gamma and %d beta values for rows of %d", len(gamma), len(beta), x.Cols)
+	}
+	if x.Rows == 0 || x.Cols == 0 {
+		return nil
+	}
+	rc := C.synth_layernorm_f32_ref(x.ptr(), C.int64_t(x.LD), fptr(gamma), fptr(beta), C.float(eps), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.int(ith), C.int(nth))
+	return status("layernorm", rc)
+}
+
+// Softmax computes the softmax (or, with log, the log-softmax) of scale*x over each row
+// into y; y may be x. A row of all -inf becomes uniform.
+func (s *Set) Softmax(x Mat, scale float32, log bool, y Mat, ith, nth int) error {
+	if err := checkThread(ith, nth); err != nil {
+		return err
+	}
+	if err := checkUnary("softmax", x, y); err != nil {
+		return err
+	}
+	if x.Rows == 0 {
+		return nil
+	}
+	if x.Cols == 0 {
+		return fmt.Errorf("kernels: softmax over rows of 0 values")
+	}
+	lg := C.int(0)
+	if log {
+		lg = 1
+	}
+	rc := C.synth_softmax_f32_ref(x.ptr(), C.int64_t(x.LD), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.float(scale), lg, C.int(ith), C.int(nth))
+	return status("softmax", rc)
+}
+
+// Activation applies act to x elementwise into y; y may be x.
+func (s *Set) Activation(x Mat, act Act, y Mat, ith, nth int) error {
+	if err := checkThread(ith, nth); err != nil {
+		return err
+	}
+	if err := checkUnary("activation", x, y); err != nil {
+		return err
+	}
+	if !act.Valid() {
+		return fmt.Errorf("kernels: activation %d", act)
+	}
+	if x.Rows == 0 || x.Cols == 0 {
+		return nil
+	}
+	rc := C.synth_act_f32_ref(x.ptr(), C.int64_t(x.LD), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.int(act), C.int(ith), C.int(nth))
+	return status("activation", rc)
+}
+
+// Axpby computes y = alpha a + beta b, where row r of a uses row r mod b.Rows of b (b
+// may have fewer rows: a broadcast) and an empty b means y = alpha a. y may be a or b.
+func (s *Set) Axpby(a Mat, alpha float32, b Mat, beta float32, y Mat, ith, nth int) error {
+	if err := checkThread(ith, nth); err != nil {
+		return err
+	}
+	if err := checkUnary("axpby", a, y); err != nil {
+		return err
+	}
+	if !b.Empty() {
+		if err := b.check("axpby", "b"); err != nil {
+			return err
+		}
+		if b.Cols != a.Cols || b.Rows < 1 || (a.Rows > 0 && a.Rows%b.Rows != 0) {
+			return fmt.Errorf("kernels: axpby: b %dx%d does not broadcast to %dx%d", b.Rows, b.Cols, a.Rows, a.Cols)
+		}
+		if overlaps(b, y) && !sameView(b, y) {
+			return fmt.Errorf("kernels: axpby: output partly overlaps b")
+		}
+	}
+	if a.Rows == 0 || a.Cols == 0 {
+		return nil
+	}
+	rc := C.synth_axpby_f32_ref(a.ptr(), C.int64_t(a.LD), C.float(alpha), b.ptr(), C.int64_t(b.LD), C.int64_t(b.Rows), C.float(beta), y.ptr(), C.int64_t(y.LD), C.int64_t(a.Rows), C.int64_t(a.Cols), C.int(ith), C.int(nth))
+	return status("axpby", rc)
+}
+
+// L2Normalize divides each row of x by its Euclidean norm (at least 1e-12) into y; y may
+// be x.
+func (s *Set) L2Normalize(x, y Mat, ith, nth int) error {
+	if err := checkThread(ith, nth); err != nil {
+		return err
+	}
+	if err := checkUnary("l2norm", x, y); err != nil {
+		return err
+	}
+	if x.Rows == 0 || x.Cols == 0 {
+		return nil
+	}
+	rc := C.synth_l2norm_f32_ref(x.ptr(), C.int64_t(x.LD), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.int(ith), C.int(nth))
+	return status("l2norm", rc)
+}
+
+// Argmax writes the index of the largest value of each row of x to out[row] (the first
+// on ties; a NaN wins, like torch.argmax).
+func (s *Set) Argmax(x Mat, out []int64, ith, nth int) error {
+	if err := checkThread(ith, nth); err != nil {
+		return err
+	}
+	if err := x.check("argmax", "x"); err != nil {
+		return err
+	}
+	if len(out) < x.Rows || (x.Rows > 0 && x.Cols == 0) {
+		return fmt.Errorf("kernels: argmax: %d outputs for %dx%d", len(out), x.Rows, x.Cols)
+	}
+	if x.Rows == 0 {
+		return nil
+	}
+	rc := C.synth_argmax_f32_ref(x.ptr(), C.int64_t(x.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), (*C.int64_t)(unsafe.Pointer(&out[0])), C.int(ith), C.int(nth))
+	return status("argmax", rc)
+}
+
+// Im2col unfolds images img [b, c, h, w] into patch rows out [b*(h/p)*(w/p), c*p*p]
+// (kernels.h synth_im2col_f32).
+func (s *Set) Im2col(img []float32, b, c, h, w, p int, out []float32, ith, nth int) error {
+	if err := checkThread(ith, nth); err != nil {
+		return err
+	}
+	if b < 0 || c < 1 || p < 1 || h < p || w < p || len(img) < b*c*h*w || len(out) < b*(h/p)*(w/p)*c*p*p {
+		return fmt.Errorf("kernels: im2col: image [%d, %d, %d, %d] (%d floats), patch %d, %d floats out", b, c, h, w, len(img), p, len(out))
+	}
+	if b == 0 {
+		return nil
+	}
+	rc := C.synth_im2col_f32_ref(fptr(img), C.int64_t(b), C.int64_t(c), C.int64_t(h), C.int64_t(w), C.int64_t(p), fptr(out), C.int(ith), C.int(nth))
+	return status("im2col", rc)
+}
+
+// SeqFields is the number of int64 values per sequence in an attention table:
+// q_row0, nq, kv_row0, nk, qpos0, mask_off (kernels.h synth_attention_f32).
+const SeqFields = 6
+
+// Attention runs multi-head attention for the sequences in seq (SeqFields values each)
+// with heads h of size d: o = softmax(scale q k^T, masked) v. mask holds one byte per key
+// (0 = padded) at each sequence's mask_off, or is empty. q, k, v and o have rows of at
+// least h*d values; o must not overlap the inputs. scratch: ScratchFloats floats.
+func (s *Set) Attention(q, k, v, o Mat, seq []int64, mask []byte, h, d int, scale float32, causal bool, ith, nth int, scratch []float32) error {
+	if err := checkThread(ith, nth); err != nil {
+		return err
+	}
+	if h < 1 || d < 1 || d > MaxHeadDim || len(seq)%SeqFields != 0 {
+		return fmt.Errorf("kernels: attention: %d heads of %d (max %d), %d sequence fields", h, d, MaxHeadDim, len(seq))
+	}
+	for _, m := range []struct {
+		name string
+		m    Mat
+	}{{"q", q}, {"k", k}, {"v", v}, {"o", o}} {
+		if err := m.m.check("attention", m.name); err != nil {
+			return err
+		}
+		if m.m.Cols < h*d {
+			return fmt.Errorf("kernels: attention: %s has %d columns, heads need %d", m.name, m.m.Cols, h*d)
+		}
+	}
+	if q.Rows != o.Rows || k.Rows != v.Rows {
+		return fmt.Errorf("kernels: attention: q %d rows, o %d rows, k %d rows, v %d rows", q.Rows, o.Rows, k.Rows, v.Rows)
+	}
+	if overlaps(o, q) || overlaps(o, k) || overlaps(o, v) {
+		return fmt.Errorf("kernels: attention: output overlaps an input")
+	}
+	for i := 0; i < len(seq); i += SeqFields {
+		qr0, nq, kr0, nk, moff := seq[i], seq[i+1], seq[i+2], seq[i+3], seq[i+5]
+		if qr0 < 0 || nq < 0 || kr0 < 0 || nk < 0 || qr0+nq > int64(q.Rows) || kr0+nk > int64(k.Rows) ||
+			(len(mask) > 0 && moff >= 0 && moff+nk > int64(len(mask))) {
+			return fmt.Errorf("kernels: attention: sequence %d %v outside q (%d rows), k (%d rows) or mask (%d)", i/SeqFields, seq[i:i+SeqFields], q.Rows, k.Rows, len(mask))
+		}
+	}
+	if err := checkScratch(scratch); err != nil {
+		return err
+	}
+	if len(seq) == 0 {
+		return nil
+	}
+	cs := C.int(0)
+	if causal {
+		cs = 1
+	}
+	var mp *C.uint8_t
+	if len(mask) > 0 {
+		mp = (*C.uint8_t)(unsafe.Pointer(&mask[0]))
+	}
+	rc := C.synth_attention_f32_ref(q.ptr(), C.int64_t(q.LD), k.ptr(), C.int64_t(k.LD), v.ptr(), C.int64_t(v.LD), o.ptr(), C.int64_t(o.LD),
+		(*C.int64_t)(unsafe.Pointer(&seq[0])), C.int64_t(len(seq)/SeqFields), mp, C.int64_t(h), C.int64_t(d), C.float(scale), cs, fptr(scratch), C.int(ith), C.int(nth))
+	return status("attention", rc)
+}

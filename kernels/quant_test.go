@@ -1,0 +1,166 @@
+package kernels
+
+import (
+	"bytes"
+	"math"
+	"testing"
+
+	"synth/internal/ggmlref"
+)
+
+var ggmlType = map[DType]ggmlref.Type{F32: ggmlref.F32, F16: ggmlref.F16, BF16: ggmlref.BF16, Q8_0: ggmlref.Q8_0, Q4_0: ggmlref.Q4_0}
+
+// quantInputs is random data at several scales plus the values that trip conversions:
+// zeros, signed zeros, f16 subnormals and their rounding ties, the f16 overflow edge,
+// f32 subnormals, infinities, and blocks of one value or one outlier.
+func quantInputs(t *testing.T) []float32 {
+	r := newRand(t)
+	var v []float32
+	for _, scale := range []float32{1e-6, 1e-3, 1, 30, 7e4} {
+		v = append(v, randSlice(r, 32*37, scale)...)
+	}
+	special := []float32{0, float32(math.Copysign(0, -1)), 65504, 65519.99, 65520, -65520, 1e5, 6.1e-5, 6.0e-5,
+		5.96e-8, 2.98e-8, 2.9802322e-08, 8.9406967e-08, 1e-40, -1e-41, 3.4e38, 1.0009765625, 1.00048828125, 1.00146484375}
+	for len(special)%32 != 0 {
+		special = append(special, float32(r.NormFloat64()))
+	}
+	v = append(v, special...)
+	block := make([]float32, 32)
+	for i := range block {
+		block[i] = 0.25
+	}
+	v = append(v, block...)
+	block = make([]float32, 32)
+	block[17] = -3
+	v = append(v, block...)
+	v = append(v, make([]float32, 32)...)
+	// Q4_0 ties: the largest magnitude appears with both signs.
+	block = randSlice(r, 32, 1)
+	block[3], block[9] = 5, -5
+	v = append(v, block...)
+	return v
+}
+
+// TestQuantizeMatchesGGML: our quantizers are bit-exact with the linked ggml's
+// ggml_quantize_chunk, and our dequantizers with its to_float.
+func TestQuantizeMatchesGGML(t *testing.T) {
+	src := quantInputs(t)
+	for _, dt := range allDTypes {
+		ours := make([]byte, RowBytes(dt, len(src)))
+		if err := Quantize(dt, src, ours); err != nil {
+			t.Fatal(err)
+		}
+		theirs, err := ggmlref.Quantize(ggmlType[dt], src, len(src)/32, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(ours, theirs) {
+			for i := range ours {
+				if ours[i] != theirs[i] {
+					bs := RowBytes(dt, dt.BlockSize())
+					e := i / bs * dt.BlockSize()
+					t.Fatalf("%s: byte %d differs (ours %#x, ggml %#x), values %v", dt, i, ours[i], theirs[i], src[e:e+dt.BlockSize()])
+				}
+			}
+		}
+		back := make([]float32, len(src))
+		if err := Dequantize(dt, ours, back); err != nil {
+			t.Fatal(err)
+		}
+		want := src // ggml has no to_float for F32: it is the identity
+		if dt != F32 {
+			if want, err = ggmlref.Dequantize(ggmlType[dt], ours, len(src)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range back {
+			if math.Float32bits(back[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%s: dequantized value %d = %v, ggml %v", dt, i, back[i], want[i])
+			}
+		}
+	}
+}
+
+// TestF16ConversionAllValues: f16 -> f32 -> f16 is the identity on every half (NaN
+// payloads excepted), and f32 -> f16 matches ggml on a sweep of f32 bit patterns.
+func TestF16ConversionAllValues(t *testing.T) {
+	halves := make([]byte, 2*65536)
+	for h := 0; h < 65536; h++ {
+		halves[2*h], halves[2*h+1] = byte(h), byte(h>>8)
+	}
+	f := make([]float32, 65536)
+	if err := Dequantize(F16, halves, f); err != nil {
+		t.Fatal(err)
+	}
+	back := make([]byte, len(halves))
+	if err := Quantize(F16, f, back); err != nil {
+		t.Fatal(err)
+	}
+	for h := 0; h < 65536; h++ {
+		if h&0x7c00 == 0x7c00 && h&0x3ff != 0 {
+			continue // NaN: quieted to 0x7e00
+		}
+		if got := int(back[2*h]) | int(back[2*h+1])<<8; got != h {
+			t.Fatalf("half %#04x -> %v -> %#04x", h, f[h], got)
+		}
+	}
+	var sweep []float32
+	for u := uint32(0); u < 1<<32-1<<20; u += 1<<20 + 12345 {
+		sweep = append(sweep, math.Float32frombits(u))
+	}
+	sweep = sweep[:len(sweep)/32*32]
+	ours := make([]byte, 2*len(sweep))
+	if err := Quantize(F16, sweep, ours); err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := ggmlref.Quantize(ggmlref.F16, sweep, 1, len(sweep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(sweep); i++ {
+		if ours[2*i] != theirs[2*i] || ours[2*i+1] != theirs[2*i+1] {
+			t.Fatalf("f32 %#08x (%v): ours %#02x%02x, ggml %#02x%02x", math.Float32bits(sweep[i]), sweep[i], ours[2*i+1], ours[2*i], theirs[2*i+1], theirs[2*i])
+		}
+	}
+}
+
+func TestQuantizeRejectsPartialBlocks(t *testing.T) {
+	if err := Quantize(Q8_0, make([]float32, 33), make([]byte, 100)); err == nil {
+		t.Error("Q8_0 of 33 values accepted")
+	}
+	if err := Quantize(Q4_0, make([]float32, 32), make([]byte, 17)); err == nil {
+		t.Error("Q4_0 into 17 bytes accepted")
+	}
+	if err := Dequantize(F16, make([]byte, 3), make([]float32, 2)); err == nil {
+		t.Error("F16 from 3 bytes accepted")
+	}
+}
+
+func TestPackF32Layout(t *testing.T) {
+	n, k, nr := 5, 3, 4
+	w := make([]float32, n*k)
+	for i := range w {
+		w[i] = float32(i + 1)
+	}
+	raw := make([]byte, 4*len(w))
+	if err := Quantize(F32, w, raw); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]float32, PackedLen(n, k, nr))
+	if err := PackF32(raw, n, k, nr, out, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	for p := 0; p < 2; p++ {
+		for kk := 0; kk < k; kk++ {
+			for j := 0; j < nr; j++ {
+				want := float32(0)
+				if row := p*nr + j; row < n {
+					want = w[row*k+kk]
+				}
+				if got := out[(p*k+kk)*nr+j]; got != want {
+					t.Fatalf("panel %d k %d lane %d = %v, want %v", p, kk, j, got, want)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,138 @@
+package native
+
+import (
+	"math"
+	"sync"
+	"testing"
+	"unsafe"
+)
+
+// TestForwardPassAllocatesNothing: once the arena has grown to a pass's peak, a pass of
+// ops (a transformer block's worth) allocates nothing on the Go heap.
+func TestForwardPassAllocatesNothing(t *testing.T) {
+	r := newRand(t)
+	const tok, width, heads = 17, 64, 4
+	x := randTensor(r, 1, tok, width)
+	mk := func(n, k int) *Matrix {
+		m, err := NewMatrixF32(randFloats(r, n*k, 0.1), n, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	qkvW, outW, fc1, fc2 := mk(3*width, width), mk(width, width), mk(4*width, width), mk(width, 4*width)
+	g, b := randFloats(r, width, 1), randFloats(r, width, 1)
+	p := AttnParams{Heads: heads, HeadDim: width / heads, Scale: 0.25, Causal: true}
+	c := NewCtx(3)
+	defer c.Close()
+	pass := func() {
+		h := c.LayerNorm(x, g, b, 1e-5)
+		qkv := c.Linear(h, qkvW, nil, None, Tensor{})
+		a := c.Attention(qkv.Cols(0, width), qkv.Cols(width, width), qkv.Cols(2*width, width), 1, p)
+		y := c.Linear(a, outW, nil, None, x)
+		h = c.LayerNorm(y, g, b, 1e-5)
+		m := c.Linear(h, fc1, nil, QuickGELU, Tensor{})
+		c.LinearInto(y, m, fc2, nil, None, y)
+		c.Reset()
+	}
+	pass()
+	if n := testing.AllocsPerRun(20, pass); n != 0 {
+		t.Fatalf("a pass allocates %v times", n)
+	}
+}
+
+func TestArenaReuseAndGrowth(t *testing.T) {
+	c := NewCtx(1)
+	defer c.Close()
+	c.Alloc(100) // the first pass overflows the empty arena
+	c.Alloc(3, 5)
+	c.Reset()
+	if len(c.arena.slab) < 112+16 {
+		t.Fatalf("arena did not grow to the pass's peak: %d floats", len(c.arena.slab))
+	}
+	a := c.Alloc(100)
+	b := c.Alloc(3, 5)
+	if uintptr(unsafe.Pointer(&a.data[0]))%64 != 0 || uintptr(unsafe.Pointer(&b.data[0]))%64 != 0 {
+		t.Fatal("arena tensors are not 64-byte aligned")
+	}
+	c.Reset()
+	if a2 := c.Alloc(100); &a2.data[0] != &a.data[0] {
+		t.Fatal("after Reset the arena did not reuse its memory")
+	}
+	z := c.Zeros(7)
+	for _, v := range z.F32() {
+		if v != 0 {
+			t.Fatal("Zeros is not zero")
+		}
+	}
+	c.Alloc(50)
+	c.Reset()
+	if len(c.arena.slab) < 112+16+64 {
+		t.Fatalf("arena did not grow to the second pass's peak: %d floats", len(c.arena.slab))
+	}
+}
+
+// TestCtxsRunConcurrently: separate Ctxs (each with its own pool) may run at once and
+// share Matrices.
+func TestCtxsRunConcurrently(t *testing.T) {
+	r := newRand(t)
+	w := randFloats(r, 48*32, 0.2)
+	m, err := NewMatrixF32(w, 48, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := randTensor(r, 1, 20, 32)
+	want := linearOracle(x.F32(), w, nil, GELU, nil, 20, 48, 32)
+	var wg sync.WaitGroup
+	errs := make(chan string, 4)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := NewCtx(2)
+			defer c.Close()
+			for i := 0; i < 50; i++ {
+				y := c.Linear(x, m, nil, GELU, Tensor{})
+				for j, v := range y.F32() {
+					if math.Abs(float64(v-want[j])) > 1e-5*(math.Abs(float64(want[j]))+1) {
+						errs <- "concurrent Linear differs"
+						return
+					}
+				}
+				c.Reset()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
+	}
+}
+
+func TestCtxUseAfterClosePanics(t *testing.T) {
+	c := NewCtx(2)
+	c.Close()
+	c.Close() // idempotent
+	defer func() {
+		if recover() == nil {
+			t.Fatal("op on a closed Ctx did not panic")
+		}
+	}()
+	c.Scale(NewTensor(2, 2), 2)
+}
+
+func TestNewCtxVariant(t *testing.T) {
+	if _, err := NewCtxVariant(1, "no-such-isa"); err == nil {
+		t.Fatal("unknown variant accepted")
+	}
+	vs := Variants()
+	if len(vs) == 0 || vs[len(vs)-1] != "ref" {
+		t.Fatalf("Variants() = %v, want ref last", vs)
+	}
+	if c := NewCtx(0); c.Threads() < 1 || c.Variant() != vs[0] {
+		t.Fatalf("NewCtx(0): %d threads, variant %s", c.Threads(), c.Variant())
+	} else {
+		c.Close()
+	}
+}

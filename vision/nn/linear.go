@@ -50,8 +50,8 @@ func (l *Linear) ForwardInto(c *native.Ctx, dst, x native.Tensor, act native.Epi
 
 // addLoRA adds Scale * (x A^T) B^T to y before any activation, as PEFT does.
 func (l *Linear) addLoRA(c *native.Ctx, x, y native.Tensor) {
-	t := c.Linear(x, l.LoRA.A, nil, native.None, native.Tensor{})  // [.., R]
-	d := c.Linear(t, l.LoRA.B, nil, native.None, native.Tensor{})  // [.., Out]
+	t := c.Linear(x, l.LoRA.A, nil, native.None, native.Tensor{}) // [.., R]
+	d := c.Linear(t, l.LoRA.B, nil, native.None, native.Tensor{}) // [.., Out]
 	c.AddScaledInPlace(y, d, l.LoRA.Scale)
 }
 

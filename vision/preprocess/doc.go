@@ -5,6 +5,12 @@
 //
 //	x, err := preprocess.CLIP(img, 224) // []float32, [3, 224, 224]
 //
+// and BLIP-2's (transformers' BlipImageProcessor), built from the same PIL pieces:
+//
+//	convert("RGB") -> resize to (n, n) BICUBIC -> rescale 1/255 -> normalize (CLIP mean/std)
+//
+//	x, err := preprocess.BLIP(img, 224) // []float32, [3, 224, 224]
+//
 // The resize is PIL's ImagingResample with the bicubic filter (a = -0.5, support widened
 // by the reduction factor, 22-bit fixed-point weights, 8-bit result of each separable
 // pass, horizontal first); palette images use PIL's nearest neighbour on the indices, and

@@ -91,11 +91,23 @@ func CLIP(img image.Image, nPx int) ([]float32, error) {
 // too). The result is [n, 3, nPx, nPx]; errs[i] is item i's error (its slot stays zero),
 // never a panic for bad input.
 func Batch(n, nPx, workers int, load func(i int) (image.Image, error)) (out []float32, errs []error) {
+	return batch(n, 3*nPx*nPx, workers, load, func(img image.Image, dst []float32) error {
+		rgb, err := ResizeCropRGB(img, nPx)
+		if err != nil {
+			return err
+		}
+		Normalize(rgb, dst)
+		return nil
+	})
+}
+
+// batch runs load and tf for n items on up to workers goroutines; item i fills
+// out[i*per:(i+1)*per].
+func batch(n, per, workers int, load func(i int) (image.Image, error), tf func(image.Image, []float32) error) (out []float32, errs []error) {
 	if workers <= 0 {
 		workers = 8
 	}
 	workers = max(1, min(workers, n))
-	per := 3 * nPx * nPx
 	out = make([]float32, n*per)
 	errs = make([]error, n)
 	next := make(chan int)
@@ -110,12 +122,9 @@ func Batch(n, nPx, workers int, load func(i int) (image.Image, error)) (out []fl
 					errs[i] = err
 					continue
 				}
-				rgb, err := ResizeCropRGB(img, nPx)
-				if err != nil {
+				if err := tf(img, out[i*per:(i+1)*per]); err != nil {
 					errs[i] = fmt.Errorf("item %d: %w", i, err)
-					continue
 				}
-				Normalize(rgb, out[i*per:(i+1)*per])
 			}
 		}()
 	}

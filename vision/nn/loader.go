@@ -139,6 +139,29 @@ func (l *Loader) Linear(name string, out, in int, bias bool) *Linear {
 	return lin
 }
 
+// Conv loads a convolution, <name>.weight [out, in, kh, kw] and, when bias is set,
+// <name>.bias [out], as the Linear [out, in*kh*kw] of its im2col form (what
+// native.Ctx.PatchEmbed multiplies with). Adapters do not apply to convolutions: an
+// adapter module on one is an error.
+func (l *Loader) Conv(name string, out, in, kh, kw int, bias bool) *Linear {
+	lin := &Linear{}
+	module := l.S.Name(name)
+	t := l.S.Get(name+".weight", out, in, kh, kw)
+	if bias {
+		lin.B = l.S.GetF32(name+".bias", out)
+	}
+	if t.Data == nil {
+		return lin
+	}
+	if l.opt.Adapter != nil && l.opt.Adapter.Lookup(module) != nil {
+		l.used[module] = true
+		l.fail(fmt.Errorf("nn: adapter %s targets the convolution %s: LoRA on convolutions is not supported", l.opt.Adapter.Dir, module))
+		return lin
+	}
+	lin.W = l.matrix(module+".weight", t, out, in*kh*kw)
+	return lin
+}
+
 // Projection loads a [in, out] matrix applied as x @ P (CLIP's visual.proj and
 // text_projection) as a Linear without bias, transposing it once at load.
 func (l *Loader) Projection(name string, in, out int) *Linear {

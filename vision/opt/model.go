@@ -32,8 +32,9 @@ type Model struct {
 const eps = 1e-5
 
 // Load builds the model from l, scoped at the OPTForCausalLM level: it reads
-// model.decoder.* and skips lm_head.weight (tied to embed_tokens). Errors are recorded in
-// the loader (check its Finish).
+// model.decoder.* and skips lm_head.weight (tied to embed_tokens). It returns an error for
+// an unsupported config; checkpoint errors are recorded in the loader, so check its
+// Finish before using the model.
 func Load(l *nn.Loader, cfg Config) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -75,9 +76,6 @@ func Load(l *nn.Loader, cfg Config) (*Model, error) {
 	}
 	// tie_word_embeddings: the LM head is embed_tokens, whatever lm_head.weight holds.
 	l.S.Skip("lm_head.weight")
-	if err := l.Err(); err != nil {
-		return nil, fmt.Errorf("opt: load: %w", err)
-	}
 	return m, nil
 }
 

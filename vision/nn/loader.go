@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -44,19 +45,10 @@ func (l *Loader) Sub(prefix string, parts ...any) *Loader {
 
 func (l *Loader) fail(err error) { *l.errs = append(*l.errs, err) }
 
-// Err returns the loader's own errors and the scope's.
+// Err returns the loader's own errors and the scope's (joined, so errors.Is finds the
+// weights sentinels).
 func (l *Loader) Err() error {
-	var msgs []string
-	for _, e := range *l.errs {
-		msgs = append(msgs, e.Error())
-	}
-	if err := l.S.Err(); err != nil {
-		msgs = append(msgs, err.Error())
-	}
-	if len(msgs) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%s", strings.Join(msgs, "\n"))
+	return errors.Join(append(append([]error(nil), *l.errs...), l.S.Err())...)
 }
 
 // Finish is Err plus the scope's unused-tensor check and adapter modules that matched no
@@ -69,17 +61,7 @@ func (l *Loader) Finish() error {
 			}
 		}
 	}
-	var msgs []string
-	for _, e := range *l.errs {
-		msgs = append(msgs, e.Error())
-	}
-	if err := l.S.Finish(); err != nil {
-		msgs = append(msgs, err.Error())
-	}
-	if len(msgs) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%s", strings.Join(msgs, "\n"))
+	return errors.Join(append(append([]error(nil), *l.errs...), l.S.Finish())...)
 }
 
 // Linear loads <name>.weight [out, in] and, when bias is set, <name>.bias [out], and

@@ -1,0 +1,236 @@
+package blip2
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"synth/internal/fixtures"
+	"synth/native"
+	"synth/vision/internal/parity"
+	"synth/weights"
+)
+
+func TestRealConfigs(t *testing.T) {
+	for _, dir := range fixtures.Sets(t, "blip2", "real-configs.json") {
+		raw, err := os.ReadFile(filepath.Join(dir, "real-configs.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string][2]int{"Salesforce/blip2-opt-2.7b": {2560, 10240}, "Salesforce/blip2-opt-6.7b": {4096, 16384}}
+		for name, dims := range want {
+			var entry struct {
+				ConfigJSON json.RawMessage `json:"config_json"`
+			}
+			if err := json.Unmarshal(doc[name], &entry); err != nil || entry.ConfigJSON == nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			cfg, err := Parse(entry.ConfigJSON)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			v, q, x := cfg.Vision, cfg.QFormer, cfg.Text
+			if v.Hidden != 1408 || v.Layers != 39 || v.Heads != 16 || v.Intermediate != 6144 || v.Tokens() != 257 || v.Eps != 1e-6 ||
+				q.Hidden != 768 || q.Layers != 12 || q.CrossAttnFrequency != 2 || q.EncoderHidden != 1408 || q.Eps != 1e-12 ||
+				cfg.NumQueryTokens != 32 || x.Hidden != dims[0] || x.FFN != dims[1] || x.Layers != 32 || x.Vocab != 50272 ||
+				!slices.Equal(x.EOS, []int32{50118}) || x.BOS != 2 || x.PAD != 1 {
+				t.Errorf("%s parsed as %+v", name, cfg)
+			}
+		}
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	for _, bad := range []string{
+		`{"model_type": "clip"}`,
+		`{"text_config": {"model_type": "t5"}}`,
+		`{"text_config": {"word_embed_proj_dim": 512}}`,
+		`{"vision_config": {"image_size": 225}}`,
+		`{"qformer_config": {"hidden_act": "swish"}}`,
+		`{"qformer_config": {"cross_attention_frequency": 0}}`,
+		`not json`,
+	} {
+		if _, err := Parse([]byte(bad)); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}
+
+// A model converted to GGUF by synth convert loads from the file alone (config in the
+// metadata) and computes the same logits. A Q8_0 file whose quantized set matches what
+// the loader quantizes (every Linear and the token embeddings) gives exactly the logits
+// of the F32 checkpoint quantized at load.
+func TestGGUF(t *testing.T) {
+	for _, dir := range fixtures.Sets(t, "blip2", "expected.safetensors") {
+		src, err := weights.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		in := readInputs(t, dir)
+		want, _ := parity.Load(t, filepath.Join(dir, "expected.safetensors")).F32(t, "logits")
+		c := native.NewCtx(2)
+		defer c.Close()
+		logits := func(m *Model) []float32 {
+			defer c.Reset()
+			return slices.Clone(m.Forward(c, in.pixels, in.ids, in.mask, nil).F32())
+		}
+		loaded := loadSet(t, dir, false, false, native.Q8_0)
+		q8 := logits(loaded)
+		t.Logf("Q8_0 at load: logits relative error vs upstream F32 %.3g", parity.RelErr(q8, want, nil))
+		for _, tc := range []struct {
+			dt   weights.DType
+			want []float32
+			tol  float64
+		}{{weights.F32, want, 1e-4}, {weights.Q8_0, q8, 1e-6}} {
+			path := filepath.Join(t.TempDir(), "m.gguf")
+			opts := weights.ConvertOptions{Type: tc.dt, Quantize: []string{"*embed_tokens.weight", "*projection.weight"}}
+			if _, err := weights.ConvertToGGUF(src, path, opts); err != nil {
+				t.Fatal(err)
+			}
+			g, err := weights.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := Load(g, Options{DType: native.F32})
+			if err != nil {
+				t.Fatalf("%s: %v", tc.dt, err)
+			}
+			if e := parity.RelErr(logits(m), tc.want, nil); e > tc.tol {
+				t.Errorf("%s GGUF: logits relative error %.3g > %.0e", tc.dt, e, tc.tol)
+			}
+			if tc.dt == weights.Q8_0 {
+				a, err := weights.LoadAdapter(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := Load(g, Options{DType: native.F32, Adapter: a}); err == nil || !strings.Contains(err.Error(), "live") {
+					t.Errorf("merging into a Q8_0 file: %v, want an error pointing at the live adapter", err)
+				}
+				if _, err := Load(g, Options{DType: native.F32, Adapter: a, LiveLoRA: true}); err != nil {
+					t.Errorf("live adapter on a Q8_0 file: %v", err)
+				}
+				a.Close()
+			}
+			g.Close()
+		}
+	}
+}
+
+// Images with prompts of different lengths in one batch give the ids each gives alone.
+func TestBatchMatchesSingle(t *testing.T) {
+	for _, dir := range fixtures.Sets(t, "blip2", "expected.safetensors") {
+		m := loadSet(t, dir, false, false, native.F32)
+		in := readInputs(t, dir)
+		c := native.NewCtx(2)
+		defer c.Close()
+		prompts := []Prompt{{IDs: in.ids[:in.tp]}, {}} // a full prompt and BOS alone
+		for _, beams := range []int{1, 3} {
+			p := m.Params(8)
+			p.NumBeams = beams
+			g, err := m.NewGenerator(c, in.b, in.tp, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			together, err := g.Generate(in.pixels, prompts, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			img := in.pixels.F32()
+			per := len(img) / in.b
+			for i := range prompts {
+				one := native.FromF32(img[i*per:(i+1)*per], append([]int{1}, in.pixels.Shape()[1:]...)...)
+				alone, err := g.Generate(one, prompts[i:i+1], p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(alone[0].Tokens, together[i].Tokens) {
+					t.Errorf("beams %d image %d: alone %v, in a batch %v", beams, i, alone[0].Tokens, together[i].Tokens)
+				}
+			}
+		}
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	for _, dir := range fixtures.Sets(t, "blip2", "expected.safetensors") {
+		src, err := weights.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		var kept []weights.Tensor
+		for _, x := range src.Tensors() {
+			if x.Name != "qformer.encoder.layer.0.crossattention.attention.key.weight" {
+				kept = append(kept, x)
+			}
+		}
+		kept = append(kept, weights.Tensor{Name: "extra.weight", DType: weights.F32, Shape: []int{1}, Data: make([]byte, 4)})
+		mem, err := weights.FromTensors("broken", kept, src.Config(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Load(mem, Options{DType: native.F32})
+		if err == nil || !errors.Is(err, weights.ErrMissing) ||
+			!strings.Contains(err.Error(), "qformer.encoder.layer.0.crossattention.attention.key.weight") ||
+			!strings.Contains(err.Error(), "extra.weight") {
+			t.Errorf("missing and unused tensors: %v", err)
+		}
+		noCfg, err := weights.FromTensors("no-config", src.Tensors(), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(noCfg, Options{}); err == nil || !strings.Contains(err.Error(), "config") {
+			t.Errorf("no config: %v", err)
+		}
+		g, err := (&Model{Cfg: Defaults()}).NewGenerator(nil, 0, 4, (&Model{Cfg: Defaults()}).Params(5))
+		if err == nil || g != nil {
+			t.Errorf("generator for 0 images: %v", err)
+		}
+	}
+}
+
+func TestGenerateRejectsBadInput(t *testing.T) {
+	for _, dir := range fixtures.Sets(t, "blip2", "expected.safetensors") {
+		m := loadSet(t, dir, false, false, native.F32)
+		in := readInputs(t, dir)
+		c := native.NewCtx(1)
+		defer c.Close()
+		p := m.Params(4)
+		g, err := m.NewGenerator(c, in.b, in.tp, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		two := []Prompt{{}, {}}
+		for name, call := range map[string]func() error{
+			"too many images": func() error {
+				_, err := g.Generate(in.pixels, []Prompt{{}, {}, {}}, p)
+				return err
+			},
+			"prompt too long": func() error {
+				_, err := g.Generate(in.pixels, []Prompt{{IDs: make([]int32, in.tp+1)}, {}}, p)
+				return err
+			},
+			"id outside vocab": func() error {
+				_, err := g.Generate(in.pixels, []Prompt{{IDs: []int32{2, int32(m.Cfg.Text.Vocab)}}, {}}, p)
+				return err
+			},
+			"more new tokens": func() error {
+				_, err := g.Generate(in.pixels, two, m.Params(5))
+				return err
+			},
+		} {
+			if err := call(); !errors.Is(err, ErrInput) {
+				t.Errorf("%s: %v, want ErrInput", name, err)
+			}
+		}
+	}
+}

@@ -58,7 +58,8 @@ func Load(src *weights.Source, o Options) (*Model, error) {
 }
 
 // Encode turns images into the soft visual prompt for OPT: pixels [B, 3, S, S] ->
-// language_projection(qformer(vision(pixels))) [B*Q, E], in the arena. capture, when set,
+// language_projection(qformer(vision(pixels))) [B*Q, E], a heap tensor. It resets the
+// Ctx's arena as it goes: callers must not hold arena tensors across it. capture, when set,
 // receives every intermediate block by its fixture name (see Vision.Forward,
 // QFormer.Forward, plus qformer_last_hidden_state and language_projection).
 func (m *Model) Encode(c *native.Ctx, pixels native.Tensor, capture func(string, native.Tensor)) native.Tensor {
@@ -68,7 +69,9 @@ func (m *Model) Encode(c *native.Ctx, pixels native.Tensor, capture func(string,
 	if capture != nil {
 		capture("qformer_last_hidden_state", q)
 	}
-	out := m.Proj.Forward(c, q, native.None, native.Tensor{})
+	out := native.NewTensor(b*m.Cfg.NumQueryTokens, m.Cfg.Text.Hidden)
+	m.Proj.ForwardInto(c, out, q, native.None, native.Tensor{})
+	c.Reset()
 	if capture != nil {
 		capture("language_projection", out)
 	}

@@ -84,7 +84,7 @@ func (a *Attention) forward(c *native.Ctx, x, kv native.Tensor, b int, p native.
 }
 
 // Forward runs the queries over image embeddings img [B*T, D] of b images:
-// -> [B*Q, H]. capture, when set, receives qformer_hidden_states.i (i = 0: the normalised
+// -> [B*Q, H], a heap tensor. The Ctx's arena is reset after every layer. capture, when set, receives qformer_hidden_states.i (i = 0: the normalised
 // queries; i: the output of layer i-1); later layers overwrite them.
 func (q *QFormer) Forward(c *native.Ctx, img native.Tensor, b int, capture func(string, native.Tensor)) native.Tensor {
 	cfg := q.Cfg
@@ -93,10 +93,11 @@ func (q *QFormer) Forward(c *native.Ctx, img native.Tensor, b int, capture func(
 		panic(fmt.Sprintf("blip2: qformer: image embeddings %v for %d images of width %d", img.Shape(), b, cfg.EncoderHidden))
 	}
 	q0 := q.Norm.Forward(c, q.Queries) // [Q, H], the same for every image
-	x := c.Alloc(b*nq, h)              // [B*Q, H]
+	x := native.NewTensor(b*nq, h)     // [B*Q, H], outside the arena (reset after every layer)
 	for i := 0; i < b; i++ {
 		x.Rows(i*nq, (i+1)*nq).CopyFrom(q0)
 	}
+	c.Reset()
 	if capture != nil {
 		capture("qformer_hidden_states.0", x)
 	}
@@ -110,6 +111,7 @@ func (q *QFormer) Forward(c *native.Ctx, img native.Tensor, b int, capture func(
 		m := ly.FC1.Forward(c, x, q.act, native.Tensor{})
 		ly.FC2.ForwardInto(c, x, m, native.None, x)
 		c.LayerNormInto(x, x, ly.Norm.W, ly.Norm.B, ly.Norm.Eps)
+		c.Reset()
 		if capture != nil {
 			capture(fmt.Sprintf("qformer_hidden_states.%d", i+1), x)
 		}

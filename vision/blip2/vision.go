@@ -55,9 +55,11 @@ func loadVision(l *nn.Loader, cfg VisionConfig) *Vision {
 }
 
 // Forward embeds images: pixels [B, 3, S, S] -> image_embeds [B*T, D] (after
-// post_layernorm). capture, when set, receives transformers' intermediate outputs by
-// their fixture names (vision_embeddings, vision_hidden_states.i, vision_pooler_output);
-// later layers overwrite them, so Clone what must be kept.
+// post_layernorm), a heap tensor. The Ctx's arena is reset after every layer (the
+// residual stream lives outside it), so callers must not hold arena tensors across the
+// call. capture, when set, receives transformers' intermediate outputs by their fixture
+// names (vision_embeddings, vision_hidden_states.i, vision_last_hidden_state,
+// vision_pooler_output); later layers overwrite them, so Clone what must be kept.
 func (v *Vision) Forward(c *native.Ctx, pixels native.Tensor, capture func(string, native.Tensor)) native.Tensor {
 	cfg := v.Cfg
 	if pixels.Rank() != 4 || pixels.Dim(1) != 3 || pixels.Dim(2) != cfg.ImageSize || pixels.Dim(3) != cfg.ImageSize {
@@ -65,13 +67,14 @@ func (v *Vision) Forward(c *native.Ctx, pixels native.Tensor, capture func(strin
 	}
 	b, t, d := pixels.Dim(0), cfg.Tokens(), cfg.Hidden
 	patches := c.PatchEmbed(pixels, v.Patch.W, v.Patch.B, cfg.PatchSize) // [B*(T-1), D]
-	x := c.Alloc(b*t, d)                                                 // [B*T, D]: class token, then patches, per image
+	x := native.NewTensor(b*t, d)                                         // [B*T, D]: class token, then patches, per image
 	class := native.FromF32(v.Class, 1, d)
 	for i := 0; i < b; i++ {
 		x.Rows(i*t, i*t+1).CopyFrom(class)
 		x.Rows(i*t+1, (i+1)*t).CopyFrom(patches.Rows(i*(t-1), (i+1)*(t-1)))
 	}
 	c.AddInPlace(x, v.Positions)
+	c.Reset()
 	if capture != nil {
 		capture("vision_embeddings", x)
 		capture("vision_hidden_states.0", x)
@@ -87,18 +90,20 @@ func (v *Vision) Forward(c *native.Ctx, pixels native.Tensor, capture func(strin
 		h = ly.Norm2.Forward(c, x)
 		h = ly.FC1.Forward(c, h, v.act, native.Tensor{})
 		ly.FC2.ForwardInto(c, x, h, native.None, x) // x += fc2(gelu(fc1(.)))
+		c.Reset()
 		if capture != nil {
 			capture(fmt.Sprintf("vision_hidden_states.%d", i+1), x)
 		}
 	}
-	out := v.PostNorm.Forward(c, x)
+	c.LayerNormInto(x, x, v.PostNorm.W, v.PostNorm.B, v.PostNorm.Eps)
 	if capture != nil {
-		capture("vision_last_hidden_state", out)
+		capture("vision_last_hidden_state", x)
 		cls := c.Alloc(b, d)
 		for i := 0; i < b; i++ {
-			cls.Rows(i, i+1).CopyFrom(out.Rows(i*t, i*t+1))
+			cls.Rows(i, i+1).CopyFrom(x.Rows(i*t, i*t+1))
 		}
 		capture("vision_pooler_output", v.PostNorm.Forward(c, cls))
+		c.Reset()
 	}
-	return out
+	return x
 }

@@ -90,7 +90,9 @@ func (m *Model) EmbedTokens(c *native.Ctx, ids []int32) native.Tensor {
 // ids (offset 2 included, see PositionIDs). keys and values are appended to kv, and every
 // position attends causally to its slot's cache; keyMask is as for
 // native.Ctx.AttentionCached (nil: nothing padded). The result is the final hidden state
-// [N, P] (after the final LayerNorm and project_out). capture, when set, receives
+// [N, P] (after the final LayerNorm and project_out), in the arena. Forward resets the
+// Ctx's arena as it goes (after reading x): callers must not hold other arena tensors
+// across it. capture, when set, receives
 // transformers' hidden_states: i = 0 the input of layer 0 (embeddings + positions),
 // i = 1..L-1 the output of layer i-1, i = L the result; later layers overwrite them, so
 // Clone what must be kept.
@@ -100,11 +102,16 @@ func (m *Model) Forward(c *native.Ctx, kv *native.KVCache, x native.Tensor, pos 
 	if rows, _ := x.Dims2(); rows != len(pos) {
 		panic(fmt.Sprintf("opt: Forward: %d rows of embeddings, %d positions", rows, len(pos)))
 	}
-	h := x
+	// The residual stream lives outside the arena, which is reset after every layer so
+	// that a pass over many positions needs one layer's temporaries, not L layers'.
+	h := native.NewTensor(len(pos), cfg.Hidden) // [N, H]
 	if m.ProjIn != nil {
-		h = m.ProjIn.Forward(c, x, native.None, native.Tensor{}) // [N, H]
+		m.ProjIn.ForwardInto(c, h, x, native.None, native.Tensor{})
+	} else {
+		h.CopyFrom(x)
 	}
-	h = c.Add(h, c.GatherRows(m.Positions, pos)) // [N, H], arena-owned: updated in place below
+	c.AddInPlace(h, c.GatherRows(m.Positions, pos))
+	c.Reset()
 	attn := native.AttnParams{Heads: cfg.Heads, HeadDim: cfg.HeadDim(), Scale: nn.InvSqrt(cfg.HeadDim()), Causal: true}
 	for i := range m.Layers {
 		if capture != nil {
@@ -121,6 +128,7 @@ func (m *Model) Forward(c *native.Ctx, kv *native.KVCache, x native.Tensor, pos 
 		f := ly.FFNNorm.Forward(c, h)
 		f = ly.FC1.Forward(c, f, m.act, native.Tensor{})
 		ly.FC2.ForwardInto(c, h, f, native.None, h) // h += fc2(act(fc1(.)))
+		c.Reset()
 	}
 	if m.Norm != nil {
 		h = m.Norm.Forward(c, h)

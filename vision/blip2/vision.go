@@ -67,7 +67,7 @@ func (v *Vision) Forward(c *native.Ctx, pixels native.Tensor, capture func(strin
 	}
 	b, t, d := pixels.Dim(0), cfg.Tokens(), cfg.Hidden
 	patches := c.PatchEmbed(pixels, v.Patch.W, v.Patch.B, cfg.PatchSize) // [B*(T-1), D]
-	x := native.NewTensor(b*t, d)                                         // [B*T, D]: class token, then patches, per image
+	x := native.NewTensor(b*t, d)                                        // [B*T, D]: class token, then patches, per image
 	class := native.FromF32(v.Class, 1, d)
 	for i := 0; i < b; i++ {
 		x.Rows(i*t, i*t+1).CopyFrom(class)

@@ -169,12 +169,19 @@ def main():
     ap.add_argument("--tokens", type=int, default=60, help="new tokens per caption")
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--tiny", action="store_true", help="tiny sizes, to check the script")
+    ap.add_argument("--vision-layers", type=int, default=0, help="cut the vision tower to this depth (0: full)")
+    ap.add_argument("--qformer-layers", type=int, default=0, help="cut the Q-Former to this depth (0: full)")
+    ap.add_argument("--text-layers", type=int, default=0, help="cut OPT to this depth (0: full)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    c = TINY if args.tiny else REAL
+    c = dict(TINY if args.tiny else REAL)
+    for key, n in (("v_layers", args.vision_layers), ("q_layers", args.qformer_layers), ("t_layers", args.text_layers)):
+        if n > 0:
+            c[key] = n
     vision, qformer, opt = Vision(c).eval(), QFormer(c).eval(), OPT(c).eval()
     base = {"anchor": "pytorch", "model": "tiny" if args.tiny else "blip2-opt-2.7b",
+            "vlayers": c["v_layers"], "qlayers": c["q_layers"], "tlayers": c["t_layers"],
             "threads": args.threads, "dtype": "f32", "torch": torch.__version__}
     with torch.inference_mode():
         for b in args.batch:

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -45,7 +46,12 @@ func captionCommand() *cli.Command {
 			"(ms: the batch's time divided among its images) or {id, image, model, lora, params, error}.\n" +
 			"A rerun skips images already in --out (--retry-errors redoes the failed ones); a killed run\n" +
 			"loses at most the batch in flight. The tokenizer (vocab.json, merges.txt) is read from the\n" +
-			"model folder, the GGUF's folder, or --tokenizer.",
+			"model folder, the GGUF's folder, or --tokenizer.\n" +
+			"\n" +
+			"Memory: --dtype q8_0 on an F32 folder quantizes at load; a GGUF is mmap'd and used in place.\n" +
+			"For the smallest footprint convert every Linear and the tied embeddings:\n" +
+			"  synth convert --in DIR --out m.gguf --type q8_0 --quantize '*embed_tokens.weight' \\\n" +
+			"    --quantize '*self_attn.projection.weight'",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Usage: "BLIP-2 model folder or .gguf file", Required: true},
 			&cli.StringFlag{Name: "lora", Usage: "PEFT LoRA adapter folder (adapter_config.json + adapter_model.*)"},
@@ -211,6 +217,12 @@ func runCaption(c *cli.Context) error {
 	var promptIDs []int32
 	if rp.Prompt != "" {
 		promptIDs = tok.Encode(rp.Prompt, true)
+	}
+	if os.Getenv("GOGC") == "" {
+		// The KV cache is one large allocation, mostly untouched pages, that still counts
+		// toward the collector's heap goal: at the default GOGC the garbage of decoded
+		// images could grow by as much as the cache before a collection.
+		debug.SetGCPercent(25)
 	}
 	ctx := native.NewCtx(threads(c))
 	defer ctx.Close()

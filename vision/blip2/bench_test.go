@@ -16,6 +16,7 @@ import (
 
 	"synth/native"
 	"synth/vision/generate"
+	"synth/vision/nn"
 	"synth/weights"
 )
 
@@ -288,9 +289,10 @@ func BenchmarkEncode(b *testing.B) {
 				c := native.NewCtx(*benchThreadsF)
 				defer c.Close()
 				px := benchPixels(n, cfg.Vision.ImageSize)
+				var s nn.Scratch
 				start := time.Now()
 				for b.Loop() {
-					m.Encode(c, px, nil)
+					m.Encode(c, px, &s, nil)
 				}
 				b.ReportMetric(float64(n*b.N)/time.Since(start).Seconds(), "images/s")
 			})

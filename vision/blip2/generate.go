@@ -7,6 +7,7 @@ import (
 
 	"synth/native"
 	"synth/vision/generate"
+	"synth/vision/nn"
 	"synth/vision/opt"
 )
 
@@ -34,6 +35,7 @@ func (m *Model) Params(maxNew int) generate.Params {
 type Generator struct {
 	m                                  *Model
 	s                                  *opt.Session
+	scratch                            nn.Scratch
 	maxBatch, maxPrompt, beams, maxNew int
 }
 
@@ -106,8 +108,8 @@ func (g *Generator) Generate(pixels native.Tensor, prompts []Prompt, p generate.
 		lens[i] = cfg.NumQueryTokens + len(pid)
 	}
 
-	prefix := m.Encode(c, pixels, nil) // [B*Q, E]
-	tokens := m.LM.EmbedTokens(c, ids) // [sum(Tp), E]
+	prefix := m.Encode(c, pixels, &g.scratch, nil) // [B*Q, E]
+	tokens := m.LM.EmbedTokens(c, ids)             // [sum(Tp), E]
 	x := c.Alloc(len(ids)+b*cfg.NumQueryTokens, cfg.Text.Hidden)
 	nq, row, tok := cfg.NumQueryTokens, 0, 0
 	slots := make([]int, b)

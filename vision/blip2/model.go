@@ -58,18 +58,19 @@ func Load(src *weights.Source, o Options) (*Model, error) {
 }
 
 // Encode turns images into the soft visual prompt for OPT: pixels [B, 3, S, S] ->
-// language_projection(qformer(vision(pixels))) [B*Q, E], a heap tensor. It resets the
-// Ctx's arena as it goes: callers must not hold arena tensors across it. capture, when set,
+// language_projection(qformer(vision(pixels))) [B*Q, E], outside the arena (in s, or
+// allocated when s is nil). It resets the Ctx's arena as it goes: callers must not hold
+// arena tensors across it. capture, when set,
 // receives every intermediate block by its fixture name (see Vision.Forward,
 // QFormer.Forward, plus qformer_last_hidden_state and language_projection).
-func (m *Model) Encode(c *native.Ctx, pixels native.Tensor, capture func(string, native.Tensor)) native.Tensor {
+func (m *Model) Encode(c *native.Ctx, pixels native.Tensor, s *nn.Scratch, capture func(string, native.Tensor)) native.Tensor {
 	b := pixels.Dim(0)
-	img := m.Vision.Forward(c, pixels, capture)
-	q := m.QFormer.Forward(c, img, b, capture)
+	img := m.Vision.Forward(c, pixels, s, capture)
+	q := m.QFormer.Forward(c, img, b, s, capture)
 	if capture != nil {
 		capture("qformer_last_hidden_state", q)
 	}
-	out := native.NewTensor(b*m.Cfg.NumQueryTokens, m.Cfg.Text.Hidden)
+	out := s.Tensor("blip2.prefix", b*m.Cfg.NumQueryTokens, m.Cfg.Text.Hidden)
 	m.Proj.ForwardInto(c, out, q, native.None, native.Tensor{})
 	c.Reset()
 	if capture != nil {
@@ -89,7 +90,7 @@ func (m *Model) Forward(c *native.Ctx, pixels native.Tensor, ids []int32, mask [
 	}
 	tp := len(ids) / b
 	t := nq + tp
-	x := m.inputsEmbeds(c, m.Encode(c, pixels, capture), m.LM.EmbedTokens(c, ids), b, tp)
+	x := m.inputsEmbeds(c, m.Encode(c, pixels, nil, capture), m.LM.EmbedTokens(c, ids), b, tp)
 	if capture != nil {
 		capture("lm_inputs_embeds", x)
 	}
@@ -106,7 +107,7 @@ func (m *Model) Forward(c *native.Ctx, pixels native.Tensor, ids []int32, mask [
 		}
 		pos = opt.PositionIDs(pos, row, t, 0)
 	}
-	h := m.LM.Forward(c, kv, x, pos, slots, lens, keyMask, func(i int, h native.Tensor) {
+	h := m.LM.Forward(c, kv, x, opt.Batch{Slots: slots, Lens: lens, Pos: pos, KeyMask: keyMask}, nil, func(i int, h native.Tensor) {
 		if capture != nil {
 			capture(fmt.Sprintf("lm_hidden_states.%d", i), h)
 		}

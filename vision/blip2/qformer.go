@@ -84,16 +84,17 @@ func (a *Attention) forward(c *native.Ctx, x, kv native.Tensor, b int, p native.
 }
 
 // Forward runs the queries over image embeddings img [B*T, D] of b images:
-// -> [B*Q, H], a heap tensor. The Ctx's arena is reset after every layer. capture, when set, receives qformer_hidden_states.i (i = 0: the normalised
+// -> [B*Q, H], outside the arena (in s, or allocated when s is nil). The Ctx's arena is
+// reset after every layer. capture, when set, receives qformer_hidden_states.i (i = 0: the normalised
 // queries; i: the output of layer i-1); later layers overwrite them.
-func (q *QFormer) Forward(c *native.Ctx, img native.Tensor, b int, capture func(string, native.Tensor)) native.Tensor {
+func (q *QFormer) Forward(c *native.Ctx, img native.Tensor, b int, s *nn.Scratch, capture func(string, native.Tensor)) native.Tensor {
 	cfg := q.Cfg
 	nq, h := q.Queries.Dim(0), cfg.Hidden
 	if rows, cols := img.Dims2(); b < 1 || rows%b != 0 || cols != cfg.EncoderHidden {
 		panic(fmt.Sprintf("blip2: qformer: image embeddings %v for %d images of width %d", img.Shape(), b, cfg.EncoderHidden))
 	}
-	q0 := q.Norm.Forward(c, q.Queries) // [Q, H], the same for every image
-	x := native.NewTensor(b*nq, h)     // [B*Q, H], outside the arena (reset after every layer)
+	q0 := q.Norm.Forward(c, q.Queries)         // [Q, H], the same for every image
+	x := s.Tensor("qformer.residual", b*nq, h) // [B*Q, H], outside the arena (reset after every layer)
 	for i := 0; i < b; i++ {
 		x.Rows(i*nq, (i+1)*nq).CopyFrom(q0)
 	}

@@ -55,19 +55,19 @@ func loadVision(l *nn.Loader, cfg VisionConfig) *Vision {
 }
 
 // Forward embeds images: pixels [B, 3, S, S] -> image_embeds [B*T, D] (after
-// post_layernorm), a heap tensor. The Ctx's arena is reset after every layer (the
+// post_layernorm), outside the arena (in s, or allocated when s is nil). The Ctx's arena is reset after every layer (the
 // residual stream lives outside it), so callers must not hold arena tensors across the
 // call. capture, when set, receives transformers' intermediate outputs by their fixture
 // names (vision_embeddings, vision_hidden_states.i, vision_last_hidden_state,
 // vision_pooler_output); later layers overwrite them, so Clone what must be kept.
-func (v *Vision) Forward(c *native.Ctx, pixels native.Tensor, capture func(string, native.Tensor)) native.Tensor {
+func (v *Vision) Forward(c *native.Ctx, pixels native.Tensor, s *nn.Scratch, capture func(string, native.Tensor)) native.Tensor {
 	cfg := v.Cfg
 	if pixels.Rank() != 4 || pixels.Dim(1) != 3 || pixels.Dim(2) != cfg.ImageSize || pixels.Dim(3) != cfg.ImageSize {
 		panic(fmt.Sprintf("blip2: vision: pixels %v, want [B, 3, %d, %d]", pixels.Shape(), cfg.ImageSize, cfg.ImageSize))
 	}
 	b, t, d := pixels.Dim(0), cfg.Tokens(), cfg.Hidden
 	patches := c.PatchEmbed(pixels, v.Patch.W, v.Patch.B, cfg.PatchSize) // [B*(T-1), D]
-	x := native.NewTensor(b*t, d)                                        // [B*T, D]: class token, then patches, per image
+	x := s.Tensor("vision.residual", b*t, d)                             // [B*T, D]: class token, then patches, per image
 	class := native.FromF32(v.Class, 1, d)
 	for i := 0; i < b; i++ {
 		x.Rows(i*t, i*t+1).CopyFrom(class)

@@ -84,33 +84,42 @@ func (m *Model) EmbedTokens(c *native.Ctx, ids []int32) native.Tensor {
 	return c.Gather(m.Embed, ids)
 }
 
+// Batch says where the rows of a forward pass go: Lens[i] new positions for the sequence
+// in cache slot Slots[i], stacked in that order, with position ids Pos (one per row, OPT's
+// offset 2 included, see PositionIDs) and KeyMask as for native.Ctx.AttentionCached (nil:
+// nothing padded).
+type Batch struct {
+	Slots, Lens []int
+	Pos         []int32
+	KeyMask     [][]bool
+}
+
 // Forward runs new positions of a batch of sequences through the decoder. x [N, P] holds
 // the input embeddings of the new positions (token embeddings, or BLIP-2's projected
-// queries), lens[i] of them for slots[i], stacked in that order; pos [N] are their position
-// ids (offset 2 included, see PositionIDs). keys and values are appended to kv, and every
-// position attends causally to its slot's cache; keyMask is as for
-// native.Ctx.AttentionCached (nil: nothing padded). The result is the final hidden state
+// queries), laid out as b says. Keys and values are appended to kv, and every position
+// attends causally to its slot's cache. s holds the residual stream between calls (nil:
+// allocate). The result is the final hidden state
 // [N, P] (after the final LayerNorm and project_out), in the arena. Forward resets the
 // Ctx's arena as it goes (after reading x): callers must not hold other arena tensors
 // across it. capture, when set, receives
 // transformers' hidden_states: i = 0 the input of layer 0 (embeddings + positions),
 // i = 1..L-1 the output of layer i-1, i = L the result; later layers overwrite them, so
 // Clone what must be kept.
-func (m *Model) Forward(c *native.Ctx, kv *native.KVCache, x native.Tensor, pos []int32, slots, lens []int,
-	keyMask [][]bool, capture func(i int, h native.Tensor)) native.Tensor {
+func (m *Model) Forward(c *native.Ctx, kv *native.KVCache, x native.Tensor, b Batch, s *nn.Scratch,
+	capture func(i int, h native.Tensor)) native.Tensor {
 	cfg := m.Cfg
-	if rows, _ := x.Dims2(); rows != len(pos) {
-		panic(fmt.Sprintf("opt: Forward: %d rows of embeddings, %d positions", rows, len(pos)))
+	if rows, _ := x.Dims2(); rows != len(b.Pos) {
+		panic(fmt.Sprintf("opt: Forward: %d rows of embeddings, %d positions", rows, len(b.Pos)))
 	}
 	// The residual stream lives outside the arena, which is reset after every layer so
 	// that a pass over many positions needs one layer's temporaries, not L layers'.
-	h := native.NewTensor(len(pos), cfg.Hidden) // [N, H]
+	h := s.Tensor("opt.residual", len(b.Pos), cfg.Hidden) // [N, H]
 	if m.ProjIn != nil {
 		m.ProjIn.ForwardInto(c, h, x, native.None, native.Tensor{})
 	} else {
 		h.CopyFrom(x)
 	}
-	c.AddInPlace(h, c.GatherRows(m.Positions, pos))
+	c.AddInPlace(h, c.GatherRows(m.Positions, b.Pos))
 	c.Reset()
 	attn := native.AttnParams{Heads: cfg.Heads, HeadDim: cfg.HeadDim(), Scale: nn.InvSqrt(cfg.HeadDim()), Causal: true}
 	for i := range m.Layers {
@@ -122,8 +131,8 @@ func (m *Model) Forward(c *native.Ctx, kv *native.KVCache, x native.Tensor, pos 
 		q := ly.Q.Forward(c, a, native.None, native.Tensor{})
 		k := ly.K.Forward(c, a, native.None, native.Tensor{})
 		v := ly.V.Forward(c, a, native.None, native.Tensor{})
-		kv.Append(i, slots, lens, k, v)
-		o := c.AttentionCached(q, kv, i, slots, lens, attn, keyMask)
+		kv.Append(i, b.Slots, b.Lens, k, v)
+		o := c.AttentionCached(q, kv, i, b.Slots, b.Lens, attn, b.KeyMask)
 		ly.O.ForwardInto(c, h, o, native.None, h) // h += out_proj(attention)
 		f := ly.FFNNorm.Forward(c, h)
 		f = ly.FC1.Forward(c, f, m.act, native.Tensor{})

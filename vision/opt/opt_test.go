@@ -69,7 +69,7 @@ func forward(c *native.Ctx, m *Model, ids []int32, mask []int64, b, tl int) ([][
 	}
 	var hidden [][]float32
 	x := m.EmbedTokens(c, ids)
-	h := m.Forward(c, kv, x, pos, slots, lens, keyMask, func(i int, h native.Tensor) {
+	h := m.Forward(c, kv, x, Batch{Slots: slots, Lens: lens, Pos: pos, KeyMask: keyMask}, nil, func(i int, h native.Tensor) {
 		hidden = append(hidden, slices.Clone(h.Clone().F32()))
 	})
 	logits := slices.Clone(m.Logits(c, h).F32())

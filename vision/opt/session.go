@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"synth/native"
+	"synth/vision/nn"
 )
 
 // Session is a batch of sequences decoding through one KV cache, one sequence per slot;
@@ -11,15 +12,15 @@ import (
 // the Ctx's arena at the end of every Prefill and Step, so callers must not hold arena
 // tensors across those calls.
 type Session struct {
-	m      *Model
-	c      *native.Ctx
-	kv     *native.KVCache
-	masks  [][]bool // per slot: attention mask over its positions; nil while all are real
-	seen   []int    // per slot: real (unmasked) positions held
-	logits []float32
-	pos    []int32
-	lens   []int
-	last   []int32
+	m       *Model
+	c       *native.Ctx
+	kv      *native.KVCache
+	masks   [][]bool // per slot: attention mask over its positions; nil while all are real
+	seen    []int    // per slot: real (unmasked) positions held
+	logits  []float32
+	pos     []int32
+	lens    []int
+	scratch nn.Scratch
 }
 
 // NewSession allocates a cache for slots sequences of up to maxLen positions each
@@ -93,7 +94,7 @@ func (s *Session) Prefill(x native.Tensor, slots, lens []int, masks [][]bool) []
 		row += lens[i]
 		last[i] = int32(row - 1)
 	}
-	h := s.m.Forward(s.c, s.kv, x, s.pos, slots, lens, keyMask, nil)
+	h := s.m.Forward(s.c, s.kv, x, Batch{Slots: slots, Lens: lens, Pos: s.pos, KeyMask: keyMask}, &s.scratch, nil)
 	return s.finish(s.c.GatherRows(h, last))
 }
 
@@ -118,7 +119,7 @@ func (s *Session) Step(slots []int, ids []int32) []float32 {
 		}
 	}
 	x := s.m.EmbedTokens(s.c, ids)
-	h := s.m.Forward(s.c, s.kv, x, s.pos, slots, s.lens, keyMask, nil)
+	h := s.m.Forward(s.c, s.kv, x, Batch{Slots: slots, Lens: s.lens, Pos: s.pos, KeyMask: keyMask}, &s.scratch, nil)
 	return s.finish(h)
 }
 

@@ -1,10 +1,14 @@
 package blip2
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -231,6 +235,98 @@ func TestGenerateRejectsBadInput(t *testing.T) {
 			if err := call(); !errors.Is(err, ErrInput) {
 				t.Errorf("%s: %v, want ErrInput", name, err)
 			}
+		}
+	}
+}
+
+// writeAdapter writes a PEFT adapter with random A and B on modules of the given shapes.
+func writeAdapter(t *testing.T, modules map[string][2]int, r int, alpha float64, seed uint64) string {
+	t.Helper()
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(seed, 5))
+	var ts []weights.Tensor
+	var targets []string
+	for mod, shape := range modules {
+		out, in := shape[0], shape[1]
+		a, b := make([]float32, r*in), make([]float32, out*r)
+		for i := range a {
+			a[i] = float32(rng.NormFloat64() * 0.2)
+		}
+		for i := range b {
+			b[i] = float32(rng.NormFloat64() * 0.2)
+		}
+		ts = append(ts,
+			weights.Tensor{Name: "base_model.model." + mod + ".lora_A.weight", DType: weights.F32, Shape: []int{r, in}, Data: f32Bytes(a)},
+			weights.Tensor{Name: "base_model.model." + mod + ".lora_B.weight", DType: weights.F32, Shape: []int{out, r}, Data: f32Bytes(b)})
+		targets = append(targets, regexp.QuoteMeta(mod))
+	}
+	cfg, _ := json.Marshal(map[string]any{"peft_type": "LORA", "r": r, "lora_alpha": alpha,
+		"target_modules": strings.Join(targets, "|"), "bias": "none", "fan_in_fan_out": false, "use_rslora": false, "use_dora": false})
+	if err := os.WriteFile(filepath.Join(dir, "adapter_config.json"), cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := weights.WriteSafetensors(filepath.Join(dir, "adapter_model.safetensors"), ts, map[string]string{"format": "pt"}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func f32Bytes(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return b
+}
+
+// An adapter on Linear layers of all three parts (vision tower, Q-Former, projection,
+// OPT) gives the same logits live and merged, and changes them.
+func TestLoRAEveryPartLiveEqualsMerged(t *testing.T) {
+	for _, dir := range fixtures.Sets(t, "blip2", "expected.safetensors") {
+		base := loadSet(t, dir, false, false, native.F32)
+		cfg := base.Cfg
+		d, q, e := cfg.Vision.Hidden, cfg.QFormer.Hidden, cfg.Text.Hidden
+		mods := map[string][2]int{
+			"vision_model.encoder.layers.0.self_attn.qkv":              {3 * d, d},
+			"vision_model.encoder.layers.0.self_attn.projection":       {d, d},
+			"vision_model.encoder.layers.1.mlp.fc1":                    {cfg.Vision.Intermediate, d},
+			"qformer.encoder.layer.0.crossattention.attention.key":     {q, d},
+			"qformer.encoder.layer.0.output_query.dense":               {q, cfg.QFormer.Intermediate},
+			"language_projection":                                      {e, q},
+			"language_model.model.decoder.layers.0.self_attn.out_proj": {e, e},
+			"language_model.model.decoder.layers.1.fc2":                {e, cfg.Text.FFN},
+		}
+		adir := writeAdapter(t, mods, 4, 8, 11)
+		src, err := weights.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		in := readInputs(t, dir)
+		c := native.NewCtx(2)
+		defer c.Close()
+		logits := func(m *Model) []float32 {
+			defer c.Reset()
+			return slices.Clone(m.Forward(c, in.pixels, in.ids, in.mask, nil).F32())
+		}
+		var got [2][]float32
+		for i, live := range []bool{true, false} {
+			a, err := weights.LoadAdapter(adir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := Load(src, Options{DType: native.F32, Adapter: a, LiveLoRA: live})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[i] = logits(m)
+			a.Close()
+		}
+		if e := parity.RelErr(got[0], got[1], nil); e > 1e-4 {
+			t.Errorf("live vs merged logits: relative error %.3g", e)
+		}
+		if e := parity.RelErr(got[1], logits(base), nil); e < 1e-2 {
+			t.Errorf("the adapter barely changes the logits (relative %.3g): is it applied?", e)
 		}
 	}
 }

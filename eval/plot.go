@@ -73,13 +73,14 @@ func (r *Report) plot() ([]byte, error) {
 		p.Title.Text = fmt.Sprintf("%s: n = %d products", d.Name, d.Used)
 		p.X.Label.Text = "cosine similarity (image, text)"
 		p.Y.Label.Text = "density"
+		// Different first, so the smaller same-product histogram is drawn over it.
 		for _, s := range []struct {
 			label  string
 			counts []int
 			c      color.Color
 		}{
-			{fmt.Sprintf("same product (mean %.4f)", d.Same.Mean), d.HistogramSame, sameColor},
 			{fmt.Sprintf("different product (mean %.4f)", d.Diff.Mean), d.HistogramDiff, diffColor},
+			{fmt.Sprintf("same product (mean %.4f)", d.Same.Mean), d.HistogramSame, sameColor},
 		} {
 			h := densityHist(edges, s.counts, s.c)
 			for _, b := range h.Bins {

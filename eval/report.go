@@ -263,8 +263,12 @@ func (r *Report) Markdown() string {
 	fmt.Fprintf(&b, "- products %d, images per product %d, seed %d, bootstrap replicates %d, strict %v\n",
 		p.Products, p.ImagesPerProduct, p.Seed, p.Bootstrap, p.Strict)
 	fmt.Fprintf(&b, "- sampler: %s\n", p.Sampler)
-	fmt.Fprintf(&b, "- model: %s, file %s, sha256 %s, preprocessing %q / %q\n", r.Model.Name, r.Model.File,
-		r.Model.SHA256, r.Model.ImagePreprocessing, r.Model.TextPreprocessing)
+	file := ""
+	if r.Model.File != "" {
+		file = ", file " + r.Model.File
+	}
+	fmt.Fprintf(&b, "- model: %s%s, sha256 %s, width %d, image preprocessing %q, text preprocessing %q\n", r.Model.Name, file,
+		r.Model.SHA256, r.Model.Dim, r.Model.ImagePreprocessing, r.Model.TextPreprocessing)
 	for _, d := range r.Datasets {
 		e := d.Embedding
 		fmt.Fprintf(&b, "- %s: %s, sha256 %s; images embedded %d, from cache %d; texts embedded %d, from cache %d\n",

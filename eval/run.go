@@ -254,19 +254,25 @@ func evalDataset(ctx context.Context, cfg *Config, emb Embedder, ds Dataset, inf
 	}
 
 	start = time.Now()
-	k := cfg.ImagesPerProduct
+	srt := analyze(dr, images, texts, cfg.ImagesPerProduct, cfg.Bootstrap, newRNG(cfg.Seed, "synth/eval/bootstrap\x00"+ds.Name))
+	dr.Seconds.Analyze = time.Since(start).Seconds()
+	return dr, srt, nil
+}
+
+// analyze fills dr's statistics from the sample's normalised embeddings, images
+// [n*k][D] product-major and texts [n][D], and returns the sorted cosines.
+func analyze(dr *DatasetReport, images, texts [][]float32, k, replicates int, r *rng) *sorted {
 	sim := NewSimilarity(images, texts, k)
 	same, diff := sim.Same(), sim.Diff()
 	dr.Same.Summary, dr.Diff.Summary = Summarize(same), Summarize(diff)
-	dr.Same.CI95, dr.Diff.CI95 = sim.BootstrapCI(cfg.Bootstrap, newRNG(cfg.Seed, "synth/eval/bootstrap\x00"+ds.Name))
+	dr.Same.CI95, dr.Diff.CI95 = sim.BootstrapCI(replicates, r)
 	dr.Recall.ImageToText = sim.ImageToText()
 	dr.Recall.TextToImage = sim.TextToImage()
 	dr.ImageImage.Same, dr.ImageImage.Diff = ImageImage(images, k)
-	slices.Sort(same)
-	slices.Sort(diff)
+	sortFloat32(same)
+	sortFloat32(diff)
 	dr.AUC = AUC(same, diff)
-	dr.Seconds.Analyze = time.Since(start).Seconds()
-	return dr, &sorted{same: same, diff: diff}, nil
+	return &sorted{same: same, diff: diff}
 }
 
 // productResult is one product's embeddings (normalised) or the reason it failed.

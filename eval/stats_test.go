@@ -243,3 +243,36 @@ func TestKSAndW1OnKnownDistributions(t *testing.T) {
 		t.Errorf("same distribution: KS %v, W1 %v", ks, w)
 	}
 }
+
+func TestSortFloat32MatchesSlicesSort(t *testing.T) {
+	r := testRand(t, 6)
+	for _, n := range []int{0, 1, 100, radixMin, 50000} {
+		xs := make([]float32, n)
+		for i := range xs {
+			switch r.IntN(10) {
+			case 0:
+				xs[i] = 0
+			case 1:
+				xs[i] = float32(r.IntN(3)) - 1 // repeated values
+			case 2:
+				xs[i] = float32(r.NormFloat64() * 1e30)
+			default:
+				xs[i] = float32(r.NormFloat64())
+			}
+		}
+		want := slices.Clone(xs)
+		slices.Sort(want)
+		sortFloat32(xs)
+		if !slices.Equal(xs, want) {
+			t.Fatalf("n=%d: radix sort differs from slices.Sort", n)
+		}
+	}
+	same := make([]float32, 3*radixMin)
+	for i := range same {
+		same[i] = 0.25
+	}
+	sortFloat32(same) // all bytes equal: every pass skipped
+	if slices.ContainsFunc(same, func(x float32) bool { return x != 0.25 }) {
+		t.Error("constant input changed")
+	}
+}

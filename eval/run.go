@@ -29,10 +29,10 @@ type Embedder interface {
 
 // ModelInfo identifies the embedding model.
 type ModelInfo struct {
-	Name   string `json:"name"`             // e.g. "LONGCLIP-L"
-	File   string `json:"file,omitempty"`   // the weights file
-	SHA256 string `json:"sha256"`           // hex SHA-256 of the weights file
-	Dim    int    `json:"dim,omitempty"`    // embedding width, 0 when not known ahead
+	Name   string `json:"name"`           // e.g. "LONGCLIP-L"
+	File   string `json:"file,omitempty"` // the weights file
+	SHA256 string `json:"sha256"`         // hex SHA-256 of the weights file
+	Dim    int    `json:"dim,omitempty"`  // embedding width, 0 when not known ahead
 	// ImagePreprocessing and TextPreprocessing name everything besides the weights that
 	// decides an embedding (e.g. "clip-224-bicubic", "cliptok-248-truncate"): part of the
 	// cache key, so changing either never returns stale vectors.
@@ -296,7 +296,7 @@ type embedRun struct {
 // job is one input to embed: an image file or a text, and where its vector goes.
 type job struct {
 	product int
-	slot    int // image slot, or -1 for the text
+	slot    int    // image slot, or -1 for the text
 	name    string // the image as the manifest names it
 	path    string // resolved against the manifest's folder
 	text    string

@@ -190,6 +190,7 @@ func evalDataset(ctx context.Context, cfg *Config, emb Embedder, ds Dataset, inf
 		ManifestSHA256: m.sha256,
 		Products:       len(m.products),
 		Requested:      cfg.Products,
+		Excluded:       []Excluded{},
 	}
 	var eligible []product
 	for _, p := range m.products {
@@ -213,6 +214,9 @@ func evalDataset(ctx context.Context, cfg *Config, emb Embedder, ds Dataset, inf
 	e := &embedRun{ctx: ctx, cfg: cfg, emb: emb, info: info, m: m, name: ds.Name}
 	var images, texts [][]float32 // [n*k][D], [n][D]
 	for next := 0; len(texts) < cfg.Products && next < len(order); {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, fmt.Errorf("eval: dataset %s: %w", ds.Name, err)
+		}
 		want := min(cfg.Batch, cfg.Products-len(texts), len(order)-next)
 		batch := make([]product, want)
 		for i := range batch {

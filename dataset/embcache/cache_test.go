@@ -23,7 +23,7 @@ func vec(seed uint64, dim int) []float32 {
 
 func textKey(i int) Key { return TextKey("modelhash", "cliptok-248", fmt.Sprintf("text %d", i)) }
 
-func mustOpen(t *testing.T, dir string) *Cache {
+func mustOpen(t testing.TB, dir string) *Cache {
 	t.Helper()
 	c, err := Open(dir)
 	if err != nil {

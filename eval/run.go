@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"synth/dataset"
 	"synth/dataset/embcache"
 )
 
@@ -188,12 +189,12 @@ func evalDataset(ctx context.Context, cfg *Config, emb Embedder, ds Dataset, inf
 		Name:           ds.Name,
 		Manifest:       ds.Manifest,
 		ManifestSHA256: m.sha256,
-		Products:       len(m.products),
+		Products:       len(m.Products),
 		Requested:      cfg.Products,
 		Excluded:       []Excluded{},
 	}
-	var eligible []product
-	for _, p := range m.products {
+	var eligible []dataset.Product
+	for _, p := range m.Products {
 		switch {
 		case len(p.Images) < cfg.minImages():
 			dr.Ineligible.FewImages++
@@ -218,7 +219,7 @@ func evalDataset(ctx context.Context, cfg *Config, emb Embedder, ds Dataset, inf
 			return nil, nil, fmt.Errorf("eval: dataset %s: %w", ds.Name, err)
 		}
 		want := min(cfg.Batch, cfg.Products-len(texts), len(order)-next)
-		batch := make([]product, want)
+		batch := make([]dataset.Product, want)
 		for i := range batch {
 			batch[i] = eligible[order[next+i]]
 		}
@@ -250,11 +251,11 @@ func evalDataset(ctx context.Context, cfg *Config, emb Embedder, ds Dataset, inf
 	dr.Used = n
 	if n < 2 {
 		return nil, nil, fmt.Errorf("eval: dataset %s: %d usable products of %d in %s (%d eligible, %d excluded): different-product pairs need at least 2",
-			ds.Name, n, len(m.products), ds.Manifest, len(eligible), len(dr.Excluded))
+			ds.Name, n, len(m.Products), ds.Manifest, len(eligible), len(dr.Excluded))
 	}
 	if n < cfg.Products {
 		dr.Notes = append(dr.Notes, fmt.Sprintf("used all %d usable products: %d eligible (of %d in the manifest), %d excluded; fewer than the %d requested",
-			n, len(eligible), len(m.products), len(dr.Excluded), cfg.Products))
+			n, len(eligible), len(m.Products), len(dr.Excluded), cfg.Products))
 	}
 
 	start = time.Now()
@@ -319,7 +320,7 @@ func (j *job) describe() string {
 
 // embedProducts embeds the chosen images and the text of each product, reading the
 // cache first and writing what it computed back to it.
-func (e *embedRun) embedProducts(batch []product) ([]productResult, error) {
+func (e *embedRun) embedProducts(batch []dataset.Product) ([]productResult, error) {
 	k := e.cfg.ImagesPerProduct
 	res := make([]productResult, len(batch))
 	var jobs []*job
@@ -327,7 +328,7 @@ func (e *embedRun) embedProducts(batch []product) ([]productResult, error) {
 		res[i].images = make([][]float32, k)
 		for slot, idx := range chooseImages(e.cfg.Seed, p.ID, len(p.Images), k) {
 			res[i].paths = append(res[i].paths, p.Images[idx])
-			jobs = append(jobs, &job{product: i, slot: slot, name: p.Images[idx], path: e.m.imagePath(p.Images[idx])})
+			jobs = append(jobs, &job{product: i, slot: slot, name: p.Images[idx], path: e.m.ImagePath(p.Images[idx])})
 		}
 		jobs = append(jobs, &job{product: i, slot: -1, text: p.Text})
 	}

@@ -23,7 +23,8 @@ import (
 	"synth/dataset/embcache"
 )
 
-const fakeDim = 48
+// fakeDim is Long-CLIP's embedding width.
+const fakeDim = 768
 
 // fakeEmbedder is deterministic: an image file holding "product P image J" embeds to
 // 0.8*dir(P) + noise(file bytes), a text "P: words" to 0.5*dir(P) + noise(text), where
@@ -333,6 +334,12 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	var progress []Progress
 	cfg.Progress = func(p Progress) { progress = append(progress, p) }
+	cache, err := embcache.Open(filepath.Join(root, "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	cfg.Cache = cache
 	f := &fakeEmbedder{}
 	rep := runEval(t, cfg, f)
 
@@ -404,11 +411,17 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 
 	// The captioned set shares ids and images with the source: the same products and
-	// images are sampled (paired), and the rewritten set's images are all new.
-	if c := rep.Datasets[1]; !slices.EqualFunc(c.Sampled, s.Sampled, func(a, b SampledProduct) bool {
+	// images are sampled (paired), and its images come from the cache, except the two
+	// undecodable ones (failures are not cached). Its texts are all new.
+	c := rep.Datasets[1]
+	if !slices.EqualFunc(c.Sampled, s.Sampled, func(a, b SampledProduct) bool {
 		return a.ID == b.ID && slices.Equal(a.Images, b.Images)
 	}) {
 		t.Error("the captioned set, with the source's ids and images, was sampled differently")
+	}
+	// 40 used products and "rejected" have 2 cached images each, "missing" its readable one.
+	if e := c.Embedding; e.ImagesEmbedded != 2 || e.ImagesCached != 83 || e.TextsCached != 0 {
+		t.Errorf("captioned set embedding: %+v, want 83 images from the cache", e)
 	}
 
 	out := filepath.Join(root, "out")

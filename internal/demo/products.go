@@ -85,7 +85,7 @@ func (g garment) Keywords() []string {
 // Description is a long sentence description in the style of the source data.
 func (g garment) Description() string {
 	return fmt.Sprintf("This %s %s is made of soft %s with %s. It has a %s that sits comfortably "+
-		"and %s that make it easy to style every day. The %s colour pairs well with neutral "+
+		"and comes with %s, so it is easy to style every day. The %s colour pairs well with neutral "+
 		"basics, and the fabric keeps its shape after washing.",
 		g.Color.Name, g.Category, g.Material, g.patternWords(), g.Fit, g.Detail, g.Color.Name)
 }

@@ -78,6 +78,7 @@ func commands() []*cli.Command {
 		inspectCommand(),
 		convertCommand(),
 		tokenizeCommand(),
+		mergeCommand(),
 	}
 }
 

@@ -79,6 +79,7 @@ func commands() []*cli.Command {
 		convertCommand(),
 		tokenizeCommand(),
 		mergeCommand(),
+		pipelineCommand(),
 	}
 }
 

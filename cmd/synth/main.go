@@ -60,6 +60,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ExitErrHandler:  func(*cli.Context, error) {},
 		OnUsageError:    onUsageError,
 		HideHelpCommand: true,
+		// Repeatable flags take one value each: texts such as "blue jeans, cotton" must not
+		// be split at their commas.
+		DisableSliceFlagSeparator: true,
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
 				return usageErrorf("unknown command %q (see synth --help)", c.Args().First())
@@ -78,6 +81,7 @@ func commands() []*cli.Command {
 		inspectCommand(),
 		convertCommand(),
 		tokenizeCommand(),
+		embedCommand(),
 	}
 }
 

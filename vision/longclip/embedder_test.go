@@ -33,7 +33,7 @@ func gradient(w, h int, seed uint64) image.Image {
 // TestEmbedImagesPerItemErrors: failures (decoder errors, a decoder panic, a nil image)
 // stay with their items; every other item gets what EncodeImage gives it alone.
 func TestEmbedImagesPerItemErrors(t *testing.T) {
-	m, err := Load(memSource(t, randomTensors(smallConfig, 11), nil), smallConfig, Options{})
+	m, err := Load(memSource(t, RandomTensors(smallConfig, 11), nil), smallConfig, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,8 @@
 package longclip
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -12,64 +10,6 @@ import (
 	"synth/native"
 	"synth/weights"
 )
-
-// randomTensors builds a Long-CLIP state dict with upstream's names and random values of
-// realistic scale (weights ~ U(-a, a) with the variance of N(0, 1/fan_in), LayerNorm
-// weights near 1), for tests and random-weight benchmarks.
-func randomTensors(cfg Config, seed uint64) []weights.Tensor {
-	r := rand.New(rand.NewPCG(seed, 0x1c11))
-	var ts []weights.Tensor
-	add := func(name string, scale, offset float32, shape ...int) {
-		n := 1
-		for _, d := range shape {
-			n *= d
-		}
-		b := make([]byte, 4*n)
-		for i := 0; i < n; i++ {
-			v := offset + scale*(2*r.Float32()-1)
-			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-		}
-		ts = append(ts, weights.Tensor{Name: name, DType: weights.F32, Shape: shape, Data: b})
-	}
-	lin := func(fanIn int) float32 { return float32(math.Sqrt(3 / float64(fanIn))) }
-	blocks := func(prefix string, n, w int) {
-		for i := 0; i < n; i++ {
-			p := fmt.Sprintf("%s%d.", prefix, i)
-			add(p+"attn.in_proj_weight", lin(w), 0, 3*w, w)
-			add(p+"attn.in_proj_bias", 0.1, 0, 3*w)
-			add(p+"attn.out_proj.weight", lin(w), 0, w, w)
-			add(p+"attn.out_proj.bias", 0.1, 0, w)
-			add(p+"ln_1.weight", 0.2, 1, w)
-			add(p+"ln_1.bias", 0.1, 0, w)
-			add(p+"mlp.c_fc.weight", lin(w), 0, 4*w, w)
-			add(p+"mlp.c_fc.bias", 0.1, 0, 4*w)
-			add(p+"mlp.c_proj.weight", lin(4*w), 0, w, 4*w)
-			add(p+"mlp.c_proj.bias", 0.1, 0, w)
-			add(p+"ln_2.weight", 0.2, 1, w)
-			add(p+"ln_2.bias", 0.1, 0, w)
-		}
-	}
-	v, t := cfg.Vision, cfg.Text
-	add("positional_embedding", 0.02, 0, t.Context, t.Width)
-	add("positional_embedding_res", 0.02, 0, t.Context, t.Width)
-	add("text_projection", lin(t.Width), 0, t.Width, cfg.EmbedDim)
-	add("logit_scale", 0, 4.6052, 1)
-	ts[len(ts)-1].Shape = []int{}
-	add("visual.class_embedding", 0.05, 0, v.Width)
-	add("visual.positional_embedding", 0.02, 0, v.Tokens(), v.Width)
-	add("visual.proj", lin(v.Width), 0, v.Width, cfg.EmbedDim)
-	add("visual.conv1.weight", lin(3*v.PatchSize*v.PatchSize), 0, v.Width, 3, v.PatchSize, v.PatchSize)
-	add("visual.ln_pre.weight", 0.2, 1, v.Width)
-	add("visual.ln_pre.bias", 0.1, 0, v.Width)
-	blocks("visual.transformer.resblocks.", v.Layers, v.Width)
-	add("visual.ln_post.weight", 0.2, 1, v.Width)
-	add("visual.ln_post.bias", 0.1, 0, v.Width)
-	blocks("transformer.resblocks.", t.Layers, t.Width)
-	add("token_embedding.weight", 0.05, 0, t.Vocab, t.Width)
-	add("ln_final.weight", 0.2, 1, t.Width)
-	add("ln_final.bias", 0.1, 0, t.Width)
-	return ts
-}
 
 // smallConfig is a model small enough for quick tests whose head counts follow upstream's
 // width // 64 rule (no config.json needed).
@@ -87,7 +27,7 @@ func memSource(t testing.TB, ts []weights.Tensor, config []byte) *weights.Source
 }
 
 func TestConfigFromWeights(t *testing.T) {
-	ts := randomTensors(smallConfig, 1)
+	ts := RandomTensors(smallConfig, 1)
 	cfg, err := ConfigFromWeights(memSource(t, ts, nil), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +49,7 @@ func TestConfigFromWeights(t *testing.T) {
 	// Narrow towers need explicit heads.
 	narrow := smallConfig
 	narrow.Text.Width = 32
-	_, err = ConfigFromWeights(memSource(t, randomTensors(narrow, 1), nil), nil)
+	_, err = ConfigFromWeights(memSource(t, RandomTensors(narrow, 1), nil), nil)
 	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "text.heads = 0") {
 		t.Fatalf("width 32 without config.json: %v", err)
 	}
@@ -122,7 +62,7 @@ func TestConfigFromWeights(t *testing.T) {
 }
 
 func TestLoadReportsMissingAndUnused(t *testing.T) {
-	ts := randomTensors(smallConfig, 2)
+	ts := RandomTensors(smallConfig, 2)
 	var kept []weights.Tensor
 	for _, tt := range ts {
 		if tt.Name != "transformer.resblocks.1.mlp.c_fc.bias" {
@@ -158,7 +98,7 @@ func TestBatchesMatchSingles(t *testing.T) {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(seed, 3))
-	m, err := Load(memSource(t, randomTensors(smallConfig, seed), nil), smallConfig, Options{})
+	m, err := Load(memSource(t, RandomTensors(smallConfig, seed), nil), smallConfig, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +137,7 @@ func TestBatchesMatchSingles(t *testing.T) {
 // TestPoolsAtFirstMaximum: a row whose largest id appears twice is pooled at the first
 // occurrence, so what follows it does not matter.
 func TestPoolsAtFirstMaximum(t *testing.T) {
-	m, err := Load(memSource(t, randomTensors(smallConfig, 5), nil), smallConfig, Options{})
+	m, err := Load(memSource(t, RandomTensors(smallConfig, 5), nil), smallConfig, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +157,7 @@ func TestPoolsAtFirstMaximum(t *testing.T) {
 }
 
 func TestEncodeRejectsBadInput(t *testing.T) {
-	m, err := Load(memSource(t, randomTensors(smallConfig, 6), nil), smallConfig, Options{})
+	m, err := Load(memSource(t, RandomTensors(smallConfig, 6), nil), smallConfig, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -372,6 +372,26 @@ func TestEmbedMatchesFixture(t *testing.T) {
 			checkClose(t, "image "+r.Image, r.Embedding, imgWant[rows[k]*d:(rows[k]+1)*d])
 		}
 
+		// synth convert --type q8_0, then embed from the GGUF: cosine >= 0.999 (the bar).
+		gguf := filepath.Join(dir, "model-q8_0.gguf")
+		if code, _, stderr := runCLI(t, "convert", "--in", filepath.Join(set, "model.pt"), "--type", "q8_0", "--out", gguf); code != exitOK {
+			t.Fatalf("convert: exit %d: %s", code, stderr)
+		}
+		q8 := filepath.Join(dir, "img-q8.jsonl")
+		args[2], args[4] = gguf, q8
+		if code, _, stderr := runCLI(t, args...); code != exitOK {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		for k, r := range readRecords(t, q8) {
+			var cos float64
+			for j, v := range r.Embedding { // both sides are normalised
+				cos += float64(v) * float64(imgWant[rows[k]*d+j])
+			}
+			if cos < 0.999 {
+				t.Errorf("q8_0 GGUF, image %s: cosine %.6f to the float32 upstream embedding", r.Image, cos)
+			}
+		}
+
 		texts := filepath.Join(dir, "texts.txt")
 		if err := os.WriteFile(texts, []byte(strings.Join(cfg.Inputs.Texts, "\n")+"\n"), 0o644); err != nil {
 			t.Fatal(err)

@@ -36,6 +36,16 @@ func TestConfigFromWeights(t *testing.T) {
 		t.Fatalf("derived %v\nwant    %v", cfg, smallConfig)
 	}
 
+	// The released models' dimensions, heads included, come from the state dict alone
+	// (one block per tower keeps the test small; the layer count is checked above).
+	for _, real := range []Config{LongCLIPB, LongCLIPL} {
+		real.Vision.Layers, real.Text.Layers = 1, 1
+		got, err := ConfigFromWeights(memSource(t, RandomTensors(real, 1), nil), nil)
+		if err != nil || got != real {
+			t.Fatalf("derived %v (%v)\nwant    %v", got, err, real)
+		}
+	}
+
 	// config.json heads win; other dimensions must agree.
 	cfg, err = ConfigFromWeights(memSource(t, ts, nil), []byte(`{"vision": {"heads": 4}, "text": {"heads": 8, "width": 128}}`))
 	if err != nil || cfg.Vision.Heads != 4 || cfg.Text.Heads != 8 {

@@ -20,7 +20,6 @@ import (
 
 	"synth/dataset"
 	"synth/dataset/imagefile"
-	"synth/native"
 	"synth/vision/cliptok"
 	"synth/vision/longclip"
 	"synth/vision/nn"
@@ -49,22 +48,29 @@ func embedCommand() *cli.Command {
 			"ones. --out FILE.npy (float32 [N, E]) or FILE.safetensors (\"embeddings\" [N, E], \"valid\" [N])\n" +
 			"are written at the end, failed rows NaN, with FILE.items.jsonl naming each row's item.\n" +
 			"Embeddings are L2-normalised unless --normalize=false.",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "model", Usage: "Long-CLIP model folder or weights file", Required: true},
-			&cli.StringFlag{Name: "vocab", Usage: "the BPE merges file (default: " + clipVocabName + " beside the model)"},
-			&cli.StringFlag{Name: "dtype", Value: "f32", Usage: "weights in memory: f32, f16, bf16, q8_0, q4_0 (quantized GGUF weights stay as stored)"},
-			&cli.BoolFlag{Name: "upstream-fp16", Usage: "round the weights upstream's loader casts to float16, like longclip.load"},
+		Flags: append(longclipFlags(),
 			&cli.StringSliceFlag{Name: "image", Usage: "an image file (repeatable)"},
 			&cli.StringFlag{Name: "images", Usage: "a JSONL product manifest whose images to embed"},
 			&cli.StringSliceFlag{Name: "text", Usage: "a text (repeatable)"},
 			&cli.StringFlag{Name: "texts", Usage: "a .jsonl manifest (product texts) or a file with one text a line"},
 			&cli.StringFlag{Name: "out", Usage: "output `FILE`: .jsonl, .npy or .safetensors", Required: true},
-			&cli.IntFlag{Name: "batch", Value: 8, Usage: "items per forward pass"},
 			&cli.BoolFlag{Name: "normalize", Value: true, Usage: "L2-normalise the embeddings"},
 			&cli.StringFlag{Name: "shard", Usage: "embed only shard `i/n` of the items (by product id, or by path / line)"},
 			&cli.BoolFlag{Name: "fail-fast", Usage: "stop at the first item that fails (exit 1) instead of recording it"},
-		},
+		),
 		Action: runEmbed,
+	}
+}
+
+// longclipFlags are the flags of every command that runs Long-CLIP (embed, eval); read
+// them with openEmbedder.
+func longclipFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "model", Usage: "Long-CLIP model folder or weights file (.pt, .safetensors, .gguf)", Required: true},
+		&cli.StringFlag{Name: "vocab", Usage: "the BPE merges file (default: " + clipVocabName + " beside the model)"},
+		&cli.StringFlag{Name: "dtype", Value: "f32", Usage: "weights in memory: f32, f16, bf16, q8_0, q4_0 (quantized GGUF weights stay as stored)"},
+		&cli.BoolFlag{Name: "upstream-fp16", Usage: "round the weights upstream's loader casts to float16, like longclip.load"},
+		&cli.IntFlag{Name: "batch", Value: 8, Usage: "items per forward pass"},
 	}
 }
 
@@ -110,13 +116,6 @@ func runEmbed(c *cli.Context) error {
 	if ext != ".jsonl" && ext != ".npy" && ext != ".safetensors" {
 		return usageErrorf("--out %q: want a .jsonl, .npy or .safetensors file", out)
 	}
-	if c.Int("batch") < 1 {
-		return usageErrorf("--batch must be at least 1, got %d", c.Int("batch"))
-	}
-	dt, err := nn.ParseDType(c.String("dtype"))
-	if err != nil {
-		return usageErrorf("--dtype: %v", err)
-	}
 	shard, err := dataset.ParseShard(c.String("shard"))
 	if err != nil {
 		return usageErrorf("--shard: %v", err)
@@ -137,7 +136,7 @@ func runEmbed(c *cli.Context) error {
 			mine = append(mine, it)
 		}
 	}
-	e, err := openEmbedder(c, dt, texts)
+	e, err := openEmbedder(c, texts, c.Bool("normalize"))
 	if err != nil {
 		return err
 	}
@@ -214,9 +213,16 @@ func runEmbed(c *cli.Context) error {
 	return nil
 }
 
-// openEmbedder loads the model (and the tokenizer when texts are embedded) as the
-// --model, --vocab, --dtype, --upstream-fp16, --batch, --normalize and --threads flags say.
-func openEmbedder(c *cli.Context, dt native.DType, texts bool) (*longclip.Embedder, error) {
+// openEmbedder loads the model (and the tokenizer when texts are embedded) as
+// longclipFlags and --threads say. Close the Embedder, then its Model.
+func openEmbedder(c *cli.Context, texts, normalize bool) (*longclip.Embedder, error) {
+	if c.Int("batch") < 1 {
+		return nil, usageErrorf("--batch must be at least 1, got %d", c.Int("batch"))
+	}
+	dt, err := nn.ParseDType(c.String("dtype"))
+	if err != nil {
+		return nil, usageErrorf("--dtype: %v", err)
+	}
 	model := c.String("model")
 	start := time.Now()
 	m, err := longclip.Open(model, longclip.Options{DType: dt, UpstreamFP16: c.Bool("upstream-fp16")})
@@ -246,7 +252,7 @@ func openEmbedder(c *cli.Context, dt native.DType, texts bool) (*longclip.Embedd
 	e, err := longclip.NewEmbedder(m, tok, longclip.EmbedderOptions{
 		Threads:   threads(c),
 		Batch:     c.Int("batch"),
-		Normalize: c.Bool("normalize"),
+		Normalize: normalize,
 		Decode: func(path string) (image.Image, error) {
 			return imagefile.Decode(path, imagefile.Limits{})
 		},

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -176,6 +178,17 @@ func (t *Tokenizer) appendTokens(ids []int32, cleaned string) []int32 {
 		}
 	}
 	return ids
+}
+
+// Fingerprint identifies the vocabulary (sha256 of its pieces in id order), for caches
+// keyed by what produced an embedding.
+func (t *Tokenizer) Fingerprint() string {
+	h := sha256.New()
+	for _, p := range t.pieces {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // VocabSize is the number of token ids: 512 byte symbols, the merges, SOT and EOT (49408

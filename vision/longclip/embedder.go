@@ -90,6 +90,9 @@ func (e *Embedder) Close() {
 // Dim is the embedding width E.
 func (e *Embedder) Dim() int { return e.m.Config.EmbedDim }
 
+// Tokenizer is the CLIP tokenizer texts go through (nil when only images are embedded).
+func (e *Embedder) Tokenizer() *cliptok.Tokenizer { return e.tok }
+
 // Model is the model the Embedder runs.
 func (e *Embedder) Model() *Model { return e.m }
 

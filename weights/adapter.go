@@ -151,7 +151,8 @@ func (l *LoRA) Merge(w []float32) error {
 	return nil
 }
 
-// fullMatch compiles a Python pattern for re.fullmatch; prefix for re.match.
+// compilePy compiles a Python pattern for re.fullmatch (full) or re.match (anchored at
+// the start only).
 func compilePy(pattern string, full bool, what string) (*regexp.Regexp, error) {
 	expr := "^(?:" + pattern + ")"
 	if full {

@@ -275,3 +275,24 @@ func TestAdapterWeightsChecked(t *testing.T) {
 		}
 	}
 }
+
+// adapter_model.bin (torch.save of the adapter state dict) loads through the unpickler.
+func TestAdapterFromTorchBin(t *testing.T) {
+	p := newPickle().global("collections", "OrderedDict").op(')', 'R', '(')
+	p.str("base_model.model.l.0.q.lora_A.weight").tensor("0", 6, 0, []int{2, 3}, []int{3, 1})
+	p.str("base_model.model.l.0.q.lora_B.weight").tensor("1", 8, 0, []int{4, 2}, []int{2, 1})
+	p.op('u', '.')
+	pt := ptFile(t, p.Bytes(), map[string][]byte{"0": f32Bytes(1, 2, 3, 4, 5, 6), "1": f32Bytes(1, 0, 0, 1, 1, 1, 2, -1)})
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "adapter_config.json"), []byte(`{"peft_type":"LORA","r":2,"lora_alpha":2,"target_modules":["q"]}`), 0o644)
+	b, _ := os.ReadFile(pt)
+	os.WriteFile(filepath.Join(dir, "adapter_model.bin"), b, 0o644)
+	a, err := LoadAdapter(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if l := a.Lookup("l.0.q"); l == nil || l.Scale != 1 || !slices.Equal(l.B, []float32{1, 0, 0, 1, 1, 1, 2, -1}) {
+		t.Errorf("lora from .bin: %+v", l)
+	}
+}

@@ -41,6 +41,8 @@ type ConvertOptions struct {
 	Name         string
 	// Config is the config.json text stored under ConfigKey (default: src.Config()).
 	Config []byte
+	// Threads encode large tensors in parallel (0 or 1: one goroutine).
+	Threads int
 	// Progress, when set, is called after each tensor is written.
 	Progress func(done, total int, name string, bytes int64)
 }
@@ -218,7 +220,7 @@ func ConvertToGGUF(src *Source, out string, opts ConvertOptions) ([]PlanItem, er
 	for _, it := range plan {
 		it := it
 		fill := func() ([]byte, error) {
-			b, err := convertTensor(src, opts.Adapter, it)
+			b, err := convertTensor(src, opts.Adapter, it, opts.Threads)
 			done++
 			if opts.Progress != nil && err == nil {
 				opts.Progress(done, len(plan), it.Name, int64(len(b)))
@@ -236,7 +238,7 @@ func ConvertToGGUF(src *Source, out string, opts ConvertOptions) ([]PlanItem, er
 }
 
 // convertTensor produces the stored bytes of one planned tensor.
-func convertTensor(src *Source, a *Adapter, it PlanItem) ([]byte, error) {
+func convertTensor(src *Source, a *Adapter, it PlanItem, threads int) ([]byte, error) {
 	t, err := src.Tensor(it.Name)
 	if err != nil {
 		return nil, err
@@ -258,5 +260,5 @@ func convertTensor(src *Source, a *Adapter, it PlanItem) ([]byte, error) {
 			return nil, err
 		}
 	}
-	return Quantize(it.To, v)
+	return QuantizeParallel(it.To, v, threads)
 }

@@ -17,6 +17,12 @@ import (
 // from input bytes (each opcode consumes at least one byte and makes a bounded number of
 // values), so memory stays proportional to the input, and it runs in one pass (pickles
 // have no loops).
+//
+// Why our own and not github.com/nlpodyssey/gopickle: weights is standard-library only,
+// and gopickle is a general unpickler whose safety would rest on a class-resolving
+// callback over Python-like objects; here the only callables are a handful of Go
+// functions, which makes the allow-list the whole attack surface and lets every
+// allocation be bounded by the input size (checked by FuzzUnpickle).
 
 type (
 	pyNone  struct{}
@@ -26,7 +32,7 @@ type (
 	pyDict  struct {
 		keys  []any
 		vals  []any
-		index map[string]int
+		index map[any]int // made on first insert
 	}
 	// pyGlobal is an allowed global; call builds its value from REDUCE/NEWOBJ arguments
 	// (nil for globals that are only markers, like the storage classes).
@@ -37,59 +43,34 @@ type (
 	pyMark struct{}
 )
 
-func newDict() *pyDict { return &pyDict{index: map[string]int{}} }
+func newDict() *pyDict { return &pyDict{} }
+
+// maxKeyLen bounds dict-key strings: state-dict keys are short, and a bound keeps a
+// crafted pickle that reuses one huge key many times from costing time per reuse.
+const maxKeyLen = 1 << 16
 
 func (d *pyDict) set(k, v any) error {
-	h, err := hashKey(k, 0)
-	if err != nil {
-		return err
+	switch x := k.(type) {
+	case string:
+		if len(x) > maxKeyLen {
+			return fmt.Errorf("dict key of %d bytes is too long", len(x))
+		}
+	case int64, float64, bool, pyNone:
+	default:
+		// tuples, bytes, ... as keys never occur in a state dict
+		return fmt.Errorf("dict key of type %s is not supported", pyTypeName(k))
 	}
-	if i, ok := d.index[h]; ok {
+	if d.index == nil {
+		d.index = map[any]int{}
+	}
+	if i, ok := d.index[k]; ok {
 		d.vals[i] = v
 		return nil
 	}
-	d.index[h] = len(d.keys)
+	d.index[k] = len(d.keys)
 	d.keys = append(d.keys, k)
 	d.vals = append(d.vals, v)
 	return nil
-}
-
-// hashKey gives a canonical string for a hashable Python value (dict keys).
-func hashKey(v any, depth int) (string, error) {
-	if depth > 32 {
-		return "", fmt.Errorf("dict key nested too deeply")
-	}
-	switch x := v.(type) {
-	case string:
-		return "s" + x, nil
-	case int64:
-		return "i" + strconv.FormatInt(x, 10), nil
-	case float64:
-		return "f" + strconv.FormatFloat(x, 'g', -1, 64), nil
-	case bool:
-		return "b" + strconv.FormatBool(x), nil
-	case pyNone:
-		return "n", nil
-	case pyBytes:
-		return "y" + string(x), nil
-	case *pyGlobal:
-		return "g" + x.name, nil
-	case pyTuple:
-		var sb strings.Builder
-		sb.WriteString("t(")
-		for _, e := range x {
-			h, err := hashKey(e, depth+1)
-			if err != nil {
-				return "", err
-			}
-			sb.WriteString(strconv.Itoa(len(h)))
-			sb.WriteByte(':')
-			sb.WriteString(h)
-		}
-		sb.WriteByte(')')
-		return sb.String(), nil
-	}
-	return "", fmt.Errorf("unhashable dict key of type %s", pyTypeName(v))
 }
 
 func pyTypeName(v any) string {

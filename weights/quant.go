@@ -34,6 +34,49 @@ func Quantize(d DType, src []float32) ([]byte, error) {
 		return nil, fmt.Errorf("weights: quantize %s: %d values is not a multiple of the block size %d", d, len(src), bs)
 	}
 	out := make([]byte, len(src)/bs*d.BlockBytes())
+	if err := quantizeInto(d, src, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// QuantizeParallel is Quantize split over up to threads goroutines (whole blocks each);
+// the bytes are the same.
+func QuantizeParallel(d DType, src []float32, threads int) ([]byte, error) {
+	bs := d.BlockSize()
+	const minChunk = 1 << 16 // values; below this a goroutine costs more than it saves
+	if threads <= 1 || len(src) < 2*minChunk || !d.Valid() || len(src)%bs != 0 {
+		return Quantize(d, src)
+	}
+	if _, err := Quantize(d, nil); err != nil {
+		return nil, err // a type Quantize does not write
+	}
+	blocks := len(src) / bs
+	per := max((blocks+threads-1)/threads, minChunk/bs)
+	out := make([]byte, blocks*d.BlockBytes())
+	errs := make(chan error, threads)
+	n := 0
+	for b0 := 0; b0 < blocks; b0 += per {
+		b1 := min(b0+per, blocks)
+		n++
+		go func() {
+			errs <- quantizeInto(d, src[b0*bs:b1*bs], out[b0*d.BlockBytes():b1*d.BlockBytes()])
+		}()
+	}
+	var first error
+	for range n {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		return nil, first
+	}
+	return out, nil
+}
+
+// quantizeInto encodes src into out, which has exactly the right size.
+func quantizeInto(d DType, src []float32, out []byte) error {
 	switch d {
 	case F32:
 		for i, v := range src {
@@ -68,9 +111,9 @@ func Quantize(d DType, src []float32) ([]byte, error) {
 			quantizeQ5_1(src[32*b:32*b+32], out[24*b:24*b+24])
 		}
 	default:
-		return nil, fmt.Errorf("weights: quantize: %s is not a type synth writes (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1)", d)
+		return fmt.Errorf("weights: quantize: %s is not a type synth writes (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1)", d)
 	}
-	return out, nil
+	return nil
 }
 
 // CanDequantize reports whether Dequantize supports d.

@@ -3,6 +3,7 @@ package weights
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"synth/internal/ggmlref"
@@ -255,5 +256,24 @@ func TestQuantizeRejectsPartialBlocks(t *testing.T) {
 	}
 	if _, err := Quantize(Q4_K, make([]float32, 256)); err == nil {
 		t.Error("Quantize claimed to write Q4_K")
+	}
+}
+
+func TestQuantizeParallelSameBytes(t *testing.T) {
+	seed := uint64(77)
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 1))
+	src := testData(r, 97, 4096)
+	for _, dt := range writable {
+		want, _ := Quantize(dt, src)
+		for _, th := range []int{1, 3, 8} {
+			got, err := QuantizeParallel(dt, src, th)
+			if err != nil || !slices.Equal(got, want) {
+				t.Fatalf("%s threads=%d: differs from Quantize (%v)", dt, th, err)
+			}
+		}
+	}
+	if _, err := QuantizeParallel(Q4_K, make([]float32, 1<<18), 4); err == nil {
+		t.Error("QuantizeParallel wrote Q4_K")
 	}
 }

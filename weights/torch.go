@@ -128,6 +128,10 @@ func (l *torchLoader) globals(module, name string) *pyGlobal {
 			if !ok1 || !ok2 || (enc != "latin1" && enc != "latin-1") {
 				return nil, fmt.Errorf("only encode(str, 'latin1') is supported")
 			}
+			if int64(len(s)) > l.budget {
+				return nil, fmt.Errorf("bytes larger than the file allows")
+			}
+			l.budget -= int64(len(s))
 			b := make([]byte, 0, len(s))
 			for _, r := range s {
 				if r > 0xff {
@@ -165,7 +169,7 @@ func (l *torchLoader) persistentLoad(pid any) (any, error) {
 	}
 	key, ok1 := t[2].(string)
 	n, ok2 := t[4].(int64)
-	if !ok1 || !ok2 || n < 0 {
+	if !ok1 || !ok2 || n < 0 || len(key) > 256 {
 		return nil, fmt.Errorf("bad storage key or size in persistent id")
 	}
 	if s, ok := l.storages[key]; ok {
@@ -187,10 +191,16 @@ func (l *torchLoader) persistentLoad(pid any) (any, error) {
 	return s, nil
 }
 
+// maxTensorDims bounds tensor ranks (torch allows 64; real checkpoints use at most 5).
+const maxTensorDims = 16
+
 func toInts(v any, what string) ([]int64, error) {
 	t, ok := v.(pyTuple)
 	if !ok {
 		return nil, fmt.Errorf("%s is a %s, not a tuple", what, pyTypeName(v))
+	}
+	if len(t) > maxTensorDims {
+		return nil, fmt.Errorf("%s has %d dimensions, at most %d supported", what, len(t), maxTensorDims)
 	}
 	out := make([]int64, len(t))
 	for i, e := range t {
@@ -229,9 +239,6 @@ func (l *torchLoader) rebuildTensor(args pyTuple) (any, error) {
 	}
 	if len(stride) != len(size) {
 		return nil, fmt.Errorf("size %v and stride %v differ in length", size, stride)
-	}
-	if len(size) > 16 {
-		return nil, fmt.Errorf("%d dimensions", len(size))
 	}
 	shape := make([]int, len(size))
 	for i, s := range size {
@@ -361,7 +368,7 @@ func parseTorchZip(data []byte, file string) ([]Tensor, error) {
 		return nil, fail(fmt.Errorf("%w: the pickled object is a %s, not a state dict (save model.state_dict())", ErrFormat, pyTypeName(obj)))
 	}
 	var tensors []Tensor
-	if err := flattenStateDict(root, "", 0, &tensors); err != nil {
+	if err := flattenStateDict(root, "", map[*pyDict]bool{}, &tensors); err != nil {
 		return nil, fail(err)
 	}
 	if len(tensors) == 0 {
@@ -383,11 +390,14 @@ func unsafeHint(err error) string {
 
 // flattenStateDict collects the tensors of a state dict. Nested dicts (checkpoints like
 // {"model": state_dict, "epoch": 3}) give dotted names; values that are not tensors or
-// dicts (numbers, strings) and entries with non-string keys are not tensors and are left out.
-func flattenStateDict(d *pyDict, prefix string, depth int, out *[]Tensor) error {
-	if depth > 16 {
-		return fmt.Errorf("%w: dicts nested more than 16 deep (or a cycle)", ErrFormat)
+// dicts (numbers, strings) and entries with non-string keys are not tensors and are left
+// out. A dict reached twice (shared or cyclic) is an error: state dicts are trees, and
+// walking a crafted DAG would take exponential time.
+func flattenStateDict(d *pyDict, prefix string, seen map[*pyDict]bool, out *[]Tensor) error {
+	if seen[d] {
+		return fmt.Errorf("%w: dict %q is reached twice (shared or cyclic), not a state dict", ErrFormat, strings.TrimSuffix(prefix, "."))
 	}
+	seen[d] = true
 	for i, k := range d.keys {
 		name, ok := k.(string)
 		if !ok {
@@ -397,7 +407,7 @@ func flattenStateDict(d *pyDict, prefix string, depth int, out *[]Tensor) error 
 		case *torchTensor:
 			*out = append(*out, Tensor{Name: prefix + name, DType: v.dtype, Shape: v.shape, Data: v.data})
 		case *pyDict:
-			if err := flattenStateDict(v, prefix+name+".", depth+1, out); err != nil {
+			if err := flattenStateDict(v, prefix+name+".", seen, out); err != nil {
 				return err
 			}
 		}

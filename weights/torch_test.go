@@ -183,3 +183,24 @@ func tensorNames(s *Source) []string {
 	}
 	return out
 }
+
+// pytorch_model.bin.index.json: a sharded torch checkpoint.
+func TestTorchShardedIndex(t *testing.T) {
+	dir := t.TempDir()
+	for i, name := range []string{"a.weight", "b.weight"} {
+		p := newPickle().op('}').str(name).tensor("0", 2, 0, []int{2}, []int{1}).op('s', '.')
+		b, _ := os.ReadFile(ptFile(t, p.Bytes(), map[string][]byte{"0": f32Bytes(float32(i), 1)}))
+		os.WriteFile(filepath.Join(dir, []string{"pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"}[i]), b, 0o644)
+	}
+	os.WriteFile(filepath.Join(dir, "pytorch_model.bin.index.json"), []byte(`{"metadata":{},"weight_map":{
+		"a.weight":"pytorch_model-00001-of-00002.bin","b.weight":"pytorch_model-00002-of-00002.bin"}}`), 0o644)
+	src, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	b, _ := src.Tensor("b.weight")
+	if src.Format() != FormatTorch || src.Len() != 2 || !slices.Equal(mustF32(t, b), []float32{1, 1}) {
+		t.Errorf("sharded .bin: %s, %v", src.Format(), src.Tensors())
+	}
+}

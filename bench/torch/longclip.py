@@ -107,17 +107,21 @@ def main():
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--text-len", type=int, default=60, help="tokens before EOT (the rest is padding)")
+    ap.add_argument("--layers", type=int, default=0,
+                    help="blocks per tower (0: the real counts); fewer blocks of the real shapes make short runs")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    s = SIZES[args.size]
+    s = dict(SIZES[args.size])
+    if args.layers > 0:
+        s["v_layers"] = s["t_layers"] = args.layers
     vision, text = Vision(s).eval(), Text(s).eval()
     with torch.inference_mode():
         for b in args.batch:
             img = torch.randn(b, 3, s["res"], s["res"])
             sec = timeit(lambda: vision(img), args.seconds)
             print(json.dumps({"anchor": "pytorch", "model": f"LongCLIP-{args.size}", "tower": "image",
-                              "batch": b, "threads": args.threads, "sec_per_batch": sec,
+                              "layers": s["v_layers"], "batch": b, "threads": args.threads, "sec_per_batch": sec,
                               "items_per_sec": b / sec, "torch": torch.__version__}), flush=True)
             ids = torch.zeros(b, CONTEXT, dtype=torch.long)
             ids[:, 0] = 49406
@@ -125,7 +129,7 @@ def main():
             ids[:, args.text_len + 1] = 49407
             sec = timeit(lambda: text(ids), args.seconds)
             print(json.dumps({"anchor": "pytorch", "model": f"LongCLIP-{args.size}", "tower": "text",
-                              "batch": b, "threads": args.threads, "sec_per_batch": sec,
+                              "layers": s["t_layers"], "batch": b, "threads": args.threads, "sec_per_batch": sec,
                               "items_per_sec": b / sec, "torch": torch.__version__}), flush=True)
 
 

@@ -222,7 +222,7 @@ func runCaption(c *cli.Context) error {
 		// The KV cache is one large allocation, mostly untouched pages, that still counts
 		// toward the collector's heap goal: at the default GOGC the garbage of decoded
 		// images could grow by as much as the cache before a collection.
-		debug.SetGCPercent(25)
+		defer debug.SetGCPercent(debug.SetGCPercent(25)) // restored for in-process callers (synth pipeline)
 	}
 	ctx := native.NewCtx(threads(c))
 	defer ctx.Close()

@@ -38,7 +38,7 @@ func tinyTokenizer(t *testing.T, dir string) {
 	}
 }
 
-func writePNG(t *testing.T, path string, w, h int, seed uint64) image.Image {
+func writeRandomPNG(t *testing.T, path string, w, h int, seed uint64) image.Image {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 9))
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
@@ -58,7 +58,7 @@ func writePNG(t *testing.T, path string, w, h int, seed uint64) image.Image {
 	return img
 }
 
-func readRecords(t *testing.T, path string) []map[string]any {
+func readCaptionRecords(t *testing.T, path string) []map[string]any {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -92,13 +92,13 @@ func captionSetup(t *testing.T, set string) (modelDir, imgDir string, imgs map[s
 	}
 	tinyTokenizer(t, modelDir)
 	imgs = map[string]image.Image{
-		"a.png":     writePNG(t, filepath.Join(imgDir, "a.png"), 70, 50, 1),
+		"a.png":     writeRandomPNG(t, filepath.Join(imgDir, "a.png"), 70, 50, 1),
 		"sub/b.png": nil,
 	}
 	if err := os.MkdirAll(filepath.Join(imgDir, "sub"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	imgs["sub/b.png"] = writePNG(t, filepath.Join(imgDir, "sub", "b.png"), 56, 56, 2)
+	imgs["sub/b.png"] = writeRandomPNG(t, filepath.Join(imgDir, "sub", "b.png"), 56, 56, 2)
 	if err := os.WriteFile(filepath.Join(imgDir, "bad.png"), []byte("not an image"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestCaptionCLI(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("caption: exit %d: %s", code, errOut)
 		}
-		recs := readRecords(t, out)
+		recs := readCaptionRecords(t, out)
 		if len(recs) != 3 {
 			t.Fatalf("%d records, want 3 (2 captions, 1 error):\n%v", len(recs), recs)
 		}
@@ -170,11 +170,11 @@ func TestCaptionCLI(t *testing.T) {
 		}
 
 		// a rerun skips what is done; --retry-errors redoes the failed image only
-		if code, _, errOut := runCLI(t, args...); code != exitOK || len(readRecords(t, out)) != 3 {
-			t.Errorf("rerun: exit %d, %d records: %s", code, len(readRecords(t, out)), errOut)
+		if code, _, errOut := runCLI(t, args...); code != exitOK || len(readCaptionRecords(t, out)) != 3 {
+			t.Errorf("rerun: exit %d, %d records: %s", code, len(readCaptionRecords(t, out)), errOut)
 		}
-		if code, _, errOut := runCLI(t, append(args, "--retry-errors")...); code != exitOK || len(readRecords(t, out)) != 3 {
-			t.Errorf("retry errors: exit %d, %d records: %s", code, len(readRecords(t, out)), errOut)
+		if code, _, errOut := runCLI(t, append(args, "--retry-errors")...); code != exitOK || len(readCaptionRecords(t, out)) != 3 {
+			t.Errorf("retry errors: exit %d, %d records: %s", code, len(readCaptionRecords(t, out)), errOut)
 		}
 		// --fail-fast stops at the corrupt image
 		out2 := filepath.Join(t.TempDir(), "c.jsonl")
@@ -202,7 +202,7 @@ func TestCaptionManifestLoRAAndShards(t *testing.T) {
 			if code != exitOK {
 				t.Fatalf("shard %s: exit %d: %s", shard, code, errOut)
 			}
-			for _, r := range readRecords(t, out) {
+			for _, r := range readCaptionRecords(t, out) {
 				if r["lora"] != set || r["error"] != nil {
 					t.Errorf("record %v", r)
 				}

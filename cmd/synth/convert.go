@@ -99,6 +99,7 @@ func runConvert(c *cli.Context) error {
 		Architecture: c.String("arch"),
 		Name:         strings.TrimSuffix(filepath.Base(filepath.Clean(in)), filepath.Ext(in)),
 		Config:       config,
+		Threads:      threads(c),
 	}
 	if opts.Architecture == "" {
 		opts.Architecture = detectArchitecture(src, config)

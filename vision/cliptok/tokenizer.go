@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -18,10 +20,11 @@ const (
 	// NumMerges is how many lines of the merges file upstream reads after its header:
 	// 49152 - 256 - 2 (the vocabulary of 49408 is 512 byte symbols + merges + 2 specials).
 	NumMerges = 49152 - 256 - 2
-	// VocabSize is 256 byte symbols, the same with "</w>", NumMerges merges, SOT and EOT.
+	// VocabSize is 256 byte symbols, the same with "</w>", NumMerges merges, SOT and EOT:
+	// the released vocabulary. A shorter merges file gives a smaller one (Tokenizer.VocabSize).
 	VocabSize = 512 + NumMerges + 2
-	SOT       = int32(VocabSize - 2) // <|startoftext|>, 49406
-	EOT       = int32(VocabSize - 1) // <|endoftext|>, 49407
+	SOT       = int32(VocabSize - 2) // <|startoftext|> of the released vocabulary, 49406
+	EOT       = int32(VocabSize - 1) // <|endoftext|> of the released vocabulary, 49407
 	// Context is Long-CLIP's text length (CLIP's was 77).
 	Context = 248
 
@@ -37,6 +40,8 @@ type Tokenizer struct {
 	pieces  []string // vocabulary id -> its string
 	byteSym [256]int32
 	byteEnd [256]int32 // byte symbol with "</w>"
+	sot     int32      // <|startoftext|>: the second-last vocabulary id
+	eot     int32      // <|endoftext|>: the last vocabulary id
 }
 
 // pretokenize is upstream's pattern. Go's \s is ASCII-only, but Clean has already turned
@@ -66,7 +71,9 @@ func Load(path string) (*Tokenizer, error) {
 }
 
 // Parse builds the tokenizer from the merges text: a header line, then one merge a line
-// ("a b"), of which the first NumMerges are used, as upstream.
+// ("a b"), of which the first NumMerges are used, as upstream. A file with fewer merges
+// (a small vocabulary trained for tests or demos) gives a vocabulary of 512 + merges + 2
+// with SOT and EOT last, which is what upstream's slice of the merge list does too.
 func Parse(r io.Reader) (*Tokenizer, error) {
 	t := &Tokenizer{model: bpe.New(0)}
 	for _, b := range bpe.ByteOrder {
@@ -96,13 +103,11 @@ func Parse(r io.Reader) (*Tokenizer, error) {
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
-	if len(merges) < NumMerges {
-		return nil, fmt.Errorf("has %d merges after its header, CLIP needs %d", len(merges), NumMerges)
-	}
 	for _, m := range merges {
 		t.pieces = append(t.pieces, m.a+m.b)
 	}
 	t.pieces = append(t.pieces, sotText, eotText)
+	t.sot, t.eot = int32(len(t.pieces)-2), int32(len(t.pieces)-1)
 
 	// Intern vocabulary pieces first, in order, so that a piece's symbol id maps to the
 	// last vocabulary id holding that string (upstream's dict(zip(vocab, range(n))).
@@ -134,12 +139,12 @@ func Parse(r io.Reader) (*Tokenizer, error) {
 // than context it keeps the first context ids and puts EOT last; truncated says so.
 // context <= 0 means no limit.
 func (t *Tokenizer) Encode(text string, context int) (ids []int32, truncated bool) {
-	ids = append(ids, SOT)
+	ids = append(ids, t.sot)
 	ids = t.appendTokens(ids, Clean(text))
-	ids = append(ids, EOT)
+	ids = append(ids, t.eot)
 	if context > 0 && len(ids) > context {
 		ids = ids[:context]
-		ids[context-1] = EOT
+		ids[context-1] = t.eot
 		truncated = true
 	}
 	return ids, truncated
@@ -153,10 +158,10 @@ func (t *Tokenizer) appendTokens(ids []int32, cleaned string) []int32 {
 	for _, tok := range pretokenize.FindAllString(cleaned, -1) {
 		switch tok {
 		case sotText:
-			ids = append(ids, SOT)
+			ids = append(ids, t.sot)
 			continue
 		case eotText:
-			ids = append(ids, EOT)
+			ids = append(ids, t.eot)
 			continue
 		}
 		word = word[:0]
@@ -174,6 +179,28 @@ func (t *Tokenizer) appendTokens(ids []int32, cleaned string) []int32 {
 	}
 	return ids
 }
+
+// Fingerprint identifies the vocabulary (sha256 of its pieces in id order), for caches
+// keyed by what produced an embedding.
+func (t *Tokenizer) Fingerprint() string {
+	h := sha256.New()
+	for _, p := range t.pieces {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// VocabSize is the number of token ids: 512 byte symbols, the merges, SOT and EOT (49408
+// for the released merges file). A model's token embedding must have this many rows.
+func (t *Tokenizer) VocabSize() int { return len(t.pieces) }
+
+// SOT is the <|startoftext|> id (49406 for the released merges file).
+func (t *Tokenizer) SOT() int32 { return t.sot }
+
+// EOT is the <|endoftext|> id (49407 for the released merges file): the largest id, which
+// pooling finds by argmax.
+func (t *Tokenizer) EOT() int32 { return t.eot }
 
 // Pad returns ids followed by zeros up to context (the model's input row).
 func Pad(ids []int32, context int) []int32 {
@@ -207,11 +234,11 @@ func (t *Tokenizer) Piece(id int32) string {
 func (t *Tokenizer) Decode(ids []int32, skipSpecial bool) string {
 	var b []byte
 	for _, id := range ids {
-		if skipSpecial && (id == SOT || id == EOT) {
+		if skipSpecial && (id == t.sot || id == t.eot) {
 			continue
 		}
 		p := t.Piece(id)
-		if id == SOT || id == EOT {
+		if id == t.sot || id == t.eot {
 			b = append(b, p...)
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -116,5 +117,32 @@ func TestDecodeRoundTrip(t *testing.T) {
 		if got := tok.Decode(ids, true); got != want {
 			t.Errorf("Decode(Encode(%q)) = %q, want %q", s, got, want)
 		}
+	}
+}
+
+// A merges file shorter than the released one (as upstream slices it) gives a smaller
+// vocabulary with SOT and EOT as its last two ids.
+func TestShortMergesFile(t *testing.T) {
+	tok, err := Parse(strings.NewReader("#version: 0.2\nb l\nbl ue</w>\nj e\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.VocabSize() != 512+3+2 || tok.SOT() != 515 || tok.EOT() != 516 {
+		t.Fatalf("vocab %d, SOT %d, EOT %d", tok.VocabSize(), tok.SOT(), tok.EOT())
+	}
+	ids, _ := tok.Encode("Blue je", Context)
+	// "blue" -> b l u e</w> -> bl u e</w>? no: merges are (b,l) then (bl, ue</w>), and
+	// "ue</w>" is never formed, so bl + u + e</w>; "je" -> j e</w> (no (j, e</w>) merge).
+	want := []string{"<|startoftext|>", "bl", "u", "e</w>", "j", "e</w>", "<|endoftext|>"}
+	if len(ids) != len(want) {
+		t.Fatalf("ids %v", ids)
+	}
+	for i, id := range ids {
+		if tok.Piece(id) != want[i] {
+			t.Fatalf("piece %d = %q, want %q (ids %v)", i, tok.Piece(id), want[i], ids)
+		}
+	}
+	if got := tok.Decode(ids, true); got != "blue je " {
+		t.Fatalf("decode %q", got)
 	}
 }

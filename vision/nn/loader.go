@@ -13,8 +13,10 @@ import (
 // Options say how checkpoint weights become native matrices.
 type Options struct {
 	// DType is the dtype Linear weights are converted to: F32 keeps float weights as
-	// float32; F16, BF16, Q8_0 and Q4_0 convert at load. Weights stored quantized (GGUF
-	// from synth convert) are used as stored whatever DType says.
+	// float32; F16, BF16, Q8_0 and Q4_0 convert at load. Weights stored quantized in a
+	// type the kernels read (GGUF from synth convert: Q8_0, Q4_0) are used as stored
+	// whatever DType says; other ggml types (Q4_1, Q5_0, Q5_1, K-quants) are dequantized
+	// at load and stored as DType.
 	DType native.DType
 	// Adapter is an optional PEFT LoRA adapter for the model's Linear layers.
 	Adapter *weights.Adapter
@@ -67,11 +69,27 @@ func (l *Loader) Finish() error {
 // Linear loads <name>.weight [out, in] and, when bias is set, <name>.bias [out], and
 // applies the adapter's LoRA for the module <scope prefix><name> if it has one.
 func (l *Loader) Linear(name string, out, in int, bias bool) *Linear {
-	lin := &Linear{}
-	module := l.S.Name(name)
-	t := l.S.Get(name+".weight", out, in)
+	b := ""
 	if bias {
-		lin.B = l.S.GetF32(name+".bias", out)
+		b = name + ".bias"
+	}
+	return l.linear(l.S.Name(name), name+".weight", b, out, in)
+}
+
+// LinearNamed loads a Linear whose tensors do not follow the <name>.weight/<name>.bias
+// pattern, such as torch MultiheadAttention's packed attn.in_proj_weight [3W, W] and
+// attn.in_proj_bias [3W]. bias "" means none. Adapters are looked up under the weight's
+// name without a ".weight" suffix (PEFT cannot target the packed projection, so in
+// practice none applies).
+func (l *Loader) LinearNamed(weight, bias string, out, in int) *Linear {
+	return l.linear(l.S.Name(strings.TrimSuffix(weight, ".weight")), weight, bias, out, in)
+}
+
+func (l *Loader) linear(module, weight, bias string, out, in int) *Linear {
+	lin := &Linear{}
+	t := l.S.Get(weight, out, in)
+	if bias != "" {
+		lin.B = l.S.GetF32(bias, out)
 	}
 	if t.Data == nil {
 		return lin
@@ -93,11 +111,11 @@ func (l *Loader) Linear(name string, out, in int, bias bool) *Linear {
 		// adapter at the quantized precision of the whole weight.
 		w, err := t.F32()
 		if err != nil {
-			l.fail(fmt.Errorf("nn: %s: %w", module+".weight", err))
+			l.fail(fmt.Errorf("nn: %s: %w", l.S.Name(weight), err))
 			return lin
 		}
 		if t.DType.IsQuantized() {
-			l.fail(fmt.Errorf("nn: %s is stored as %s: merge the adapter into an F32/F16 checkpoint (synth convert --lora --merge) or use the live adapter", module+".weight", t.DType))
+			l.fail(fmt.Errorf("nn: %s is stored as %s: merge the adapter into an F32/F16 checkpoint (synth convert --lora --merge) or use the live adapter", l.S.Name(weight), t.DType))
 			return lin
 		}
 		w = append([]float32(nil), w...) // F32() may share an mmap'd file: never write into it
@@ -105,10 +123,10 @@ func (l *Loader) Linear(name string, out, in int, bias bool) *Linear {
 			l.fail(fmt.Errorf("nn: merge adapter into %s: %w", module, err))
 			return lin
 		}
-		lin.W = l.matrixF32(module+".weight", w, out, in)
+		lin.W = l.matrixF32(l.S.Name(weight), w, out, in)
 		return lin
 	}
-	lin.W = l.matrix(module+".weight", t, out, in)
+	lin.W = l.matrix(l.S.Name(weight), t, out, in)
 	if lora != nil {
 		a, err1 := native.NewMatrixF32(lora.A, lora.R, in)
 		b, err2 := native.NewMatrixF32(lora.B, out, lora.R)
@@ -185,7 +203,9 @@ func (l *Loader) LayerNorm(name string, c int, eps float32) *LayerNorm {
 func (l *Loader) F32(name string, dims ...int) []float32 { return l.S.GetF32(name, dims...) }
 
 // matrix makes a Matrix from a checkpoint tensor: quantized and half types the kernels
-// read are used in place; float tensors are converted to the requested dtype.
+// read are used in place; float tensors are converted to the requested dtype. ggml types
+// the kernels do not read (Q4_1, Q5_0, Q5_1, the K-quants) are dequantized exactly at load
+// and then stored like a float tensor (float32 unless a DType is asked for).
 func (l *Loader) matrix(full string, t weights.Tensor, n, k int) *native.Matrix {
 	if dt, ok := nativeDType(t.DType); ok && (t.DType.IsQuantized() || dt == l.opt.DType) && dt != native.F32 {
 		m, err := native.NewMatrix(dt, t.Data, n, k)
@@ -193,10 +213,6 @@ func (l *Loader) matrix(full string, t weights.Tensor, n, k int) *native.Matrix 
 			l.fail(fmt.Errorf("nn: %s: %w", full, err))
 		}
 		return m
-	}
-	if t.DType.IsQuantized() {
-		l.fail(fmt.Errorf("nn: %s is stored as %s, which the kernels do not read (use f32, f16, bf16, q8_0 or q4_0)", full, t.DType))
-		return nil
 	}
 	if v, ok := t.F32View(); ok {
 		return l.matrixF32(full, v, n, k)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"synth/internal/demo"
 	"synth/internal/fixtures"
 	"synth/native"
 	"synth/vision/blip2"
@@ -231,5 +232,29 @@ func TestCaptionUsageErrors(t *testing.T) {
 		if code, _, errOut := runCLI(t, args...); code != exitUsage {
 			t.Errorf("%v: exit %d, want %d (%s)", args, code, exitUsage, errOut)
 		}
+	}
+}
+
+// The demo's BLIP-2 (internal/demo, used by synth demo and the pipeline tests) captions
+// through synth caption with its adapter merged, and the captions are text of its
+// tokenizer ending at its newline EOS.
+func TestCaptionDemoModel(t *testing.T) {
+	dir, lora := filepath.Join(t.TempDir(), "blip2"), filepath.Join(t.TempDir(), "lora")
+	if err := demo.WriteBLIP2(dir, lora, demo.DemoBLIP2, 5); err != nil {
+		t.Fatal(err)
+	}
+	imgDir := t.TempDir()
+	writeRandomPNG(t, filepath.Join(imgDir, "x.png"), 120, 90, 3)
+	out := filepath.Join(t.TempDir(), "c.jsonl")
+	code, _, errOut := runCLI(t, "caption", "--model", dir, "--lora", lora, "--images", imgDir, "--out", out, "--max-new-tokens", "12")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	recs := readCaptionRecords(t, out)
+	if len(recs) != 1 || recs[0]["error"] != nil || recs[0]["caption"] == nil {
+		t.Fatalf("records %v", recs)
+	}
+	if c := recs[0]["caption"].(string); strings.Contains(c, "\n") {
+		t.Errorf("caption %q holds the EOS newline", c)
 	}
 }

@@ -14,13 +14,18 @@ import (
 // decided per tensor (see Plan).
 
 // DefaultKeep are the name patterns (path.Match globs over the full name; "*" also
-// matches dots) kept in F32 by default: norms, embeddings and position tables, class
-// tokens, projections (Long-CLIP's text_projection / visual.proj, BLIP-2's
-// language_projection), learned queries and the logit scale. They are small and
-// precision-sensitive.
+// matches dots) kept in F32 by default: norms, token embedding tables that are only
+// gathered from (Long-CLIP's token_embedding), position tables, class tokens, the
+// embedding projections (Long-CLIP's text_projection / visual.proj, BLIP-2's
+// language_projection), learned queries and the logit scale. They are small or
+// precision-sensitive. OPT's embed_tokens is not kept: it is also the LM head, the
+// largest Linear of the decoder (50272 x 2560), and EVA's self_attn.projection is an
+// ordinary Linear; both are quantized like llama.cpp quantizes token_embd.
 var DefaultKeep = []string{
-	"*norm*", "*Norm*", "*ln_*", "*embed*", "*position*", "*class_embedding*",
-	"*projection*", "*query_tokens*", "*logit_scale*",
+	"*norm*", "*Norm*", "*ln_*", "*token_embedding*", "*positional_embedding*",
+	"*position_embedding*", "*embed_positions*", "*class_embedding*",
+	"*text_projection*", "*visual.proj", "*language_projection*", "*query_tokens*",
+	"*logit_scale*",
 }
 
 // ConvertOptions control ConvertToGGUF.

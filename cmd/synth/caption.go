@@ -49,9 +49,9 @@ func captionCommand() *cli.Command {
 			"model folder, the GGUF's folder, or --tokenizer.\n" +
 			"\n" +
 			"Memory: --dtype q8_0 on an F32 folder quantizes at load; a GGUF is mmap'd and used in place.\n" +
-			"For the smallest footprint convert every Linear and the tied embeddings:\n" +
-			"  synth convert --in DIR --out m.gguf --type q8_0 --quantize '*embed_tokens.weight' \\\n" +
-			"    --quantize '*self_attn.projection.weight'",
+			"For the smallest footprint convert once (every Linear and the tied embeddings become\n" +
+			"q8_0, norms and position tables stay f32) and caption from the GGUF:\n" +
+			"  synth convert --in DIR --lora LORA --merge --type q8_0 --out m.gguf",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Usage: "BLIP-2 model folder or .gguf file", Required: true},
 			&cli.StringFlag{Name: "lora", Usage: "PEFT LoRA adapter folder (adapter_config.json + adapter_model.*)"},

@@ -29,6 +29,9 @@ type Options struct {
 	// Sampling is the sampler chain of every product; its Seed is replaced by each
 	// Request's.
 	Sampling llamacpp.SamplerParams
+	// OnStep, when set, is called after every decode step with the counts so far (from
+	// Run's goroutine), e.g. to report progress between finished products.
+	OnStep func(Stats)
 }
 
 // Finish reasons of a Result.
@@ -63,12 +66,14 @@ var ErrPromptTooLong = errors.New("prompt exceeds the context")
 
 // Stats count a Generator's work.
 type Stats struct {
-	PrefixTokens  int // shared prefix, decoded once
-	Products      int // requests that ran (errors included)
-	PromptTokens  int // suffix tokens decoded
-	GenTokens     int // tokens sampled
-	DecodeCalls   int // llama_decode calls after the prefix
-	PrefixAvoided int // prefill tokens not recomputed thanks to the shared prefix
+	PrefixTokens int // shared prefix, decoded once
+	Products     int // requests that ran (errors included)
+	PromptTokens int // suffix tokens decoded
+	GenTokens    int // tokens sampled
+	DecodeCalls  int // llama_decode calls after the prefix
+	// PrefixAvoided is the prefill saved by sharing the prefix: each generation after
+	// the first would have decoded it again.
+	PrefixAvoided int
 }
 
 // Generator decodes a shared prefix once and then generates for a stream of requests in
@@ -86,6 +91,8 @@ type Generator struct {
 	opt    Options
 	prefix int
 	stats  Stats
+	// admitted counts generations started, over every Run
+	admitted int
 }
 
 // NewGenerator creates the context for opt and decodes the prefix.
@@ -176,9 +183,11 @@ type slot struct {
 	start      time.Time
 }
 
-// Run generates for every request next returns until it reports false, in Parallel
-// slots, and calls emit with each result as it finishes (in the order they finish, from
-// Run's goroutine). Per-item failures are Results with Err; Run returns an error when
+// Run generates for the requests next returns, in Parallel slots, and calls emit with
+// each result as it finishes (in the order they finish, from Run's goroutine). next is
+// asked whenever a slot is free; reporting false means "nothing now", and next may have
+// more later (e.g. a retry that emit queued). Run returns when next reports false and no
+// slot is busy. Per-item failures are Results with Err; Run returns an error when
 // generation cannot go on (a decode failure, emit's error, ctx cancelled). Run may be
 // called again afterwards for more requests.
 func (g *Generator) Run(ctx context.Context, next func() (Request, bool), emit func(Result) error) error {
@@ -191,16 +200,14 @@ func (g *Generator) Run(ctx context.Context, next func() (Request, bool), emit f
 			g.release(&slots[i])
 		}
 	}()
-	exhausted := false
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		for i := range slots {
-			for !exhausted && !slots[i].active {
+			for !slots[i].active {
 				req, ok := next()
 				if !ok {
-					exhausted = true
 					break
 				}
 				if err := g.admit(&slots[i], req); err != nil {
@@ -218,40 +225,52 @@ func (g *Generator) Run(ctx context.Context, next func() (Request, bool), emit f
 			return fmt.Errorf("llm: %w", err)
 		}
 		g.stats.DecodeCalls++
-		for i := range slots {
-			s := &slots[i]
-			if !s.active || s.logit < 0 {
-				continue
-			}
-			tok, err := s.sampler.Sample(g.ctx, s.logit)
-			if err != nil {
-				return fmt.Errorf("llm: %s: %w", s.req.ID, err)
-			}
-			g.stats.GenTokens++
-			finish := ""
-			switch {
-			case g.model.IsEOG(tok):
-				finish = FinishStop
-			case len(s.out)+1 >= s.limit:
-				s.out = append(s.out, tok)
-				finish = FinishLength
-				if s.ctxLimited {
-					finish = FinishContext
-				}
-			default:
-				s.out = append(s.out, tok)
-				s.last = tok
-				continue
-			}
-			res := g.result(s, finish)
-			if err := g.release(s); err != nil {
-				return err
-			}
-			if err := emit(res); err != nil {
-				return err
-			}
+		if err := g.sampleStep(slots, emit); err != nil {
+			return err
+		}
+		if g.opt.OnStep != nil {
+			g.opt.OnStep(g.stats)
 		}
 	}
+}
+
+// sampleStep samples a token for every slot with logits in this step and finishes the
+// products that are done.
+func (g *Generator) sampleStep(slots []slot, emit func(Result) error) error {
+	for i := range slots {
+		s := &slots[i]
+		if !s.active || s.logit < 0 {
+			continue
+		}
+		tok, err := s.sampler.Sample(g.ctx, s.logit)
+		if err != nil {
+			return fmt.Errorf("llm: %s: %w", s.req.ID, err)
+		}
+		g.stats.GenTokens++
+		finish := ""
+		switch {
+		case g.model.IsEOG(tok):
+			finish = FinishStop
+		case len(s.out)+1 >= s.limit:
+			s.out = append(s.out, tok)
+			finish = FinishLength
+			if s.ctxLimited {
+				finish = FinishContext
+			}
+		default:
+			s.out = append(s.out, tok)
+			s.last = tok
+			continue
+		}
+		res := g.result(s, finish)
+		if err := g.release(s); err != nil {
+			return err
+		}
+		if err := emit(res); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // admit puts req into a free slot, or returns its per-item error.
@@ -281,7 +300,9 @@ func (g *Generator) admit(s *slot, req Request) error {
 	}
 	g.stats.Products++
 	g.stats.PromptTokens += len(req.Suffix)
-	g.stats.PrefixAvoided += g.prefix
+	if g.admitted++; g.admitted > 1 {
+		g.stats.PrefixAvoided += g.prefix
+	}
 	*s = slot{
 		seq: s.seq, active: true, req: req, sampler: sm,
 		pending: req.Suffix, pos: g.prefix, limit: min(limit, room), ctxLimited: room < limit, start: time.Now(),

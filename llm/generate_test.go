@@ -153,7 +153,7 @@ func TestGeneratorMatchesLlamaCppGreedy(t *testing.T) {
 					}
 				}
 				st := g.Stats()
-				if st.PrefixTokens != len(prefix) || st.PrefixAvoided != len(prefix)*len(reqs) || st.Products != len(reqs) {
+				if st.PrefixTokens != len(prefix) || st.PrefixAvoided != len(prefix)*(len(reqs)-1) || st.Products != len(reqs) {
 					t.Errorf("stats %+v", st)
 				}
 			})
@@ -259,5 +259,41 @@ func TestItemSeed(t *testing.T) {
 			t.Errorf("seed collision %d", s)
 		}
 		seen[s] = true
+	}
+}
+
+// A request queued by emit after next has reported "nothing now" must still run: the
+// CLI's --min-coverage retries arrive that way.
+func TestGeneratorTakesRequestsQueuedByEmit(t *testing.T) {
+	fx := loadGreedyFixtures(t)[0]
+	prefix, suffixes := fx.split()
+	// More slots than requests: next reports "nothing" before the first result.
+	g, err := NewGenerator(fx.model, prefix, Options{Parallel: 3, MaxTokens: 3, CtxPerSeq: 256, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	queue := []Request{{ID: "a", Suffix: suffixes[0]}, {ID: "b", Suffix: suffixes[1]}}
+	var done []string
+	err = g.Run(context.Background(), func() (Request, bool) {
+		if len(queue) == 0 {
+			return Request{}, false
+		}
+		r := queue[0]
+		queue = queue[1:]
+		return r, true
+	}, func(r Result) error {
+		done = append(done, r.Req.ID)
+		if !strings.HasSuffix(r.Req.ID, "-again") {
+			queue = append(queue, Request{ID: r.Req.ID + "-again", Suffix: r.Req.Suffix})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(done)
+	if want := []string{"a", "a-again", "b", "b-again"}; !slices.Equal(done, want) {
+		t.Errorf("done %v, want %v", done, want)
 	}
 }

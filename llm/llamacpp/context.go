@@ -92,6 +92,13 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 	}
 	cp.kv_unified = C.bool(p.KVUnified)
 
+	if p.KVUnified {
+		// With one KV buffer llama.cpp reports n_ctx_seq as the total cell count, shared
+		// by all sequences, and warns when it exceeds the training context; what
+		// matters is each sequence's positions, which the caller bounds.
+		undo := demoteWarnings("n_ctx_seq (", "possible training context overflow")
+		defer undo()
+	}
 	stop := captureErrors()
 	cc := C.llama_init_from_model(m.m, cp)
 	why := stop()

@@ -37,13 +37,15 @@ type logSink struct {
 	level    int          // level of the line being buffered
 	line     strings.Builder
 	captures map[*errorCapture]struct{}
+	// warnings logged at Debug while a call of ours knows them to be noise
+	demotions map[*demotion]struct{}
 }
 
 // errorCapture collects the error lines llama.cpp logs while a call of ours is running.
 type errorCapture struct{ lines []string }
 
 var (
-	sink          = &logSink{captures: map[*errorCapture]struct{}{}}
+	sink          = &logSink{captures: map[*errorCapture]struct{}{}, demotions: map[*demotion]struct{}{}}
 	sinkInstalled sync.Once
 )
 
@@ -100,6 +102,11 @@ func (s *logSink) flushLocked() {
 	switch s.level {
 	case ggmlLogWarn:
 		lvl = slog.LevelWarn
+		for d := range s.demotions {
+			if strings.Contains(msg, d.a) && strings.Contains(msg, d.b) {
+				lvl = slog.LevelDebug
+			}
+		}
 	case ggmlLogError:
 		lvl = slog.LevelError
 		// A call of ours is waiting for this reason and returns it in its error, so
@@ -132,5 +139,24 @@ func captureErrors() (stop func() string) {
 		}
 		delete(sink.captures, c)
 		return strings.Join(c.lines, "; ")
+	}
+}
+
+// demotion marks a warning (a line holding both a and b) as noise while a call runs.
+type demotion struct{ a, b string }
+
+// demoteWarnings logs warnings holding both a and b at Debug until undo is called.
+func demoteWarnings(a, b string) (undo func()) {
+	d := &demotion{a, b}
+	sink.mu.Lock()
+	sink.demotions[d] = struct{}{}
+	sink.mu.Unlock()
+	return func() {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		if sink.line.Len() > 0 {
+			sink.flushLocked()
+		}
+		delete(sink.demotions, d)
 	}
 }

@@ -32,7 +32,7 @@ func TestLlamaCppLogsReachSlog(t *testing.T) {
 
 func TestLogSinkJoinsPieces(t *testing.T) {
 	var buf bytes.Buffer
-	s := &logSink{logger: slog.New(slog.NewTextHandler(&buf, nil)), captures: map[*errorCapture]struct{}{}}
+	s := &logSink{logger: slog.New(slog.NewTextHandler(&buf, nil)), captures: map[*errorCapture]struct{}{}, demotions: map[*demotion]struct{}{}}
 	s.write(ggmlLogWarn, "first ")
 	s.write(ggmlLogCont, "half\nsecond line\n")
 	s.write(ggmlLogInfo, "info goes to debug\n")
@@ -42,5 +42,25 @@ func TestLogSinkJoinsPieces(t *testing.T) {
 	}
 	if strings.Contains(out, "info goes to debug") {
 		t.Errorf("llama.cpp INFO logged above Debug:\n%s", out)
+	}
+}
+
+// The n_ctx_seq warning is noise for a unified cache (total cells, shared) and a real
+// warning for a per-sequence one.
+func TestUnifiedContextWarningIsDemoted(t *testing.T) {
+	fm := fixtureModels(t)[0]
+	over := 2 * fm.m.NCtxTrain()
+	for _, unified := range []bool{true, false} {
+		var buf bytes.Buffer
+		SetLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		c, err := NewContext(fm.m, ContextParams{NCtx: over, NSeqMax: 1, Threads: 1, KVUnified: unified})
+		SetLogger(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		if warned := strings.Contains(buf.String(), "n_ctx_seq"); warned == unified {
+			t.Errorf("unified=%v: n_ctx_seq warning shown=%v:\n%s", unified, warned, buf.String())
+		}
 	}
 }

@@ -75,6 +75,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 func commands() []*cli.Command {
 	return []*cli.Command{
 		doctorCommand(),
+		inspectCommand(),
+		convertCommand(),
 		rewriteCommand(),
 	}
 }

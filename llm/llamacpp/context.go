@@ -94,9 +94,9 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 
 	if p.KVUnified {
 		// With one KV buffer llama.cpp reports n_ctx_seq as the total cell count, shared
-		// by all sequences, and warns when it exceeds the training context; what
+		// by all sequences, and warns when it differs from the training context; what
 		// matters is each sequence's positions, which the caller bounds.
-		undo := demoteWarnings("n_ctx_seq (", "possible training context overflow")
+		undo := demoteWarnings("n_ctx_seq (", "n_ctx_train (")
 		defer undo()
 	}
 	stop := captureErrors()

@@ -45,12 +45,15 @@ func TestLogSinkJoinsPieces(t *testing.T) {
 	}
 }
 
-// The n_ctx_seq warning is noise for a unified cache (total cells, shared) and a real
-// warning for a per-sequence one.
+// The n_ctx_seq warnings are noise for a unified cache (total cells, shared) and real
+// warnings for a per-sequence one.
 func TestUnifiedContextWarningIsDemoted(t *testing.T) {
 	fm := fixtureModels(t)[0]
-	over := 2 * fm.m.NCtxTrain()
-	for _, unified := range []bool{true, false} {
+	for _, tc := range []struct {
+		nCtx    int
+		unified bool
+	}{{2 * fm.m.NCtxTrain(), true}, {2 * fm.m.NCtxTrain(), false}, {256, true}, {256, false}} {
+		over, unified := tc.nCtx, tc.unified
 		var buf bytes.Buffer
 		SetLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn})))
 		c, err := NewContext(fm.m, ContextParams{NCtx: over, NSeqMax: 1, Threads: 1, KVUnified: unified})

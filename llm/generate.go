@@ -93,6 +93,11 @@ type Generator struct {
 	stats  Stats
 	// admitted counts generations started, over every Run
 	admitted int
+	// per-step scratch: the slots sampled, their samplers, batch indices and tokens
+	which    []int
+	samplers []*llamacpp.Sampler
+	idx      []int
+	toks     []llamacpp.Token
 }
 
 // NewGenerator creates the context for opt and decodes the prefix.
@@ -237,15 +242,24 @@ func (g *Generator) Run(ctx context.Context, next func() (Request, bool), emit f
 // sampleStep samples a token for every slot with logits in this step and finishes the
 // products that are done.
 func (g *Generator) sampleStep(slots []slot, emit func(Result) error) error {
+	g.which, g.samplers, g.idx = g.which[:0], g.samplers[:0], g.idx[:0]
 	for i := range slots {
+		if s := &slots[i]; s.active && s.logit >= 0 {
+			g.which = append(g.which, i)
+			g.samplers = append(g.samplers, s.sampler)
+			g.idx = append(g.idx, s.logit)
+		}
+	}
+	if len(g.which) == 0 {
+		return nil
+	}
+	g.toks = append(g.toks[:0], make([]llamacpp.Token, len(g.which))...)
+	if err := llamacpp.SampleEach(g.ctx, g.samplers, g.idx, g.toks); err != nil {
+		return fmt.Errorf("llm: %w", err)
+	}
+	for k, i := range g.which {
 		s := &slots[i]
-		if !s.active || s.logit < 0 {
-			continue
-		}
-		tok, err := s.sampler.Sample(g.ctx, s.logit)
-		if err != nil {
-			return fmt.Errorf("llm: %s: %w", s.req.ID, err)
-		}
+		tok := g.toks[k]
 		g.stats.GenTokens++
 		finish := ""
 		switch {

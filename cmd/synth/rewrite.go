@@ -83,7 +83,7 @@ func rewriteCommand() *cli.Command {
 			&cli.IntFlag{Name: "parallel", Value: 8, Usage: "products generated together (KV sequences)"},
 			&cli.IntFlag{Name: "max-tokens", Value: 256, Usage: "most tokens generated per product"},
 			&cli.Float64Flag{Name: "temperature", Value: 0.6, Usage: "sampling temperature; 0 = greedy (Llama 3.1's default 0.6)"},
-			&cli.IntFlag{Name: "top-k", Value: 40, Usage: "keep the k most likely tokens; 0 = off"},
+			&cli.IntFlag{Name: "top-k", Value: 40, Usage: "keep the k most likely tokens; 0 = off (then top-p sorts the whole\n\tvocabulary every token: about 100x slower sampling over Llama 3's 128K tokens)"},
 			&cli.Float64Flag{Name: "top-p", Value: 0.9, Usage: "nucleus sampling; 1 = off (Llama 3.1's default 0.9)"},
 			&cli.Float64Flag{Name: "min-p", Value: 0, Usage: "drop tokens below p x the best one's probability; 0 = off"},
 			&cli.Float64Flag{Name: "repeat-penalty", Value: 1, Usage: "penalty for tokens among the last 64 generated; 1 = off"},

@@ -241,3 +241,75 @@ func TestSeededSamplingIsReproducible(t *testing.T) {
 		t.Errorf("seeds 7 and 8 gave the same %v", a)
 	}
 }
+
+// SampleEach must draw what Sample draws one sampler at a time, step after step.
+func TestSampleEachMatchesSample(t *testing.T) {
+	fm := fixtureModels(t)[0]
+	m := fm.m
+	const seqs, steps = 3, 12
+	run := func(together bool) [][]Token {
+		c := newFixtureContext(t, fm, true)
+		b := NewBatch(64)
+		defer b.Close()
+		samplers := make([]*Sampler, seqs)
+		for s := range samplers {
+			var err error
+			samplers[s], err = NewSampler(m, SamplerParams{Temperature: 1, TopK: 40, TopP: 0.95, RepeatPenalty: 1.1, Seed: uint32(s + 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer samplers[s].Close()
+		}
+		prompt, _ := m.Tokenize("Keywords: red, linen", true, false)
+		idx := make([]int, seqs)
+		for s := range seqs {
+			for i, tok := range prompt {
+				idx[s] = b.Add(tok, i, s, i == len(prompt)-1)
+			}
+		}
+		out := make([][]Token, seqs)
+		toks := make([]Token, seqs)
+		for step := 0; step < steps; step++ {
+			if err := c.Decode(b); err != nil {
+				t.Fatal(err)
+			}
+			if together {
+				if err := SampleEach(c, samplers, idx, toks); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				for s := range seqs {
+					var err error
+					if toks[s], err = samplers[s].Sample(c, idx[s]); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			b.Clear()
+			for s := range seqs {
+				out[s] = append(out[s], toks[s])
+				idx[s] = b.Add(toks[s], len(prompt)+step, s, true)
+			}
+		}
+		return out
+	}
+	one, each := run(false), run(true)
+	for s := range one {
+		if !slices.Equal(one[s], each[s]) {
+			t.Errorf("sequence %d: Sample %v, SampleEach %v", s, one[s], each[s])
+		}
+	}
+	c := newFixtureContext(t, fm, true)
+	b := NewBatch(4)
+	defer b.Close()
+	b.Add(1, 0, 0, false)
+	b.Add(2, 1, 0, true)
+	if err := c.Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := NewSampler(m, SamplerParams{})
+	defer s.Close()
+	if err := SampleEach(c, []*Sampler{s}, []int{0}, make([]Token, 1)); !errors.Is(err, ErrNoLogits) {
+		t.Errorf("SampleEach at an index without logits: %v", err)
+	}
+}

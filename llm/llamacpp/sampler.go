@@ -7,8 +7,12 @@ package llamacpp
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -148,6 +152,62 @@ func (s *Sampler) Sample(c *Context, idx int) (Token, error) {
 		return -1, fmt.Errorf("llamacpp: sample: the sampler chain chose no token (are all logits -Inf?)")
 	}
 	return Token(t), nil
+}
+
+// SampleEach samples out[i] with samplers[i] from batch index idx[i] of c's last
+// Decode, for every i, concurrently: each slot of a parallel generation has its own
+// sampler, and over a large vocabulary sampling costs as much as a small model's
+// decode step when done one after the other. The logits are fetched first, in turn
+// (llama.cpp's logits accessor synchronises the context and applies the last decode's
+// output order), and only the sampler chains, which share nothing, run at once.
+// A Sampler appears at most once.
+func SampleEach(c *Context, samplers []*Sampler, idx []int, out []Token) error {
+	if len(idx) != len(samplers) || len(out) != len(samplers) {
+		panic(fmt.Sprintf("llamacpp: SampleEach: %d samplers, %d indices, %d outputs", len(samplers), len(idx), len(out)))
+	}
+	logits := make([]*C.float, len(samplers))
+	for i, s := range samplers {
+		if s.s == nil {
+			return fmt.Errorf("llamacpp: sample: %w", ErrClosed)
+		}
+		if c.model.nVocab != s.nVocab {
+			return fmt.Errorf("llamacpp: sample: sampler for a %d-token vocabulary used with a %d-token model", s.nVocab, c.model.nVocab)
+		}
+		if err := c.checkOutput(idx[i]); err != nil {
+			return fmt.Errorf("llamacpp: sample: %w", err)
+		}
+		if logits[i] = C.llama_get_logits_ith(c.c, C.int32_t(idx[i])); logits[i] == nil {
+			return fmt.Errorf("llamacpp: sample: %w: %d", ErrNoLogits, idx[i])
+		}
+	}
+	errs := make([]error, len(samplers))
+	sample := func(i int) {
+		s := samplers[i]
+		t := C.synth_sample_logits(s.s, logits[i], s.cand, C.int32_t(s.nVocab))
+		if t < 0 {
+			errs[i] = fmt.Errorf("llamacpp: sample: the sampler chain chose no token (are all logits -Inf?)")
+			return
+		}
+		out[i] = Token(t)
+	}
+	workers := min(len(samplers), runtime.GOMAXPROCS(0))
+	if workers <= 1 {
+		for i := range samplers {
+			sample(i)
+		}
+		return errors.Join(errs...)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(samplers); i = int(next.Add(1)) - 1 {
+				sample(i)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // Reset clears the sampler's history (penalties); the random generator restarts from

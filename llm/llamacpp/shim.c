@@ -15,6 +15,11 @@ int32_t synth_sample(struct llama_sampler * smpl, struct llama_context * ctx, in
     if (logits == NULL) {
         return -1;
     }
+    return synth_sample_logits(smpl, logits, cand, n_vocab);
+}
+
+int32_t synth_sample_logits(struct llama_sampler * smpl, const float * logits,
+                            llama_token_data * cand, int32_t n_vocab) {
     for (int32_t i = 0; i < n_vocab; i++) {
         cand[i].id = i;
         cand[i].logit = logits[i];

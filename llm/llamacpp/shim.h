@@ -19,4 +19,9 @@ void synth_llama_set_log(uintptr_t handle);
 int32_t synth_sample(struct llama_sampler * smpl, struct llama_context * ctx, int32_t idx,
                      llama_token_data * cand, int32_t n_vocab);
 
+// synth_sample_logits is synth_sample on logits[n_vocab] already fetched: it touches no
+// context, so several samplers may run it at once (-2: no token selected).
+int32_t synth_sample_logits(struct llama_sampler * smpl, const float * logits,
+                            llama_token_data * cand, int32_t n_vocab);
+
 #endif

@@ -19,7 +19,8 @@ import (
 // Llama-3.1-8B, written on first use into the folder $SYNTH_BENCH_MODELS names (0.7 to
 // 8.5 GB each, 15 GB for all four; never committed: delete the folder afterwards).
 // Without it they skip. $SYNTH_BENCH_THREADS sets llama.cpp's threads (default: all
-// CPUs).
+// CPUs), $SYNTH_BENCH_TOKENS the tokens each product generates in BenchmarkGenerate
+// (default 32; fewer keeps an 8B run short on a small machine).
 //
 //	SYNTH_BENCH_MODELS=/tmp/synth-bench-models go test -run '^$' -bench 'Generate/model=1b' -benchtime 1x ./llm/
 
@@ -87,7 +88,15 @@ var benchExamples = []Example{
 // per slot per step, no sampling). overhead_% is what the Generator adds: sampling,
 // batch building, bookkeeping.
 func BenchmarkGenerate(b *testing.B) {
-	const suffixLen, genTokens = 16, 32
+	const suffixLen = 16
+	genTokens := 32
+	if s := os.Getenv("SYNTH_BENCH_TOKENS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 2 {
+			b.Fatalf("SYNTH_BENCH_TOKENS=%q: want an integer >= 2", s)
+		}
+		genTokens = n
+	}
 	for _, bm := range benchModels {
 		for _, dt := range benchTypes {
 			b.Run(fmt.Sprintf("model=%s/type=%s", bm.name, dt), func(b *testing.B) {

@@ -26,7 +26,7 @@ import (
 type rewriteRecord struct {
 	ID           string        `json:"id"`
 	Keywords     []string      `json:"keywords"`
-	Text         string        `json:"text,omitempty"`
+	Text         *string       `json:"text,omitempty"` // absent on error records only
 	Model        string        `json:"model"`
 	Params       rewriteParams `json:"params"`
 	PromptTokens int           `json:"prompt_tokens"`
@@ -392,7 +392,7 @@ func (r *rewriter) write(it *rewriteItem, res *llm.Result, err error) error {
 			r.firstErr = fmt.Sprintf("product %s: %s", it.p.ID, rec.Error)
 		}
 	} else {
-		rec.Text = res.Text
+		rec.Text = &res.Text
 		rec.GenTokens = len(res.Tokens)
 		rec.MS = res.Duration.Milliseconds()
 		rec.FinishReason = res.Finish

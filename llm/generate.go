@@ -74,6 +74,9 @@ type Stats struct {
 	// PrefixAvoided is the prefill saved by sharing the prefix: each generation after
 	// the first would have decoded it again.
 	PrefixAvoided int
+	// DecodeTime is the time spent in llama_decode after the prefix, SampleTime in the
+	// sampler chains: what Run spends besides them is the loop's own overhead.
+	DecodeTime, SampleTime time.Duration
 }
 
 // Generator decodes a shared prefix once and then generates for a stream of requests in
@@ -226,9 +229,11 @@ func (g *Generator) Run(ctx context.Context, next func() (Request, bool), emit f
 		if !g.fillBatch(slots) {
 			return nil // nothing admitted and nothing left
 		}
+		t0 := time.Now()
 		if err := g.ctx.Decode(g.batch); err != nil {
 			return fmt.Errorf("llm: %w", err)
 		}
+		g.stats.DecodeTime += time.Since(t0)
 		g.stats.DecodeCalls++
 		if err := g.sampleStep(slots, emit); err != nil {
 			return err
@@ -254,9 +259,11 @@ func (g *Generator) sampleStep(slots []slot, emit func(Result) error) error {
 		return nil
 	}
 	g.toks = append(g.toks[:0], make([]llamacpp.Token, len(g.which))...)
+	t0 := time.Now()
 	if err := llamacpp.SampleEach(g.ctx, g.samplers, g.idx, g.toks); err != nil {
 		return fmt.Errorf("llm: %w", err)
 	}
+	g.stats.SampleTime += time.Since(t0)
 	for k, i := range g.which {
 		s := &slots[i]
 		tok := g.toks[k]

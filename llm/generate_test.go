@@ -153,7 +153,8 @@ func TestGeneratorMatchesLlamaCppGreedy(t *testing.T) {
 					}
 				}
 				st := g.Stats()
-				if st.PrefixTokens != len(prefix) || st.PrefixAvoided != len(prefix)*(len(reqs)-1) || st.Products != len(reqs) {
+				if st.PrefixTokens != len(prefix) || st.PrefixAvoided != len(prefix)*(len(reqs)-1) || st.Products != len(reqs) ||
+					st.DecodeTime <= 0 || st.SampleTime <= 0 || st.GenTokens != len(reqs)*20-sumMax(tc.maxTokens) {
 					t.Errorf("stats %+v", st)
 				}
 			})
@@ -296,4 +297,15 @@ func TestGeneratorTakesRequestsQueuedByEmit(t *testing.T) {
 	if want := []string{"a", "a-again", "b", "b-again"}; !slices.Equal(done, want) {
 		t.Errorf("done %v, want %v", done, want)
 	}
+}
+
+// sumMax is how many fewer than 20 tokens the requests of a case generate.
+func sumMax(maxTokens []int) int {
+	less := 0
+	for _, m := range maxTokens {
+		if m > 0 {
+			less += 20 - m
+		}
+	}
+	return less
 }

@@ -456,6 +456,10 @@ func (r *rewriter) summary(st llm.Stats) {
 	}
 	fmt.Fprintf(w, "rewrite: shared prefix of %d tokens decoded once: %d prefill tokens avoided over %d generations\n",
 		st.PrefixTokens, st.PrefixAvoided, st.Products)
+	if el > 0 {
+		fmt.Fprintf(w, "rewrite: time: %.0f%% in llama_decode (%d calls), %.0f%% sampling\n",
+			100*st.DecodeTime.Seconds()/el.Seconds(), st.DecodeCalls, 100*st.SampleTime.Seconds()/el.Seconds())
+	}
 	if r.failed > 0 {
 		fmt.Fprintf(w, "rewrite: first failure: %s\n", r.firstErr)
 	}

@@ -92,7 +92,7 @@ func rewriteCommand() *cli.Command {
 			&cli.IntFlag{Name: "batch", Value: 512, Usage: "most tokens per llama_decode (llama.cpp n_batch)"},
 			&cli.IntFlag{Name: "gpu-layers", Value: 0, Usage: "layers to offload to a GPU (-1 = all). llama.cpp as built from the pinned module\n\tis CPU-only and ignores this ('synth doctor' shows 'llama.cpp GPU')"},
 			&cli.StringFlag{Name: "system-file", Usage: "file with the system instruction to use instead of the built-in one"},
-			&cli.BoolFlag{Name: "date-lines", Value: true, Usage: "put the template's 'Cutting Knowledge Date / Today Date' lines in the system\n\tturn as HF transformers renders Llama 3.1 (llama.cpp's formatter leaves them out)"},
+			&cli.BoolFlag{Name: "date-lines", Value: true, Usage: "put the template's 'Cutting Knowledge Date / Today Date' lines in the system\n\tturn as HF transformers renders Llama 3.1 (llama.cpp's formatter leaves them out);\n\t--date-lines=false leaves them out"},
 			&cli.Float64Flag{Name: "min-coverage", Value: 0, Usage: "retry a product once with another seed when its coverage is below this,\n\tthen keep the better attempt and flag it (low_coverage) if still below; 0 = off"},
 			&cli.StringFlag{Name: "shard", Usage: "only the products of shard i/n (hash of the id), e.g. 0/4"},
 			&cli.BoolFlag{Name: "retry-errors", Usage: "redo products whose record in --out has an error"},

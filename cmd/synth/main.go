@@ -79,6 +79,7 @@ func commands() []*cli.Command {
 	return []*cli.Command{
 		pipelineCommand(),
 		captionCommand(),
+		rewriteCommand(),
 		evalCommand(),
 		embedCommand(),
 		tokenizeCommand(),

@@ -26,6 +26,7 @@ func BackendInit() {
 	backendMu.Lock()
 	defer backendMu.Unlock()
 	if backendRefs == 0 {
+		installLogSink()
 		C.llama_backend_init()
 	}
 	backendRefs++

@@ -29,7 +29,7 @@ FUZZTIME      ?= 20000x
 BENCH         ?= .
 BENCHTIME     ?= 1x
 
-.PHONY: all build links test vet bench fuzz clean
+.PHONY: all build links test vet bench fuzz clean demo
 all: build
 
 build: links
@@ -51,6 +51,11 @@ links:
 	mkdir -p third_party; \
 	ln -sfn "$$llama" third_party/llama.cpp; \
 	ln -sfn "$$ggml" third_party/ggml
+
+# The bundled default job: tiny random-weight models, a drawn product set, the whole
+# pipeline (caption -> rewrite -> eval) into demo/out. Rerunning recomputes nothing.
+demo: build
+	bin/synth demo --out demo
 
 vet: links
 	$(GO) vet ./...

@@ -78,6 +78,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 func commands() []*cli.Command {
 	return []*cli.Command{
 		pipelineCommand(),
+		demoCommand(),
 		captionCommand(),
 		rewriteCommand(),
 		evalCommand(),

@@ -3,7 +3,8 @@
 // with Llama 3.1's special tokens, and a chat template in the Llama 3 turn format. The
 // text they generate is meaningless; they exist for tests (Tiny, a fraction of a MB)
 // and benchmarks (Llama32_1B and Llama31_8B, the real shapes, generated locally and
-// never committed). It is imported by tests and benchmarks only.
+// never committed), and for the demo's LLM. It is imported by tests, benchmarks and
+// internal/demo only.
 package llamagguf
 
 import (

@@ -39,9 +39,9 @@ func packFor(t testing.TB, s *Set, ws *Weights) {
 	if nr == 0 {
 		return
 	}
-	ws.Packed = alignedFloats(PackedLen(ws.N, ws.K, nr))
+	ws.Packed = alignedBytes(PackedBytes(ws.DType, ws.N, ws.K, nr))
 	ws.PanelNR = nr
-	if err := runShares(2, func(ith int, _ []float32) error { return PackF32(ws.Raw, ws.N, ws.K, nr, ws.Packed, ith, 2) }); err != nil {
+	if err := runShares(2, func(ith int, _ []float32) error { return Pack(ws.DType, ws.Raw, ws.N, ws.K, nr, ws.Packed, ith, 2) }); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -75,6 +75,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 func commands() []*cli.Command {
 	return []*cli.Command{
 		doctorCommand(),
+		benchCommand(),
 	}
 }
 

@@ -51,6 +51,12 @@ static inline float vhmax(vf a) {
 	return _mm_cvtss_f32(s);
 }
 
+// out[0..3] = the sums of a, b, c and d
+static inline void vhsum4(vf a, vf b, vf c, vf d, float *out) {
+	__m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+	_mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1)));
+}
+
 // lanes(n): an integer mask of the first n lanes, for maskload/maskstore
 static inline __m256i lanes(int64_t n) {
 	static const int32_t tbl[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};

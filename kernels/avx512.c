@@ -41,6 +41,14 @@ typedef __mmask16 vm;
 // lanes i < thr (thr may be <= 0 or >= VL)
 #define viota() _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 
+// out[0..3] = the sums of a, b, c and d (halves folded, then the AVX2 hadd tree)
+static inline void vhsum4(vf a, vf b, vf c, vf d, float *out) {
+#define HALVES(x) _mm256_add_ps(_mm512_castps512_ps256(x), _mm512_extractf32x8_ps(x, 1))
+	__m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(HALVES(a), HALVES(b)), _mm256_hadd_ps(HALVES(c), HALVES(d)));
+#undef HALVES
+	_mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1)));
+}
+
 static inline vm lanes(int64_t n) { return n >= VL ? (vm)0xffff : n <= 0 ? (vm)0 : (vm)((1u << n) - 1); }
 static inline vf vloadn(const float *p, int64_t n) { return n >= VL ? vload(p) : _mm512_maskz_loadu_ps(lanes(n), p); }
 static inline void vstoren(float *p, vf v, int64_t n) {

@@ -615,14 +615,15 @@ static void mean_v(const float *v, int64_t ldv, int64_t nk, int64_t d, float *o,
 }
 
 // attend_narrow: one query row, flash-style over blocks of BK keys. Scores are f32 dot
-// products over d (VL lanes, then a horizontal sum), the running max and sum are
-// rescaled per block (online softmax), and o accumulates p_j v_j over d in VL lanes.
+// products over d (VL lanes, then horizontal sums four keys at a time), the running max
+// and sum are rescaled per block (online softmax), and the output accumulates p_j v_j
+// over d in registers, up to 8 vectors of d at a time.
 static void attend_narrow(const float *qi, const float *k, int64_t ldk, const float *v, int64_t ldv, float *oi,
                           int64_t nk, int64_t kend, int64_t d, float scale, const uint8_t *mask, int64_t moff,
                           float *scratch) {
-	float *s = scratch;           // BK scores
-	float *acc = scratch + BK;    // d, rounded up to VL
-	float *qs = acc + SYNTH_MAX_HEAD_DIM + VL; // the scaled query
+	float *s = scratch;                        // BK scores, then probabilities
+	float *acc = scratch + BK;                 // d, rounded up to VL
+	float *qs = acc + SYNTH_MAX_HEAD_DIM + VL; // the scaled query, zero padded
 	int64_t dv = (d + VL - 1) / VL * VL;
 	for (int64_t c = 0; c < dv; c += VL) {
 		vstore(qs + c, vmul(vloadn(qi + c, d - c), vset1(scale)));
@@ -631,23 +632,26 @@ static void attend_narrow(const float *qi, const float *k, int64_t ldk, const fl
 	float m = -INFINITY, l = 0;
 	for (int64_t j0 = 0; j0 < kend; j0 += BK) {
 		int64_t bk = kend - j0 < BK ? kend - j0 : BK;
-		float bm = -INFINITY;
-		for (int64_t j = 0; j < bk; j++) {
-			if (key_masked(mask, moff, j0 + j)) {
-				s[j] = -INFINITY;
-				continue;
+		for (int64_t j = 0; j < bk; j += 4) {
+			// four keys at once (the rows past bk repeat the last: computed, not stored)
+			const float *k0 = k + (j0 + j) * ldk, *k1 = k0 + (j + 1 < bk) * ldk, *k2 = k0 + (j + 2 < bk ? 2 : 0) * ldk,
+			            *k3 = k0 + (j + 3 < bk ? 3 : 0) * ldk;
+			vf a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
+			for (int64_t c = 0; c < d; c += VL) {
+				vf qv = vload(qs + c);
+				a0 = vfma(qv, vloadn(k0 + c, d - c), a0);
+				a1 = vfma(qv, vloadn(k1 + c, d - c), a1);
+				a2 = vfma(qv, vloadn(k2 + c, d - c), a2);
+				a3 = vfma(qv, vloadn(k3 + c, d - c), a3);
 			}
-			const float *kj = k + (j0 + j) * ldk;
-			vf a0 = vzero(), a1 = vzero();
-			int64_t c = 0;
-			for (; c + 2 * VL <= d; c += 2 * VL) {
-				a0 = vfma(vload(qs + c), vload(kj + c), a0);
-				a1 = vfma(vload(qs + c + VL), vload(kj + c + VL), a1);
-			}
-			for (; c < d; c += VL) a0 = vfma(vload(qs + c), vloadn(kj + c, d - c), a0);
-			s[j] = vhsum(vadd(a0, a1));
-			bm = s[j] > bm ? s[j] : bm;
+			float t[4];
+			vhsum4(a0, a1, a2, a3, t);
+			for (int64_t e = 0; e < 4 && j + e < bk; e++) s[j + e] = key_masked(mask, moff, j0 + j + e) ? -INFINITY : t[e];
 		}
+		vf bmv = vset1(-INFINITY);
+		for (int64_t j = 0; j < bk; j += VL)
+			bmv = vmax(vsel(vlt(viota(), vset1((float)(bk - j))), vset1(-INFINITY), vloadn(s + j, bk - j)), bmv);
+		float bm = vhmax(bmv);
 		if (bm == -INFINITY) continue; // no valid key in this block
 		float mn = m > bm ? m : bm;
 		float alpha = expf(m - mn); // 0 when m is -inf
@@ -661,12 +665,23 @@ static void attend_narrow(const float *qi, const float *k, int64_t ldk, const fl
 		l = l * alpha + vhsum(psum);
 		m = mn;
 		vf av = vset1(alpha);
-		for (int64_t c = 0; c < dv; c += VL) vstore(acc + c, vmul(vload(acc + c), av));
-		for (int64_t j = 0; j < bk; j++) {
-			if (s[j] == 0) continue;
-			vf p = vset1(s[j]);
-			const float *vj = v + (j0 + j) * ldv;
-			for (int64_t c = 0; c < dv; c += VL) vstore(acc + c, vfma(p, vloadn(vj + c, d - c), vload(acc + c)));
+		for (int64_t c0 = 0; c0 < dv; c0 += 8 * VL) {
+			int64_t nvec = (dv - c0) / VL < 8 ? (dv - c0) / VL : 8;
+			vf o[8];
+#pragma GCC unroll 8
+			for (int e = 0; e < 8; e++)
+				if (e < nvec) o[e] = vmul(vload(acc + c0 + e * VL), av);
+			for (int64_t j = 0; j < bk; j++) {
+				if (s[j] == 0) continue;
+				vf p = vset1(s[j]);
+				const float *vj = v + (j0 + j) * ldv + c0;
+#pragma GCC unroll 8
+				for (int e = 0; e < 8; e++)
+					if (e < nvec) o[e] = vfma(p, vloadn(vj + e * VL, d - c0 - e * VL), o[e]);
+			}
+#pragma GCC unroll 8
+			for (int e = 0; e < 8; e++)
+				if (e < nvec) vstore(acc + c0 + e * VL, o[e]);
 		}
 	}
 	if (l == 0) {

@@ -95,3 +95,18 @@ func BenchmarkAttention(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkOpOverhead: the fixed cost of one op on the pool (dispatch to every worker and
+// wait), on a 1x16 tensor, at 1 and GOMAXPROCS workers.
+func BenchmarkOpOverhead(b *testing.B) {
+	for _, n := range []int{1, runtime.GOMAXPROCS(0)} {
+		b.Run(fmt.Sprintf("threads=%d", n), func(b *testing.B) {
+			c := NewCtx(n)
+			defer c.Close()
+			x := NewTensor(1, 16)
+			for b.Loop() {
+				c.AddInPlace(x, x)
+			}
+		})
+	}
+}

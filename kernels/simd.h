@@ -669,8 +669,7 @@ static void attend_narrow(const float *qi, const float *k, int64_t ldk, const fl
 			int64_t nvec = (dv - c0) / VL < 8 ? (dv - c0) / VL : 8;
 			vf o[8];
 #pragma GCC unroll 8
-			for (int e = 0; e < 8; e++)
-				if (e < nvec) o[e] = vmul(vload(acc + c0 + e * VL), av);
+			for (int e = 0; e < 8; e++) o[e] = e < nvec ? vmul(vload(acc + c0 + e * VL), av) : vzero();
 			for (int64_t j = 0; j < bk; j++) {
 				if (s[j] == 0) continue;
 				vf p = vset1(s[j]);

@@ -8,6 +8,7 @@
 #define ISA_SFX(name) name##_avx2
 #define VL 8
 #define NR SYNTH_NR_AVX2 // GEMM panel width: two vectors
+#define NREG 16 // vector registers
 #define MR 6             // GEMM micro-tile rows: 6 x 2 accumulators + 2 B + 1 broadcast of 16 ymm
 
 typedef __m256 vf;

@@ -8,6 +8,7 @@
 #define ISA_SFX(name) name##_avx512
 #define VL 16
 #define NR SYNTH_NR_AVX512 // GEMM panel width: two vectors
+#define NREG 32 // vector registers
 #define MR 12 // GEMM micro-tile rows: 12 x 2 accumulators + 2 B + 1 broadcast of 32 zmm
 
 typedef __m512 vf;

@@ -252,7 +252,9 @@ static void dequant_panel(int dt, const uint8_t *panel, int64_t k0, int64_t kc, 
 
 // small_tile: rows [0, mr) of y for one panel over all of K, x read in place (rows of
 // ldx): acc[i][:] = sum_k x[i][k] w[k][:], converting each k step of the packed panel
-// once for all mr rows. Then bias, activation, residual, store (as gemm_tile).
+// once for all mr rows. Then bias, activation, residual, store (as gemm_tile). For Q8_0
+// and Q4_0 with few rows, the sum runs per block on the integer values and is scaled
+// once per block (rounding differs from scaling each weight: within the same f32 bound).
 static inline __attribute__((always_inline)) void small_tile(const int mr, const int dt, const float *x, int64_t ldx,
                                                              const uint8_t *panel, int64_t k, float *y, int64_t col,
                                                              int64_t nv, const gemm_args *g, int64_t row) {
@@ -281,6 +283,34 @@ static inline __attribute__((always_inline)) void small_tile(const int mr, const
 	case SYNTH_Q8_0:
 	case SYNTH_Q4_0: {
 		int64_t bb = dt == SYNTH_Q8_0 ? NR * Q8_BYTES : NR * Q4_BYTES;
+		if (4 * mr + 6 <= NREG) {
+			// registers for a second set of accumulators: sum x q over each block, then
+			// scale once per block (acc += blk * d), saving a multiply per k step
+			vf blk[MR][2];
+			for (int64_t kb = 0; kb < k; kb += QK) {
+				const uint8_t *bp = panel + kb / QK * bb;
+				const uint8_t *q = bp + NR * 2;
+#pragma GCC unroll 16
+				for (int i = 0; i < mr; i++) blk[i][0] = blk[i][1] = vzero();
+				for (int j = 0; j < QK; j++) {
+					if (dt == SYNTH_Q8_0) w0 = vload_i8(q + j * NR), w1 = vload_i8(q + j * NR + VL);
+					else w0 = vload_q4(q + j * (NR / 2), 0), w1 = vload_q4(q + j * (NR / 2), 1);
+#pragma GCC unroll 16
+					for (int i = 0; i < mr; i++) {
+						vf av = vset1(x[i * ldx + kb + j]);
+						blk[i][0] = vfma(av, w0, blk[i][0]);
+						blk[i][1] = vfma(av, w1, blk[i][1]);
+					}
+				}
+				vf d0 = vload_f16(bp), d1 = vload_f16(bp + VL * 2);
+#pragma GCC unroll 16
+				for (int i = 0; i < mr; i++) {
+					acc[i][0] = vfma(blk[i][0], d0, acc[i][0]);
+					acc[i][1] = vfma(blk[i][1], d1, acc[i][1]);
+				}
+			}
+			break;
+		}
 		for (int64_t kb = 0; kb < k; kb += QK) {
 			const uint8_t *blk = panel + kb / QK * bb;
 			vf d0 = vload_f16(blk), d1 = vload_f16(blk + VL * 2);

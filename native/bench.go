@@ -173,6 +173,14 @@ func (b *bencher) measure(f func()) float64 {
 	return best
 }
 
+// measureBLAS is measure for OpenBLAS calls, then a pause: OpenBLAS's idle threads
+// spin for a while after a call and would take cores from the next measurement.
+func (b *bencher) measureBLAS(f func()) float64 {
+	sec := b.measure(f)
+	time.Sleep(250 * time.Millisecond)
+	return sec
+}
+
 func (b *bencher) add(r BenchResult) {
 	r.Threads = b.o.Threads
 	b.rep.Results = append(b.rep.Results, r)
@@ -254,7 +262,7 @@ func (b *bencher) gemms() {
 		var blasSec float64
 		if b.blas != nil && sh.DType == F32 {
 			b.progress("%s %s %s openblas", op, sh.Model, shape)
-			blasSec = b.measure(func() { b.blas.SGEMM(x.F32(), wf, y.F32(), sh.M, sh.N, sh.K) })
+			blasSec = b.measureBLAS(func() { b.blas.SGEMM(x.F32(), wf, y.F32(), sh.M, sh.N, sh.K) })
 			r := BenchResult{Op: op, Model: sh.Model, Shape: shape, DType: sh.DType.String(), Variant: "openblas", Seconds: blasSec,
 				GFLOPS: flops / blasSec / 1e9, PeakFraction: flops / blasSec / 1e9 / b.bestPeak()}
 			if decode {
@@ -300,7 +308,7 @@ func (b *bencher) mlpBlock() {
 	var blasSec float64
 	if b.blas != nil {
 		b.progress("mlp block openblas")
-		blasSec = b.measure(func() {
+		blasSec = b.measureBLAS(func() {
 			b.blas.SGEMM(x.F32(), w1f, h.F32(), m, hid, d)
 			b.blas.BiasQuickGELU(h.F32(), b1, m, hid)
 			b.blas.SGEMM(h.F32(), w2f, o.F32(), m, d, hid)

@@ -190,6 +190,28 @@ int synth_attention_f32_ref(const float *q, int64_t ldq, const float *k, int64_t
 SYNTH_VARIANT_DECLS(avx2)
 SYNTH_VARIANT_DECLS(avx512)
 
+// ---- dispatch -------------------------------------------------------------------------------
+// The ops by variant index, for callers that choose the variant at run time (the Go
+// wrappers): each forwards to synth_<op>_<dtype>_<isa>, with the same arguments.
+enum { SYNTH_ISA_REF = 0, SYNTH_ISA_AVX2 = 1, SYNTH_ISA_AVX512 = 2 };
+int synth_gemm(int isa, int dt, const float *x, int64_t ldx, const void *w, const float *bias, int act,
+               const float *res, int64_t ldr, float *y, int64_t ldy, int64_t m, int64_t n, int64_t k,
+               float *scratch, int ith, int nth);
+int synth_layernorm(int isa, const float *x, int64_t ldx, const float *gamma, const float *beta, float eps,
+                    float *y, int64_t ldy, int64_t rows, int64_t cols, int ith, int nth);
+int synth_softmax(int isa, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows, int64_t cols,
+                  float scale, int logsm, int ith, int nth);
+int synth_act(int isa, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows, int64_t cols, int act,
+              int ith, int nth);
+int synth_axpby(int isa, const float *a, int64_t lda, float alpha, const float *b, int64_t ldb, int64_t brows,
+                float beta, float *y, int64_t ldy, int64_t rows, int64_t cols, int ith, int nth);
+int synth_l2norm(int isa, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows, int64_t cols, int ith,
+                 int nth);
+int synth_argmax(int isa, const float *x, int64_t ldx, int64_t rows, int64_t cols, int64_t *out, int ith, int nth);
+int synth_attention(int isa, const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                    float *o, int64_t ldo, const int64_t *seq, int64_t nseq, const uint8_t *mask, int64_t h,
+                    int64_t d, float scale, int causal, float *scratch, int ith, int nth);
+
 // ---- machine probes (benchmarks) ----------------------------------------------------------
 // dst[i] = src[i] for the share (ith, nth) of n floats (STREAM "copy"), and the sum of
 // src's share (a read-only sweep, like a GEMV's weight stream) into *sum.

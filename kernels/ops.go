@@ -16,6 +16,7 @@ import (
 // not, so a C kernel never touches memory outside them.
 type Set struct {
 	isa ISA
+	idx C.int // SYNTH_ISA_* of isa, for the C dispatch tables
 }
 
 // For returns the kernels of isa, or an error when this binary or this CPU lacks it.
@@ -26,11 +27,22 @@ func For(isa ISA) (*Set, error) {
 	if !supports(HostFeatures(), isa) {
 		return nil, fmt.Errorf("kernels: this CPU cannot run variant %q", isa)
 	}
-	return &Set{isa: isa}, nil
+	return newSet(isa), nil
+}
+
+func newSet(isa ISA) *Set {
+	idx := C.SYNTH_ISA_REF
+	switch isa {
+	case ISAAVX2:
+		idx = C.SYNTH_ISA_AVX2
+	case ISAAVX512:
+		idx = C.SYNTH_ISA_AVX512
+	}
+	return &Set{isa: isa, idx: C.int(idx)}
 }
 
 // Host returns the kernels dispatch picks for this CPU.
-func Host() *Set { return &Set{isa: Pick(HostFeatures())} }
+func Host() *Set { return newSet(Pick(HostFeatures())) }
 
 // ISA is the variant family of s.
 func (s *Set) ISA() ISA { return s.isa }
@@ -176,48 +188,7 @@ func (s *Set) GEMM(x Mat, w *Weights, bias []float32, act Act, res, y Mat, ith, 
 	yp, ldy := y.ptr(), C.int64_t(y.LD)
 	m, n, k := C.int64_t(x.Rows), C.int64_t(w.N), C.int64_t(w.K)
 	sc, ci, cn := fptr(scratch), C.int(ith), C.int(nth)
-	var rc C.int
-	switch s.isa {
-	case ISAAVX512:
-		switch w.DType {
-		case F32:
-			rc = C.synth_gemm_f32_avx512(xa, ldx, wp, bp, a, rp, ldr, yp, ldy, m, n, k, sc, ci, cn)
-		case F16:
-			rc = C.synth_gemm_f16_avx512(xa, ldx, wp, bp, a, rp, ldr, yp, ldy, m, n, k, sc, ci, cn)
-		case BF16:
-			rc = C.synth_gemm_bf16_avx512(xa, ldx, wp, bp, a, rp, ldr, yp, ldy, m, n, k, sc, ci, cn)
-		case Q8_0:
-			rc = C.synth_gemm_q8_0_avx512(xa, ldx, wp, bp, a, rp, ldr, yp, ldy, m, n, k, sc, ci, cn)
-		case Q4_0:
-			rc = C.synth_gemm_q4_0_avx512(xa, ldx, wp, bp, a, rp, ldr, yp, ldy, m, n, k, sc, ci, cn)
-		}
-	case ISAAVX2:
-		switch w.DType {
-		case F32:
-			rc = C.synth_gemm_f32_avx2(xa, ldx, wp, bp, a, rp, ldr, yp, ldy, m, n, k, sc, ci, cn)
-		case F16:
-			rc = C.synth_gemm_f16_avx2(xa, ldx, wp, bp, a, rp, ldr, yp, ldy, m, n, k, sc, ci, cn)
-		case BF16:
-			rc = C.synth_gemm_bf16_avx2(xa, ldx, wp, bp, a, rp, ldr, yp, ldy, m, n, k, sc, ci, cn)
-		case Q8_0:
-			rc = C.synth_gemm_q8_0_avx2(xa, ldx, wp, bp, a, rp, ldr, yp, ldy, m, n, k, sc, ci, cn)
-		case Q4_0:
-			rc = C.synth_gemm_q4_0_avx2(xa, ldx, wp, bp, a, rp, ldr, yp, ldy, m, n, k, sc, ci, cn)
-		}
-	default:
-		switch w.DType {
-		case F32:
-			rc = C.synth_gemm_f32_ref(xa, ldx, wp, bp, a, rp, ldr, yp, ldy, m, n, k, sc, ci, cn)
-		case F16:
-			rc = C.synth_gemm_f16_ref(xa, ldx, wp, bp, a, rp, ldr, yp, ldy, m, n, k, sc, ci, cn)
-		case BF16:
-			rc = C.synth_gemm_bf16_ref(xa, ldx, wp, bp, a, rp, ldr, yp, ldy, m, n, k, sc, ci, cn)
-		case Q8_0:
-			rc = C.synth_gemm_q8_0_ref(xa, ldx, wp, bp, a, rp, ldr, yp, ldy, m, n, k, sc, ci, cn)
-		case Q4_0:
-			rc = C.synth_gemm_q4_0_ref(xa, ldx, wp, bp, a, rp, ldr, yp, ldy, m, n, k, sc, ci, cn)
-		}
-	}
+	rc := C.synth_gemm(s.idx, C.int(w.DType), xa, ldx, wp, bp, a, rp, ldr, yp, ldy, m, n, k, sc, ci, cn)
 	return status("gemm", rc)
 }
 
@@ -260,15 +231,7 @@ func (s *Set) LayerNorm(x Mat, gamma, beta []float32, eps float32, y Mat, ith, n
 	if x.Rows == 0 || x.Cols == 0 {
 		return nil
 	}
-	var rc C.int
-	switch s.isa {
-	case ISAAVX512:
-		rc = C.synth_layernorm_f32_avx512(x.ptr(), C.int64_t(x.LD), fptr(gamma), fptr(beta), C.float(eps), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.int(ith), C.int(nth))
-	case ISAAVX2:
-		rc = C.synth_layernorm_f32_avx2(x.ptr(), C.int64_t(x.LD), fptr(gamma), fptr(beta), C.float(eps), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.int(ith), C.int(nth))
-	default:
-		rc = C.synth_layernorm_f32_ref(x.ptr(), C.int64_t(x.LD), fptr(gamma), fptr(beta), C.float(eps), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.int(ith), C.int(nth))
-	}
+	rc := C.synth_layernorm(s.idx, x.ptr(), C.int64_t(x.LD), fptr(gamma), fptr(beta), C.float(eps), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.int(ith), C.int(nth))
 	return status("layernorm", rc)
 }
 
@@ -291,15 +254,7 @@ func (s *Set) Softmax(x Mat, scale float32, log bool, y Mat, ith, nth int) error
 	if log {
 		lg = 1
 	}
-	var rc C.int
-	switch s.isa {
-	case ISAAVX512:
-		rc = C.synth_softmax_f32_avx512(x.ptr(), C.int64_t(x.LD), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.float(scale), lg, C.int(ith), C.int(nth))
-	case ISAAVX2:
-		rc = C.synth_softmax_f32_avx2(x.ptr(), C.int64_t(x.LD), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.float(scale), lg, C.int(ith), C.int(nth))
-	default:
-		rc = C.synth_softmax_f32_ref(x.ptr(), C.int64_t(x.LD), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.float(scale), lg, C.int(ith), C.int(nth))
-	}
+	rc := C.synth_softmax(s.idx, x.ptr(), C.int64_t(x.LD), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.float(scale), lg, C.int(ith), C.int(nth))
 	return status("softmax", rc)
 }
 
@@ -317,15 +272,7 @@ func (s *Set) Activation(x Mat, act Act, y Mat, ith, nth int) error {
 	if x.Rows == 0 || x.Cols == 0 {
 		return nil
 	}
-	var rc C.int
-	switch s.isa {
-	case ISAAVX512:
-		rc = C.synth_act_f32_avx512(x.ptr(), C.int64_t(x.LD), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.int(act), C.int(ith), C.int(nth))
-	case ISAAVX2:
-		rc = C.synth_act_f32_avx2(x.ptr(), C.int64_t(x.LD), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.int(act), C.int(ith), C.int(nth))
-	default:
-		rc = C.synth_act_f32_ref(x.ptr(), C.int64_t(x.LD), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.int(act), C.int(ith), C.int(nth))
-	}
+	rc := C.synth_act(s.idx, x.ptr(), C.int64_t(x.LD), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.int(act), C.int(ith), C.int(nth))
 	return status("activation", rc)
 }
 
@@ -352,15 +299,7 @@ func (s *Set) Axpby(a Mat, alpha float32, b Mat, beta float32, y Mat, ith, nth i
 	if a.Rows == 0 || a.Cols == 0 {
 		return nil
 	}
-	var rc C.int
-	switch s.isa {
-	case ISAAVX512:
-		rc = C.synth_axpby_f32_avx512(a.ptr(), C.int64_t(a.LD), C.float(alpha), b.ptr(), C.int64_t(b.LD), C.int64_t(b.Rows), C.float(beta), y.ptr(), C.int64_t(y.LD), C.int64_t(a.Rows), C.int64_t(a.Cols), C.int(ith), C.int(nth))
-	case ISAAVX2:
-		rc = C.synth_axpby_f32_avx2(a.ptr(), C.int64_t(a.LD), C.float(alpha), b.ptr(), C.int64_t(b.LD), C.int64_t(b.Rows), C.float(beta), y.ptr(), C.int64_t(y.LD), C.int64_t(a.Rows), C.int64_t(a.Cols), C.int(ith), C.int(nth))
-	default:
-		rc = C.synth_axpby_f32_ref(a.ptr(), C.int64_t(a.LD), C.float(alpha), b.ptr(), C.int64_t(b.LD), C.int64_t(b.Rows), C.float(beta), y.ptr(), C.int64_t(y.LD), C.int64_t(a.Rows), C.int64_t(a.Cols), C.int(ith), C.int(nth))
-	}
+	rc := C.synth_axpby(s.idx, a.ptr(), C.int64_t(a.LD), C.float(alpha), b.ptr(), C.int64_t(b.LD), C.int64_t(b.Rows), C.float(beta), y.ptr(), C.int64_t(y.LD), C.int64_t(a.Rows), C.int64_t(a.Cols), C.int(ith), C.int(nth))
 	return status("axpby", rc)
 }
 
@@ -376,15 +315,7 @@ func (s *Set) L2Normalize(x, y Mat, ith, nth int) error {
 	if x.Rows == 0 || x.Cols == 0 {
 		return nil
 	}
-	var rc C.int
-	switch s.isa {
-	case ISAAVX512:
-		rc = C.synth_l2norm_f32_avx512(x.ptr(), C.int64_t(x.LD), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.int(ith), C.int(nth))
-	case ISAAVX2:
-		rc = C.synth_l2norm_f32_avx2(x.ptr(), C.int64_t(x.LD), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.int(ith), C.int(nth))
-	default:
-		rc = C.synth_l2norm_f32_ref(x.ptr(), C.int64_t(x.LD), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.int(ith), C.int(nth))
-	}
+	rc := C.synth_l2norm(s.idx, x.ptr(), C.int64_t(x.LD), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.int(ith), C.int(nth))
 	return status("l2norm", rc)
 }
 
@@ -403,15 +334,7 @@ func (s *Set) Argmax(x Mat, out []int64, ith, nth int) error {
 	if x.Rows == 0 {
 		return nil
 	}
-	var rc C.int
-	switch s.isa {
-	case ISAAVX512:
-		rc = C.synth_argmax_f32_avx512(x.ptr(), C.int64_t(x.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), (*C.int64_t)(unsafe.Pointer(&out[0])), C.int(ith), C.int(nth))
-	case ISAAVX2:
-		rc = C.synth_argmax_f32_avx2(x.ptr(), C.int64_t(x.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), (*C.int64_t)(unsafe.Pointer(&out[0])), C.int(ith), C.int(nth))
-	default:
-		rc = C.synth_argmax_f32_ref(x.ptr(), C.int64_t(x.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), (*C.int64_t)(unsafe.Pointer(&out[0])), C.int(ith), C.int(nth))
-	}
+	rc := C.synth_argmax(s.idx, x.ptr(), C.int64_t(x.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), (*C.int64_t)(unsafe.Pointer(&out[0])), C.int(ith), C.int(nth))
 	return status("argmax", rc)
 }
 
@@ -487,14 +410,6 @@ func (s *Set) Attention(q, k, v, o Mat, seq []int64, mask []byte, h, d int, scal
 	qp, ldq, kp, ldk, vp, ldv, op, ldo := q.ptr(), C.int64_t(q.LD), k.ptr(), C.int64_t(k.LD), v.ptr(), C.int64_t(v.LD), o.ptr(), C.int64_t(o.LD)
 	sp, ns, ch, cd, sc := (*C.int64_t)(unsafe.Pointer(&seq[0])), C.int64_t(len(seq)/SeqFields), C.int64_t(h), C.int64_t(d), C.float(scale)
 	scr, ci, cn := fptr(scratch), C.int(ith), C.int(nth)
-	var rc C.int
-	switch s.isa {
-	case ISAAVX512:
-		rc = C.synth_attention_f32_avx512(qp, ldq, kp, ldk, vp, ldv, op, ldo, sp, ns, mp, ch, cd, sc, cs, scr, ci, cn)
-	case ISAAVX2:
-		rc = C.synth_attention_f32_avx2(qp, ldq, kp, ldk, vp, ldv, op, ldo, sp, ns, mp, ch, cd, sc, cs, scr, ci, cn)
-	default:
-		rc = C.synth_attention_f32_ref(qp, ldq, kp, ldk, vp, ldv, op, ldo, sp, ns, mp, ch, cd, sc, cs, scr, ci, cn)
-	}
+	rc := C.synth_attention(s.idx, qp, ldq, kp, ldk, vp, ldv, op, ldo, sp, ns, mp, ch, cd, sc, cs, scr, ci, cn)
 	return status("attention", rc)
 }

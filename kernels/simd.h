@@ -733,8 +733,7 @@ static void attend_wide(const float *q, int64_t ldq, const float *k, int64_t ldk
 	float *qt = scratch;                            // [d][NR]
 	float *st = qt + SYNTH_MAX_HEAD_DIM * NR;       // [BK][NR] scores, then probabilities
 	float *ot = st + BK * NR;                       // [d][NR]
-	float *mrow = ot + SYNTH_MAX_HEAD_DIM * NR;     // [NR] running max per query
-	float *lrow = mrow + NR;                        // [NR] running sum
+	float *lrow = ot + SYNTH_MAX_HEAD_DIM * NR;     // [NR] the softmax sums, per query
 	for (int64_t c = 0; c < d; c++) {
 		for (int64_t i = 0; i < NR; i++) qt[c * NR + i] = i < nq ? q[i * ldq + c] * scale : 0.0f;
 		vstore(ot + c * NR, vzero());
@@ -825,8 +824,6 @@ static void attend_wide(const float *q, int64_t ldq, const float *k, int64_t ldk
 	}
 	vstore(lrow, l0);
 	vstore(lrow + VL, l1);
-	vstore(mrow, m0);
-	vstore(mrow + VL, m1);
 	for (int64_t i = 0; i < nq; i++) {
 		if (lrow[i] == 0) {
 			mean_v(v, ldv, nk, d, o + i * ldo, 1);

@@ -115,23 +115,23 @@ type rowJob struct {
 	set         *kernels.Set
 	kind        rowKind
 	x, b, y     kernels.Mat
-	gamma, beta []float32
-	eps, alpha  float32
-	beta2       float32
+	gamma, bias []float32 // LayerNorm's
+	eps         float32
+	alpha, beta float32 // softmax's scale (alpha); axpby's factors
 	act         kernels.Act
-	idx         []int64
+	idx         []int64 // argmax's output
 }
 
 func (j *rowJob) run(ith, nth int, _ []float32) error {
 	switch j.kind {
 	case rowLayerNorm:
-		return j.set.LayerNorm(j.x, j.gamma, j.beta, j.eps, j.y, ith, nth)
+		return j.set.LayerNorm(j.x, j.gamma, j.bias, j.eps, j.y, ith, nth)
 	case rowSoftmax, rowLogSoftmax:
 		return j.set.Softmax(j.x, j.alpha, j.kind == rowLogSoftmax, j.y, ith, nth)
 	case rowAct:
 		return j.set.Activation(j.x, j.act, j.y, ith, nth)
 	case rowAxpby:
-		return j.set.Axpby(j.x, j.alpha, j.b, j.beta2, j.y, ith, nth)
+		return j.set.Axpby(j.x, j.alpha, j.b, j.beta, j.y, ith, nth)
 	case rowL2:
 		return j.set.L2Normalize(j.x, j.y, ith, nth)
 	default:
@@ -172,7 +172,7 @@ func (c *Ctx) LayerNormInto(dst, x Tensor, gamma, beta []float32, eps float32) {
 	if (gamma != nil && len(gamma) != cols) || (beta != nil && len(beta) != cols) {
 		panic(fmt.Sprintf("native: LayerNorm: %d gamma, %d beta values for rows of %d", len(gamma), len(beta), cols))
 	}
-	c.runRows(rowJob{kind: rowLayerNorm, x: x.mat(), y: dst.mat(), gamma: gamma, beta: beta, eps: eps})
+	c.runRows(rowJob{kind: rowLayerNorm, x: x.mat(), y: dst.mat(), gamma: gamma, bias: beta, eps: eps})
 }
 
 // Softmax is softmax(scale * x) over each row, with max subtraction. A row that is all
@@ -228,7 +228,7 @@ func (c *Ctx) Add(a, b Tensor) Tensor {
 	checkBroadcast("Add", a, b)
 	_, cols := a.Dims2()
 	y := c.allocLike(a, cols)
-	c.runRows(rowJob{kind: rowAxpby, x: a.mat(), b: b.mat(), y: y.mat(), alpha: 1, beta2: 1})
+	c.runRows(rowJob{kind: rowAxpby, x: a.mat(), b: b.mat(), y: y.mat(), alpha: 1, beta: 1})
 	return y
 }
 
@@ -238,7 +238,7 @@ func (c *Ctx) AddInPlace(dst, b Tensor) { c.AddScaledInPlace(dst, b, 1) }
 // AddScaledInPlace is dst += s*b, with Add's broadcast (an unmerged LoRA update).
 func (c *Ctx) AddScaledInPlace(dst, b Tensor, s float32) {
 	checkBroadcast("AddScaledInPlace", dst, b)
-	c.runRows(rowJob{kind: rowAxpby, x: dst.mat(), b: b.mat(), y: dst.mat(), alpha: 1, beta2: s})
+	c.runRows(rowJob{kind: rowAxpby, x: dst.mat(), b: b.mat(), y: dst.mat(), alpha: 1, beta: s})
 }
 
 // Scale is s*x.

@@ -101,6 +101,38 @@ typedef struct {
 	int accum_y; // start from y (the in-place residual) instead of 0
 } gemm_args;
 
+// store_tile is the GEMM epilogue: rows [0, mr) x columns [0, nv) of y (at row `row` of
+// the output, column col) = act(acc + bias) + res.
+static inline __attribute__((always_inline)) void store_tile(const int mr, vf acc[][2], float *y, int64_t col,
+                                                             int64_t nv, const gemm_args *g, int64_t row) {
+	vf b0 = vzero(), b1 = vzero();
+	if (g->bias) {
+		b0 = vloadn(g->bias + col, nv);
+		b1 = vloadn(g->bias + col + VL, nv - VL);
+	}
+	for (int i = 0; i < mr; i++) {
+		vf v0 = vact(g->act, vadd(acc[i][0], b0));
+		vf v1 = vact(g->act, vadd(acc[i][1], b1));
+		if (g->res) {
+			const float *r = g->res + (row + i) * g->ldr + col;
+			v0 = vadd(v0, vloadn(r, nv));
+			v1 = vadd(v1, vloadn(r + VL, nv - VL));
+		}
+		vstoren(y + i * g->ldy, v0, nv);
+		vstoren(y + i * g->ldy + VL, v1, nv - VL);
+	}
+}
+
+// add_y adds rows [0, mr) x columns [0, nv) of y (partial sums, or the in-place residual).
+static inline __attribute__((always_inline)) void add_y(const int mr, vf acc[][2], const float *y, int64_t nv,
+                                                        int64_t ldy) {
+#pragma GCC unroll 16
+	for (int i = 0; i < mr; i++) {
+		acc[i][0] = vadd(acc[i][0], vloadn(y + i * ldy, nv));
+		acc[i][1] = vadd(acc[i][1], vloadn(y + i * ldy + VL, nv - VL));
+	}
+}
+
 // gemm_tile computes rows [0, mr) x columns [0, nv) of y (nv <= NR) for one K block:
 // ap: packed A tile [kc][MR]; bp: B panel [kc][NR]. first: the first K block (start from 0,
 // or from y when accum_y); last: apply bias, activation and residual and store.
@@ -119,13 +151,7 @@ static inline __attribute__((always_inline)) void gemm_tile(const int mr, const 
 		_mm_prefetch((const char *)(y + i * g->ldy + NR - 1), _MM_HINT_T0);
 	}
 	mk(mr, acc, ap, 1, MR, bp, kc);
-	if (load) {
-#pragma GCC unroll 16
-		for (int i = 0; i < mr; i++) {
-			acc[i][0] = vadd(acc[i][0], vloadn(y + i * g->ldy, nv));
-			acc[i][1] = vadd(acc[i][1], vloadn(y + i * g->ldy + VL, nv - VL));
-		}
-	}
+	if (load) add_y(mr, acc, y, nv, g->ldy);
 	if (!last) {
 #pragma GCC unroll 16
 		for (int i = 0; i < mr; i++) {
@@ -134,22 +160,7 @@ static inline __attribute__((always_inline)) void gemm_tile(const int mr, const 
 		}
 		return;
 	}
-	vf b0 = vzero(), b1 = vzero();
-	if (g->bias) {
-		b0 = vloadn(g->bias + col, nv);
-		b1 = vloadn(g->bias + col + VL, nv - VL);
-	}
-	for (int i = 0; i < mr; i++) {
-		vf v0 = vact(g->act, vadd(acc[i][0], b0));
-		vf v1 = vact(g->act, vadd(acc[i][1], b1));
-		if (g->res) {
-			const float *r = g->res + (row + i) * g->ldr + col;
-			v0 = vadd(v0, vloadn(r, nv));
-			v1 = vadd(v1, vloadn(r + VL, nv - VL));
-		}
-		vstoren(y + i * g->ldy, v0, nv);
-		vstoren(y + i * g->ldy + VL, v1, nv - VL);
-	}
+	store_tile(mr, acc, y, col, nv, g, row);
 }
 
 #define GEMM_TILE_FN(r)                                                                                         \
@@ -324,27 +335,8 @@ static inline __attribute__((always_inline)) void small_tile(const int mr, const
 		break;
 	}
 	}
-	vf b0 = vzero(), b1 = vzero();
-	if (g->bias) {
-		b0 = vloadn(g->bias + col, nv);
-		b1 = vloadn(g->bias + col + VL, nv - VL);
-	}
-	for (int i = 0; i < mr; i++) {
-		vf v0 = vadd(acc[i][0], b0), v1 = vadd(acc[i][1], b1);
-		if (g->accum_y) {
-			v0 = vadd(v0, vloadn(y + i * g->ldy, nv));
-			v1 = vadd(v1, vloadn(y + i * g->ldy + VL, nv - VL));
-		}
-		v0 = vact(g->act, v0);
-		v1 = vact(g->act, v1);
-		if (g->res) {
-			const float *r = g->res + (row + i) * g->ldr + col;
-			v0 = vadd(v0, vloadn(r, nv));
-			v1 = vadd(v1, vloadn(r + VL, nv - VL));
-		}
-		vstoren(y + i * g->ldy, v0, nv);
-		vstoren(y + i * g->ldy + VL, v1, nv - VL);
-	}
+	if (g->accum_y) add_y(mr, acc, y, nv, g->ldy); // the in-place residual: y holds it
+	store_tile(mr, acc, y, col, nv, g, row);
 }
 
 #define SMALL_FN(dtn, dt, r)                                                                                  \

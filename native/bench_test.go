@@ -33,7 +33,9 @@ func benchMatrix(b *testing.B, dt DType, n, k int) *Matrix {
 }
 
 // BenchmarkLinear: GEMM at the encoder shapes (ViT-L/14 257 tokens, EVA ViT-g,
-// Q-Former) and the quantized decode shapes (OPT-2.7B). GFLOP/s = 2*m*n*k / time. In a
+// Q-Former) and the quantized decode shapes (OPT-2.7B). GFLOP/s = 2*m*n*k / time. The
+// decode shapes run on one matrix, cache-hot where it fits: `synth bench kernels` cycles
+// through copies past the caches for the memory-bound rate. In a
 // build with -tags openblas, isa=openblas runs the f32 shapes through cblas_sgemm: the
 // anchor, in the same run.
 func BenchmarkLinear(b *testing.B) {

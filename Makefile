@@ -29,7 +29,7 @@ FUZZTIME      ?= 20000x
 BENCH         ?= .
 BENCHTIME     ?= 1x
 
-.PHONY: all build links test vet bench fuzz clean demo
+.PHONY: all build links test vet bench bench-kernels fuzz clean demo
 all: build
 
 build: links
@@ -66,6 +66,13 @@ test: vet
 # Benchmarks only (no tests). Compare runs with benchstat; numbers are never asserted.
 bench: links
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -timeout 0 ./...
+
+# The kernel benchmark table (synth bench kernels) with the OpenBLAS anchor in the same
+# run. Needs Debian's libopenblas-dev for this target only; synth never links OpenBLAS
+# otherwise.
+bench-kernels: links
+	$(GO) build -tags openblas -ldflags '$(LDFLAGS)' -o bin/synth-openblas ./cmd/synth
+	bin/synth-openblas bench kernels
 
 # Every Go fuzz target, briefly (FUZZTIME each).
 fuzz: links

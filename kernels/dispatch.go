@@ -2,7 +2,7 @@ package kernels
 
 // compiled lists the variant families built into this binary and covered by the parity
 // tests, best first. A family is added here only together with its kernels and tests.
-var compiled = []ISA{ISARef}
+var compiled = []ISA{ISAAVX512, ISAAVX2, ISARef}
 
 // Pick is the variant family dispatch selects for CPU features f: the best compiled
 // family whose features f has.

@@ -1,9 +1,24 @@
 // Package kernels holds synth's CPU compute kernels, written in C and compiled by cgo.
 //
-// Every op has a plain scalar reference (synth_<op>_<dtype>_ref, the specification) and
-// SIMD variants (synth_<op>_<dtype>_<isa>) selected once at start-up from the CPU
-// features that github.com/klauspost/cpuid reports. Kernels never start threads: each
-// takes (ith, nth) and the caller runs one call per worker.
+// kernels.h documents every op (shapes, aliasing, threading, numerics). Each has a
+// plain scalar reference, synth_<op>_<dtype>_ref in ref.c (the specification: obvious
+// loops, double accumulators), and SIMD variants synth_<op>_<dtype>_<isa> for avx2
+// (AVX2+FMA+F16C) and avx512 (F/BW/DQ/VL). The variants are one source, simd.h,
+// compiled twice by avx2.c and avx512.c over a small vector vocabulary, so both run the
+// same algorithms; they are chosen once at start-up from the CPU features cpuid reports
+// (Pick), and For gives any runnable variant to tests and benchmarks. im2col and the
+// load-time conversions (quantize, dequantize, pack) are memory shuffles with one
+// implementation for every variant.
+//
+// Kernels never start threads: each takes (ith, nth) and does that share of the op;
+// package native runs one call per worker. C never prints or aborts and keeps no
+// pointer; the Go wrappers (Set's methods) check every operand's extent against its
+// slice before calling, so C never touches memory outside them.
+//
+// The GEMM variants read weights packed once at load (Pack) into panels of the
+// micro-kernel's width, quantized blocks kept quantized and converted inside the
+// kernel. The parity harness (harness_test.go and the *_test.go beside it) runs every
+// op for every variant at 1, 3 and 8 threads against the reference.
 //
 // kernels imports nothing of synth. Only package native imports kernels.
 package kernels

@@ -13,10 +13,13 @@ type gemmShape struct{ m, k, n int }
 
 // gemmShapes: the odd sizes 1, 7, 17, 33 (tails of every tile and vector width), the real
 // activation shapes 257x1408 (EVA ViT-g), 32x768 (Q-Former), 248x768 (Long-CLIP text),
-// decode-shaped rows onto OPT's K=2560, and widths past several panels.
+// decode-shaped rows onto OPT's K=2560, widths past several panels, exactly one
+// micro-tile of rows (12: the avx512 decode path's limit), and more rows than one packed
+// block holds (600 > 264).
 var gemmShapes = []gemmShape{
 	{1, 1, 1}, {7, 17, 33}, {17, 33, 7}, {33, 7, 17}, {1, 33, 17}, {13, 64, 100},
 	{257, 1408, 40}, {32, 768, 33}, {248, 768, 24}, {3, 2560, 37}, {16, 2560, 65}, {40, 96, 129},
+	{12, 200, 45}, {6, 64, 20}, {600, 96, 70},
 }
 
 // newWeights quantizes random w [n, k] to dt and packs it for s.
@@ -39,9 +42,9 @@ func packFor(t testing.TB, s *Set, ws *Weights) {
 	if nr == 0 {
 		return
 	}
-	ws.Packed = alignedFloats(PackedLen(ws.N, ws.K, nr))
+	ws.Packed = alignedBytes(PackedBytes(ws.DType, ws.N, ws.K, nr))
 	ws.PanelNR = nr
-	if err := runShares(2, func(ith int, _ []float32) error { return PackF32(ws.Raw, ws.N, ws.K, nr, ws.Packed, ith, 2) }); err != nil {
+	if err := runShares(2, func(ith int, _ []float32) error { return Pack(ws.DType, ws.Raw, ws.N, ws.K, nr, ws.Packed, ith, 2) }); err != nil {
 		t.Fatal(err)
 	}
 }

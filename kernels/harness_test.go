@@ -76,6 +76,13 @@ func alignedFloats(n int) []float32 {
 	return buf[off : off+n : off+n]
 }
 
+// alignedBytes returns n bytes starting on a 64-byte boundary.
+func alignedBytes(n int) []byte {
+	buf := make([]byte, n+64)
+	off := int((64 - uintptr(unsafe.Pointer(&buf[0]))%64) % 64)
+	return buf[off : off+n : off+n]
+}
+
 // runShares runs f for ith = 0..nth-1 concurrently, each with its own scratch, like the
 // worker pool does, and returns the first error.
 func runShares(nth int, f func(ith int, scratch []float32) error) error {

@@ -58,32 +58,46 @@ int synth_quantize_ref(int dt, const float *src, void *dst, int64_t n);
 int synth_dequantize_ref(int dt, const void *src, float *dst, int64_t n);
 
 // ---- weight packing ---------------------------------------------------------------------
-// Packs an F32 weight w [n, k] (row-major, any alignment) into panels of nr rows:
-// out[p][kk][j] = w[p*nr + j][kk], p < ceil(n/nr), rows past n zero. out holds
-// ceil(n/nr)*nr*k floats. Threaded over panels.
-int synth_pack_f32(const void *w, int64_t n, int64_t k, int64_t nr, float *out, int ith, int nth);
+// The SIMD GEMMs read weights packed once at load into panels of nr rows (nr = the
+// micro-kernel's width: 32 for avx512, 16 for avx2), rows past n zero. Panel p holds rows
+// p*nr .. p*nr+nr-1, k-major, so one k step of a panel is nr consecutive lanes:
+//   F32, F16, BF16: elem[p][kk][j] (4 or 2 bytes each), panel stride k*nr elements;
+//   Q8_0: per panel, per block b of 32 k: u16 d[nr] (the f16 scales of rows j), then
+//         int8 q[32][nr] (q[kk][j] = value kk of row j in block b): nr*34 bytes a block;
+//   Q4_0: per panel, per block: u16 d[nr], then u8 q[32][nr/2], byte j of step kk holding
+//         lane j in its low nibble and lane j+nr/2 in its high nibble: nr*18 bytes.
+// Values and scales are copied unchanged, so a packed panel dequantizes to exactly what
+// the raw rows do. synth_packed_bytes is the size of the packed matrix; nr must be even.
+// Threaded over panels.
+int64_t synth_packed_bytes(int dt, int64_t n, int64_t k, int64_t nr);
+int synth_pack(int dt, const void *w, int64_t n, int64_t k, int64_t nr, void *out, int ith, int nth);
 
 // ---- GEMM: y = act(x W^T + bias) + res ----------------------------------------------------
-// x: [m, k] (ldx); w: [n, k] of dtype dt, row-major raw bytes (see above);
-// bias: [n] or NULL; res: [m, n] (ldr) or NULL, added after act; y: [m, n] (ldy).
-// y must not overlap x or w; y may alias res exactly (same pointer, ldy == ldr: an
-// in-place residual) only when act is NONE.
-// Threaded over n (ref) or over tiles of y (variants).
-int synth_gemm_f32_ref(const float *x, int64_t ldx, const void *w, const float *bias, int act,
-                       const float *res, int64_t ldr, float *y, int64_t ldy,
-                       int64_t m, int64_t n, int64_t k, int ith, int nth);
-int synth_gemm_f16_ref(const float *x, int64_t ldx, const void *w, const float *bias, int act,
-                       const float *res, int64_t ldr, float *y, int64_t ldy,
-                       int64_t m, int64_t n, int64_t k, int ith, int nth);
-int synth_gemm_bf16_ref(const float *x, int64_t ldx, const void *w, const float *bias, int act,
-                        const float *res, int64_t ldr, float *y, int64_t ldy,
-                        int64_t m, int64_t n, int64_t k, int ith, int nth);
-int synth_gemm_q8_0_ref(const float *x, int64_t ldx, const void *w, const float *bias, int act,
-                        const float *res, int64_t ldr, float *y, int64_t ldy,
-                        int64_t m, int64_t n, int64_t k, int ith, int nth);
-int synth_gemm_q4_0_ref(const float *x, int64_t ldx, const void *w, const float *bias, int act,
-                        const float *res, int64_t ldr, float *y, int64_t ldy,
-                        int64_t m, int64_t n, int64_t k, int ith, int nth);
+// x: [m, k] (ldx); bias: [n] or NULL; res: [m, n] (ldr) or NULL, added after act;
+// y: [m, n] (ldy). y must not overlap x or w; y may alias res exactly (same pointer,
+// ldy == ldr: an in-place residual) only when act is NONE.
+// _ref: w is the raw row-major [n, k] of the dtype, threaded over n.
+// _avx2/_avx512: w is packed (synth_pack) with nr = SYNTH_NR_AVX2/SYNTH_NR_AVX512,
+//   threaded over panels of n (or row tiles of m when n is narrow); they take scratch.
+//   Differences from _ref: f32 accumulation, K summed in order per output in blocks;
+//   GELU uses erfc from Abramowitz & Stegun 7.1.26 (absolute error 1.5e-7) and exp,
+//   tanh and sigmoid a polynomial exp (about 2 ulp).
+#define SYNTH_GEMM_DECL(dt, isa)                                                               \
+	int synth_gemm_##dt##_##isa(const float *x, int64_t ldx, const void *w, const float *bias,  \
+	                            int act, const float *res, int64_t ldr, float *y, int64_t ldy,  \
+	                            int64_t m, int64_t n, int64_t k, float *scratch, int ith, int nth);
+#define SYNTH_GEMM_ALL(isa)    \
+	SYNTH_GEMM_DECL(f32, isa)  \
+	SYNTH_GEMM_DECL(f16, isa)  \
+	SYNTH_GEMM_DECL(bf16, isa) \
+	SYNTH_GEMM_DECL(q8_0, isa) \
+	SYNTH_GEMM_DECL(q4_0, isa)
+SYNTH_GEMM_ALL(ref)
+SYNTH_GEMM_ALL(avx2)
+SYNTH_GEMM_ALL(avx512)
+
+#define SYNTH_NR_AVX2 16
+#define SYNTH_NR_AVX512 32
 
 // ---- row ops ------------------------------------------------------------------------------
 // LayerNorm over each row (biased variance, torch.nn.LayerNorm):
@@ -150,5 +164,63 @@ int synth_attention_f32_ref(const float *q, int64_t ldq, const float *k, int64_t
                             const int64_t *seq, int64_t nseq, const uint8_t *mask,
                             int64_t h, int64_t d, float scale, int causal,
                             float *scratch, int ith, int nth);
+
+// ---- SIMD variants of the row ops, argmax and attention ----------------------------------
+// Same contracts as the _ref kernels above (the differences in reduction order and
+// approximations are stated at each definition in simd.h).
+#define SYNTH_VARIANT_DECLS(isa)                                                                            \
+	int synth_layernorm_f32_##isa(const float *x, int64_t ldx, const float *gamma, const float *beta,    \
+	                              float eps, float *y, int64_t ldy, int64_t rows, int64_t cols, int ith, \
+	                              int nth);                                                               \
+	int synth_softmax_f32_##isa(const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows,        \
+	                            int64_t cols, float scale, int logsm, int ith, int nth);                 \
+	int synth_act_f32_##isa(const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows,            \
+	                        int64_t cols, int act, int ith, int nth);                                     \
+	int synth_axpby_f32_##isa(const float *a, int64_t lda, float alpha, const float *b, int64_t ldb,     \
+	                          int64_t brows, float beta, float *y, int64_t ldy, int64_t rows,            \
+	                          int64_t cols, int ith, int nth);                                            \
+	int synth_l2norm_f32_##isa(const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows,         \
+	                           int64_t cols, int ith, int nth);                                           \
+	int synth_argmax_f32_##isa(const float *x, int64_t ldx, int64_t rows, int64_t cols, int64_t *out,    \
+	                           int ith, int nth);                                                         \
+	int synth_attention_f32_##isa(const float *q, int64_t ldq, const float *k, int64_t ldk,              \
+	                              const float *v, int64_t ldv, float *o, int64_t ldo, const int64_t *seq, \
+	                              int64_t nseq, const uint8_t *mask, int64_t h, int64_t d, float scale,  \
+	                              int causal, float *scratch, int ith, int nth);
+SYNTH_VARIANT_DECLS(avx2)
+SYNTH_VARIANT_DECLS(avx512)
+
+// ---- dispatch -------------------------------------------------------------------------------
+// The ops by variant index, for callers that choose the variant at run time (the Go
+// wrappers): each forwards to synth_<op>_<dtype>_<isa>, with the same arguments.
+enum { SYNTH_ISA_REF = 0, SYNTH_ISA_AVX2 = 1, SYNTH_ISA_AVX512 = 2 };
+int synth_gemm(int isa, int dt, const float *x, int64_t ldx, const void *w, const float *bias, int act,
+               const float *res, int64_t ldr, float *y, int64_t ldy, int64_t m, int64_t n, int64_t k,
+               float *scratch, int ith, int nth);
+int synth_layernorm(int isa, const float *x, int64_t ldx, const float *gamma, const float *beta, float eps,
+                    float *y, int64_t ldy, int64_t rows, int64_t cols, int ith, int nth);
+int synth_softmax(int isa, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows, int64_t cols,
+                  float scale, int logsm, int ith, int nth);
+int synth_act(int isa, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows, int64_t cols, int act,
+              int ith, int nth);
+int synth_axpby(int isa, const float *a, int64_t lda, float alpha, const float *b, int64_t ldb, int64_t brows,
+                float beta, float *y, int64_t ldy, int64_t rows, int64_t cols, int ith, int nth);
+int synth_l2norm(int isa, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows, int64_t cols, int ith,
+                 int nth);
+int synth_argmax(int isa, const float *x, int64_t ldx, int64_t rows, int64_t cols, int64_t *out, int ith, int nth);
+int synth_attention(int isa, const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                    float *o, int64_t ldo, const int64_t *seq, int64_t nseq, const uint8_t *mask, int64_t h,
+                    int64_t d, float scale, int causal, float *scratch, int ith, int nth);
+
+// ---- machine probes (benchmarks) ----------------------------------------------------------
+// dst[i] = src[i] for the share (ith, nth) of n floats (STREAM "copy"), and the sum of
+// src's share (a read-only sweep, like a GEMV's weight stream) into *sum.
+void synth_stream_copy(const float *src, float *dst, int64_t n, int ith, int nth);
+void synth_stream_read(const float *src, int64_t n, float *sum, int ith, int nth);
+// iters rounds of 2*MR independent vector FMAs on registers (MR: the variant's GEMM
+// micro-tile rows, 6 for avx2 and 12 for avx512): the FMA peak of one core. Returns a
+// value that depends on every FMA, so none is optimised away.
+float synth_fma_peak_avx2(int64_t iters);
+float synth_fma_peak_avx512(int64_t iters);
 
 #endif

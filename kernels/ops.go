@@ -16,6 +16,7 @@ import (
 // not, so a C kernel never touches memory outside them.
 type Set struct {
 	isa ISA
+	idx C.int // SYNTH_ISA_* of isa, for the C dispatch tables
 }
 
 // For returns the kernels of isa, or an error when this binary or this CPU lacks it.
@@ -26,11 +27,22 @@ func For(isa ISA) (*Set, error) {
 	if !supports(HostFeatures(), isa) {
 		return nil, fmt.Errorf("kernels: this CPU cannot run variant %q", isa)
 	}
-	return &Set{isa: isa}, nil
+	return newSet(isa), nil
+}
+
+func newSet(isa ISA) *Set {
+	idx := C.SYNTH_ISA_REF
+	switch isa {
+	case ISAAVX2:
+		idx = C.SYNTH_ISA_AVX2
+	case ISAAVX512:
+		idx = C.SYNTH_ISA_AVX512
+	}
+	return &Set{isa: isa, idx: C.int(idx)}
 }
 
 // Host returns the kernels dispatch picks for this CPU.
-func Host() *Set { return &Set{isa: Pick(HostFeatures())} }
+func Host() *Set { return newSet(Pick(HostFeatures())) }
 
 // ISA is the variant family of s.
 func (s *Set) ISA() ISA { return s.isa }
@@ -38,6 +50,12 @@ func (s *Set) ISA() ISA { return s.isa }
 // PanelWidth is the number of weight rows per packed panel that s's GEMM wants for
 // dtype dt (pass such panels in Weights.Packed), or 0 when it reads the raw rows.
 func (s *Set) PanelWidth(dt DType) int {
+	switch s.isa {
+	case ISAAVX512:
+		return C.SYNTH_NR_AVX512
+	case ISAAVX2:
+		return C.SYNTH_NR_AVX2
+	}
 	return 0
 }
 
@@ -48,9 +66,9 @@ type Weights struct {
 	// Raw holds the rows of W in DType, row-major (ggml blocks for Q8_0/Q4_0). Any
 	// alignment; it may be memory-mapped file data.
 	Raw []byte
-	// Packed holds W in panels of PanelNR rows (PackF32's layout) when the variant wants
-	// them (PanelWidth(DType) > 0).
-	Packed  []float32
+	// Packed holds W in panels of PanelNR rows (Pack's layout, 64-byte aligned) when the
+	// variant wants them (PanelWidth(DType) > 0).
+	Packed  []byte
 	PanelNR int
 }
 
@@ -62,29 +80,35 @@ func (w *Weights) check(s *Set) error {
 		return fmt.Errorf("kernels: weights %s [%d, %d]: %d bytes, need %d", w.DType, w.N, w.K, len(w.Raw), w.N*RowBytes(w.DType, w.K))
 	}
 	if nr := s.PanelWidth(w.DType); nr > 0 {
-		if w.PanelNR != nr || len(w.Packed) < PackedLen(w.N, w.K, nr) {
-			return fmt.Errorf("kernels: weights [%d, %d]: variant %s wants panels of %d rows, have %d floats in panels of %d", w.N, w.K, s.isa, nr, len(w.Packed), w.PanelNR)
+		if w.PanelNR != nr || len(w.Packed) < PackedBytes(w.DType, w.N, w.K, nr) {
+			return fmt.Errorf("kernels: weights [%d, %d]: variant %s wants panels of %d rows, have %d bytes in panels of %d", w.N, w.K, s.isa, nr, len(w.Packed), w.PanelNR)
+		}
+		if uintptr(unsafe.Pointer(&w.Packed[0]))%64 != 0 {
+			return fmt.Errorf("kernels: packed weights must be 64-byte aligned")
 		}
 	}
 	return nil
 }
 
-// PackedLen is the number of floats PackF32 writes for W [n, k] in panels of nr rows.
-func PackedLen(n, k, nr int) int { return (n + nr - 1) / nr * nr * k }
+// PackedBytes is the size of W [n, k] of dt packed in panels of nr rows (nr even).
+func PackedBytes(dt DType, n, k, nr int) int {
+	return int(C.synth_packed_bytes(C.int(dt), C.int64_t(n), C.int64_t(k), C.int64_t(nr)))
+}
 
-// PackF32 does the share (ith, nth) of packing F32 rows raw [n, k] into panels of nr rows
-// (kernels.h synth_pack_f32); out holds PackedLen(n, k, nr) floats.
-func PackF32(raw []byte, n, k, nr int, out []float32, ith, nth int) error {
+// Pack does the share (ith, nth) of packing the raw rows of W [n, k] of dt into panels
+// of nr rows (kernels.h synth_pack); out holds PackedBytes(dt, n, k, nr) bytes.
+func Pack(dt DType, raw []byte, n, k, nr int, out []byte, ith, nth int) error {
 	if err := checkThread(ith, nth); err != nil {
 		return err
 	}
-	if nr < 1 || n < 0 || k < 0 || len(raw) < n*k*4 || len(out) < PackedLen(n, k, nr) {
-		return fmt.Errorf("kernels: pack [%d, %d] in panels of %d: %d bytes in, %d floats out", n, k, nr, len(raw), len(out))
+	if !dt.Valid() || nr < 2 || nr%2 != 0 || n < 0 || k < 0 || k%dt.BlockSize() != 0 ||
+		len(raw) < n*RowBytes(dt, k) || len(out) < PackedBytes(dt, n, k, nr) {
+		return fmt.Errorf("kernels: pack %s [%d, %d] in panels of %d: %d bytes in, %d bytes out", dt, n, k, nr, len(raw), len(out))
 	}
 	if n == 0 || k == 0 {
 		return nil
 	}
-	return status("pack", C.synth_pack_f32(bptr(raw), C.int64_t(n), C.int64_t(k), C.int64_t(nr), fptr(out), C.int(ith), C.int(nth)))
+	return status("pack", C.synth_pack(C.int(dt), bptr(raw), C.int64_t(n), C.int64_t(k), C.int64_t(nr), bptr(out), C.int(ith), C.int(nth)))
 }
 
 // Quantize converts f32 values to dt (bit-exact with ggml's reference quantizers);
@@ -154,26 +178,17 @@ func (s *Set) GEMM(x Mat, w *Weights, bias []float32, act Act, res, y Mat, ith, 
 	if y.Rows == 0 || y.Cols == 0 {
 		return nil
 	}
-	var rc C.int
 	xa, ldx := x.ptr(), C.int64_t(x.LD)
-	wr := bptr(w.Raw)
+	wp := bptr(w.Raw)
+	if s.isa != ISARef {
+		wp = bptr(w.Packed)
+	}
 	bp, a := fptr(bias), C.int(act)
 	rp, ldr := res.ptr(), C.int64_t(res.LD)
 	yp, ldy := y.ptr(), C.int64_t(y.LD)
 	m, n, k := C.int64_t(x.Rows), C.int64_t(w.N), C.int64_t(w.K)
-	ci, cn := C.int(ith), C.int(nth)
-	switch w.DType {
-	case F32:
-		rc = C.synth_gemm_f32_ref(xa, ldx, wr, bp, a, rp, ldr, yp, ldy, m, n, k, ci, cn)
-	case F16:
-		rc = C.synth_gemm_f16_ref(xa, ldx, wr, bp, a, rp, ldr, yp, ldy, m, n, k, ci, cn)
-	case BF16:
-		rc = C.synth_gemm_bf16_ref(xa, ldx, wr, bp, a, rp, ldr, yp, ldy, m, n, k, ci, cn)
-	case Q8_0:
-		rc = C.synth_gemm_q8_0_ref(xa, ldx, wr, bp, a, rp, ldr, yp, ldy, m, n, k, ci, cn)
-	case Q4_0:
-		rc = C.synth_gemm_q4_0_ref(xa, ldx, wr, bp, a, rp, ldr, yp, ldy, m, n, k, ci, cn)
-	}
+	sc, ci, cn := fptr(scratch), C.int(ith), C.int(nth)
+	rc := C.synth_gemm(s.idx, C.int(w.DType), xa, ldx, wp, bp, a, rp, ldr, yp, ldy, m, n, k, sc, ci, cn)
 	return status("gemm", rc)
 }
 
@@ -216,7 +231,7 @@ func (s *Set) LayerNorm(x Mat, gamma, beta []float32, eps float32, y Mat, ith, n
 	if x.Rows == 0 || x.Cols == 0 {
 		return nil
 	}
-	rc := C.synth_layernorm_f32_ref(x.ptr(), C.int64_t(x.LD), fptr(gamma), fptr(beta), C.float(eps), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.int(ith), C.int(nth))
+	rc := C.synth_layernorm(s.idx, x.ptr(), C.int64_t(x.LD), fptr(gamma), fptr(beta), C.float(eps), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.int(ith), C.int(nth))
 	return status("layernorm", rc)
 }
 
@@ -239,7 +254,7 @@ func (s *Set) Softmax(x Mat, scale float32, log bool, y Mat, ith, nth int) error
 	if log {
 		lg = 1
 	}
-	rc := C.synth_softmax_f32_ref(x.ptr(), C.int64_t(x.LD), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.float(scale), lg, C.int(ith), C.int(nth))
+	rc := C.synth_softmax(s.idx, x.ptr(), C.int64_t(x.LD), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.float(scale), lg, C.int(ith), C.int(nth))
 	return status("softmax", rc)
 }
 
@@ -257,7 +272,7 @@ func (s *Set) Activation(x Mat, act Act, y Mat, ith, nth int) error {
 	if x.Rows == 0 || x.Cols == 0 {
 		return nil
 	}
-	rc := C.synth_act_f32_ref(x.ptr(), C.int64_t(x.LD), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.int(act), C.int(ith), C.int(nth))
+	rc := C.synth_act(s.idx, x.ptr(), C.int64_t(x.LD), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.int(act), C.int(ith), C.int(nth))
 	return status("activation", rc)
 }
 
@@ -284,7 +299,7 @@ func (s *Set) Axpby(a Mat, alpha float32, b Mat, beta float32, y Mat, ith, nth i
 	if a.Rows == 0 || a.Cols == 0 {
 		return nil
 	}
-	rc := C.synth_axpby_f32_ref(a.ptr(), C.int64_t(a.LD), C.float(alpha), b.ptr(), C.int64_t(b.LD), C.int64_t(b.Rows), C.float(beta), y.ptr(), C.int64_t(y.LD), C.int64_t(a.Rows), C.int64_t(a.Cols), C.int(ith), C.int(nth))
+	rc := C.synth_axpby(s.idx, a.ptr(), C.int64_t(a.LD), C.float(alpha), b.ptr(), C.int64_t(b.LD), C.int64_t(b.Rows), C.float(beta), y.ptr(), C.int64_t(y.LD), C.int64_t(a.Rows), C.int64_t(a.Cols), C.int(ith), C.int(nth))
 	return status("axpby", rc)
 }
 
@@ -300,7 +315,7 @@ func (s *Set) L2Normalize(x, y Mat, ith, nth int) error {
 	if x.Rows == 0 || x.Cols == 0 {
 		return nil
 	}
-	rc := C.synth_l2norm_f32_ref(x.ptr(), C.int64_t(x.LD), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.int(ith), C.int(nth))
+	rc := C.synth_l2norm(s.idx, x.ptr(), C.int64_t(x.LD), y.ptr(), C.int64_t(y.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), C.int(ith), C.int(nth))
 	return status("l2norm", rc)
 }
 
@@ -319,7 +334,7 @@ func (s *Set) Argmax(x Mat, out []int64, ith, nth int) error {
 	if x.Rows == 0 {
 		return nil
 	}
-	rc := C.synth_argmax_f32_ref(x.ptr(), C.int64_t(x.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), (*C.int64_t)(unsafe.Pointer(&out[0])), C.int(ith), C.int(nth))
+	rc := C.synth_argmax(s.idx, x.ptr(), C.int64_t(x.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), (*C.int64_t)(unsafe.Pointer(&out[0])), C.int(ith), C.int(nth))
 	return status("argmax", rc)
 }
 
@@ -392,7 +407,9 @@ func (s *Set) Attention(q, k, v, o Mat, seq []int64, mask []byte, h, d int, scal
 	if len(mask) > 0 {
 		mp = (*C.uint8_t)(unsafe.Pointer(&mask[0]))
 	}
-	rc := C.synth_attention_f32_ref(q.ptr(), C.int64_t(q.LD), k.ptr(), C.int64_t(k.LD), v.ptr(), C.int64_t(v.LD), o.ptr(), C.int64_t(o.LD),
-		(*C.int64_t)(unsafe.Pointer(&seq[0])), C.int64_t(len(seq)/SeqFields), mp, C.int64_t(h), C.int64_t(d), C.float(scale), cs, fptr(scratch), C.int(ith), C.int(nth))
+	qp, ldq, kp, ldk, vp, ldv, op, ldo := q.ptr(), C.int64_t(q.LD), k.ptr(), C.int64_t(k.LD), v.ptr(), C.int64_t(v.LD), o.ptr(), C.int64_t(o.LD)
+	sp, ns, ch, cd, sc := (*C.int64_t)(unsafe.Pointer(&seq[0])), C.int64_t(len(seq)/SeqFields), C.int64_t(h), C.int64_t(d), C.float(scale)
+	scr, ci, cn := fptr(scratch), C.int(ith), C.int(nth)
+	rc := C.synth_attention(s.idx, qp, ldq, kp, ldk, vp, ldv, op, ldo, sp, ns, mp, ch, cd, sc, cs, scr, ci, cn)
 	return status("attention", rc)
 }

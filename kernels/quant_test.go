@@ -136,29 +136,67 @@ func TestQuantizeRejectsPartialBlocks(t *testing.T) {
 	}
 }
 
-func TestPackF32Layout(t *testing.T) {
-	n, k, nr := 5, 3, 4
-	w := make([]float32, n*k)
-	for i := range w {
-		w[i] = float32(i + 1)
+// TestPackLayout decodes packed panels by the layout kernels.h documents and checks
+// that they hold exactly the raw rows' values, with zero rows past n.
+func TestPackLayout(t *testing.T) {
+	r := newRand(t)
+	const n, k = 37, 64
+	w := randSlice(r, n*k, 1)
+	half := func(b []byte) float32 {
+		v := make([]float32, 1)
+		if err := Dequantize(F16, b, v); err != nil {
+			t.Fatal(err)
+		}
+		return v[0]
 	}
-	raw := make([]byte, 4*len(w))
-	if err := Quantize(F32, w, raw); err != nil {
-		t.Fatal(err)
-	}
-	out := make([]float32, PackedLen(n, k, nr))
-	if err := PackF32(raw, n, k, nr, out, 0, 1); err != nil {
-		t.Fatal(err)
-	}
-	for p := 0; p < 2; p++ {
-		for kk := 0; kk < k; kk++ {
-			for j := 0; j < nr; j++ {
-				want := float32(0)
-				if row := p*nr + j; row < n {
-					want = w[row*k+kk]
-				}
-				if got := out[(p*k+kk)*nr+j]; got != want {
-					t.Fatalf("panel %d k %d lane %d = %v, want %v", p, kk, j, got, want)
+	for _, dt := range allDTypes {
+		raw := make([]byte, n*RowBytes(dt, k))
+		if err := Quantize(dt, w, raw); err != nil {
+			t.Fatal(err)
+		}
+		want := make([]float32, n*k)
+		if err := Dequantize(dt, raw, want); err != nil {
+			t.Fatal(err)
+		}
+		for _, nr := range []int{16, 32} {
+			out := make([]byte, PackedBytes(dt, n, k, nr))
+			if err := runShares(3, func(ith int, _ []float32) error { return Pack(dt, raw, n, k, nr, out, ith, 3) }); err != nil {
+				t.Fatal(err)
+			}
+			panel := RowBytes(dt, k) * nr
+			for row := 0; row < (n+nr-1)/nr*nr; row++ {
+				p, j := row/nr, row%nr
+				base := out[p*panel:]
+				for kk := 0; kk < k; kk++ {
+					var got float32
+					switch dt {
+					case F32:
+						got = math.Float32frombits(uint32(base[(kk*nr+j)*4]) | uint32(base[(kk*nr+j)*4+1])<<8 | uint32(base[(kk*nr+j)*4+2])<<16 | uint32(base[(kk*nr+j)*4+3])<<24)
+					case F16, BF16:
+						v := make([]float32, 1)
+						if err := Dequantize(dt, base[(kk*nr+j)*2:], v); err != nil {
+							t.Fatal(err)
+						}
+						got = v[0]
+					case Q8_0:
+						blk := base[kk/32*nr*34:]
+						got = float32(int8(blk[2*nr+kk%32*nr+j])) * half(blk[2*j:])
+					case Q4_0:
+						blk := base[kk/32*nr*18:]
+						b := blk[2*nr+kk%32*(nr/2)+j%(nr/2)]
+						q := int(b & 15)
+						if j >= nr/2 {
+							q = int(b >> 4)
+						}
+						got = float32(q-8) * half(blk[2*j:])
+					}
+					exp := float32(0)
+					if row < n {
+						exp = want[row*k+kk]
+					}
+					if math.Float32bits(got) != math.Float32bits(exp) && !(got == 0 && exp == 0) {
+						t.Fatalf("%s nr %d: row %d k %d = %v, want %v", dt, nr, row, kk, got, exp)
+					}
 				}
 			}
 		}

@@ -127,23 +127,73 @@ int synth_dequantize_ref(int dt, const void *src, float *dst, int64_t n) {
 	return SYNTH_OK;
 }
 
-int synth_pack_f32(const void *w, int64_t n, int64_t k, int64_t nr, float *out, int ith, int nth) {
-	if (bad_thread(ith, nth) || nr < 1 || n < 0 || k < 0) return SYNTH_EARG;
+int64_t synth_packed_bytes(int dt, int64_t n, int64_t k, int64_t nr) {
+	if (bad_dtype(dt, k) || nr < 2 || nr % 2 != 0 || n < 0 || k < 0) return -1;
+	return (n + nr - 1) / nr * synth_row_bytes(dt, k) * nr;
+}
+
+int synth_pack(int dt, const void *w, int64_t n, int64_t k, int64_t nr, void *out, int ith, int nth) {
+	if (bad_thread(ith, nth) || synth_packed_bytes(dt, n, k, nr) < 0) return SYNTH_EARG;
 	const uint8_t *wb = w;
-	int64_t panels = (n + nr - 1) / nr, p0, p1;
+	uint8_t *ob = out;
+	int64_t rb = synth_row_bytes(dt, k), panel = rb * nr, panels = (n + nr - 1) / nr, p0, p1;
 	share(panels, ith, nth, &p0, &p1);
 	for (int64_t p = p0; p < p1; p++) {
-		float *dst = out + p * nr * k;
-		for (int64_t j = 0; j < nr; j++) {
-			int64_t row = p * nr + j;
-			if (row >= n) {
-				for (int64_t kk = 0; kk < k; kk++) dst[kk * nr + j] = 0;
-				continue;
+		uint8_t *dst = ob + p * panel;
+		memset(dst, 0, (size_t)panel);
+		for (int64_t j = 0; j < nr && p * nr + j < n; j++) {
+			const uint8_t *row = wb + (p * nr + j) * rb;
+			switch (dt) {
+			case SYNTH_F32:
+			case SYNTH_F16:
+			case SYNTH_BF16: {
+				int64_t es = dt == SYNTH_F32 ? 4 : 2;
+				for (int64_t kk = 0; kk < k; kk++) memcpy(dst + (kk * nr + j) * es, row + kk * es, (size_t)es);
+				break;
 			}
-			for (int64_t kk = 0; kk < k; kk++) memcpy(&dst[kk * nr + j], wb + (row * k + kk) * 4, 4);
+			case SYNTH_Q8_0:
+				for (int64_t b = 0; b < k / QK; b++) {
+					const uint8_t *blk = row + b * Q8_BYTES;
+					uint8_t *pb = dst + b * nr * Q8_BYTES;
+					memcpy(pb + 2 * j, blk, 2);
+					for (int kk = 0; kk < QK; kk++) pb[2 * nr + kk * nr + j] = blk[2 + kk];
+				}
+				break;
+			case SYNTH_Q4_0:
+				for (int64_t b = 0; b < k / QK; b++) {
+					const uint8_t *blk = row + b * Q4_BYTES;
+					uint8_t *pb = dst + b * nr * Q4_BYTES;
+					memcpy(pb + 2 * j, blk, 2);
+					for (int kk = 0; kk < QK; kk++) {
+						int q = kk < QK / 2 ? blk[2 + kk] & 0x0f : blk[2 + kk - QK / 2] >> 4;
+						uint8_t *byte = pb + 2 * nr + kk * (nr / 2) + j % (nr / 2);
+						*byte |= (uint8_t)(j < nr / 2 ? q : q << 4);
+					}
+				}
+				break;
+			}
 		}
 	}
 	return SYNTH_OK;
+}
+
+void synth_stream_copy(const float *src, float *dst, int64_t n, int ith, int nth) {
+	int64_t i0, i1;
+	share(n, ith, nth, &i0, &i1);
+	for (int64_t i = i0; i < i1; i++) dst[i] = src[i];
+}
+
+void synth_stream_read(const float *src, int64_t n, float *sum, int ith, int nth) {
+	int64_t i0, i1;
+	share(n, ith, nth, &i0, &i1);
+	float s[16] = {0};
+	int64_t i = i0;
+	for (; i + 16 <= i1; i += 16)
+		for (int j = 0; j < 16; j++) s[j] += src[i + j];
+	float t = 0;
+	for (; i < i1; i++) t += src[i];
+	for (int j = 0; j < 16; j++) t += s[j];
+	*sum = t;
 }
 
 // ---- GEMM ---------------------------------------------------------------------------------
@@ -174,7 +224,9 @@ static int gemm_ref(int dt, const float *x, int64_t ldx, const void *w, const fl
 
 #define GEMM_REF(name, dt)                                                                              \
 	int name(const float *x, int64_t ldx, const void *w, const float *bias, int act, const float *res, \
-	         int64_t ldr, float *y, int64_t ldy, int64_t m, int64_t n, int64_t k, int ith, int nth) {  \
+	         int64_t ldr, float *y, int64_t ldy, int64_t m, int64_t n, int64_t k, float *scratch,      \
+	         int ith, int nth) {                                                                        \
+		(void)scratch;                                                                                  \
 		return gemm_ref(dt, x, ldx, w, bias, act, res, ldr, y, ldy, m, n, k, ith, nth);                \
 	}
 GEMM_REF(synth_gemm_f32_ref, SYNTH_F32)

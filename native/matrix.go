@@ -14,14 +14,14 @@ import (
 var ErrShape = errors.New("native: bad weight shape")
 
 // Matrix is a weight matrix W [N, K] (nn.Linear layout: N outputs by K inputs) in any
-// weight dtype, ready for Ctx.Linear. F32 weights are packed once, at construction, into
-// the panels the GEMM micro-kernel wants; other dtypes are read in place (from mmap'd
-// file bytes too) and dequantized inside the kernel. A Matrix is immutable and safe to
-// share between Ctxs and goroutines.
+// weight dtype, ready for Ctx.Linear. It is packed once, at construction, into the
+// panels the GEMM micro-kernel of this CPU's kernel variant reads (the same dtype and
+// bytes, reordered: quantized blocks stay quantized and are dequantized inside the GEMM).
+// A Matrix is immutable and safe to share between Ctxs and goroutines.
 //
 // Memory: the source bytes stay referenced (Dequantize, Gather and the reference
-// kernels read them), so F32 weights cost their source plus a packed copy; mmap'd
-// sources are not touched again after packing, so the OS may drop their pages.
+// kernels read them), so a Matrix costs its source plus a packed copy of the same size;
+// mmap'd sources are not touched again after packing, so the OS may drop their pages.
 type Matrix struct {
 	dt   DType
 	n, k int
@@ -96,7 +96,7 @@ func (m *Matrix) pack(nr int) (*kernels.Weights, error) {
 	if nr == 0 {
 		return w, nil
 	}
-	w.Packed = alignedFloats(kernels.PackedLen(m.n, m.k, nr))
+	w.Packed = alignedBytes(kernels.PackedBytes(kernels.DType(m.dt), m.n, m.k, nr))
 	w.PanelNR = nr
 	nth := runtime.GOMAXPROCS(0)
 	errs := make([]error, nth)
@@ -105,7 +105,7 @@ func (m *Matrix) pack(nr int) (*kernels.Weights, error) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			errs[i] = kernels.PackF32(m.raw, m.n, m.k, nr, w.Packed, i, nth)
+			errs[i] = kernels.Pack(kernels.DType(m.dt), m.raw, m.n, m.k, nr, w.Packed, i, nth)
 		}(i)
 	}
 	wg.Wait()
@@ -159,6 +159,13 @@ func (m *Matrix) dequantRows(r0, r1 int, out []float32) {
 	if err := kernels.Dequantize(kernels.DType(m.dt), m.raw[r0*rb:r1*rb], out[:(r1-r0)*m.k]); err != nil {
 		panic(err) // sizes were validated at construction
 	}
+}
+
+// alignedBytes returns n zeroed bytes starting on a 64-byte boundary.
+func alignedBytes(n int) []byte {
+	buf := make([]byte, n+64)
+	off := int((64 - uintptr(unsafe.Pointer(&buf[0]))%64) % 64)
+	return buf[off : off+n : off+n]
 }
 
 // alignedFloats returns n zeroed floats starting on a 64-byte boundary (a cache line;

@@ -115,28 +115,38 @@ type rowJob struct {
 	set         *kernels.Set
 	kind        rowKind
 	x, b, y     kernels.Mat
-	gamma, beta []float32
-	eps, alpha  float32
-	beta2       float32
+	gamma, bias []float32 // LayerNorm's
+	eps         float32
+	alpha, beta float32 // softmax's scale (alpha); axpby's factors
 	act         kernels.Act
-	idx         []int64
+	idx         []int64 // argmax's output
 }
 
 func (j *rowJob) run(ith, nth int, _ []float32) error {
 	switch j.kind {
 	case rowLayerNorm:
-		return j.set.LayerNorm(j.x, j.gamma, j.beta, j.eps, j.y, ith, nth)
+		return j.set.LayerNorm(j.x, j.gamma, j.bias, j.eps, j.y, ith, nth)
 	case rowSoftmax, rowLogSoftmax:
 		return j.set.Softmax(j.x, j.alpha, j.kind == rowLogSoftmax, j.y, ith, nth)
 	case rowAct:
 		return j.set.Activation(j.x, j.act, j.y, ith, nth)
 	case rowAxpby:
-		return j.set.Axpby(j.x, j.alpha, j.b, j.beta2, j.y, ith, nth)
+		return j.set.Axpby(j.x, j.alpha, j.b, j.beta, j.y, ith, nth)
 	case rowL2:
 		return j.set.L2Normalize(j.x, j.y, ith, nth)
 	default:
 		return j.set.Argmax(j.x, j.idx, ith, nth)
 	}
+}
+
+// mapRows runs j from x into a new tensor shaped like x (op names x's op for errors).
+func (c *Ctx) mapRows(op string, x Tensor, j rowJob) Tensor {
+	x.mustCPU(op)
+	_, cols := x.Dims2()
+	y := c.allocLike(x, cols)
+	j.x, j.y = x.mat(), y.mat()
+	c.runRows(j)
+	return y
 }
 
 func (c *Ctx) runRows(j rowJob) {
@@ -172,36 +182,24 @@ func (c *Ctx) LayerNormInto(dst, x Tensor, gamma, beta []float32, eps float32) {
 	if (gamma != nil && len(gamma) != cols) || (beta != nil && len(beta) != cols) {
 		panic(fmt.Sprintf("native: LayerNorm: %d gamma, %d beta values for rows of %d", len(gamma), len(beta), cols))
 	}
-	c.runRows(rowJob{kind: rowLayerNorm, x: x.mat(), y: dst.mat(), gamma: gamma, beta: beta, eps: eps})
+	c.runRows(rowJob{kind: rowLayerNorm, x: x.mat(), y: dst.mat(), gamma: gamma, bias: beta, eps: eps})
 }
 
 // Softmax is softmax(scale * x) over each row, with max subtraction. A row that is all
 // -inf becomes uniform.
 func (c *Ctx) Softmax(x Tensor, scale float32) Tensor {
-	x.mustCPU("Softmax")
-	_, cols := x.Dims2()
-	y := c.allocLike(x, cols)
-	c.runRows(rowJob{kind: rowSoftmax, x: x.mat(), y: y.mat(), alpha: scale})
-	return y
+	return c.mapRows("Softmax", x, rowJob{kind: rowSoftmax, alpha: scale})
 }
 
 // LogSoftmax is log(softmax(x)) over each row, computed as x - max - log(sum exp(x -
 // max)) (beam search scores).
 func (c *Ctx) LogSoftmax(x Tensor) Tensor {
-	x.mustCPU("LogSoftmax")
-	_, cols := x.Dims2()
-	y := c.allocLike(x, cols)
-	c.runRows(rowJob{kind: rowLogSoftmax, x: x.mat(), y: y.mat(), alpha: 1})
-	return y
+	return c.mapRows("LogSoftmax", x, rowJob{kind: rowLogSoftmax, alpha: 1})
 }
 
 // Activation applies act elementwise.
 func (c *Ctx) Activation(x Tensor, act Epilogue) Tensor {
-	x.mustCPU("Activation")
-	_, cols := x.Dims2()
-	y := c.allocLike(x, cols)
-	c.runRows(rowJob{kind: rowAct, x: x.mat(), y: y.mat(), act: kernels.Act(act)})
-	return y
+	return c.mapRows("Activation", x, rowJob{kind: rowAct, act: kernels.Act(act)})
 }
 
 // ActivationInPlace applies act to x elementwise, in place.
@@ -226,10 +224,7 @@ func checkBroadcast(op string, a, b Tensor) {
 // of a gets row r mod rows(b) of b.
 func (c *Ctx) Add(a, b Tensor) Tensor {
 	checkBroadcast("Add", a, b)
-	_, cols := a.Dims2()
-	y := c.allocLike(a, cols)
-	c.runRows(rowJob{kind: rowAxpby, x: a.mat(), b: b.mat(), y: y.mat(), alpha: 1, beta2: 1})
-	return y
+	return c.mapRows("Add", a, rowJob{kind: rowAxpby, b: b.mat(), alpha: 1, beta: 1})
 }
 
 // AddInPlace is dst += b, with Add's broadcast.
@@ -238,26 +233,18 @@ func (c *Ctx) AddInPlace(dst, b Tensor) { c.AddScaledInPlace(dst, b, 1) }
 // AddScaledInPlace is dst += s*b, with Add's broadcast (an unmerged LoRA update).
 func (c *Ctx) AddScaledInPlace(dst, b Tensor, s float32) {
 	checkBroadcast("AddScaledInPlace", dst, b)
-	c.runRows(rowJob{kind: rowAxpby, x: dst.mat(), b: b.mat(), y: dst.mat(), alpha: 1, beta2: s})
+	c.runRows(rowJob{kind: rowAxpby, x: dst.mat(), b: b.mat(), y: dst.mat(), alpha: 1, beta: s})
 }
 
 // Scale is s*x.
 func (c *Ctx) Scale(x Tensor, s float32) Tensor {
-	x.mustCPU("Scale")
-	_, cols := x.Dims2()
-	y := c.allocLike(x, cols)
-	c.runRows(rowJob{kind: rowAxpby, x: x.mat(), y: y.mat(), alpha: s})
-	return y
+	return c.mapRows("Scale", x, rowJob{kind: rowAxpby, alpha: s})
 }
 
 // L2Normalize divides each row by its Euclidean norm, floored at 1e-12 like
 // torch.nn.functional.normalize (rows with a norm above that, x / ||x|| exactly as CLIP).
 func (c *Ctx) L2Normalize(x Tensor) Tensor {
-	x.mustCPU("L2Normalize")
-	_, cols := x.Dims2()
-	y := c.allocLike(x, cols)
-	c.runRows(rowJob{kind: rowL2, x: x.mat(), y: y.mat()})
-	return y
+	return c.mapRows("L2Normalize", x, rowJob{kind: rowL2})
 }
 
 // Argmax is the column of the largest value in each row of x (the first on ties; a NaN

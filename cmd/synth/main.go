@@ -88,6 +88,7 @@ func commands() []*cli.Command {
 		convertCommand(),
 		mergeCommand(),
 		doctorCommand(),
+		benchCommand(),
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"synth/native"
 )
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -85,6 +87,31 @@ func TestDoctorText(t *testing.T) {
 	for _, want := range []string{"kernel variant:", "llama.cpp:", "cuda build:", "threads:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestBenchKernelsUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "kernels", "--variants", "no-such-isa"},
+		{"bench", "kernels", "--batch", "0"},
+		{"bench", "kernels", "extra"},
+	} {
+		if code, _, errOut := runCLI(t, args...); code != exitUsage {
+			t.Errorf("%v: exit code %d, want %d (stderr %q)", args, code, exitUsage, errOut)
+		}
+	}
+}
+
+func TestPrintBench(t *testing.T) {
+	rep := &native.BenchReport{Threads: 2, Variants: []string{"avx2"}, Anchor: "none", Results: []native.BenchResult{
+		{Op: "gemm", Model: "vit-l qkv", Shape: "m=257 k=1024 n=3072", DType: "F32", Variant: "avx2", Seconds: 0.01, GFLOPS: 161.2, Anchor: "openblas", Ratio: 1.7, PeakFraction: 0.8},
+	}}
+	var out bytes.Buffer
+	printBench(&out, rep)
+	for _, want := range []string{"vit-l qkv", "161.2", "openblas", "1.70", "0.80", "anchor:  none"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("bench table lacks %q:\n%s", want, out.String())
 		}
 	}
 }

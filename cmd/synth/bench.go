@@ -1,0 +1,96 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"synth/native"
+)
+
+func benchCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "measure synth's compute at the real model shapes",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "kernels",
+				Usage: "GFLOP/s and GB/s of every kernel at the real model shapes, per kernel variant",
+				Description: "Runs each op at the shapes of ViT-L/14, EVA ViT-g, the Q-Former and OPT-2.7B decoding,\n" +
+					"for each kernel variant (avx512, avx2; ref with --variants ref), next to anchors measured\n" +
+					"in the same run: the FMA peak of each variant, the STREAM copy bandwidth, and OpenBLAS\n" +
+					"cblas_sgemm when synth was built with -tags openblas. Compare machines by the ratio\n" +
+					"columns: ours/OpenBLAS for GEMMs, GB/s over copy bandwidth for decoding (memory-bound),\n" +
+					"attention GFLOP/s over the variant's GEMM rate. Each number is the best of repeated\n" +
+					"calls within --min-time. Takes a minute or two.",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
+					&cli.StringSliceFlag{Name: "variants", Usage: "kernel variants to run (default: every one this CPU runs but ref)"},
+					&cli.IntFlag{Name: "batch", Value: 1, Usage: "images per encoder pass (M = 257 x batch)"},
+					&cli.DurationFlag{Name: "min-time", Value: 300_000_000, Usage: "time spent per measurement"},
+				},
+				Action: benchKernels,
+			},
+		},
+	}
+}
+
+func benchKernels(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageErrorf("bench kernels takes no arguments, got %q", c.Args().First())
+	}
+	if c.Int("batch") < 1 {
+		return usageErrorf("--batch must be >= 1, got %d", c.Int("batch"))
+	}
+	opts := native.BenchOptions{Threads: threads(c), Batch: c.Int("batch"), MinTime: c.Duration("min-time")}
+	if vs := c.StringSlice("variants"); len(vs) > 0 {
+		have := native.Variants()
+		for _, v := range vs {
+			if !slices.Contains(have, v) {
+				return usageErrorf("--variants: %q is not one of %s (this CPU and build)", v, strings.Join(have, ", "))
+			}
+		}
+		opts.Variants = vs
+	}
+	if !c.Bool("json") {
+		opts.Progress = func(msg string) { fmt.Fprintf(c.App.ErrWriter, "\r\033[K%s", msg) }
+	}
+	rep, err := native.BenchKernels(opts)
+	if err != nil {
+		return fmt.Errorf("bench kernels: %w", err)
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	fmt.Fprint(c.App.ErrWriter, "\r\033[K")
+	printBench(c.App.Writer, rep)
+	return nil
+}
+
+func printBench(w io.Writer, rep *native.BenchReport) {
+	fmt.Fprintf(w, "kernels: variants %s, %d threads, cpu features %s\n", strings.Join(rep.Variants, " "), rep.Threads, strings.Join(rep.CPU.Features, " "))
+	fmt.Fprintf(w, "anchor:  %s\n", rep.Anchor)
+	fmt.Fprintln(w, "ratio: vs openblas = its time / ours (same op); vs copy = GB/s / STREAM copy GB/s; vs gemm = GFLOP/s / this variant's f32 GEMM (vit-l qkv)")
+	fmt.Fprintln(w, "peak: GFLOP/s / the FMA peak measured for the variant (openblas: the best variant's)")
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "op\tmodel\tshape\tdtype\tvariant\tms\tGFLOP/s\tGB/s\tvs\tratio\tpeak\t")
+	num := func(v float64, prec int) string {
+		if v == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.*f", prec, v)
+	}
+	for _, r := range rep.Results {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.3f\t%s\t%s\t%s\t%s\t%s\t\n", r.Op, r.Model, r.Shape, r.DType, r.Variant, r.Seconds*1e3,
+			num(r.GFLOPS, 1), num(r.GBps, 1), r.Anchor, num(r.Ratio, 2), num(r.PeakFraction, 2))
+	}
+	tw.Flush()
+}

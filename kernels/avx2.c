@@ -1,0 +1,86 @@
+// avx2.c: the AVX2 + FMA + F16C variants. The kernels are simd.h, instantiated here over
+// 8-lane vectors.
+#pragma GCC target("avx2,fma,f16c")
+#include <immintrin.h>
+
+#include "common.h"
+
+#define ISA_SFX(name) name##_avx2
+#define VL 8
+#define NR SYNTH_NR_AVX2 // GEMM panel width: two vectors
+#define NREG 16 // vector registers
+#define MR 6             // GEMM micro-tile rows: 6 x 2 accumulators + 2 B + 1 broadcast of 16 ymm
+
+typedef __m256 vf;
+typedef __m256 vm; // compare results are all-ones / all-zeros lanes
+
+#define vzero() _mm256_setzero_ps()
+#define vset1(x) _mm256_set1_ps(x)
+#define vload(p) _mm256_loadu_ps(p)
+#define vstore(p, v) _mm256_storeu_ps(p, v)
+#define vadd(a, b) _mm256_add_ps(a, b)
+#define vsub(a, b) _mm256_sub_ps(a, b)
+#define vmul(a, b) _mm256_mul_ps(a, b)
+#define vdiv(a, b) _mm256_div_ps(a, b)
+#define vmax(a, b) _mm256_max_ps(a, b) // b when either is NaN
+#define vmin(a, b) _mm256_min_ps(a, b)
+#define vfma(a, b, c) _mm256_fmadd_ps(a, b, c)   // a*b + c
+#define vfnma(a, b, c) _mm256_fnmadd_ps(a, b, c) // c - a*b
+#define vabs(a) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a)
+#define vround(a) _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define vlt(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
+#define vge(a, b) _mm256_cmp_ps(a, b, _CMP_GE_OQ)
+#define veq(a, b) _mm256_cmp_ps(a, b, _CMP_EQ_OQ)
+#define visnan(a) _mm256_cmp_ps(a, a, _CMP_UNORD_Q)
+#define vany(m) (_mm256_movemask_ps(m) != 0)
+#define vfirst(m) __builtin_ctz((unsigned)_mm256_movemask_ps(m))
+#define vsel(m, a, b) _mm256_blendv_ps(a, b, m) // m ? b : a, lane by lane
+#define viota() _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7)
+#define vpow2(n) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
+
+static inline float vhsum(vf a) {
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+static inline float vhmax(vf a) {
+	__m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+	s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_max_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+// out[0..3] = the sums of a, b, c and d
+static inline void vhsum4(vf a, vf b, vf c, vf d, float *out) {
+	__m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+	_mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1)));
+}
+
+// lanes(n): an integer mask of the first n lanes, for maskload/maskstore
+static inline __m256i lanes(int64_t n) {
+	static const int32_t tbl[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+	if (n < 0) n = 0;
+	if (n > VL) n = VL;
+	return _mm256_loadu_si256((const __m256i *)(tbl + VL - n));
+}
+static inline vf vloadn(const float *p, int64_t n) { return n >= VL ? vload(p) : _mm256_maskload_ps(p, lanes(n)); }
+static inline void vstoren(float *p, vf v, int64_t n) {
+	if (n >= VL) vstore(p, v);
+	else if (n > 0) _mm256_maskstore_ps(p, lanes(n), v);
+}
+
+static inline vf vload_f16(const void *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+static inline vf vload_bf16(const void *p) {
+	return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+static inline vf vload_i8(const void *p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
+static inline vf vload_q4(const void *p, int hi) {
+	__m128i b = _mm_loadl_epi64((const __m128i *)p);
+	if (hi) b = _mm_srli_epi16(b, 4);
+	b = _mm_and_si128(b, _mm_set1_epi8(0x0f));
+	return _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b)), _mm256_set1_ps(8));
+}
+
+#include "simd.h"

@@ -1,0 +1,70 @@
+// dispatch.c: the ops by variant index (kernels.h, "dispatch"), one table per op.
+#include "kernels.h"
+
+typedef int (*gemm_fn)(const float *, int64_t, const void *, const float *, int, const float *, int64_t, float *,
+                       int64_t, int64_t, int64_t, int64_t, float *, int, int);
+#define GEMMS(isa) \
+	{synth_gemm_f32_##isa, synth_gemm_f16_##isa, synth_gemm_bf16_##isa, synth_gemm_q8_0_##isa, synth_gemm_q4_0_##isa}
+static const gemm_fn gemms[3][5] = {GEMMS(ref), GEMMS(avx2), GEMMS(avx512)};
+
+static int bad(int isa) { return isa < SYNTH_ISA_REF || isa > SYNTH_ISA_AVX512; }
+
+int synth_gemm(int isa, int dt, const float *x, int64_t ldx, const void *w, const float *bias, int act,
+               const float *res, int64_t ldr, float *y, int64_t ldy, int64_t m, int64_t n, int64_t k,
+               float *scratch, int ith, int nth) {
+	if (bad(isa) || dt < SYNTH_F32 || dt > SYNTH_Q4_0) return SYNTH_EARG;
+	return gemms[isa][dt](x, ldx, w, bias, act, res, ldr, y, ldy, m, n, k, scratch, ith, nth);
+}
+
+// VARIANTS lists op's variants in SYNTH_ISA_* order.
+#define VARIANTS(op) {op##_ref, op##_avx2, op##_avx512}
+
+int synth_layernorm(int isa, const float *x, int64_t ldx, const float *gamma, const float *beta, float eps,
+                    float *y, int64_t ldy, int64_t rows, int64_t cols, int ith, int nth) {
+	static int (*const f[3])(const float *, int64_t, const float *, const float *, float, float *, int64_t, int64_t,
+	                         int64_t, int, int) = VARIANTS(synth_layernorm_f32);
+	return bad(isa) ? SYNTH_EARG : f[isa](x, ldx, gamma, beta, eps, y, ldy, rows, cols, ith, nth);
+}
+
+int synth_softmax(int isa, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows, int64_t cols,
+                  float scale, int logsm, int ith, int nth) {
+	static int (*const f[3])(const float *, int64_t, float *, int64_t, int64_t, int64_t, float, int, int, int) =
+		VARIANTS(synth_softmax_f32);
+	return bad(isa) ? SYNTH_EARG : f[isa](x, ldx, y, ldy, rows, cols, scale, logsm, ith, nth);
+}
+
+int synth_act(int isa, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows, int64_t cols, int act,
+              int ith, int nth) {
+	static int (*const f[3])(const float *, int64_t, float *, int64_t, int64_t, int64_t, int, int, int) =
+		VARIANTS(synth_act_f32);
+	return bad(isa) ? SYNTH_EARG : f[isa](x, ldx, y, ldy, rows, cols, act, ith, nth);
+}
+
+int synth_axpby(int isa, const float *a, int64_t lda, float alpha, const float *b, int64_t ldb, int64_t brows,
+                float beta, float *y, int64_t ldy, int64_t rows, int64_t cols, int ith, int nth) {
+	static int (*const f[3])(const float *, int64_t, float, const float *, int64_t, int64_t, float, float *, int64_t,
+	                         int64_t, int64_t, int, int) = VARIANTS(synth_axpby_f32);
+	return bad(isa) ? SYNTH_EARG : f[isa](a, lda, alpha, b, ldb, brows, beta, y, ldy, rows, cols, ith, nth);
+}
+
+int synth_l2norm(int isa, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows, int64_t cols, int ith,
+                 int nth) {
+	static int (*const f[3])(const float *, int64_t, float *, int64_t, int64_t, int64_t, int, int) =
+		VARIANTS(synth_l2norm_f32);
+	return bad(isa) ? SYNTH_EARG : f[isa](x, ldx, y, ldy, rows, cols, ith, nth);
+}
+
+int synth_argmax(int isa, const float *x, int64_t ldx, int64_t rows, int64_t cols, int64_t *out, int ith, int nth) {
+	static int (*const f[3])(const float *, int64_t, int64_t, int64_t, int64_t *, int, int) = VARIANTS(synth_argmax_f32);
+	return bad(isa) ? SYNTH_EARG : f[isa](x, ldx, rows, cols, out, ith, nth);
+}
+
+int synth_attention(int isa, const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                    float *o, int64_t ldo, const int64_t *seq, int64_t nseq, const uint8_t *mask, int64_t h,
+                    int64_t d, float scale, int causal, float *scratch, int ith, int nth) {
+	static int (*const f[3])(const float *, int64_t, const float *, int64_t, const float *, int64_t, float *, int64_t,
+	                         const int64_t *, int64_t, const uint8_t *, int64_t, int64_t, float, int, float *, int,
+	                         int) = VARIANTS(synth_attention_f32);
+	return bad(isa) ? SYNTH_EARG
+	                : f[isa](q, ldq, k, ldk, v, ldv, o, ldo, seq, nseq, mask, h, d, scale, causal, scratch, ith, nth);
+}

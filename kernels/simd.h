@@ -1,0 +1,881 @@
+// simd.h: the SIMD kernels, written once over a small vector vocabulary and compiled per
+// ISA by avx2.c and avx512.c, which define before including it:
+//   ISA_SFX(name)  the variant suffix (name##_avx2)
+//   VL, NR, MR     lanes per vector, GEMM panel width (2*VL), GEMM micro-tile rows
+//   vf, vm         float vector and lane-mask types, and the v* operations.
+// Semantics of every kernel: see its _ref in ref.c (and kernels.h). Each definition says
+// how it differs (reduction order, approximations).
+
+#if NR != 2 * VL
+#error "the micro-kernels hold two vectors per row"
+#endif
+
+// ---- vector math --------------------------------------------------------------------------
+
+// vexp: e^x. n = round(x log2 e), r = x - n ln 2 (ln 2 split in two so r is exact to
+// ~1e-10), e^r by its Taylor series to r^7 (|r| <= ln2/2: truncation 5e-9 relative), times
+// 2^n. About 2 ulp. x > 88 is treated as 88 (e^88 = 1.7e38); x < -87 gives 0 (the true
+// value is below 2^-125, and -inf gives 0 too).
+static inline vf vexp(vf x) {
+	vf xc = vmin(vset1(88.0f), vmax(vset1(-87.0f), x)); // NaN (second operand) passes
+	vf n = vround(vmul(xc, vset1(1.44269504088896341f)));
+	vf r = vfnma(n, vset1(0.693359375f), xc); // ln2 hi: 8 significant bits, n*hi is exact
+	r = vfnma(n, vset1(-2.12194440e-4f), r);  // ln2 lo
+	vf p = vset1(1.0f / 5040);
+	p = vfma(p, r, vset1(1.0f / 720));
+	p = vfma(p, r, vset1(1.0f / 120));
+	p = vfma(p, r, vset1(1.0f / 24));
+	p = vfma(p, r, vset1(1.0f / 6));
+	p = vfma(p, r, vset1(0.5f));
+	p = vfma(p, r, vset1(1.0f));
+	p = vfma(p, r, vset1(1.0f));
+	return vsel(vlt(x, vset1(-87.0f)), vmul(p, vpow2(n)), vzero());
+}
+
+// x * sigmoid(t) = x / (1 + e^-t)
+static inline vf vx_sigmoid(vf x, vf t) { return vdiv(x, vadd(vset1(1.0f), vexp(vsub(vzero(), t)))); }
+
+// GELU (erf form) as x * Phi(x), Phi(x) = 1 - erfc(x/sqrt2)/2 for x >= 0 and erfc(|x|/sqrt2)/2
+// below, so no cancellation: erfc(z) ~ t(a1 + t(a2 + t(a3 + t(a4 + t a5)))) e^(-z^2),
+// t = 1/(1 + p z), Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7).
+static inline vf vgelu(vf x) {
+	vf z = vmul(vabs(x), vset1(0.70710678118654752f));
+	vf t = vdiv(vset1(1.0f), vfma(vset1(0.3275911f), z, vset1(1.0f)));
+	vf p = vset1(1.061405429f);
+	p = vfma(p, t, vset1(-1.453152027f));
+	p = vfma(p, t, vset1(1.421413741f));
+	p = vfma(p, t, vset1(-0.284496736f));
+	p = vfma(p, t, vset1(0.254829592f));
+	vf half_erfc = vmul(vmul(vmul(p, t), vexp(vsub(vzero(), vmul(z, z)))), vset1(0.5f));
+	vf phi = vsel(vlt(x, vzero()), vsub(vset1(1.0f), half_erfc), half_erfc);
+	return vmul(x, phi);
+}
+
+// GELU (tanh form): 0.5 x (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi)(x + 0.044715 x^3).
+static inline vf vgelu_tanh(vf x) {
+	vf u = vmul(vset1(0.79788456080286535588f), vfma(vmul(vset1(0.044715f), x), vmul(x, x), x));
+	return vx_sigmoid(x, vadd(u, u));
+}
+
+static inline vf vact(int act, vf x) {
+	switch (act) {
+	case SYNTH_ACT_GELU:
+		return vgelu(x);
+	case SYNTH_ACT_GELU_TANH:
+		return vgelu_tanh(x);
+	case SYNTH_ACT_QUICKGELU:
+		return vx_sigmoid(x, vmul(x, vset1(1.702f)));
+	case SYNTH_ACT_RELU:
+		return vmax(vzero(), x); // the second operand wins on NaN: NaN passes through
+	default:
+		return x;
+	}
+}
+
+// ---- GEMM ---------------------------------------------------------------------------------
+
+#define KC 384 // k per block (384 x 32 floats of B: L1-sized; measured best of 192..512)
+#define MC (MR * (264 / MR)) // rows per packed A block (L2): 264 covers a ViT image's 257
+
+// The micro-kernel: acc[i][0..1] += sum_kk a(i, kk) * b[kk][0..NR), a(i, kk) at
+// a[i*ars + kk*aks]. Inlined with constant mr so that acc lives in registers.
+static inline __attribute__((always_inline)) void mk(const int mr, vf acc[][2], const float *a, int64_t ars,
+                                                     int64_t aks, const float *b, int64_t kc) {
+	for (int64_t kk = 0; kk < kc; kk++) {
+		vf b0 = vload(b + kk * NR), b1 = vload(b + kk * NR + VL);
+#pragma GCC unroll 16
+		for (int i = 0; i < mr; i++) {
+			vf av = vset1(a[i * ars + kk * aks]);
+			acc[i][0] = vfma(av, b0, acc[i][0]);
+			acc[i][1] = vfma(av, b1, acc[i][1]);
+		}
+	}
+}
+
+// gemm_args: one GEMM call, shared by its tiles.
+typedef struct {
+	const float *bias; // [n] or NULL
+	const float *res;  // [m, n] or NULL
+	int64_t ldr, ldy;
+	int act;
+	int accum_y; // start from y (the in-place residual) instead of 0
+} gemm_args;
+
+// store_tile is the GEMM epilogue: rows [0, mr) x columns [0, nv) of y (at row `row` of
+// the output, column col) = act(acc + bias) + res.
+static inline __attribute__((always_inline)) void store_tile(const int mr, vf acc[][2], float *y, int64_t col,
+                                                             int64_t nv, const gemm_args *g, int64_t row) {
+	vf b0 = vzero(), b1 = vzero();
+	if (g->bias) {
+		b0 = vloadn(g->bias + col, nv);
+		b1 = vloadn(g->bias + col + VL, nv - VL);
+	}
+	for (int i = 0; i < mr; i++) {
+		vf v0 = vact(g->act, vadd(acc[i][0], b0));
+		vf v1 = vact(g->act, vadd(acc[i][1], b1));
+		if (g->res) {
+			const float *r = g->res + (row + i) * g->ldr + col;
+			v0 = vadd(v0, vloadn(r, nv));
+			v1 = vadd(v1, vloadn(r + VL, nv - VL));
+		}
+		vstoren(y + i * g->ldy, v0, nv);
+		vstoren(y + i * g->ldy + VL, v1, nv - VL);
+	}
+}
+
+// add_y adds rows [0, mr) x columns [0, nv) of y (partial sums, or the in-place residual).
+static inline __attribute__((always_inline)) void add_y(const int mr, vf acc[][2], const float *y, int64_t nv,
+                                                        int64_t ldy) {
+#pragma GCC unroll 16
+	for (int i = 0; i < mr; i++) {
+		acc[i][0] = vadd(acc[i][0], vloadn(y + i * ldy, nv));
+		acc[i][1] = vadd(acc[i][1], vloadn(y + i * ldy + VL, nv - VL));
+	}
+}
+
+// gemm_tile computes rows [0, mr) x columns [0, nv) of y (nv <= NR) for one K block:
+// ap: packed A tile [kc][MR]; bp: B panel [kc][NR]. first: the first K block (start from 0,
+// or from y when accum_y); last: apply bias, activation and residual and store.
+static inline __attribute__((always_inline)) void gemm_tile(const int mr, const float *ap, const float *bp, int64_t kc,
+                                                            float *y, int64_t col, int64_t nv, int first, int last,
+                                                            const gemm_args *g, int64_t row) {
+	vf acc[MR][2];
+	int load = !first || g->accum_y;
+#pragma GCC unroll 16
+	for (int i = 0; i < mr; i++) {
+		acc[i][0] = vzero();
+		acc[i][1] = vzero();
+		// fetch the tile of y while the K loop runs: its partial sums are added after
+		// the loop, and the stores then hit L1
+		_mm_prefetch((const char *)(y + i * g->ldy), _MM_HINT_T0);
+		_mm_prefetch((const char *)(y + i * g->ldy + NR - 1), _MM_HINT_T0);
+	}
+	mk(mr, acc, ap, 1, MR, bp, kc);
+	if (load) add_y(mr, acc, y, nv, g->ldy);
+	if (!last) {
+#pragma GCC unroll 16
+		for (int i = 0; i < mr; i++) {
+			vstoren(y + i * g->ldy, acc[i][0], nv);
+			vstoren(y + i * g->ldy + VL, acc[i][1], nv - VL);
+		}
+		return;
+	}
+	store_tile(mr, acc, y, col, nv, g, row);
+}
+
+#define GEMM_TILE_FN(r)                                                                                         \
+	static __attribute__((noinline)) void gemm_tile_##r(const float *ap, const float *bp, int64_t kc, float *y, \
+	                                                    int64_t col, int64_t nv, int first, int last,          \
+	                                                    const gemm_args *g, int64_t row) {                     \
+		gemm_tile(r, ap, bp, kc, y, col, nv, first, last, g, row);                                             \
+	}
+GEMM_TILE_FN(1)
+GEMM_TILE_FN(2)
+GEMM_TILE_FN(3)
+GEMM_TILE_FN(4)
+GEMM_TILE_FN(5)
+GEMM_TILE_FN(6)
+#if MR > 6
+GEMM_TILE_FN(7)
+GEMM_TILE_FN(8)
+GEMM_TILE_FN(9)
+GEMM_TILE_FN(10)
+GEMM_TILE_FN(11)
+GEMM_TILE_FN(12)
+#endif
+
+typedef void (*gemm_tile_fn)(const float *, const float *, int64_t, float *, int64_t, int64_t, int, int,
+                             const gemm_args *, int64_t);
+static const gemm_tile_fn gemm_tiles[MR + 1] = {
+	NULL, gemm_tile_1, gemm_tile_2, gemm_tile_3, gemm_tile_4, gemm_tile_5, gemm_tile_6,
+#if MR > 6
+	gemm_tile_7, gemm_tile_8, gemm_tile_9, gemm_tile_10, gemm_tile_11, gemm_tile_12,
+#endif
+};
+
+// pack_a copies rows [0, mc) x columns [0, kc) of x into tiles of MR rows, k-major:
+// ap[t*MR*kc + kk*MR + i] = x[(t*MR + i)*ldx + kk]. Rows past mc in the last tile are
+// left alone: the tile kernel for that many rows never reads them.
+static void pack_a(const float *x, int64_t ldx, int64_t mc, int64_t kc, float *ap) {
+	for (int64_t t = 0; t * MR < mc; t++) {
+		int64_t mr = mc - t * MR < MR ? mc - t * MR : MR;
+		float *dst = ap + t * MR * kc;
+		const float *src = x + t * MR * ldx;
+		for (int64_t i = 0; i < mr; i++)
+			for (int64_t kk = 0; kk < kc; kk++) dst[kk * MR + i] = src[i * ldx + kk];
+	}
+}
+
+// dequant_panel writes the K block [k0, k0+kc) of packed panel p of a non-f32 weight as
+// f32 [kc][NR] into out (exact: the same values the raw rows dequantize to).
+static void dequant_panel(int dt, const uint8_t *panel, int64_t k0, int64_t kc, float *out) {
+	switch (dt) {
+	case SYNTH_F16:
+	case SYNTH_BF16: {
+		const uint8_t *src = panel + k0 * NR * 2;
+		for (int64_t kk = 0; kk < kc; kk++, src += NR * 2) {
+			vstore(out + kk * NR, dt == SYNTH_F16 ? vload_f16(src) : vload_bf16(src));
+			vstore(out + kk * NR + VL, dt == SYNTH_F16 ? vload_f16(src + VL * 2) : vload_bf16(src + VL * 2));
+		}
+		break;
+	}
+	case SYNTH_Q8_0:
+		for (int64_t kk = 0; kk < kc; kk += QK) {
+			const uint8_t *blk = panel + (k0 + kk) / QK * NR * Q8_BYTES;
+			vf d0 = vload_f16(blk), d1 = vload_f16(blk + VL * 2);
+			const uint8_t *q = blk + NR * 2;
+			for (int j = 0; j < QK; j++, q += NR) {
+				vstore(out + (kk + j) * NR, vmul(vload_i8(q), d0));
+				vstore(out + (kk + j) * NR + VL, vmul(vload_i8(q + VL), d1));
+			}
+		}
+		break;
+	case SYNTH_Q4_0:
+		for (int64_t kk = 0; kk < kc; kk += QK) {
+			const uint8_t *blk = panel + (k0 + kk) / QK * NR * Q4_BYTES;
+			vf d0 = vload_f16(blk), d1 = vload_f16(blk + VL * 2);
+			const uint8_t *q = blk + NR * 2;
+			for (int j = 0; j < QK; j++, q += NR / 2) {
+				vstore(out + (kk + j) * NR, vmul(vload_q4(q, 0), d0));
+				vstore(out + (kk + j) * NR + VL, vmul(vload_q4(q, 1), d1));
+			}
+		}
+		break;
+	}
+}
+
+// ---- small-M GEMM (decoding): weights converted in registers -----------------------------
+
+// The next k step of a packed panel as two f32 vectors (exact, as dequant_panel).
+// Blocks of 32 k carry one scale per lane: d0, d1 are loaded at each block start.
+#define W_F32(kk) w0 = vload(pf + (kk) * NR), w1 = vload(pf + (kk) * NR + VL)
+#define W_F16(kk) w0 = vload_f16(pb + (kk) * NR * 2), w1 = vload_f16(pb + (kk) * NR * 2 + VL * 2)
+#define W_BF16(kk) w0 = vload_bf16(pb + (kk) * NR * 2), w1 = vload_bf16(pb + (kk) * NR * 2 + VL * 2)
+#define W_Q8(j) w0 = vmul(vload_i8(q + (j) * NR), d0), w1 = vmul(vload_i8(q + (j) * NR + VL), d1)
+#define W_Q4(j) w0 = vmul(vload_q4(q + (j) * (NR / 2), 0), d0), w1 = vmul(vload_q4(q + (j) * (NR / 2), 1), d1)
+
+#define FMA_ROWS(kcol)                                               \
+	_Pragma("GCC unroll 16") for (int i = 0; i < mr; i++) {         \
+		vf av = vset1(x[i * ldx + (kcol)]);                         \
+		acc[i][0] = vfma(av, w0, acc[i][0]);                        \
+		acc[i][1] = vfma(av, w1, acc[i][1]);                        \
+	}
+
+// small_tile: rows [0, mr) of y for one panel over all of K, x read in place (rows of
+// ldx): acc[i][:] = sum_k x[i][k] w[k][:], converting each k step of the packed panel
+// once for all mr rows. Then bias, activation, residual, store (as gemm_tile). For Q8_0
+// and Q4_0 with few rows, the sum runs per block on the integer values and is scaled
+// once per block (rounding differs from scaling each weight: within the same f32 bound).
+static inline __attribute__((always_inline)) void small_tile(const int mr, const int dt, const float *x, int64_t ldx,
+                                                             const uint8_t *panel, int64_t k, float *y, int64_t col,
+                                                             int64_t nv, const gemm_args *g, int64_t row) {
+	vf acc[MR][2], w0, w1;
+#pragma GCC unroll 16
+	for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = vzero();
+	switch (dt) {
+	case SYNTH_F32: {
+		const float *pf = (const float *)panel;
+		for (int64_t kk = 0; kk < k; kk++) {
+			W_F32(kk);
+			FMA_ROWS(kk)
+		}
+		break;
+	}
+	case SYNTH_F16:
+	case SYNTH_BF16: {
+		const uint8_t *pb = panel;
+		for (int64_t kk = 0; kk < k; kk++) {
+			if (dt == SYNTH_F16) W_F16(kk);
+			else W_BF16(kk);
+			FMA_ROWS(kk)
+		}
+		break;
+	}
+	case SYNTH_Q8_0:
+	case SYNTH_Q4_0: {
+		int64_t bb = dt == SYNTH_Q8_0 ? NR * Q8_BYTES : NR * Q4_BYTES;
+		if (4 * mr + 6 <= NREG) {
+			// registers for a second set of accumulators: sum x q over each block, then
+			// scale once per block (acc += blk * d), saving a multiply per k step
+			vf blk[MR][2];
+			for (int64_t kb = 0; kb < k; kb += QK) {
+				const uint8_t *bp = panel + kb / QK * bb;
+				const uint8_t *q = bp + NR * 2;
+#pragma GCC unroll 16
+				for (int i = 0; i < mr; i++) blk[i][0] = blk[i][1] = vzero();
+				for (int j = 0; j < QK; j++) {
+					if (dt == SYNTH_Q8_0) w0 = vload_i8(q + j * NR), w1 = vload_i8(q + j * NR + VL);
+					else w0 = vload_q4(q + j * (NR / 2), 0), w1 = vload_q4(q + j * (NR / 2), 1);
+#pragma GCC unroll 16
+					for (int i = 0; i < mr; i++) {
+						vf av = vset1(x[i * ldx + kb + j]);
+						blk[i][0] = vfma(av, w0, blk[i][0]);
+						blk[i][1] = vfma(av, w1, blk[i][1]);
+					}
+				}
+				vf d0 = vload_f16(bp), d1 = vload_f16(bp + VL * 2);
+#pragma GCC unroll 16
+				for (int i = 0; i < mr; i++) {
+					acc[i][0] = vfma(blk[i][0], d0, acc[i][0]);
+					acc[i][1] = vfma(blk[i][1], d1, acc[i][1]);
+				}
+			}
+			break;
+		}
+		for (int64_t kb = 0; kb < k; kb += QK) {
+			const uint8_t *blk = panel + kb / QK * bb;
+			vf d0 = vload_f16(blk), d1 = vload_f16(blk + VL * 2);
+			const uint8_t *q = blk + NR * 2;
+			for (int j = 0; j < QK; j++) {
+				if (dt == SYNTH_Q8_0) W_Q8(j);
+				else W_Q4(j);
+				FMA_ROWS(kb + j)
+			}
+		}
+		break;
+	}
+	}
+	if (g->accum_y) add_y(mr, acc, y, nv, g->ldy); // the in-place residual: y holds it
+	store_tile(mr, acc, y, col, nv, g, row);
+}
+
+#define SMALL_FN(dtn, dt, r)                                                                                  \
+	static __attribute__((noinline)) void small_##dtn##_##r(const float *x, int64_t ldx, const uint8_t *panel, \
+	                                                       int64_t k, float *y, int64_t col, int64_t nv,      \
+	                                                       const gemm_args *g, int64_t row) {                 \
+		small_tile(r, dt, x, ldx, panel, k, y, col, nv, g, row);                                              \
+	}
+#define SMALL_DT(dtn, dt)                                                                                    \
+	SMALL_FN(dtn, dt, 1) SMALL_FN(dtn, dt, 2) SMALL_FN(dtn, dt, 3) SMALL_FN(dtn, dt, 4) SMALL_FN(dtn, dt, 5) \
+	SMALL_FN(dtn, dt, 6) SMALL_MORE(dtn, dt)
+#if MR > 6
+#define SMALL_MORE(dtn, dt) \
+	SMALL_FN(dtn, dt, 7) SMALL_FN(dtn, dt, 8) SMALL_FN(dtn, dt, 9) SMALL_FN(dtn, dt, 10) SMALL_FN(dtn, dt, 11) SMALL_FN(dtn, dt, 12)
+#define SMALL_LIST_MORE(dtn) , small_##dtn##_7, small_##dtn##_8, small_##dtn##_9, small_##dtn##_10, small_##dtn##_11, small_##dtn##_12
+#else
+#define SMALL_MORE(dtn, dt)
+#define SMALL_LIST_MORE(dtn)
+#endif
+SMALL_DT(f32, SYNTH_F32)
+SMALL_DT(f16, SYNTH_F16)
+SMALL_DT(bf16, SYNTH_BF16)
+SMALL_DT(q8_0, SYNTH_Q8_0)
+SMALL_DT(q4_0, SYNTH_Q4_0)
+
+typedef void (*small_fn)(const float *, int64_t, const uint8_t *, int64_t, float *, int64_t, int64_t, const gemm_args *,
+                         int64_t);
+#define SMALL_LIST(dtn) \
+	{NULL, small_##dtn##_1, small_##dtn##_2, small_##dtn##_3, small_##dtn##_4, small_##dtn##_5, small_##dtn##_6 SMALL_LIST_MORE(dtn)}
+static const small_fn small_tiles[5][MR + 1] = {SMALL_LIST(f32), SMALL_LIST(f16), SMALL_LIST(bf16), SMALL_LIST(q8_0),
+                                                 SMALL_LIST(q4_0)};
+
+// Blocked GEMM on packed weights (BLIS order): for each K block of KC, for each block of
+// MC rows packed into scratch, for each panel of NR columns (dequantized into an L1
+// buffer unless f32), for each MR-row tile: the micro-kernel. Workers split the panels
+// (or, when there are too few panels, the row tiles). Each output is the sum over K in
+// order, in f32, started from 0 (or from y for an in-place residual).
+static int gemm_simd(int dt, const float *x, int64_t ldx, const void *w, const float *bias, int act,
+                     const float *res, int64_t ldr, float *y, int64_t ldy, int64_t m, int64_t n, int64_t k,
+                     float *scratch, int ith, int nth) {
+	if (bad_thread(ith, nth) || bad_act(act) || m < 0 || n < 0 || k < 0) return SYNTH_EARG;
+	if ((dt == SYNTH_Q8_0 || dt == SYNTH_Q4_0) && k % QK != 0) return SYNTH_EARG;
+	if (res == y && (ldr != ldy || act != SYNTH_ACT_NONE)) return SYNTH_EARG;
+	gemm_args g = {bias, res == y ? NULL : res, ldr, ldy, act, res == y};
+	int64_t panels = (n + NR - 1) / NR, tiles = (m + MR - 1) / MR;
+	int64_t p0 = 0, p1 = panels, r0 = 0, r1 = m;
+	if (panels >= 2 * nth || tiles < nth) {
+		share(panels, ith, nth, &p0, &p1);
+	} else {
+		int64_t t0, t1;
+		share(tiles, ith, nth, &t0, &t1);
+		r0 = t0 * MR;
+		r1 = t1 * MR < m ? t1 * MR : m;
+	}
+	if (p0 >= p1 || r0 >= r1) return SYNTH_OK;
+	int64_t panel_bytes = synth_row_bytes(dt, k) * NR;
+	if (m <= MR) { // decoding: stream each panel once, converting in registers
+		for (int64_t p = p0; p < p1; p++) {
+			int64_t col = p * NR, nv = n - col < NR ? n - col : NR;
+			small_tiles[dt][m](x, ldx, (const uint8_t *)w + p * panel_bytes, k, y + col, col, nv, &g, 0);
+		}
+		return SYNTH_OK;
+	}
+	float *ap = scratch;            // MC x KC
+	float *bbuf = scratch + MC * KC; // KC x NR
+	for (int64_t k0 = 0; k0 < k; k0 += KC) {
+		int64_t kc = k - k0 < KC ? k - k0 : KC;
+		int first = k0 == 0, last = k0 + kc == k;
+		for (int64_t m0 = r0; m0 < r1; m0 += MC) {
+			int64_t mc = r1 - m0 < MC ? r1 - m0 : MC;
+			pack_a(x + m0 * ldx + k0, ldx, mc, kc, ap);
+			for (int64_t p = p0; p < p1; p++) {
+				const float *bp;
+				const uint8_t *panel = (const uint8_t *)w + p * panel_bytes;
+				if (dt == SYNTH_F32) {
+					bp = (const float *)panel + k0 * NR;
+				} else {
+					dequant_panel(dt, panel, k0, kc, bbuf);
+					bp = bbuf;
+				}
+				int64_t col = p * NR, nv = n - col < NR ? n - col : NR;
+				for (int64_t t = 0; t * MR < mc; t++) {
+					int64_t mr = mc - t * MR < MR ? mc - t * MR : MR;
+					int64_t row = m0 + t * MR;
+					gemm_tiles[mr](ap + t * MR * kc, bp, kc, y + row * ldy + col, col, nv, first, last, &g, row);
+				}
+			}
+		}
+	}
+	return SYNTH_OK;
+}
+
+#define GEMM_SIMD(name, dt)                                                                                 \
+	int ISA_SFX(name)(const float *x, int64_t ldx, const void *w, const float *bias, int act, const float *res, \
+	                  int64_t ldr, float *y, int64_t ldy, int64_t m, int64_t n, int64_t k, float *scratch,     \
+	                  int ith, int nth) {                                                                       \
+		return gemm_simd(dt, x, ldx, w, bias, act, res, ldr, y, ldy, m, n, k, scratch, ith, nth);             \
+	}
+GEMM_SIMD(synth_gemm_f32, SYNTH_F32)
+GEMM_SIMD(synth_gemm_f16, SYNTH_F16)
+GEMM_SIMD(synth_gemm_bf16, SYNTH_BF16)
+GEMM_SIMD(synth_gemm_q8_0, SYNTH_Q8_0)
+GEMM_SIMD(synth_gemm_q4_0, SYNTH_Q4_0)
+
+// ---- row ops ------------------------------------------------------------------------------
+
+// LayerNorm: two passes like the reference, in f32 with VL-lane partial sums (so the
+// sums are in a different order, pairwise-ish, with f32 rounding).
+int ISA_SFX(synth_layernorm_f32)(const float *x, int64_t ldx, const float *gamma, const float *beta, float eps,
+                                 float *y, int64_t ldy, int64_t rows, int64_t cols, int ith, int nth) {
+	if (bad_thread(ith, nth) || rows < 0 || cols < 1) return SYNTH_EARG;
+	int64_t r0, r1;
+	share(rows, ith, nth, &r0, &r1);
+	for (int64_t r = r0; r < r1; r++) {
+		const float *xr = x + r * ldx;
+		float *yr = y + r * ldy;
+		vf s0 = vzero(), s1 = vzero();
+		int64_t c = 0;
+		for (; c + 2 * VL <= cols; c += 2 * VL) {
+			s0 = vadd(s0, vload(xr + c));
+			s1 = vadd(s1, vload(xr + c + VL));
+		}
+		for (; c < cols; c += VL) s0 = vadd(s0, vloadn(xr + c, cols - c));
+		float mean = vhsum(vadd(s0, s1)) / (float)cols;
+		vf mv = vset1(mean);
+		s0 = vzero();
+		s1 = vzero();
+		for (c = 0; c + 2 * VL <= cols; c += 2 * VL) {
+			vf d0 = vsub(vload(xr + c), mv), d1 = vsub(vload(xr + c + VL), mv);
+			s0 = vfma(d0, d0, s0);
+			s1 = vfma(d1, d1, s1);
+		}
+		for (; c < cols; c += VL) {
+			vf d = vsub(vloadn(xr + c, cols - c), mv);
+			d = vsel(vlt(viota(), vset1((float)(cols - c))), vzero(), d); // masked-out lanes are 0 - mean
+			s0 = vfma(d, d, s0);
+		}
+		float var = vhsum(vadd(s0, s1)) / (float)cols;
+		vf inv = vset1(1.0f / sqrtf(var + eps));
+		for (c = 0; c < cols; c += VL) {
+			int64_t nv = cols - c;
+			vf v = vmul(vsub(vloadn(xr + c, nv), mv), inv);
+			if (gamma) v = vmul(v, vloadn(gamma + c, nv));
+			if (beta) v = vadd(v, vloadn(beta + c, nv));
+			vstoren(yr + c, v, nv);
+		}
+	}
+	return SYNTH_OK;
+}
+
+// Softmax: max, then e^(s x - max) (vexp, ~2 ulp) stored and summed in f32 lanes, then a
+// multiply by 1/sum (log: s x - max - log(sum), the log in scalar double).
+int ISA_SFX(synth_softmax_f32)(const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows, int64_t cols,
+                               float scale, int logsm, int ith, int nth) {
+	if (bad_thread(ith, nth) || rows < 0 || cols < 1) return SYNTH_EARG;
+	int64_t r0, r1;
+	share(rows, ith, nth, &r0, &r1);
+	vf sv = vset1(scale);
+	for (int64_t r = r0; r < r1; r++) {
+		const float *xr = x + r * ldx;
+		float *yr = y + r * ldy;
+		vf mx = vset1(-INFINITY);
+		for (int64_t c = 0; c < cols; c += VL) {
+			vf v = vmul(vloadn(xr + c, cols - c), sv);
+			mx = vmax(vsel(vlt(viota(), vset1((float)(cols - c))), vset1(-INFINITY), v), mx);
+		}
+		float m = vhmax(mx);
+		if (m == -INFINITY) {
+			float u = logsm ? -logf((float)cols) : 1.0f / (float)cols;
+			for (int64_t c = 0; c < cols; c++) yr[c] = u;
+			continue;
+		}
+		vf mv = vset1(m), sum = vzero();
+		for (int64_t c = 0; c < cols; c += VL) {
+			int64_t nv = cols - c;
+			vf e = vexp(vsub(vmul(vloadn(xr + c, nv), sv), mv));
+			e = vsel(vlt(viota(), vset1((float)nv)), vzero(), e);
+			sum = vadd(sum, e);
+			if (!logsm) vstoren(yr + c, e, nv);
+		}
+		float s = vhsum(sum);
+		if (logsm) {
+			vf ls = vset1(m + (float)log((double)s));
+			for (int64_t c = 0; c < cols; c += VL) vstoren(yr + c, vsub(vmul(vloadn(xr + c, cols - c), sv), ls), cols - c);
+		} else {
+			vf inv = vset1(1.0f / s);
+			for (int64_t c = 0; c < cols; c += VL) vstoren(yr + c, vmul(vloadn(yr + c, cols - c), inv), cols - c);
+		}
+	}
+	return SYNTH_OK;
+}
+
+// Activation with the vector approximations of vact (see vexp, vgelu).
+int ISA_SFX(synth_act_f32)(const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows, int64_t cols, int act,
+                           int ith, int nth) {
+	if (bad_thread(ith, nth) || bad_act(act) || rows < 0 || cols < 0) return SYNTH_EARG;
+	int64_t r0, r1;
+	share(rows, ith, nth, &r0, &r1);
+	for (int64_t r = r0; r < r1; r++)
+		for (int64_t c = 0; c < cols; c += VL) vstoren(y + r * ldy + c, vact(act, vloadn(x + r * ldx + c, cols - c)), cols - c);
+	return SYNTH_OK;
+}
+
+// axpby: alpha a + beta b as one multiply and one FMA (the reference rounds the product
+// beta b separately).
+int ISA_SFX(synth_axpby_f32)(const float *a, int64_t lda, float alpha, const float *b, int64_t ldb, int64_t brows,
+                             float beta, float *y, int64_t ldy, int64_t rows, int64_t cols, int ith, int nth) {
+	if (bad_thread(ith, nth) || rows < 0 || cols < 0 || (b && brows < 1)) return SYNTH_EARG;
+	int64_t r0, r1;
+	share(rows, ith, nth, &r0, &r1);
+	vf av = vset1(alpha), bv = vset1(beta);
+	for (int64_t r = r0; r < r1; r++) {
+		const float *ar = a + r * lda, *br = b ? b + (r % brows) * ldb : NULL;
+		for (int64_t c = 0; c < cols; c += VL) {
+			int64_t nv = cols - c;
+			vf v = vmul(av, vloadn(ar + c, nv));
+			if (br) v = vfma(bv, vloadn(br + c, nv), v);
+			vstoren(y + r * ldy + c, v, nv);
+		}
+	}
+	return SYNTH_OK;
+}
+
+// L2 normalize: the sum of squares in f32 lanes, sqrt and the reciprocal in double.
+int ISA_SFX(synth_l2norm_f32)(const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows, int64_t cols,
+                              int ith, int nth) {
+	if (bad_thread(ith, nth) || rows < 0 || cols < 0) return SYNTH_EARG;
+	int64_t r0, r1;
+	share(rows, ith, nth, &r0, &r1);
+	for (int64_t r = r0; r < r1; r++) {
+		const float *xr = x + r * ldx;
+		vf s0 = vzero(), s1 = vzero();
+		int64_t c = 0;
+		for (; c + 2 * VL <= cols; c += 2 * VL) {
+			vf a0 = vload(xr + c), a1 = vload(xr + c + VL);
+			s0 = vfma(a0, a0, s0);
+			s1 = vfma(a1, a1, s1);
+		}
+		for (; c < cols; c += VL) {
+			vf a0 = vloadn(xr + c, cols - c);
+			s0 = vfma(a0, a0, s0);
+		}
+		double nrm = sqrt((double)vhsum(vadd(s0, s1)));
+		vf inv = vset1((float)(1.0 / (nrm > 1e-12 ? nrm : 1e-12)));
+		for (c = 0; c < cols; c += VL) vstoren(y + r * ldy + c, vmul(vloadn(xr + c, cols - c), inv), cols - c);
+	}
+	return SYNTH_OK;
+}
+
+// Argmax: a vector max (NaN lanes ignored, NaN flagged), then the first lane equal to it.
+int ISA_SFX(synth_argmax_f32)(const float *x, int64_t ldx, int64_t rows, int64_t cols, int64_t *out, int ith, int nth) {
+	if (bad_thread(ith, nth) || rows < 0 || cols < 1) return SYNTH_EARG;
+	int64_t r0, r1;
+	share(rows, ith, nth, &r0, &r1);
+	for (int64_t r = r0; r < r1; r++) {
+		const float *xr = x + r * ldx;
+		vf mx = vset1(-INFINITY);
+		int nan = 0;
+		for (int64_t c = 0; c < cols; c += VL) {
+			vf v = vloadn(xr + c, cols - c);
+			v = vsel(vlt(viota(), vset1((float)(cols - c))), vset1(-INFINITY), v);
+			nan |= vany(visnan(v));
+			mx = vmax(v, mx);
+		}
+		int64_t best = 0;
+		if (nan) {
+			while (!isnan(xr[best])) best++;
+		} else {
+			vf m = vset1(vhmax(mx));
+			for (int64_t c = 0;; c += VL) {
+				vm hit = veq(vloadn(xr + c, cols - c), m);
+				if (vany(hit)) {
+					best = c + vfirst(hit);
+					break;
+				}
+			}
+		}
+		out[r] = best;
+	}
+	return SYNTH_OK;
+}
+
+// ---- attention --------------------------------------------------------------------------
+
+#define BK 64 // keys per block: one block of scores per worker at a time
+#define NARROW 4 // sequences with at most this many queries take the per-query path
+
+static inline int key_masked(const uint8_t *mask, int64_t moff, int64_t j) { return mask && moff >= 0 && !mask[moff + j]; }
+
+// mean_v writes the mean of v rows [0, nk) (head columns) to o: the output of a query
+// with no valid key (uniform weights), or zeros when nk is 0.
+static void mean_v(const float *v, int64_t ldv, int64_t nk, int64_t d, float *o, int64_t ostride) {
+	for (int64_t c = 0; c < d; c++) {
+		double s = 0;
+		for (int64_t j = 0; j < nk; j++) s += v[j * ldv + c];
+		o[c * ostride] = nk ? (float)(s / (double)nk) : 0.0f;
+	}
+}
+
+// attend_narrow: one query row, flash-style over blocks of BK keys. Scores are f32 dot
+// products over d (VL lanes, then horizontal sums four keys at a time), the running max
+// and sum are rescaled per block (online softmax), and the output accumulates p_j v_j
+// over d in registers, up to 8 vectors of d at a time.
+static void attend_narrow(const float *qi, const float *k, int64_t ldk, const float *v, int64_t ldv, float *oi,
+                          int64_t nk, int64_t kend, int64_t d, float scale, const uint8_t *mask, int64_t moff,
+                          float *scratch) {
+	float *s = scratch;                        // BK scores, then probabilities
+	float *acc = scratch + BK;                 // d, rounded up to VL
+	float *qs = acc + SYNTH_MAX_HEAD_DIM + VL; // the scaled query, zero padded
+	int64_t dv = (d + VL - 1) / VL * VL;
+	for (int64_t c = 0; c < dv; c += VL) {
+		vstore(qs + c, vmul(vloadn(qi + c, d - c), vset1(scale)));
+		vstore(acc + c, vzero());
+	}
+	float m = -INFINITY, l = 0;
+	for (int64_t j0 = 0; j0 < kend; j0 += BK) {
+		int64_t bk = kend - j0 < BK ? kend - j0 : BK;
+		for (int64_t j = 0; j < bk; j += 4) {
+			// four keys at once (the rows past bk repeat the last: computed, not stored)
+			const float *k0 = k + (j0 + j) * ldk, *k1 = k0 + (j + 1 < bk) * ldk, *k2 = k0 + (j + 2 < bk ? 2 : 0) * ldk,
+			            *k3 = k0 + (j + 3 < bk ? 3 : 0) * ldk;
+			vf a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
+			for (int64_t c = 0; c < d; c += VL) {
+				vf qv = vload(qs + c);
+				a0 = vfma(qv, vloadn(k0 + c, d - c), a0);
+				a1 = vfma(qv, vloadn(k1 + c, d - c), a1);
+				a2 = vfma(qv, vloadn(k2 + c, d - c), a2);
+				a3 = vfma(qv, vloadn(k3 + c, d - c), a3);
+			}
+			float t[4];
+			vhsum4(a0, a1, a2, a3, t);
+			for (int64_t e = 0; e < 4 && j + e < bk; e++) s[j + e] = key_masked(mask, moff, j0 + j + e) ? -INFINITY : t[e];
+		}
+		vf bmv = vset1(-INFINITY);
+		for (int64_t j = 0; j < bk; j += VL)
+			bmv = vmax(vsel(vlt(viota(), vset1((float)(bk - j))), vset1(-INFINITY), vloadn(s + j, bk - j)), bmv);
+		float bm = vhmax(bmv);
+		if (bm == -INFINITY) continue; // no valid key in this block
+		float mn = m > bm ? m : bm;
+		float alpha = expf(m - mn); // 0 when m is -inf
+		vf mv = vset1(mn), psum = vzero();
+		for (int64_t j = 0; j < bk; j += VL) {
+			vf p = vexp(vsub(vloadn(s + j, bk - j), mv));
+			p = vsel(vlt(viota(), vset1((float)(bk - j))), vzero(), p);
+			psum = vadd(psum, p);
+			vstoren(s + j, p, bk - j);
+		}
+		l = l * alpha + vhsum(psum);
+		m = mn;
+		vf av = vset1(alpha);
+		for (int64_t c0 = 0; c0 < dv; c0 += 8 * VL) {
+			int64_t nvec = (dv - c0) / VL < 8 ? (dv - c0) / VL : 8;
+			vf o[8];
+#pragma GCC unroll 8
+			for (int e = 0; e < 8; e++) o[e] = e < nvec ? vmul(vload(acc + c0 + e * VL), av) : vzero();
+			for (int64_t j = 0; j < bk; j++) {
+				if (s[j] == 0) continue;
+				vf p = vset1(s[j]);
+				const float *vj = v + (j0 + j) * ldv + c0;
+#pragma GCC unroll 8
+				for (int e = 0; e < 8; e++)
+					if (e < nvec) o[e] = vfma(p, vloadn(vj + e * VL, d - c0 - e * VL), o[e]);
+			}
+#pragma GCC unroll 8
+			for (int e = 0; e < 8; e++)
+				if (e < nvec) vstore(acc + c0 + e * VL, o[e]);
+		}
+	}
+	if (l == 0) {
+		mean_v(v, ldv, nk, d, oi, 1);
+		return;
+	}
+	vf inv = vset1(1.0f / l);
+	for (int64_t c = 0; c < d; c += VL) vstoren(oi + c, vmul(vload(acc + c), inv), d - c);
+}
+
+// attend_wide: a block of up to NR queries of one head, vectorised across the queries.
+// The scaled queries are transposed once into qt [d][NR]; per block of BK keys, the
+// micro-kernel computes scores st[j][queries] = sum_c k[j][c] qt[c][:] (keys as rows,
+// read in place), the online softmax runs lane-wise (one lane per query), and the
+// output accumulates transposed, ot[c][:] += sum_j v[j][c] p[j][:], also with the
+// micro-kernel. Scores and sums are f32.
+static void attend_wide(const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                        float *o, int64_t ldo, int64_t nq, int64_t nk, int64_t qpos0, int64_t d, float scale, int causal,
+                        const uint8_t *mask, int64_t moff, float *scratch) {
+	float *qt = scratch;                            // [d][NR]
+	float *st = qt + SYNTH_MAX_HEAD_DIM * NR;       // [BK][NR] scores, then probabilities
+	float *ot = st + BK * NR;                       // [d][NR]
+	float *lrow = ot + SYNTH_MAX_HEAD_DIM * NR;     // [NR] the softmax sums, per query
+	for (int64_t c = 0; c < d; c++) {
+		for (int64_t i = 0; i < NR; i++) qt[c * NR + i] = i < nq ? q[i * ldq + c] * scale : 0.0f;
+		vstore(ot + c * NR, vzero());
+		vstore(ot + c * NR + VL, vzero());
+	}
+	vf m0 = vset1(-INFINITY), m1 = m0, l0 = vzero(), l1 = vzero();
+	int64_t kend = causal ? qpos0 + nq : nk; // keys past the last query's position are masked for all
+	if (kend > nk) kend = nk;
+	vf pos0 = vadd(viota(), vset1((float)qpos0)), pos1 = vadd(pos0, vset1((float)VL));
+	for (int64_t j0 = 0; j0 < kend; j0 += BK) {
+		int64_t bk = kend - j0 < BK ? kend - j0 : BK;
+		// scores: rows of MR keys at a time
+		for (int64_t j = 0; j < bk; j += MR) {
+			int64_t mr = bk - j < MR ? bk - j : MR;
+			vf acc[MR][2];
+			for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = vzero();
+			const float *kj = k + (j0 + j) * ldk;
+			switch (mr) {
+#define MK_CASE(r)                                 \
+	case r:                                    \
+		mk(r, acc, kj, ldk, 1, qt, d);         \
+		break;
+				MK_CASE(1) MK_CASE(2) MK_CASE(3) MK_CASE(4) MK_CASE(5) MK_CASE(6)
+#if MR > 6
+				MK_CASE(7) MK_CASE(8) MK_CASE(9) MK_CASE(10) MK_CASE(11) MK_CASE(12)
+#endif
+			}
+			for (int64_t i = 0; i < mr; i++) {
+				vf s0 = acc[i][0], s1 = acc[i][1];
+				int64_t key = j0 + j + i;
+				if (key_masked(mask, moff, key)) {
+					s0 = s1 = vset1(-INFINITY);
+				} else if (causal) { // query lanes whose position is before the key
+					vf kv = vset1((float)key);
+					s0 = vsel(vlt(pos0, kv), s0, vset1(-INFINITY));
+					s1 = vsel(vlt(pos1, kv), s1, vset1(-INFINITY));
+				}
+				vstore(st + (j + i) * NR, s0);
+				vstore(st + (j + i) * NR + VL, s1);
+			}
+		}
+		// online softmax, one lane per query
+		vf b0 = vset1(-INFINITY), b1 = b0;
+		for (int64_t j = 0; j < bk; j++) {
+			b0 = vmax(vload(st + j * NR), b0);
+			b1 = vmax(vload(st + j * NR + VL), b1);
+		}
+		vf n0 = vmax(m0, b0), n1 = vmax(m1, b1);
+		// lanes still without a valid key subtract 0 instead of -inf: their p and alpha are 0
+		vf z0 = vsel(veq(n0, vset1(-INFINITY)), n0, vzero()), z1 = vsel(veq(n1, vset1(-INFINITY)), n1, vzero());
+		vf a0 = vexp(vsub(m0, z0)), a1 = vexp(vsub(m1, z1));
+		vf ps0 = vzero(), ps1 = vzero();
+		for (int64_t j = 0; j < bk; j++) {
+			vf p0 = vexp(vsub(vload(st + j * NR), z0)), p1 = vexp(vsub(vload(st + j * NR + VL), z1));
+			ps0 = vadd(ps0, p0);
+			ps1 = vadd(ps1, p1);
+			vstore(st + j * NR, p0);
+			vstore(st + j * NR + VL, p1);
+		}
+		l0 = vfma(l0, a0, ps0);
+		l1 = vfma(l1, a1, ps1);
+		m0 = n0;
+		m1 = n1;
+		// ot = ot * alpha + v^T p, rows of MR head columns at a time
+		for (int64_t c = 0; c < d; c += MR) {
+			int64_t mr = d - c < MR ? d - c : MR;
+			vf acc[MR][2];
+			for (int64_t i = 0; i < mr; i++) {
+				acc[i][0] = vmul(vload(ot + (c + i) * NR), a0);
+				acc[i][1] = vmul(vload(ot + (c + i) * NR + VL), a1);
+			}
+			const float *vc = v + j0 * ldv + c;
+			switch (mr) {
+#define MKV_CASE(r)                                \
+	case r:                                    \
+		mk(r, acc, vc, 1, ldv, st, bk);        \
+		break;
+				MKV_CASE(1) MKV_CASE(2) MKV_CASE(3) MKV_CASE(4) MKV_CASE(5) MKV_CASE(6)
+#if MR > 6
+				MKV_CASE(7) MKV_CASE(8) MKV_CASE(9) MKV_CASE(10) MKV_CASE(11) MKV_CASE(12)
+#endif
+			}
+			for (int64_t i = 0; i < mr; i++) {
+				vstore(ot + (c + i) * NR, acc[i][0]);
+				vstore(ot + (c + i) * NR + VL, acc[i][1]);
+			}
+		}
+	}
+	vstore(lrow, l0);
+	vstore(lrow + VL, l1);
+	for (int64_t i = 0; i < nq; i++) {
+		if (lrow[i] == 0) {
+			mean_v(v, ldv, nk, d, o + i * ldo, 1);
+			continue;
+		}
+		float inv = 1.0f / lrow[i];
+		for (int64_t c = 0; c < d; c++) o[i * ldo + c] = ot[c * NR + i] * inv;
+	}
+}
+
+// Attention: sequences with at most NARROW queries (decoding) go query by query
+// (attend_narrow); longer ones in blocks of NR queries (attend_wide). Work units are
+// (sequence, head, query or query block), dealt round-robin to the workers.
+int ISA_SFX(synth_attention_f32)(const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v,
+                                 int64_t ldv, float *o, int64_t ldo, const int64_t *seq, int64_t nseq,
+                                 const uint8_t *mask, int64_t h, int64_t d, float scale, int causal, float *scratch,
+                                 int ith, int nth) {
+	if (bad_thread(ith, nth) || nseq < 0 || h < 1 || d < 1 || d > SYNTH_MAX_HEAD_DIM) return SYNTH_EARG;
+	int64_t u = 0;
+	for (int64_t s = 0; s < nseq; s++) {
+		const int64_t *sq = seq + 6 * s;
+		int64_t qr0 = sq[0], nq = sq[1], kr0 = sq[2], nk = sq[3], qpos0 = sq[4], moff = sq[5];
+		int narrow = nq <= NARROW;
+		int64_t per = narrow ? 1 : NR;
+		for (int64_t i0 = 0; i0 < nq; i0 += per) {
+			for (int64_t hd = 0; hd < h; hd++, u++) {
+				if (u % nth != ith) continue;
+				const float *qh = q + (qr0 + i0) * ldq + hd * d;
+				const float *kh = k + kr0 * ldk + hd * d, *vh = v + kr0 * ldv + hd * d;
+				float *oh = o + (qr0 + i0) * ldo + hd * d;
+				if (narrow) {
+					int64_t kend = causal ? qpos0 + i0 + 1 : nk;
+					if (kend > nk) kend = nk;
+					attend_narrow(qh, kh, ldk, vh, ldv, oh, nk, kend, d, scale, mask, moff, scratch);
+				} else {
+					int64_t nb = nq - i0 < NR ? nq - i0 : NR;
+					attend_wide(qh, ldq, kh, ldk, vh, ldv, oh, ldo, nb, nk, qpos0 + i0, d, scale, causal, mask, moff,
+					            scratch);
+				}
+			}
+		}
+	}
+	return SYNTH_OK;
+}
+
+// ---- FMA peak probe -------------------------------------------------------------------------
+
+// 2*MR independent accumulators, as many as the GEMM micro-kernel keeps (more than FMA
+// latency x throughput, fewer than the registers), register operands only. Each is a
+// chain of non-associative FMAs whose result is returned, so the compiler can neither
+// drop nor fold them.
+float ISA_SFX(synth_fma_peak)(int64_t iters) {
+	vf a[2 * MR];
+	vf m = vset1(0.999999f), c = vset1(1e-7f);
+	for (int i = 0; i < 2 * MR; i++) a[i] = vset1((float)i);
+	for (int64_t it = 0; it < iters; it++) {
+#pragma GCC unroll 24
+		for (int i = 0; i < 2 * MR; i++) a[i] = vfma(a[i], m, c);
+	}
+	vf s = vzero();
+	for (int i = 0; i < 2 * MR; i++) s = vadd(s, a[i]);
+	return vhsum(s);
+}

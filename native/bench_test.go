@@ -1,0 +1,175 @@
+package native
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// Benchmarks at the real model shapes, per kernel variant (isa=ref is the baseline).
+// Compare runs with benchstat; `synth bench kernels` prints the same ops as a table with
+// the OpenBLAS anchor (build tag openblas) measured in the same run.
+
+func benchVariants(b *testing.B, withRef bool) []string {
+	var out []string
+	for _, v := range Variants() {
+		if v != "ref" || withRef {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func benchMatrix(b *testing.B, dt DType, n, k int) *Matrix {
+	r := rand.New(rand.NewPCG(uint64(n), uint64(k)))
+	w := randFloats(r, n*k, 0.02)
+	m, err := QuantizeMatrix(w, n, k, dt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
+// BenchmarkLinear: GEMM at the encoder shapes (ViT-L/14 257 tokens, EVA ViT-g,
+// Q-Former) and the quantized decode shapes (OPT-2.7B). GFLOP/s = 2*m*n*k / time. The
+// decode shapes run on one matrix, cache-hot where it fits: `synth bench kernels` cycles
+// through copies past the caches for the memory-bound rate. In a
+// build with -tags openblas, isa=openblas runs the f32 shapes through cblas_sgemm: the
+// anchor, in the same run.
+func BenchmarkLinear(b *testing.B) {
+	blas, _ := newOpenBLAS(runtime.GOMAXPROCS(0))
+	for _, sh := range BenchGEMMShapes(1) {
+		name := fmt.Sprintf("dt=%s/m=%d/k=%d/n=%d", sh.DType, sh.M, sh.K, sh.N)
+		x := randTensor(rand.New(rand.NewPCG(1, 2)), 1, sh.M, sh.K)
+		y := NewTensor(sh.M, sh.N)
+		report := func(b *testing.B) {
+			sec := b.Elapsed().Seconds() / float64(b.N)
+			b.ReportMetric(2*float64(sh.M)*float64(sh.N)*float64(sh.K)/sec/1e9, "GFLOP/s")
+			b.ReportMetric(float64(sh.DType.RowBytes(sh.K)*sh.N)/sec/1e9, "weightGB/s")
+		}
+		if blas != nil && sh.DType == F32 {
+			b.Run("isa=openblas/"+name, func(b *testing.B) {
+				w := benchMatrix(b, F32, sh.N, sh.K).Dequantize()
+				for b.Loop() {
+					blas.SGEMM(x.F32(), w, y.F32(), sh.M, sh.N, sh.K)
+				}
+				report(b)
+			})
+			time.Sleep(250 * time.Millisecond) // OpenBLAS's idle threads spin a while
+		}
+		for _, v := range benchVariants(b, sh.M*sh.N*sh.K < 300_000_000) {
+			b.Run("isa="+v+"/"+name, func(b *testing.B) {
+				c, err := NewCtxVariant(runtime.GOMAXPROCS(0), v)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				w := benchMatrix(b, sh.DType, sh.N, sh.K)
+				c.LinearInto(y, x, w, nil, None, Tensor{})
+				for b.Loop() {
+					c.LinearInto(y, x, w, nil, None, Tensor{})
+				}
+				report(b)
+			})
+		}
+	}
+}
+
+// BenchmarkMLPBlock: a ViT-L MLP block with its residual, o = x + fc2(QuickGELU(fc1 x +
+// b1)) + b2, fused epilogues against (isa=openblas, with -tags openblas) two sgemm calls
+// and plain loops for the bias, activation and residual.
+func BenchmarkMLPBlock(b *testing.B) {
+	const m, d, hid = 257, 1024, 4096
+	r := rand.New(rand.NewPCG(7, 8))
+	w1f, w2f := randFloats(r, hid*d, 0.02), randFloats(r, d*hid, 0.02)
+	b1, b2 := randFloats(r, hid, 0.1), randFloats(r, d, 0.1)
+	x := randTensor(r, 1, m, d)
+	h, o := NewTensor(m, hid), NewTensor(m, d)
+	report := func(b *testing.B) {
+		b.ReportMetric(4*float64(m*d*hid)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	}
+	if blas, err := newOpenBLAS(runtime.GOMAXPROCS(0)); err == nil {
+		b.Run("isa=openblas+loops", func(b *testing.B) {
+			for b.Loop() {
+				blas.SGEMM(x.F32(), w1f, h.F32(), m, hid, d)
+				blas.BiasQuickGELU(h.F32(), b1, m, hid)
+				blas.SGEMM(h.F32(), w2f, o.F32(), m, d, hid)
+				blas.BiasResidual(o.F32(), b2, x.F32(), m, d)
+			}
+			report(b)
+		})
+		time.Sleep(250 * time.Millisecond) // OpenBLAS's idle threads spin a while
+	}
+	w1, _ := NewMatrixF32(w1f, hid, d)
+	w2, _ := NewMatrixF32(w2f, d, hid)
+	for _, v := range benchVariants(b, false) {
+		b.Run("isa="+v+"/fused", func(b *testing.B) {
+			c, err := NewCtxVariant(runtime.GOMAXPROCS(0), v)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			for b.Loop() {
+				c.LinearInto(h, x, w1, b1, QuickGELU, Tensor{})
+				c.LinearInto(o, h, w2, b2, None, x)
+			}
+			report(b)
+		})
+	}
+}
+
+// BenchmarkAttention: encoder self-attention (ViT-L, EVA), causal text, Q-Former cross
+// attention. GFLOP/s counts 4*d flops per (query, key, head) pair.
+func BenchmarkAttention(b *testing.B) {
+	cases := []struct {
+		name         string
+		h, d, tq, tk int
+		causal       bool
+	}{
+		{"vit-l", 16, 64, 257, 257, false},
+		{"eva-g", 16, 88, 257, 257, false},
+		{"text-causal", 12, 64, 248, 248, true},
+		{"qformer-cross", 12, 64, 32, 257, false},
+	}
+	for _, ac := range cases {
+		for _, v := range benchVariants(b, false) {
+			b.Run(fmt.Sprintf("isa=%s/model=%s/h=%d/d=%d/tq=%d/tk=%d", v, ac.name, ac.h, ac.d, ac.tq, ac.tk), func(b *testing.B) {
+				c, err := NewCtxVariant(runtime.GOMAXPROCS(0), v)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				r := rand.New(rand.NewPCG(5, 6))
+				w := ac.h * ac.d
+				q, k, vv := randTensor(r, 1, ac.tq, w), randTensor(r, 1, ac.tk, w), randTensor(r, 1, ac.tk, w)
+				p := AttnParams{Heads: ac.h, HeadDim: ac.d, Scale: 0.125, Causal: ac.causal}
+				for b.Loop() {
+					c.Attention(q, k, vv, 1, p)
+					c.Reset()
+				}
+				pairs := float64(ac.tq * ac.tk)
+				if ac.causal {
+					pairs = float64(ac.tq*(ac.tq+1)) / 2
+				}
+				b.ReportMetric(4*float64(ac.h*ac.d)*pairs*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+// BenchmarkOpOverhead: the fixed cost of one op on the pool (dispatch to every worker and
+// wait), on a 1x16 tensor, at 1 and GOMAXPROCS workers.
+func BenchmarkOpOverhead(b *testing.B) {
+	for _, n := range []int{1, runtime.GOMAXPROCS(0)} {
+		b.Run(fmt.Sprintf("threads=%d", n), func(b *testing.B) {
+			c := NewCtx(n)
+			defer c.Close()
+			x := NewTensor(1, 16)
+			for b.Loop() {
+				c.AddInPlace(x, x)
+			}
+		})
+	}
+}

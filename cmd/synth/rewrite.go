@@ -90,7 +90,7 @@ func rewriteCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "run seed; each product's sampler seed is derived from it and the product id"},
 			&cli.IntFlag{Name: "ctx", Value: 0, Usage: "positions per product: shared prefix + product prompt + generation\n\t(0 = prefix + 1024 + --max-tokens, at most the model's training context)"},
 			&cli.IntFlag{Name: "batch", Value: 512, Usage: "most tokens per llama_decode (llama.cpp n_batch)"},
-			&cli.IntFlag{Name: "gpu-layers", Value: 0, Usage: "layers to offload to a GPU (-1 = all). llama.cpp as built from the pinned module\n\tis CPU-only and ignores this ('synth doctor' shows 'llama.cpp GPU')"},
+			&cli.IntFlag{Name: "gpu-layers", Value: 0, Usage: "layers to offload to a GPU (-1 = all). The pinned llama.cpp is built CPU-only and\n\tignores this unless $SYNTH_GGML_BACKENDS names a GPU backend module built by CMakeLists.txt\n\t('synth doctor' shows 'llama.cpp GPU: yes' then; see README)"},
 			&cli.StringFlag{Name: "system-file", Usage: "file with the system instruction to use instead of the built-in one"},
 			&cli.BoolFlag{Name: "date-lines", Value: true, Usage: "put the template's 'Cutting Knowledge Date / Today Date' lines in the system\n\tturn as HF transformers renders Llama 3.1 (llama.cpp's formatter leaves them out);\n\t--date-lines=false leaves them out"},
 			&cli.Float64Flag{Name: "min-coverage", Value: 0, Usage: "retry a product once with another seed when its coverage is below this,\n\tthen keep the better attempt and flag it (low_coverage) if still below; 0 = off"},

@@ -13,9 +13,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sort"
 	"strings"
 
+	"synth/vision/bpe"
 	"synth/weights"
 )
 
@@ -109,30 +109,6 @@ knit cardigan , cashmere jumper , oversized hoodie , pleated skirt , wide leg tr
 buttons , silver buckle , elastic waist , short sleeves , long sleeves , collar , hood , lining , comfortable ,
 stylish , classic , modern , casual , elegant , warm , light , summer , winter , spring , autumn , women , men`
 
-// byteSymbols is GPT-2's byte-to-unicode table: the printable bytes map to themselves,
-// the other 68 to U+0100 onwards in byte order. Token ids 0..255 list the symbols in
-// that order: printable ranges first.
-func byteSymbols() (order []byte, sym [256]string) {
-	printable := func(b int) bool {
-		return (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)
-	}
-	n := 0
-	for b := 0; b < 256; b++ {
-		if printable(b) {
-			sym[b] = string(rune(b))
-			order = append(order, byte(b))
-		}
-	}
-	for b := 0; b < 256; b++ {
-		if !printable(b) {
-			sym[b] = string(rune(256 + n))
-			n++
-			order = append(order, byte(b))
-		}
-	}
-	return order, sym
-}
-
 // NewVocabulary builds cfg's vocabulary: 256 byte tokens, up to cfg.Merges merged
 // tokens learned from the corpus, filler tokens up to cfg.Vocab - cfg.Specials (never
 // produced, they only give the output layer its real width) and the special tokens.
@@ -140,16 +116,15 @@ func NewVocabulary(cfg Config) (*Vocabulary, error) {
 	if cfg.Specials < len(specialNames) {
 		return nil, fmt.Errorf("llamagguf: %d special tokens, want at least %d", cfg.Specials, len(specialNames))
 	}
-	order, sym := byteSymbols()
 	v := &Vocabulary{}
-	for _, b := range order {
-		v.Tokens = append(v.Tokens, sym[b])
+	for _, b := range bpe.ByteOrder { // token ids 0..255: GPT-2's byte symbols, printable first
+		v.Tokens = append(v.Tokens, string(bpe.ByteToUnicode[b]))
 	}
 	room := cfg.Vocab - cfg.Specials - 256
 	if room < 0 {
 		return nil, fmt.Errorf("llamagguf: vocabulary of %d has no room for 256 bytes and %d specials", cfg.Vocab, cfg.Specials)
 	}
-	for _, m := range learnMerges(sym, min(cfg.Merges, room)) {
+	for _, m := range learnMerges(min(cfg.Merges, room)) {
 		v.Merges = append(v.Merges, m[0]+" "+m[1])
 		v.Tokens = append(v.Tokens, m[0]+m[1])
 	}
@@ -172,60 +147,16 @@ func NewVocabulary(cfg Config) (*Vocabulary, error) {
 	return v, nil
 }
 
-// learnMerges runs byte-pair training on the corpus: the most frequent adjacent pair,
-// ties broken by the pair's text, until n merges or every word is a single token.
-func learnMerges(sym [256]string, n int) [][2]string {
-	counts := map[string]int{}
+// learnMerges runs byte-pair training on the corpus's words, each with its leading space
+// as GPT-2's pre-tokenizer keeps it.
+func learnMerges(n int) [][2]string {
+	words, counts := map[string][]string{}, map[string]int{}
 	for _, w := range strings.Fields(corpus) {
-		counts[" "+w]++
+		w = " " + w
+		words[w] = bpe.Symbols(w, "")
+		counts[w]++
 	}
-	type word struct {
-		parts []string
-		n     int
-	}
-	var words []word
-	for w, c := range counts {
-		var parts []string
-		for _, b := range []byte(w) {
-			parts = append(parts, sym[b])
-		}
-		words = append(words, word{parts, c})
-	}
-	sort.Slice(words, func(i, j int) bool { return strings.Join(words[i].parts, "") < strings.Join(words[j].parts, "") })
-	var merges [][2]string
-	for len(merges) < n {
-		pairs := map[[2]string]int{}
-		for _, w := range words {
-			for i := 0; i+1 < len(w.parts); i++ {
-				pairs[[2]string{w.parts[i], w.parts[i+1]}] += w.n
-			}
-		}
-		var best [2]string
-		bestN := 0
-		for p, c := range pairs {
-			if c > bestN || (c == bestN && p[0]+" "+p[1] < best[0]+" "+best[1]) {
-				best, bestN = p, c
-			}
-		}
-		if bestN == 0 {
-			break // every corpus word is one token
-		}
-		merges = append(merges, best)
-		for wi := range words {
-			w := &words[wi]
-			var out []string
-			for i := 0; i < len(w.parts); i++ {
-				if i+1 < len(w.parts) && w.parts[i] == best[0] && w.parts[i+1] == best[1] {
-					out = append(out, best[0]+best[1])
-					i++
-				} else {
-					out = append(out, w.parts[i])
-				}
-			}
-			w.parts = out
-		}
-	}
-	return merges
+	return bpe.Train(words, counts, n)
 }
 
 // Write writes the model cfg describes to path.

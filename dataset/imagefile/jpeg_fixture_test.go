@@ -1,12 +1,11 @@
 package imagefile
 
 import (
-	"encoding/binary"
 	"encoding/json"
-	"fmt"
 	"image"
 	"os"
 	"path/filepath"
+	"synth/weights"
 	"testing"
 
 	"synth/internal/fixtures"
@@ -69,37 +68,18 @@ func TestFixtureJPEGDecoding(t *testing.T) {
 	}
 }
 
-// readSafetensorsU8 reads the U8 tensors of a safetensors file (a test helper).
+// readSafetensorsU8 reads the U8 tensors of a fixture file, through package weights.
 func readSafetensorsU8(path string) (map[string][]byte, error) {
-	raw, err := os.ReadFile(path)
+	src, err := weights.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	if len(raw) < 8 {
-		return nil, fmt.Errorf("%s: too short", path)
-	}
-	n := binary.LittleEndian.Uint64(raw)
-	if n > uint64(len(raw)-8) {
-		return nil, fmt.Errorf("%s: bad header length", path)
-	}
-	var hdr map[string]json.RawMessage
-	if err := json.Unmarshal(raw[8:8+n], &hdr); err != nil {
-		return nil, err
-	}
-	data := raw[8+n:]
+	defer src.Close()
 	out := map[string][]byte{}
-	for name, msg := range hdr {
-		var h struct {
-			DType   string   `json:"dtype"`
-			Offsets [2]int64 `json:"data_offsets"`
+	for _, t := range src.Tensors() {
+		if t.DType == weights.U8 {
+			out[t.Name] = append([]byte(nil), t.Data...)
 		}
-		if name == "__metadata__" || json.Unmarshal(msg, &h) != nil || h.DType != "U8" {
-			continue
-		}
-		if h.Offsets[0] < 0 || h.Offsets[1] < h.Offsets[0] || h.Offsets[1] > int64(len(data)) {
-			return nil, fmt.Errorf("%s: %s: bad offsets", path, name)
-		}
-		out[name] = data[h.Offsets[0]:h.Offsets[1]]
 	}
 	return out, nil
 }

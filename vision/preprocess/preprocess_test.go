@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"synth/weights"
 	"testing"
 
 	"synth/internal/fixtures"
@@ -36,7 +37,7 @@ type manifest struct {
 	} `json:"images"`
 }
 
-func loadManifest(t *testing.T) (string, manifest, map[string]stTensor) {
+func loadManifest(t *testing.T) (string, manifest, map[string]weights.Tensor) {
 	t.Helper()
 	dir := fixtures.Dir(t, "longclip/preprocess")
 	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
@@ -70,11 +71,11 @@ func rgbImage(pix []byte, w, h int) *image.RGBA {
 // fixtureImage returns the input upstream resized: the stored libjpeg-turbo pixels for
 // JPEG (decoders differ; dataset/turbojpeg is tested against them separately), the file
 // decoded by image/png otherwise (its types are the PIL modes of these files).
-func fixtureImage(t *testing.T, dir, file, decoded string, ts map[string]stTensor) image.Image {
+func fixtureImage(t *testing.T, dir, file, decoded string, ts map[string]weights.Tensor) image.Image {
 	t.Helper()
 	if decoded != "" {
 		d, ok := ts[decoded]
-		if !ok || d.DType != "U8" || len(d.Shape) != 3 {
+		if !ok || d.DType != weights.U8 || len(d.Shape) != 3 {
 			t.Fatalf("%s: decoded tensor %s missing or malformed", file, decoded)
 		}
 		return rgbImage(d.Data, d.Shape[1], d.Shape[0])
@@ -133,7 +134,7 @@ func TestFixtureParity(t *testing.T) {
 				t.Fatal(err)
 			}
 			pv := ts[o.PixelVals]
-			if pv.DType != "F32" || len(pv.Data) != 4*len(x) {
+			if pv.DType != weights.F32 || len(pv.Data) != 4*len(x) {
 				t.Fatalf("%s n=%d: pixel_values malformed", im.File, o.N)
 			}
 			bad := 0

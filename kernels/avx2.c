@@ -29,7 +29,6 @@ typedef __m256 vm; // compare results are all-ones / all-zeros lanes
 #define vabs(a) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a)
 #define vround(a) _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define vlt(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
-#define vge(a, b) _mm256_cmp_ps(a, b, _CMP_GE_OQ)
 #define veq(a, b) _mm256_cmp_ps(a, b, _CMP_EQ_OQ)
 #define visnan(a) _mm256_cmp_ps(a, a, _CMP_UNORD_Q)
 #define vany(m) (_mm256_movemask_ps(m) != 0)

@@ -21,8 +21,7 @@
 
 enum {
 	SYNTH_OK = 0,
-	SYNTH_EARG = 1,     // an argument is out of range (bad dtype, shape, ith/nth)
-	SYNTH_ESCRATCH = 2, // scratch too small for this shape
+	SYNTH_EARG = 1, // an argument is out of range (bad dtype, shape, ith/nth)
 };
 
 // Weight dtypes, numbered as in package kernels (not ggml's numbers).

@@ -726,11 +726,16 @@ static void attend_wide(const float *q, int64_t ldq, const float *k, int64_t ldk
 	float *st = qt + SYNTH_MAX_HEAD_DIM * NR;       // [BK][NR] scores, then probabilities
 	float *ot = st + BK * NR;                       // [d][NR]
 	float *lrow = ot + SYNTH_MAX_HEAD_DIM * NR;     // [NR] the softmax sums, per query
+	// query rows are read along the row (a column walk down rows a multiple of 4 KiB apart
+	// would miss L1 at every step); lanes past nq stay 0
 	for (int64_t c = 0; c < d; c++) {
-		for (int64_t i = 0; i < NR; i++) qt[c * NR + i] = i < nq ? q[i * ldq + c] * scale : 0.0f;
+		vstore(qt + c * NR, vzero());
+		vstore(qt + c * NR + VL, vzero());
 		vstore(ot + c * NR, vzero());
 		vstore(ot + c * NR + VL, vzero());
 	}
+	for (int64_t i = 0; i < nq; i++)
+		for (int64_t c = 0; c < d; c++) qt[c * NR + i] = q[i * ldq + c] * scale;
 	vf m0 = vset1(-INFINITY), m1 = m0, l0 = vzero(), l1 = vzero();
 	int64_t kend = causal ? qpos0 + nq : nk; // keys past the last query's position are masked for all
 	if (kend > nk) kend = nk;

@@ -195,13 +195,34 @@ static const gemm_tile_fn gemm_tiles[MR + 1] = {
 
 // pack_a copies rows [0, mc) x columns [0, kc) of x into tiles of MR rows, k-major:
 // ap[t*MR*kc + kk*MR + i] = x[(t*MR + i)*ldx + kk]. Rows past mc in the last tile are
-// left alone: the tile kernel for that many rows never reads them.
+// left alone: the tile kernel for that many rows never reads them. Four rows at a time
+// go through 4x4 transposes, so each load and store moves four floats.
 static void pack_a(const float *x, int64_t ldx, int64_t mc, int64_t kc, float *ap) {
 	for (int64_t t = 0; t * MR < mc; t++) {
 		int64_t mr = mc - t * MR < MR ? mc - t * MR : MR;
 		float *dst = ap + t * MR * kc;
 		const float *src = x + t * MR * ldx;
-		for (int64_t i = 0; i < mr; i++)
+		int64_t i = 0;
+		for (; i + 4 <= mr; i += 4) {
+			const float *r0 = src + i * ldx, *r1 = r0 + ldx, *r2 = r1 + ldx, *r3 = r2 + ldx;
+			int64_t kk = 0;
+			for (; kk + 4 <= kc; kk += 4) {
+				__m128 a = _mm_loadu_ps(r0 + kk), b = _mm_loadu_ps(r1 + kk), c = _mm_loadu_ps(r2 + kk),
+				       d = _mm_loadu_ps(r3 + kk);
+				_MM_TRANSPOSE4_PS(a, b, c, d);
+				_mm_storeu_ps(dst + kk * MR + i, a);
+				_mm_storeu_ps(dst + (kk + 1) * MR + i, b);
+				_mm_storeu_ps(dst + (kk + 2) * MR + i, c);
+				_mm_storeu_ps(dst + (kk + 3) * MR + i, d);
+			}
+			for (; kk < kc; kk++) {
+				dst[kk * MR + i] = r0[kk];
+				dst[kk * MR + i + 1] = r1[kk];
+				dst[kk * MR + i + 2] = r2[kk];
+				dst[kk * MR + i + 3] = r3[kk];
+			}
+		}
+		for (; i < mr; i++)
 			for (int64_t kk = 0; kk < kc; kk++) dst[kk * MR + i] = src[i * ldx + kk];
 	}
 }

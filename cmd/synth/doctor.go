@@ -26,6 +26,7 @@ type doctorReport struct {
 	Threads        int      `json:"threads"`
 	LlamaCPPSystem string   `json:"llama_cpp_system_info"`
 	LlamaGPU       bool     `json:"llama_cpp_gpu_offload"`
+	LlamaDevices   []string `json:"llama_cpp_devices"`
 	CUDABuild      bool     `json:"cuda_build"`
 	CUDADevices    []string `json:"cuda_devices"`
 	GPUPresent     bool     `json:"gpu_present"`
@@ -69,12 +70,16 @@ func doctor(nthreads int) doctorReport {
 		Threads:        nthreads,
 		LlamaCPPSystem: llamacpp.SystemInfo(),
 		LlamaGPU:       llamacpp.SupportsGPUOffload(),
+		LlamaDevices:   []string{},
 		CUDABuild:      native.CUDABuilt(),
 		GoVersion:      runtime.Version(),
 		CCVersion:      cpu.Compiler,
 	}
 	if r.Features == nil {
 		r.Features = []string{}
+	}
+	for _, d := range llamacpp.Devices() {
+		r.LlamaDevices = append(r.LlamaDevices, d.String())
 	}
 	devs, err := native.CUDADevices()
 	r.CUDADevices = devs
@@ -115,7 +120,7 @@ func printDoctor(c *cli.Context, r doctorReport) {
 	fmt.Fprintf(w, "kernel variant: %s\n", r.KernelVariant)
 	fmt.Fprintf(w, "threads:        %s\n", describeThreads(c))
 	fmt.Fprintf(w, "llama.cpp:      %s\n", r.LlamaCPPSystem)
-	fmt.Fprintf(w, "llama.cpp GPU:  %s\n", yes(r.LlamaGPU))
+	fmt.Fprintf(w, "llama.cpp GPU:  %s (devices: %s; GPU modules load from $%s)\n", yes(r.LlamaGPU), strings.Join(r.LlamaDevices, ", "), llamacpp.BackendsEnv)
 	fmt.Fprintf(w, "cuda build:     %s\n", yes(r.CUDABuild))
 	fmt.Fprintf(w, "gpu:            %s (%s)\n", yes(r.GPUPresent), r.GPUNote)
 	fmt.Fprintf(w, "go:             %s, cgo %s\n", r.GoVersion, r.CCVersion)

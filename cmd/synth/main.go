@@ -60,6 +60,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ExitErrHandler:  func(*cli.Context, error) {},
 		OnUsageError:    onUsageError,
 		HideHelpCommand: true,
+		// Repeatable flags take one value each: texts such as "blue jeans, cotton" must not
+		// be split at their commas.
+		DisableSliceFlagSeparator: true,
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
 				return usageErrorf("unknown command %q (see synth --help)", c.Args().First())
@@ -74,6 +77,16 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 // commands is the list of subcommands, in the order --help shows them.
 func commands() []*cli.Command {
 	return []*cli.Command{
+		pipelineCommand(),
+		demoCommand(),
+		captionCommand(),
+		rewriteCommand(),
+		evalCommand(),
+		embedCommand(),
+		tokenizeCommand(),
+		inspectCommand(),
+		convertCommand(),
+		mergeCommand(),
 		doctorCommand(),
 		benchCommand(),
 	}

@@ -16,8 +16,9 @@ import (
 )
 
 var (
-	backendMu   sync.Mutex
-	backendRefs int
+	backendMu    sync.Mutex
+	backendRefs  int
+	backendsOnce sync.Once // backend modules register for the life of the process
 )
 
 // BackendInit initialises llama.cpp's backends. Calls nest: each BackendInit must be
@@ -26,6 +27,8 @@ func BackendInit() {
 	backendMu.Lock()
 	defer backendMu.Unlock()
 	if backendRefs == 0 {
+		installLogSink()
+		backendsOnce.Do(loadBackends)
 		C.llama_backend_init()
 	}
 	backendRefs++

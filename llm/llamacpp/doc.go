@@ -6,5 +6,30 @@
 // github.com/ollama/ollama/llama/llama.cpp/src compiles and links llama.cpp + ggml, and
 // the headers are included through the third_party/llama.cpp and third_party/ggml links
 // that `make` creates. llama.cpp stays unpatched; what we need differently is a wrapper
-// here. No C type crosses this package's API.
+// here (shim.c). No C type crosses this package's API.
+//
+// What it offers, each a small layer over the C API of that commit:
+//
+//   - Model (LoadModel: GGUF through mmap, GPU layers passed through): vocabulary,
+//     Tokenize / TokenPiece / Detokenize with special tokens, end-of-generation tokens,
+//     the chat template from the GGUF metadata and ApplyChatTemplate.
+//   - Context (NewContext: n_ctx, n_batch, n_seq_max sequences, optionally one unified
+//     KV cache): Decode of a Batch, Logits, and the KV memory per sequence (SeqCopy to
+//     share a decoded prefix, SeqRemove, ClearMemory).
+//   - Batch: tokens with positions, sequence ids and output flags, in C memory written
+//     from Go without a cgo call per token.
+//   - Sampler: a llama.cpp sampler chain (temperature, top-k, top-p, min-p, repeat
+//     penalty, logit bias, seed) sampling from a Decode's outputs.
+//
+// Safety: llama.cpp aborts the process on some bad input (token or sequence ids out of
+// range, a batch larger than n_batch, reading logits that were not requested). Every
+// such value is checked here first and becomes an error wrapping one of the sentinel
+// errors (ErrToken, ErrSeq, ErrBatch, ErrNoLogits, ...). Errors llama.cpp reports itself
+// carry the reason it logged. Its log goes to log/slog (SetLogger); log.go holds the
+// only callback from C.
+//
+// Models, contexts, batches and samplers own C memory: Close them. A Context is used by
+// one goroutine at a time; a Model may be shared.
+//
+// llamacpp imports nothing from synth.
 package llamacpp

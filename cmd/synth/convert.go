@@ -1,0 +1,223 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"synth/weights"
+)
+
+func convertCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "convert",
+		Usage: "store a vision model (Long-CLIP, BLIP-2) as GGUF, optionally quantized and with a LoRA merged",
+		Description: "Reads --in (a model folder, .safetensors, .pt/.bin or .gguf) and writes --out as GGUF with\n" +
+			"the same tensor names and shapes and the model's config.json in the metadata\n" +
+			"(synth.config_json), so models load from the GGUF file like from the original.\n" +
+			"\n" +
+			"--type sets what 2-D Linear weights become (both dims must be multiples of the block\n" +
+			"size, 32 for q8_0/q4_0/q4_1/q5_0/q5_1); norms, biases, embeddings, position tables,\n" +
+			"class tokens, projections and everything else stay F32, integer tensors as they are.\n" +
+			"--keep PATTERN keeps matching tensors F32, --quantize PATTERN forces them to --type\n" +
+			"(PATTERN is a glob over the full tensor name, * also matches dots; --keep wins).\n" +
+			"--lora DIR --merge folds a PEFT LoRA adapter into the weights in float32\n" +
+			"(W += scale * B @ A) before quantizing. --dry-run prints the per-tensor plan only.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "in", Usage: "model folder or weights file", Required: true},
+			&cli.StringFlag{Name: "out", Usage: "output .gguf file"},
+			&cli.StringFlag{Name: "type", Usage: "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0 or q5_1", Required: true},
+			&cli.StringFlag{Name: "lora", Usage: "PEFT adapter folder (adapter_config.json + adapter_model.*) to merge"},
+			&cli.BoolFlag{Name: "merge", Usage: "merge --lora into the weights (required with --lora: GGUF stores merged weights)"},
+			&cli.StringSliceFlag{Name: "keep", Usage: "keep tensors matching `PATTERN` in F32 (repeatable)"},
+			&cli.StringSliceFlag{Name: "quantize", Usage: "store tensors matching `PATTERN` as --type (repeatable)"},
+			&cli.StringFlag{Name: "config", Usage: "config.json to store (default: the folder's, or one beside --in)"},
+			&cli.StringFlag{Name: "arch", Usage: "general.architecture (default: config.json model_type, or detected)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "print what each tensor would become, write nothing"},
+		},
+		Action: runConvert,
+	}
+}
+
+func runConvert(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usageErrorf("convert takes no arguments, got %q (use --in/--out)", c.Args().First())
+	}
+	dt, err := weights.ParseDType(c.String("type"))
+	if err != nil || !writableType(dt) {
+		return usageErrorf("--type %q: want f32, f16, bf16, q8_0, q4_0, q4_1, q5_0 or q5_1", c.String("type"))
+	}
+	out := c.String("out")
+	if out == "" && !c.Bool("dry-run") {
+		return usageErrorf("--out FILE.gguf is required (or use --dry-run)")
+	}
+	if c.String("lora") != "" && !c.Bool("merge") {
+		return usageErrorf("--lora needs --merge: GGUF stores merged weights (a live adapter stays a PEFT folder)")
+	}
+	if c.Bool("merge") && c.String("lora") == "" {
+		return usageErrorf("--merge needs --lora DIR")
+	}
+	for _, p := range append(c.StringSlice("keep"), c.StringSlice("quantize")...) {
+		if _, err := path.Match(p, ""); err != nil {
+			return usageErrorf("bad pattern %q: %v", p, err)
+		}
+	}
+	in := c.String("in")
+	src, err := weights.Open(in)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	config := src.Config()
+	if p := c.String("config"); p != "" {
+		if config, err = os.ReadFile(p); err != nil {
+			return fmt.Errorf("convert: read --config: %w", err)
+		}
+	} else if config == nil {
+		if st, err := os.Stat(in); err == nil && !st.IsDir() {
+			if b, err := os.ReadFile(filepath.Join(filepath.Dir(in), "config.json")); err == nil {
+				config = b
+			}
+		}
+	}
+	if config != nil && !json.Valid(config) {
+		return fmt.Errorf("convert: the config.json for %s is not valid JSON", in)
+	}
+	opts := weights.ConvertOptions{
+		Type:         dt,
+		Keep:         c.StringSlice("keep"),
+		Quantize:     c.StringSlice("quantize"),
+		Architecture: c.String("arch"),
+		Name:         strings.TrimSuffix(filepath.Base(filepath.Clean(in)), filepath.Ext(in)),
+		Config:       config,
+		Threads:      threads(c),
+	}
+	if opts.Architecture == "" {
+		opts.Architecture = detectArchitecture(src, config)
+	}
+	if dir := c.String("lora"); dir != "" {
+		a, err := weights.LoadAdapter(dir)
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		opts.Adapter = a
+	}
+	w := c.App.Writer
+	if c.Bool("dry-run") {
+		plan, err := weights.Plan(src, opts)
+		if err != nil {
+			return err
+		}
+		width := 0
+		for _, it := range plan {
+			width = max(width, len(it.Name))
+		}
+		for _, it := range plan {
+			merged := ""
+			if it.Merged {
+				merged = " +lora"
+			}
+			fmt.Fprintf(w, "%-*s  %-18s %-4s -> %-4s%s  (%s)\n", width, it.Name, fmt.Sprint(it.Shape), it.From, it.To, merged, it.Reason)
+		}
+		printPlanSummary(w, plan, src, -1)
+		return nil
+	}
+
+	start := time.Now()
+	last := start
+	opts.Progress = func(done, total int, name string, n int64) {
+		if now := time.Now(); now.Sub(last) >= 2*time.Second || done == total {
+			last = now
+			slog.Info("convert", "tensors", fmt.Sprintf("%d/%d", done, total), "last", name, "elapsed", now.Sub(start).Round(time.Millisecond))
+		}
+	}
+	plan, err := weights.ConvertToGGUF(src, out, opts)
+	if err != nil {
+		return err
+	}
+	var size int64 = -1
+	if st, err := os.Stat(out); err == nil {
+		size = st.Size()
+	}
+	fmt.Fprintf(w, "wrote %s (architecture %s) in %s\n", out, opts.Architecture, time.Since(start).Round(time.Millisecond))
+	printPlanSummary(w, plan, src, size)
+	long := 0
+	for _, it := range plan {
+		if len(it.Name) >= 64 {
+			long++
+		}
+	}
+	if long > 0 {
+		fmt.Fprintf(w, "note: %d tensor names are 64 bytes or longer; synth reads them, ggml's gguf reader would not\n", long)
+	}
+	return nil
+}
+
+func writableType(d weights.DType) bool {
+	switch d {
+	case weights.F32, weights.F16, weights.BF16, weights.Q8_0, weights.Q4_0, weights.Q4_1, weights.Q5_0, weights.Q5_1:
+		return true
+	}
+	return false
+}
+
+func printPlanSummary(w io.Writer, plan []weights.PlanItem, src *weights.Source, outSize int64) {
+	counts := map[string]int{}
+	merged := 0
+	for _, it := range plan {
+		counts[it.To.String()]++
+		if it.Merged {
+			merged++
+		}
+	}
+	var parts []string
+	for k, v := range counts {
+		parts = append(parts, fmt.Sprintf("%s x%d", k, v))
+	}
+	sort.Strings(parts)
+	var inBytes int64
+	for _, t := range src.Tensors() {
+		inBytes += int64(len(t.Data))
+	}
+	fmt.Fprintf(w, "tensors: %d (%s)", len(plan), strings.Join(parts, ", "))
+	if merged > 0 {
+		fmt.Fprintf(w, ", %d with LoRA merged", merged)
+	}
+	fmt.Fprintf(w, "; input tensor data %s", humanBytes(inBytes))
+	if outSize >= 0 {
+		fmt.Fprintf(w, ", output file %s", humanBytes(outSize))
+	}
+	fmt.Fprintln(w)
+}
+
+// detectArchitecture names the model for general.architecture: config.json's model_type
+// when there is one (BLIP-2: "blip-2"), else Long-CLIP / CLIP recognised by their
+// state-dict names (the released .pt files carry no config).
+func detectArchitecture(src *weights.Source, config []byte) string {
+	var cfg struct {
+		ModelType string `json:"model_type"`
+	}
+	if config != nil && json.Unmarshal(config, &cfg) == nil && cfg.ModelType != "" {
+		return cfg.ModelType
+	}
+	switch {
+	case src.Has("positional_embedding_res") && src.Has("visual.conv1.weight"):
+		return "longclip"
+	case src.Has("positional_embedding") && src.Has("visual.conv1.weight"):
+		return "clip"
+	}
+	if a, ok := src.MetaString("general.architecture"); ok {
+		return a
+	}
+	return "unknown"
+}

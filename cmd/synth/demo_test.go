@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"synth/dataset"
+)
+
+// TestDemoKilledResumedAndRerun is issue 9's acceptance: the demo pipeline killed part way
+// and run again completes with no duplicate or missing records, its report has the
+// Table 1 rows of all three datasets, and a third run recomputes nothing.
+func TestDemoKilledResumedAndRerun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the demo pipeline takes about 20 s")
+	}
+	bin := filepath.Join(t.TempDir(), "synth")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir := filepath.Join(t.TempDir(), "demo")
+
+	// First run: kill it as soon as the first captions are on disk.
+	first := exec.Command(bin, "--threads", "2", "demo", "--out", dir)
+	var firstErr bytes.Buffer
+	first.Stderr = &firstErr
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- first.Wait() }()
+	captions := filepath.Join(dir, "out", captionedFile)
+	killed := false
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); {
+		select {
+		case <-done:
+			deadline = time.Now()
+		default:
+		}
+		if data, err := os.ReadFile(captions); err == nil && bytes.Count(data, []byte("\n")) >= 1 {
+			first.Process.Kill()
+			<-done
+			killed = true
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !killed {
+		t.Logf("the first run finished before it could be killed:\n%s", firstErr.String())
+	}
+
+	// Second run: completes.
+	second := exec.Command(bin, "--threads", "2", "demo", "--out", dir)
+	out, err := second.CombinedOutput()
+	if err != nil {
+		t.Fatalf("second run: %v\n%s", err, out)
+	}
+	checkComplete(t, filepath.Join(dir, "data", "unlabeled.jsonl"), captions, true)
+	checkComplete(t, filepath.Join(dir, "data", "foreign.jsonl"), filepath.Join(dir, "out", rewrittenFile), false)
+	report, err := os.ReadFile(filepath.Join(dir, "out", "eval", "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range []string{"| source |", "| captioned |", "| rewritten |"} {
+		if !strings.Contains(string(report), row) {
+			t.Errorf("report.md has no Table 1 row %q", row)
+		}
+	}
+	for _, f := range []string{"README.md", "captioned.parquet", "rewritten.parquet", "eval/similarity.png", "eval/report.json"} {
+		if st, err := os.Stat(filepath.Join(dir, "out", f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s missing or empty", f)
+		}
+	}
+
+	// Third run: every step is found complete; no output changes.
+	before := map[string]time.Time{}
+	for _, f := range []string{captionedFile, rewrittenFile, "eval/report.json", "captioned.parquet"} {
+		st, _ := os.Stat(filepath.Join(dir, "out", f))
+		before[f] = st.ModTime()
+	}
+	third := exec.Command(bin, "demo", "--out", dir)
+	out, err = third.CombinedOutput()
+	if err != nil {
+		t.Fatalf("third run: %v\n%s", err, out)
+	}
+	for _, step := range []string{"caption: complete", "rewrite: complete", "eval: report for these inputs exists"} {
+		if !strings.Contains(string(out), step) {
+			t.Errorf("third run did not skip (%q missing):\n%s", step, out)
+		}
+	}
+	for f, mt := range before {
+		st, _ := os.Stat(filepath.Join(dir, "out", f))
+		if !st.ModTime().Equal(mt) {
+			t.Errorf("third run rewrote %s", f)
+		}
+	}
+}
+
+// checkComplete asserts that out holds exactly one record per item of the manifest.
+func checkComplete(t *testing.T, manifest, out string, perImage bool) {
+	t.Helper()
+	m, err := dataset.ReadManifest(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, p := range m.Products {
+		if !perImage {
+			want[p.ID] = true
+		}
+		for _, img := range p.Images {
+			if perImage {
+				want[dataset.JoinKey(p.ID, img)] = true
+			}
+		}
+	}
+	seen := map[string]bool{}
+	err = dataset.ReadRecords(out, func(line int, raw json.RawMessage) error {
+		var r struct{ ID, Image string }
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return err
+		}
+		k := r.ID
+		if perImage {
+			k = dataset.JoinKey(r.ID, r.Image)
+		}
+		if seen[k] {
+			t.Errorf("%s:%d: duplicate record %q", out, line, k)
+		}
+		if !want[k] {
+			t.Errorf("%s:%d: record %q is not an item of %s", out, line, k, manifest)
+		}
+		seen[k] = true
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != len(want) {
+		t.Errorf("%s has %d of %d items", out, len(seen), len(want))
+	}
+}

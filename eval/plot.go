@@ -1,0 +1,131 @@
+package eval
+
+import (
+	"bytes"
+	"fmt"
+	"image/color"
+	"math"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+)
+
+// histogramBins is the number of bins across the range of all cosines.
+const histogramBins = 60
+
+// Histogram is the binning shared by every dataset: Edges has bins+1 increasing values;
+// bin i is [Edges[i], Edges[i+1]), the last one closed.
+type Histogram struct {
+	Edges []float64 `json:"edges"`
+}
+
+// histograms bins every dataset's same and diff values on one set of edges spanning
+// them all, so the panels are comparable.
+func histograms(sets []*sorted, bins int) Histogram {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, s := range sets {
+		for _, v := range [][]float32{s.same, s.diff} {
+			lo = min(lo, float64(v[0]))
+			hi = max(hi, float64(v[len(v)-1]))
+		}
+	}
+	if hi-lo < 1e-6 { // all values equal: give the lone bar some width
+		lo, hi = lo-0.005, hi+0.005
+	}
+	edges := make([]float64, bins+1)
+	for i := range edges {
+		edges[i] = lo + (hi-lo)*float64(i)/float64(bins)
+	}
+	edges[bins] = hi
+	return Histogram{Edges: edges}
+}
+
+// counts bins sorted values on h's edges.
+func (h Histogram) counts(sorted []float32) []int {
+	bins := len(h.Edges) - 1
+	out := make([]int, bins)
+	b := 0
+	for _, v := range sorted {
+		for b < bins-1 && float64(v) >= h.Edges[b+1] {
+			b++
+		}
+		out[b]++
+	}
+	return out
+}
+
+var (
+	sameColor = color.NRGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0x99} // red, translucent
+	diffColor = color.NRGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0x99} // blue, translucent
+)
+
+// plot draws one panel per dataset, stacked, with the same and diff densities on the
+// shared bins, and returns the PNG.
+func (r *Report) plot() ([]byte, error) {
+	edges := r.Histogram.Edges
+	var rows [][]*plot.Plot
+	for _, d := range r.Datasets {
+		var ymax float64
+		p := plot.New()
+		p.Title.Text = fmt.Sprintf("%s: n = %d products", d.Name, d.Used)
+		p.X.Label.Text = "cosine similarity (image, text)"
+		p.Y.Label.Text = "density"
+		// Different first, so the smaller same-product histogram is drawn over it.
+		for _, s := range []struct {
+			label  string
+			counts []int
+			c      color.Color
+		}{
+			{fmt.Sprintf("different product (mean %.4f)", d.Diff.Mean), d.HistogramDiff, diffColor},
+			{fmt.Sprintf("same product (mean %.4f)", d.Same.Mean), d.HistogramSame, sameColor},
+		} {
+			h := densityHist(edges, s.counts, s.c)
+			for _, b := range h.Bins {
+				ymax = max(ymax, b.Weight)
+			}
+			p.Add(h)
+			p.Legend.Add(s.label, h)
+		}
+		p.Legend.Top = true
+		p.X.Min, p.X.Max = edges[0], edges[len(edges)-1]
+		p.Y.Min, p.Y.Max = 0, ymax*1.25 // room for the legend
+		rows = append(rows, []*plot.Plot{p})
+	}
+
+	w, h := 8*vg.Inch, vg.Length(len(rows))*3*vg.Inch
+	img := vgimg.New(w, h)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: len(rows), Cols: 1, PadTop: vg.Points(6), PadBottom: vg.Points(6),
+		PadLeft: vg.Points(6), PadRight: vg.Points(12), PadY: vg.Points(12)}
+	canvases := plot.Align(rows, tiles, dc)
+	for i, row := range rows {
+		row[0].Draw(canvases[i][0])
+	}
+	var buf bytes.Buffer
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
+		return nil, fmt.Errorf("eval: render %s: %w", SimilarityPNG, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// densityHist turns counts into a histogram whose area is 1.
+func densityHist(edges []float64, counts []int, c color.Color) *plotter.Histogram {
+	total := 0
+	for _, n := range counts {
+		total += n
+	}
+	bins := make([]plotter.HistogramBin, len(counts))
+	for i, n := range counts {
+		width := edges[i+1] - edges[i]
+		bins[i] = plotter.HistogramBin{Min: edges[i], Max: edges[i+1], Weight: float64(n) / (float64(total) * width)}
+	}
+	return &plotter.Histogram{
+		Bins:      bins,
+		Width:     edges[1] - edges[0],
+		FillColor: c,
+		LineStyle: draw.LineStyle{Color: c, Width: vg.Points(0.5)},
+	}
+}

@@ -1,0 +1,296 @@
+package demo
+
+import (
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"synth/dataset"
+)
+
+// garment is what one product is drawn and described from.
+type garment struct {
+	Category string // t-shirt, dress, trousers, skirt, jacket
+	Color    named
+	Accent   named
+	Pattern  string // solid, stripes, dots, checks
+	Material string
+	Fit      string
+	Detail   string
+}
+
+type named struct {
+	Name string
+	C    color.NRGBA
+}
+
+var (
+	categories = []string{"t-shirt", "dress", "trousers", "skirt", "jacket"}
+	colors     = []named{
+		{"navy", color.NRGBA{28, 40, 84, 255}}, {"ivory", color.NRGBA{240, 234, 214, 255}},
+		{"red", color.NRGBA{190, 30, 45, 255}}, {"sage green", color.NRGBA{150, 170, 130, 255}},
+		{"black", color.NRGBA{25, 25, 25, 255}}, {"sky blue", color.NRGBA{120, 180, 230, 255}},
+		{"mustard", color.NRGBA{210, 165, 40, 255}}, {"beige", color.NRGBA{205, 185, 150, 255}},
+		{"pink", color.NRGBA{235, 150, 175, 255}}, {"charcoal", color.NRGBA{70, 72, 76, 255}},
+	}
+	patterns  = []string{"solid", "stripes", "dots", "checks"}
+	materials = []string{"cotton", "linen", "wool blend", "denim", "viscose", "polyester"}
+	fits      = []string{"slim fit", "relaxed fit", "oversized fit", "regular fit"}
+	details   = []string{"side pockets", "a round neckline", "a button front", "an elastic waist", "a v-neck", "a belted waist"}
+)
+
+func drawGarment(r *rand.Rand) garment {
+	g := garment{
+		Category: categories[r.IntN(len(categories))],
+		Color:    colors[r.IntN(len(colors))],
+		Pattern:  patterns[r.IntN(len(patterns))],
+		Material: materials[r.IntN(len(materials))],
+		Fit:      fits[r.IntN(len(fits))],
+		Detail:   details[r.IntN(len(details))],
+	}
+	for g.Accent = colors[r.IntN(len(colors))]; g.Accent.Name == g.Color.Name; g.Accent = colors[r.IntN(len(colors))] {
+	}
+	return g
+}
+
+func (g garment) patternWords() string {
+	switch g.Pattern {
+	case "stripes":
+		return g.Accent.Name + " stripes"
+	case "dots":
+		return g.Accent.Name + " polka dots"
+	case "checks":
+		return g.Accent.Name + " checks"
+	}
+	return "a solid finish"
+}
+
+// Keywords is the keyword-list style of the foreign data ("blue jeans, cotton, slim fit").
+func (g garment) Keywords() []string {
+	kw := []string{g.Color.Name + " " + g.Category, g.Material, g.Fit, g.Detail}
+	if g.Pattern != "solid" {
+		kw = append(kw, g.Pattern)
+	}
+	return kw
+}
+
+// Description is a long sentence description in the style of the source data.
+func (g garment) Description() string {
+	return fmt.Sprintf("This %s %s is made of soft %s with %s. It has a %s that sits comfortably "+
+		"and comes with %s, so it is easy to style every day. The %s colour pairs well with neutral "+
+		"basics, and the fabric keeps its shape after washing.",
+		g.Color.Name, g.Category, g.Material, g.patternWords(), g.Fit, g.Detail, g.Color.Name)
+}
+
+// silhouette is a polygon in unit coordinates (x right, y down, garment within 0..1).
+func (g garment) silhouette() [][2]float64 {
+	switch g.Category {
+	case "t-shirt":
+		return [][2]float64{{.3, .1}, {.42, .1}, {.5, .16}, {.58, .1}, {.7, .1}, {.95, .3}, {.85, .42}, {.75, .36}, {.75, .92}, {.25, .92}, {.25, .36}, {.15, .42}, {.05, .3}}
+	case "dress":
+		return [][2]float64{{.38, .05}, {.45, .05}, {.5, .12}, {.55, .05}, {.62, .05}, {.66, .35}, {.88, .95}, {.12, .95}, {.34, .35}}
+	case "trousers":
+		return [][2]float64{{.25, .05}, {.75, .05}, {.8, .95}, {.58, .95}, {.5, .35}, {.42, .95}, {.2, .95}}
+	case "skirt":
+		return [][2]float64{{.32, .15}, {.68, .15}, {.9, .85}, {.1, .85}}
+	default: // jacket
+		return [][2]float64{{.28, .08}, {.44, .08}, {.5, .3}, {.56, .08}, {.72, .08}, {.95, .35}, {.9, .9}, {.78, .9}, {.78, .45}, {.76, .95}, {.24, .95}, {.22, .45}, {.22, .9}, {.1, .9}, {.05, .35}}
+	}
+}
+
+// render draws the garment on a w x h canvas; view varies scale, offset and background
+// between the images of one product.
+func (g garment) render(w, h int, view int, r *rand.Rand) *image.NRGBA {
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	bg := uint8(225 + r.IntN(25))
+	tint := uint8(r.IntN(12))
+	for i := 0; i < len(img.Pix); i += 4 {
+		img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = bg, bg-tint/2, bg-tint, 255
+	}
+	scale := 0.78 + 0.12*float64(view%3)/2 + 0.04*r.Float64()
+	ox := (1-scale)/2 + 0.05*(r.Float64()-0.5)
+	oy := (1-scale)/2 + 0.05*(r.Float64()-0.5)
+	poly := g.silhouette()
+	side := math.Min(float64(w), float64(h))
+	px := (float64(w) - side) / 2
+	py := (float64(h) - side) / 2
+	pts := make([][2]float64, len(poly))
+	for i, p := range poly {
+		pts[i] = [2]float64{px + (ox+p[0]*scale)*side, py + (oy+p[1]*scale)*side}
+	}
+	period := 10 + r.IntN(8)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			if !inside(pts, float64(x)+0.5, float64(y)+0.5) {
+				continue
+			}
+			c := g.Color.C
+			if g.patterned(x, y, period) {
+				c = g.Accent.C
+			}
+			// soft vertical shading so the fabric is not flat
+			shade := 0.85 + 0.15*math.Sin(float64(x)/float64(w)*math.Pi)
+			img.SetNRGBA(x, y, color.NRGBA{uint8(float64(c.R) * shade), uint8(float64(c.G) * shade), uint8(float64(c.B) * shade), 255})
+		}
+	}
+	return img
+}
+
+func (g garment) patterned(x, y, period int) bool {
+	switch g.Pattern {
+	case "stripes":
+		return (y/(period/2))%2 == 0
+	case "dots":
+		cx, cy := x%period-period/2, y%period-period/2
+		return cx*cx+cy*cy <= (period*period)/12
+	case "checks":
+		return ((x/period)+(y/period))%2 == 0
+	}
+	return false
+}
+
+// inside is the even-odd point-in-polygon test.
+func inside(poly [][2]float64, x, y float64) bool {
+	in := false
+	for i, j := 0, len(poly)-1; i < len(poly); j, i = i, i+1 {
+		a, b := poly[i], poly[j]
+		if (a[1] > y) != (b[1] > y) && x < (b[0]-a[0])*(y-a[1])/(b[1]-a[1])+a[0] {
+			in = !in
+		}
+	}
+	return in
+}
+
+// Sizes of the three product sets the demo draws.
+type Sizes struct {
+	Source, Unlabeled, Foreign, ImagesPerProduct int
+}
+
+// DefaultSizes keep `make demo` within its time budget on 2 cores.
+var DefaultSizes = Sizes{Source: 24, Unlabeled: 12, Foreign: 12, ImagesPerProduct: 2}
+
+// Data is where WriteData put the demo's manifests.
+type Data struct {
+	Source    string // products with images and long descriptions (the reference set)
+	Unlabeled string // products with images only (to caption)
+	Foreign   string // products with images and keyword lists (to rewrite)
+	Examples  string // few-shot style examples {keywords, text}
+}
+
+// WriteData draws the product sets into dir (images under dir/img) and writes their
+// manifests. It is deterministic for a seed.
+func WriteData(dir string, sizes Sizes, seed uint64) (Data, error) {
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	imgDir := filepath.Join(dir, "img")
+	if err := os.MkdirAll(imgDir, 0o755); err != nil {
+		return Data{}, fmt.Errorf("demo: %w", err)
+	}
+	d := Data{
+		Source:    filepath.Join(dir, "source.jsonl"),
+		Unlabeled: filepath.Join(dir, "unlabeled.jsonl"),
+		Foreign:   filepath.Join(dir, "foreign.jsonl"),
+		Examples:  filepath.Join(dir, "style_examples.jsonl"),
+	}
+	sets := []struct {
+		path, prefix string
+		n            int
+		text, kw     bool
+	}{
+		{d.Source, "src", sizes.Source, true, false},
+		{d.Unlabeled, "unl", sizes.Unlabeled, false, false},
+		{d.Foreign, "for", sizes.Foreign, false, true},
+	}
+	for _, set := range sets {
+		var lines []any
+		for i := 0; i < set.n; i++ {
+			g := drawGarment(r)
+			p := dataset.Product{ID: fmt.Sprintf("%s%03d", set.prefix, i), Category: g.Category, Lang: "en"}
+			for v := 0; v < sizes.ImagesPerProduct; v++ {
+				name := fmt.Sprintf("%s_%d", p.ID, v)
+				w, h := 224+32*r.IntN(4), 256+32*r.IntN(4)
+				img := g.render(w, h, v, r)
+				rel, err := saveImage(imgDir, name, img, v%2 == 0)
+				if err != nil {
+					return Data{}, err
+				}
+				p.Images = append(p.Images, "img/"+rel)
+			}
+			if set.text {
+				p.Text = g.Description()
+			}
+			if set.kw {
+				p.Keywords = g.Keywords()
+				p.Title = titleCase(g.Color.Name + " " + g.Category)
+			}
+			lines = append(lines, p)
+		}
+		if err := writeJSONL(set.path, lines); err != nil {
+			return Data{}, err
+		}
+	}
+	var ex []any
+	for i := 0; i < 4; i++ {
+		g := drawGarment(r)
+		ex = append(ex, map[string]any{"keywords": g.Keywords(), "text": g.Description()})
+	}
+	if err := writeJSONL(d.Examples, ex); err != nil {
+		return Data{}, err
+	}
+	return d, nil
+}
+
+func saveImage(dir, name string, img image.Image, asJPEG bool) (string, error) {
+	file := name + ".png"
+	if asJPEG {
+		file = name + ".jpg"
+	}
+	f, err := os.Create(filepath.Join(dir, file))
+	if err != nil {
+		return "", fmt.Errorf("demo: %w", err)
+	}
+	if asJPEG {
+		err = jpeg.Encode(f, img, &jpeg.Options{Quality: 90})
+	} else {
+		err = png.Encode(f, img)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("demo: write %s: %w", file, err)
+	}
+	return file, nil
+}
+
+// titleCase capitalises each space-separated ASCII word.
+func titleCase(s string) string {
+	words := strings.Fields(s)
+	for i, w := range words {
+		words[i] = strings.ToUpper(w[:1]) + w[1:]
+	}
+	return strings.Join(words, " ")
+}
+
+func writeJSONL(path string, recs []any) error {
+	var b strings.Builder
+	for _, r := range recs {
+		js, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		b.Write(js)
+		b.WriteByte('\n')
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,57 @@
+package demo
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"synth/dataset"
+	"synth/dataset/imagefile"
+)
+
+func TestWriteDataIsDeterministicAndReadable(t *testing.T) {
+	sizes := Sizes{Source: 3, Unlabeled: 2, Foreign: 2, ImagesPerProduct: 2}
+	a, b := t.TempDir(), t.TempDir()
+	da, err := WriteData(a, sizes, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WriteData(b, sizes, 42); err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{"source.jsonl", "foreign.jsonl", "img/src000_0.jpg", "img/src000_1.png"} {
+		x, err1 := os.ReadFile(filepath.Join(a, rel))
+		y, err2 := os.ReadFile(filepath.Join(b, rel))
+		if err1 != nil || err2 != nil || string(x) != string(y) {
+			t.Fatalf("%s differs between two runs with one seed (%v %v)", rel, err1, err2)
+		}
+	}
+	src, err := dataset.ReadManifest(da.Source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(src.Products) != 3 || src.Products[0].Text == "" || len(src.Products[0].Images) != 2 {
+		t.Fatalf("source products: %+v", src.Products)
+	}
+	for _, p := range src.Products {
+		for _, img := range p.Images {
+			im, err := imagefile.Decode(src.ImagePath(img), imagefile.Limits{})
+			if err != nil {
+				t.Fatalf("%s: %v", img, err)
+			}
+			if im.Bounds().Dx() < 224 {
+				t.Fatalf("%s is %v", img, im.Bounds())
+			}
+		}
+	}
+	fr, err := dataset.ReadManifest(da.Foreign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fr.Products[0].Keywords) < 4 || fr.Products[0].Title == "" {
+		t.Fatalf("foreign product: %+v", fr.Products[0])
+	}
+	if _, err := os.Stat(da.Examples); err != nil {
+		t.Fatal(err)
+	}
+}

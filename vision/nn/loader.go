@@ -1,0 +1,280 @@
+package nn
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"synth/native"
+	"synth/weights"
+)
+
+// Options say how checkpoint weights become native matrices.
+type Options struct {
+	// DType is the dtype Linear weights are converted to: F32 keeps float weights as
+	// float32; F16, BF16, Q8_0 and Q4_0 convert at load. Weights stored quantized in a
+	// type the kernels read (GGUF from synth convert: Q8_0, Q4_0) are used as stored
+	// whatever DType says; other ggml types (Q4_1, Q5_0, Q5_1, K-quants) are dequantized
+	// at load and stored as DType.
+	DType native.DType
+	// Adapter is an optional PEFT LoRA adapter for the model's Linear layers.
+	Adapter *weights.Adapter
+	// LiveLoRA keeps the adapter unmerged (two extra small GEMMs per targeted layer)
+	// instead of folding W += scale * B A into the float32 weights at load.
+	LiveLoRA bool
+}
+
+// Loader builds layers from a weights.Scope. Like Scope, it records errors instead of
+// returning them, so model loaders read as lists of layers; check Err (or the Scope's
+// Finish) once at the end.
+type Loader struct {
+	S    *weights.Scope
+	opt  Options
+	used map[string]bool // adapter modules applied, to report adapter modules that matched nothing
+	errs *[]error
+}
+
+// NewLoader returns a Loader over s.
+func NewLoader(s *weights.Scope, opt Options) *Loader {
+	return &Loader{S: s, opt: opt, used: map[string]bool{}, errs: new([]error)}
+}
+
+// Sub is the Loader for a sub-scope (see weights.Scope.Sub); it shares the state.
+func (l *Loader) Sub(prefix string, parts ...any) *Loader {
+	return &Loader{S: l.S.Sub(prefix, parts...), opt: l.opt, used: l.used, errs: l.errs}
+}
+
+func (l *Loader) fail(err error) { *l.errs = append(*l.errs, err) }
+
+// Err returns the loader's own errors and the scope's (joined, so errors.Is finds the
+// weights sentinels).
+func (l *Loader) Err() error {
+	return errors.Join(append(append([]error(nil), *l.errs...), l.S.Err())...)
+}
+
+// Finish is Err plus the scope's unused-tensor check and adapter modules that matched no
+// layer of the model (an adapter for another model must not load silently).
+func (l *Loader) Finish() error {
+	if l.opt.Adapter != nil {
+		for _, m := range l.opt.Adapter.Modules() {
+			if !l.used[m] {
+				l.fail(fmt.Errorf("nn: adapter %s targets %q, which is not a Linear layer of this model", l.opt.Adapter.Dir, m))
+			}
+		}
+	}
+	return errors.Join(append(append([]error(nil), *l.errs...), l.S.Finish())...)
+}
+
+// Linear loads <name>.weight [out, in] and, when bias is set, <name>.bias [out], and
+// applies the adapter's LoRA for the module <scope prefix><name> if it has one.
+func (l *Loader) Linear(name string, out, in int, bias bool) *Linear {
+	b := ""
+	if bias {
+		b = name + ".bias"
+	}
+	return l.linear(l.S.Name(name), name+".weight", b, out, in)
+}
+
+// LinearNamed loads a Linear whose tensors do not follow the <name>.weight/<name>.bias
+// pattern, such as torch MultiheadAttention's packed attn.in_proj_weight [3W, W] and
+// attn.in_proj_bias [3W]. bias "" means none. Adapters are looked up under the weight's
+// name without a ".weight" suffix (PEFT cannot target the packed projection, so in
+// practice none applies).
+func (l *Loader) LinearNamed(weight, bias string, out, in int) *Linear {
+	return l.linear(l.S.Name(strings.TrimSuffix(weight, ".weight")), weight, bias, out, in)
+}
+
+func (l *Loader) linear(module, weight, bias string, out, in int) *Linear {
+	lin := &Linear{}
+	t := l.S.Get(weight, out, in)
+	if bias != "" {
+		lin.B = l.S.GetF32(bias, out)
+	}
+	if t.Data == nil {
+		return lin
+	}
+	var lora *weights.LoRA
+	if l.opt.Adapter != nil {
+		lora = l.opt.Adapter.Lookup(module)
+	}
+	if lora != nil {
+		l.used[module] = true
+		if lora.In != in || lora.Out != out || lora.FanInFanOut {
+			l.fail(fmt.Errorf("nn: adapter %s: %s has lora in %d out %d (fan_in_fan_out %v), layer is [%d, %d]",
+				l.opt.Adapter.Dir, module, lora.In, lora.Out, lora.FanInFanOut, out, in))
+			return lin
+		}
+	}
+	if lora != nil && !l.opt.LiveLoRA {
+		// Merge into float32 before any quantization, so a quantized model carries the
+		// adapter at the quantized precision of the whole weight.
+		w, err := t.F32()
+		if err != nil {
+			l.fail(fmt.Errorf("nn: %s: %w", l.S.Name(weight), err))
+			return lin
+		}
+		if t.DType.IsQuantized() {
+			l.fail(fmt.Errorf("nn: %s is stored as %s: merge the adapter into an F32/F16 checkpoint (synth convert --lora --merge) or use the live adapter", l.S.Name(weight), t.DType))
+			return lin
+		}
+		w = append([]float32(nil), w...) // F32() may share an mmap'd file: never write into it
+		if err := lora.Merge(w); err != nil {
+			l.fail(fmt.Errorf("nn: merge adapter into %s: %w", module, err))
+			return lin
+		}
+		lin.W = l.matrixF32(l.S.Name(weight), w, out, in)
+		return lin
+	}
+	lin.W = l.matrix(l.S.Name(weight), t, out, in)
+	if lora != nil {
+		a, err1 := native.NewMatrixF32(lora.A, lora.R, in)
+		b, err2 := native.NewMatrixF32(lora.B, out, lora.R)
+		if err1 != nil || err2 != nil {
+			l.fail(fmt.Errorf("nn: adapter %s for %s: %v %v", l.opt.Adapter.Dir, module, err1, err2))
+			return lin
+		}
+		lin.LoRA = &LoRA{A: a, B: b, Scale: float32(lora.Scale)}
+	}
+	return lin
+}
+
+// Conv loads a convolution, <name>.weight [out, in, kh, kw] and, when bias is set,
+// <name>.bias [out], as the Linear [out, in*kh*kw] of its im2col form (what
+// native.Ctx.PatchEmbed multiplies with). Adapters do not apply to convolutions: an
+// adapter module on one is an error.
+func (l *Loader) Conv(name string, out, in, kh, kw int, bias bool) *Linear {
+	lin := &Linear{}
+	module := l.S.Name(name)
+	t := l.S.Get(name+".weight", out, in, kh, kw)
+	if bias {
+		lin.B = l.S.GetF32(name+".bias", out)
+	}
+	if t.Data == nil {
+		return lin
+	}
+	if l.opt.Adapter != nil && l.opt.Adapter.Lookup(module) != nil {
+		l.used[module] = true
+		l.fail(fmt.Errorf("nn: adapter %s targets the convolution %s: LoRA on convolutions is not supported", l.opt.Adapter.Dir, module))
+		return lin
+	}
+	lin.W = l.matrix(module+".weight", t, out, in*kh*kw)
+	return lin
+}
+
+// Projection loads a [in, out] matrix applied as x @ P (CLIP's visual.proj and
+// text_projection) as a Linear without bias, transposing it once at load.
+func (l *Loader) Projection(name string, in, out int) *Linear {
+	t := l.S.Get(name, in, out)
+	if t.Data == nil {
+		return &Linear{}
+	}
+	p, err := t.F32()
+	if err != nil {
+		l.fail(fmt.Errorf("nn: %s: %w", l.S.Name(name), err))
+		return &Linear{}
+	}
+	w := make([]float32, in*out) // [out, in]
+	for i := 0; i < in; i++ {
+		for o := 0; o < out; o++ {
+			w[o*in+i] = p[i*out+o]
+		}
+	}
+	return &Linear{W: l.matrixF32(l.S.Name(name), w, out, in)}
+}
+
+// Embedding loads a [rows, width] table (token embeddings, tied LM heads) as a Matrix,
+// used with Ctx.Gather and, when tied, as a Linear weight. It is stored in the loader's
+// dtype like a Linear weight: a 50272 x 2560 OPT table is 515 MB in float32.
+func (l *Loader) Embedding(name string, rows, width int) *native.Matrix {
+	t := l.S.Get(name, rows, width)
+	if t.Data == nil {
+		return nil
+	}
+	return l.matrix(l.S.Name(name), t, rows, width)
+}
+
+// LayerNorm loads <name>.weight and <name>.bias, both [c].
+func (l *Loader) LayerNorm(name string, c int, eps float32) *LayerNorm {
+	return &LayerNorm{W: l.S.GetF32(name+".weight", c), B: l.S.GetF32(name+".bias", c), Eps: eps}
+}
+
+// F32 loads any float tensor as float32 (embeddings tables, class tokens, positions).
+func (l *Loader) F32(name string, dims ...int) []float32 { return l.S.GetF32(name, dims...) }
+
+// matrix makes a Matrix from a checkpoint tensor: quantized and half types the kernels
+// read are used in place; float tensors are converted to the requested dtype. ggml types
+// the kernels do not read (Q4_1, Q5_0, Q5_1, the K-quants) are dequantized exactly at load
+// and then stored like a float tensor (float32 unless a DType is asked for).
+func (l *Loader) matrix(full string, t weights.Tensor, n, k int) *native.Matrix {
+	if dt, ok := nativeDType(t.DType); ok && (t.DType.IsQuantized() || dt == l.opt.DType) && dt != native.F32 {
+		m, err := native.NewMatrix(dt, t.Data, n, k)
+		if err != nil {
+			l.fail(fmt.Errorf("nn: %s: %w", full, err))
+		}
+		return m
+	}
+	if v, ok := t.F32View(); ok {
+		return l.matrixF32(full, v, n, k)
+	}
+	w, err := t.F32()
+	if err != nil {
+		l.fail(fmt.Errorf("nn: %s: %w", full, err))
+		return nil
+	}
+	return l.matrixF32(full, w, n, k)
+}
+
+func (l *Loader) matrixF32(full string, w []float32, n, k int) *native.Matrix {
+	var m *native.Matrix
+	var err error
+	dt := l.opt.DType
+	if dt != native.F32 && k%dt.BlockSize() != 0 {
+		dt = native.F32 // rows that do not fill whole blocks stay float32
+	}
+	if dt == native.F32 {
+		m, err = native.NewMatrixF32(w, n, k)
+	} else {
+		m, err = native.QuantizeMatrix(w, n, k, dt)
+	}
+	if err != nil {
+		l.fail(fmt.Errorf("nn: %s: %w", full, err))
+	}
+	return m
+}
+
+func nativeDType(d weights.DType) (native.DType, bool) {
+	switch d {
+	case weights.F32:
+		return native.F32, true
+	case weights.F16:
+		return native.F16, true
+	case weights.BF16:
+		return native.BF16, true
+	case weights.Q8_0:
+		return native.Q8_0, true
+	case weights.Q4_0:
+		return native.Q4_0, true
+	}
+	return 0, false
+}
+
+// ParseDType parses a --dtype flag value: f32, f16, bf16, q8_0, q4_0.
+func ParseDType(s string) (native.DType, error) {
+	switch strings.ToLower(s) {
+	case "f32", "fp32", "float32":
+		return native.F32, nil
+	case "f16", "fp16", "float16":
+		return native.F16, nil
+	case "bf16", "bfloat16":
+		return native.BF16, nil
+	case "q8_0", "q8":
+		return native.Q8_0, nil
+	case "q4_0", "q4":
+		return native.Q4_0, nil
+	}
+	return 0, fmt.Errorf("nn: dtype %q is not one of f32, f16, bf16, q8_0, q4_0", s)
+}
+
+// InvSqrt is 1/sqrt(d) in float32, the attention scale of a head of width d.
+func InvSqrt(d int) float32 { return float32(1 / math.Sqrt(float64(d))) }

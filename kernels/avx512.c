@@ -62,12 +62,13 @@ static inline vf vload_bf16(const void *p) {
 	return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
 }
 static inline vf vload_i8(const void *p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p))); }
-// VL bytes of nibbles: the low (hi = 0) or high (hi = 1) nibble of each, minus 8
-static inline vf vload_q4(const void *p, int hi) {
-	__m128i b = _mm_loadu_si128((const __m128i *)p);
-	if (hi) b = _mm_srli_epi16(b, 4);
-	b = _mm_and_si128(b, _mm_set1_epi8(0x0f));
-	return _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b)), _mm512_set1_ps(8));
+// VL bytes of nibbles as two vectors, the low nibbles and the high ones, each minus 8:
+// one zero-extension serves both halves
+static inline void vload_q4(const void *p, vf *lo, vf *hi) {
+	__m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+	__m512i m = _mm512_set1_epi32(0x0f);
+	*lo = _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_and_si512(b, m)), _mm512_set1_ps(8));
+	*hi = _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(b, 4)), _mm512_set1_ps(8));
 }
 
 #include "simd.h"

@@ -257,8 +257,10 @@ static void dequant_panel(int dt, const uint8_t *panel, int64_t k0, int64_t kc, 
 			vf d0 = vload_f16(blk), d1 = vload_f16(blk + VL * 2);
 			const uint8_t *q = blk + NR * 2;
 			for (int j = 0; j < QK; j++, q += NR / 2) {
-				vstore(out + (kk + j) * NR, vmul(vload_q4(q, 0), d0));
-				vstore(out + (kk + j) * NR + VL, vmul(vload_q4(q, 1), d1));
+				vf lo, hi;
+				vload_q4(q, &lo, &hi);
+				vstore(out + (kk + j) * NR, vmul(lo, d0));
+				vstore(out + (kk + j) * NR + VL, vmul(hi, d1));
 			}
 		}
 		break;
@@ -273,7 +275,7 @@ static void dequant_panel(int dt, const uint8_t *panel, int64_t k0, int64_t kc, 
 #define W_F16(kk) w0 = vload_f16(pb + (kk) * NR * 2), w1 = vload_f16(pb + (kk) * NR * 2 + VL * 2)
 #define W_BF16(kk) w0 = vload_bf16(pb + (kk) * NR * 2), w1 = vload_bf16(pb + (kk) * NR * 2 + VL * 2)
 #define W_Q8(j) w0 = vmul(vload_i8(q + (j) * NR), d0), w1 = vmul(vload_i8(q + (j) * NR + VL), d1)
-#define W_Q4(j) w0 = vmul(vload_q4(q + (j) * (NR / 2), 0), d0), w1 = vmul(vload_q4(q + (j) * (NR / 2), 1), d1)
+#define W_Q4(j) vload_q4(q + (j) * (NR / 2), &w0, &w1), w0 = vmul(w0, d0), w1 = vmul(w1, d1)
 
 #define FMA_ROWS(kcol)                                               \
 	_Pragma("GCC unroll 16") for (int i = 0; i < mr; i++) {         \
@@ -326,7 +328,7 @@ static inline __attribute__((always_inline)) void small_tile(const int mr, const
 				for (int i = 0; i < mr; i++) blk[i][0] = blk[i][1] = vzero();
 				for (int j = 0; j < QK; j++) {
 					if (dt == SYNTH_Q8_0) w0 = vload_i8(q + j * NR), w1 = vload_i8(q + j * NR + VL);
-					else w0 = vload_q4(q + j * (NR / 2), 0), w1 = vload_q4(q + j * (NR / 2), 1);
+					else vload_q4(q + j * (NR / 2), &w0, &w1);
 #pragma GCC unroll 16
 					for (int i = 0; i < mr; i++) {
 						vf av = vset1(x[i * ldx + kb + j]);
@@ -904,4 +906,39 @@ float ISA_SFX(synth_fma_peak)(int64_t iters) {
 	vf s = vzero();
 	for (int i = 0; i < 2 * MR; i++) s = vadd(s, a[i]);
 	return vhsum(s);
+}
+
+// ---- memory bandwidth probes -----------------------------------------------------------------
+
+// STREAM copy over the share (ith, nth): four vectors in flight per step, plain stores.
+void ISA_SFX(synth_stream_copy)(const float *src, float *dst, int64_t n, int ith, int nth) {
+	int64_t i0, i1;
+	share(n, ith, nth, &i0, &i1);
+	int64_t i = i0;
+	for (; i + 4 * VL <= i1; i += 4 * VL) {
+		vf a = vload(src + i), b = vload(src + i + VL), c = vload(src + i + 2 * VL), d = vload(src + i + 3 * VL);
+		vstore(dst + i, a);
+		vstore(dst + i + VL, b);
+		vstore(dst + i + 2 * VL, c);
+		vstore(dst + i + 3 * VL, d);
+	}
+	for (; i < i1; i++) dst[i] = src[i];
+}
+
+// Read sweep over the share (ith, nth): four independent sums, so the adds never limit
+// the rate.
+void ISA_SFX(synth_stream_read)(const float *src, int64_t n, float *sum, int ith, int nth) {
+	int64_t i0, i1;
+	share(n, ith, nth, &i0, &i1);
+	vf a = vzero(), b = vzero(), c = vzero(), d = vzero();
+	int64_t i = i0;
+	for (; i + 4 * VL <= i1; i += 4 * VL) {
+		a = vadd(a, vload(src + i));
+		b = vadd(b, vload(src + i + VL));
+		c = vadd(c, vload(src + i + 2 * VL));
+		d = vadd(d, vload(src + i + 3 * VL));
+	}
+	float t = vhsum(vadd(vadd(a, b), vadd(c, d)));
+	for (; i < i1; i++) t += src[i];
+	*sum = t;
 }

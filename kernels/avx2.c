@@ -29,7 +29,6 @@ typedef __m256 vm; // compare results are all-ones / all-zeros lanes
 #define vabs(a) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a)
 #define vround(a) _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define vlt(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
-#define vge(a, b) _mm256_cmp_ps(a, b, _CMP_GE_OQ)
 #define veq(a, b) _mm256_cmp_ps(a, b, _CMP_EQ_OQ)
 #define visnan(a) _mm256_cmp_ps(a, a, _CMP_UNORD_Q)
 #define vany(m) (_mm256_movemask_ps(m) != 0)
@@ -76,11 +75,12 @@ static inline vf vload_bf16(const void *p) {
 	return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }
 static inline vf vload_i8(const void *p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
-static inline vf vload_q4(const void *p, int hi) {
-	__m128i b = _mm_loadl_epi64((const __m128i *)p);
-	if (hi) b = _mm_srli_epi16(b, 4);
-	b = _mm_and_si128(b, _mm_set1_epi8(0x0f));
-	return _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b)), _mm256_set1_ps(8));
+// VL bytes of nibbles as two vectors, the low nibbles and the high ones, each minus 8
+static inline void vload_q4(const void *p, vf *lo, vf *hi) {
+	__m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+	__m256i m = _mm256_set1_epi32(0x0f);
+	*lo = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_and_si256(b, m)), _mm256_set1_ps(8));
+	*hi = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4)), _mm256_set1_ps(8));
 }
 
 #include "simd.h"

@@ -29,7 +29,6 @@ typedef __mmask16 vm;
 #define vabs(a) _mm512_abs_ps(a)
 #define vround(a) _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define vlt(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)
-#define vge(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ)
 #define veq(a, b) _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ)
 #define visnan(a) _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q)
 #define vany(m) ((m) != 0)
@@ -39,7 +38,7 @@ typedef __mmask16 vm;
 #define vhmax(a) _mm512_reduce_max_ps(a)
 // 2^n for integral n in [-126, 127] held in a float vector
 #define vpow2(n) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23))
-// lanes i < thr (thr may be <= 0 or >= VL)
+// the lane numbers 0..VL-1 (compared with a count to mask the lanes past it)
 #define viota() _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 
 // out[0..3] = the sums of a, b, c and d (halves folded, then the AVX2 hadd tree)
@@ -63,12 +62,13 @@ static inline vf vload_bf16(const void *p) {
 	return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
 }
 static inline vf vload_i8(const void *p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p))); }
-// VL bytes of nibbles: the low (hi = 0) or high (hi = 1) nibble of each, minus 8
-static inline vf vload_q4(const void *p, int hi) {
-	__m128i b = _mm_loadu_si128((const __m128i *)p);
-	if (hi) b = _mm_srli_epi16(b, 4);
-	b = _mm_and_si128(b, _mm_set1_epi8(0x0f));
-	return _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b)), _mm512_set1_ps(8));
+// VL bytes of nibbles as two vectors, the low nibbles and the high ones, each minus 8:
+// one zero-extension serves both halves
+static inline void vload_q4(const void *p, vf *lo, vf *hi) {
+	__m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+	__m512i m = _mm512_set1_epi32(0x0f);
+	*lo = _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_and_si512(b, m)), _mm512_set1_ps(8));
+	*hi = _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(b, 4)), _mm512_set1_ps(8));
 }
 
 #include "simd.h"

@@ -21,8 +21,7 @@
 
 enum {
 	SYNTH_OK = 0,
-	SYNTH_EARG = 1,     // an argument is out of range (bad dtype, shape, ith/nth)
-	SYNTH_ESCRATCH = 2, // scratch too small for this shape
+	SYNTH_EARG = 1, // an argument is out of range (bad dtype, shape, ith/nth)
 };
 
 // Weight dtypes, numbered as in package kernels (not ggml's numbers).
@@ -214,9 +213,12 @@ int synth_attention(int isa, const float *q, int64_t ldq, const float *k, int64_
 
 // ---- machine probes (benchmarks) ----------------------------------------------------------
 // dst[i] = src[i] for the share (ith, nth) of n floats (STREAM "copy"), and the sum of
-// src's share (a read-only sweep, like a GEMV's weight stream) into *sum.
-void synth_stream_copy(const float *src, float *dst, int64_t n, int ith, int nth);
-void synth_stream_read(const float *src, int64_t n, float *sum, int ith, int nth);
+// src's share (a read-only sweep, like a GEMV's weight stream) into *sum; written with
+// the variant's vectors so that only memory limits them.
+void synth_stream_copy_avx2(const float *src, float *dst, int64_t n, int ith, int nth);
+void synth_stream_copy_avx512(const float *src, float *dst, int64_t n, int ith, int nth);
+void synth_stream_read_avx2(const float *src, int64_t n, float *sum, int ith, int nth);
+void synth_stream_read_avx512(const float *src, int64_t n, float *sum, int ith, int nth);
 // iters rounds of 2*MR independent vector FMAs on registers (MR: the variant's GEMM
 // micro-tile rows, 6 for avx2 and 12 for avx512): the FMA peak of one core. Returns a
 // value that depends on every FMA, so none is optimised away.

@@ -7,25 +7,41 @@ import "C"
 
 import "fmt"
 
-// StreamCopy does the share (ith, nth) of dst[i] = src[i] (the STREAM copy loop), to
-// measure the machine's memory bandwidth next to the memory-bound kernels.
-func StreamCopy(src, dst []float32, ith, nth int) {
+// StreamCopy does the share (ith, nth) of dst[i] = src[i] (the STREAM copy loop) with
+// s's vectors, to measure the machine's memory bandwidth next to the memory-bound
+// kernels. The ref variant has no probe (it would measure its own loop).
+func (s *Set) StreamCopy(src, dst []float32, ith, nth int) error {
 	n := min(len(src), len(dst))
-	if n == 0 || checkThread(ith, nth) != nil {
-		return
+	if err := checkThread(ith, nth); err != nil || n == 0 {
+		return err
 	}
-	C.synth_stream_copy(fptr(src), fptr(dst), C.int64_t(n), C.int(ith), C.int(nth))
+	switch s.isa {
+	case ISAAVX512:
+		C.synth_stream_copy_avx512(fptr(src), fptr(dst), C.int64_t(n), C.int(ith), C.int(nth))
+	case ISAAVX2:
+		C.synth_stream_copy_avx2(fptr(src), fptr(dst), C.int64_t(n), C.int(ith), C.int(nth))
+	default:
+		return fmt.Errorf("kernels: no stream probe for %q", s.isa)
+	}
+	return nil
 }
 
-// StreamRead returns the sum of the share (ith, nth) of src: a read-only sweep, the
+// StreamRead sums the share (ith, nth) of src with s's vectors: a read-only sweep, the
 // access pattern of a weight stream.
-func StreamRead(src []float32, ith, nth int) float32 {
-	if len(src) == 0 || checkThread(ith, nth) != nil {
-		return 0
+func (s *Set) StreamRead(src []float32, ith, nth int) (float32, error) {
+	if err := checkThread(ith, nth); err != nil || len(src) == 0 {
+		return 0, err
 	}
-	var s C.float
-	C.synth_stream_read(fptr(src), C.int64_t(len(src)), &s, C.int(ith), C.int(nth))
-	return float32(s)
+	var sum C.float
+	switch s.isa {
+	case ISAAVX512:
+		C.synth_stream_read_avx512(fptr(src), C.int64_t(len(src)), &sum, C.int(ith), C.int(nth))
+	case ISAAVX2:
+		C.synth_stream_read_avx2(fptr(src), C.int64_t(len(src)), &sum, C.int(ith), C.int(nth))
+	default:
+		return 0, fmt.Errorf("kernels: no stream probe for %q", s.isa)
+	}
+	return float32(sum), nil
 }
 
 // FMAPeak runs iters rounds of FMAPeakFlops(isa) flops of register-only FMAs with isa's

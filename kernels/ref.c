@@ -177,25 +177,6 @@ int synth_pack(int dt, const void *w, int64_t n, int64_t k, int64_t nr, void *ou
 	return SYNTH_OK;
 }
 
-void synth_stream_copy(const float *src, float *dst, int64_t n, int ith, int nth) {
-	int64_t i0, i1;
-	share(n, ith, nth, &i0, &i1);
-	for (int64_t i = i0; i < i1; i++) dst[i] = src[i];
-}
-
-void synth_stream_read(const float *src, int64_t n, float *sum, int ith, int nth) {
-	int64_t i0, i1;
-	share(n, ith, nth, &i0, &i1);
-	float s[16] = {0};
-	int64_t i = i0;
-	for (; i + 16 <= i1; i += 16)
-		for (int j = 0; j < 16; j++) s[j] += src[i + j];
-	float t = 0;
-	for (; i < i1; i++) t += src[i];
-	for (int j = 0; j < 16; j++) t += s[j];
-	*sum = t;
-}
-
 // ---- GEMM ---------------------------------------------------------------------------------
 
 // y[i][j] = act((float)(sum_kk x[i][kk] w[j][kk]) + bias[j]) + res[i][j], the sum in

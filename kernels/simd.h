@@ -195,13 +195,34 @@ static const gemm_tile_fn gemm_tiles[MR + 1] = {
 
 // pack_a copies rows [0, mc) x columns [0, kc) of x into tiles of MR rows, k-major:
 // ap[t*MR*kc + kk*MR + i] = x[(t*MR + i)*ldx + kk]. Rows past mc in the last tile are
-// left alone: the tile kernel for that many rows never reads them.
+// left alone: the tile kernel for that many rows never reads them. Four rows at a time
+// go through 4x4 transposes, so each load and store moves four floats.
 static void pack_a(const float *x, int64_t ldx, int64_t mc, int64_t kc, float *ap) {
 	for (int64_t t = 0; t * MR < mc; t++) {
 		int64_t mr = mc - t * MR < MR ? mc - t * MR : MR;
 		float *dst = ap + t * MR * kc;
 		const float *src = x + t * MR * ldx;
-		for (int64_t i = 0; i < mr; i++)
+		int64_t i = 0;
+		for (; i + 4 <= mr; i += 4) {
+			const float *r0 = src + i * ldx, *r1 = r0 + ldx, *r2 = r1 + ldx, *r3 = r2 + ldx;
+			int64_t kk = 0;
+			for (; kk + 4 <= kc; kk += 4) {
+				__m128 a = _mm_loadu_ps(r0 + kk), b = _mm_loadu_ps(r1 + kk), c = _mm_loadu_ps(r2 + kk),
+				       d = _mm_loadu_ps(r3 + kk);
+				_MM_TRANSPOSE4_PS(a, b, c, d);
+				_mm_storeu_ps(dst + kk * MR + i, a);
+				_mm_storeu_ps(dst + (kk + 1) * MR + i, b);
+				_mm_storeu_ps(dst + (kk + 2) * MR + i, c);
+				_mm_storeu_ps(dst + (kk + 3) * MR + i, d);
+			}
+			for (; kk < kc; kk++) {
+				dst[kk * MR + i] = r0[kk];
+				dst[kk * MR + i + 1] = r1[kk];
+				dst[kk * MR + i + 2] = r2[kk];
+				dst[kk * MR + i + 3] = r3[kk];
+			}
+		}
+		for (; i < mr; i++)
 			for (int64_t kk = 0; kk < kc; kk++) dst[kk * MR + i] = src[i * ldx + kk];
 	}
 }
@@ -236,8 +257,10 @@ static void dequant_panel(int dt, const uint8_t *panel, int64_t k0, int64_t kc, 
 			vf d0 = vload_f16(blk), d1 = vload_f16(blk + VL * 2);
 			const uint8_t *q = blk + NR * 2;
 			for (int j = 0; j < QK; j++, q += NR / 2) {
-				vstore(out + (kk + j) * NR, vmul(vload_q4(q, 0), d0));
-				vstore(out + (kk + j) * NR + VL, vmul(vload_q4(q, 1), d1));
+				vf lo, hi;
+				vload_q4(q, &lo, &hi);
+				vstore(out + (kk + j) * NR, vmul(lo, d0));
+				vstore(out + (kk + j) * NR + VL, vmul(hi, d1));
 			}
 		}
 		break;
@@ -252,7 +275,7 @@ static void dequant_panel(int dt, const uint8_t *panel, int64_t k0, int64_t kc, 
 #define W_F16(kk) w0 = vload_f16(pb + (kk) * NR * 2), w1 = vload_f16(pb + (kk) * NR * 2 + VL * 2)
 #define W_BF16(kk) w0 = vload_bf16(pb + (kk) * NR * 2), w1 = vload_bf16(pb + (kk) * NR * 2 + VL * 2)
 #define W_Q8(j) w0 = vmul(vload_i8(q + (j) * NR), d0), w1 = vmul(vload_i8(q + (j) * NR + VL), d1)
-#define W_Q4(j) w0 = vmul(vload_q4(q + (j) * (NR / 2), 0), d0), w1 = vmul(vload_q4(q + (j) * (NR / 2), 1), d1)
+#define W_Q4(j) vload_q4(q + (j) * (NR / 2), &w0, &w1), w0 = vmul(w0, d0), w1 = vmul(w1, d1)
 
 #define FMA_ROWS(kcol)                                               \
 	_Pragma("GCC unroll 16") for (int i = 0; i < mr; i++) {         \
@@ -305,7 +328,7 @@ static inline __attribute__((always_inline)) void small_tile(const int mr, const
 				for (int i = 0; i < mr; i++) blk[i][0] = blk[i][1] = vzero();
 				for (int j = 0; j < QK; j++) {
 					if (dt == SYNTH_Q8_0) w0 = vload_i8(q + j * NR), w1 = vload_i8(q + j * NR + VL);
-					else w0 = vload_q4(q + j * (NR / 2), 0), w1 = vload_q4(q + j * (NR / 2), 1);
+					else vload_q4(q + j * (NR / 2), &w0, &w1);
 #pragma GCC unroll 16
 					for (int i = 0; i < mr; i++) {
 						vf av = vset1(x[i * ldx + kb + j]);
@@ -726,11 +749,16 @@ static void attend_wide(const float *q, int64_t ldq, const float *k, int64_t ldk
 	float *st = qt + SYNTH_MAX_HEAD_DIM * NR;       // [BK][NR] scores, then probabilities
 	float *ot = st + BK * NR;                       // [d][NR]
 	float *lrow = ot + SYNTH_MAX_HEAD_DIM * NR;     // [NR] the softmax sums, per query
+	// query rows are read along the row (a column walk down rows a multiple of 4 KiB apart
+	// would miss L1 at every step); lanes past nq stay 0
 	for (int64_t c = 0; c < d; c++) {
-		for (int64_t i = 0; i < NR; i++) qt[c * NR + i] = i < nq ? q[i * ldq + c] * scale : 0.0f;
+		vstore(qt + c * NR, vzero());
+		vstore(qt + c * NR + VL, vzero());
 		vstore(ot + c * NR, vzero());
 		vstore(ot + c * NR + VL, vzero());
 	}
+	for (int64_t i = 0; i < nq; i++)
+		for (int64_t c = 0; c < d; c++) qt[c * NR + i] = q[i * ldq + c] * scale;
 	vf m0 = vset1(-INFINITY), m1 = m0, l0 = vzero(), l1 = vzero();
 	int64_t kend = causal ? qpos0 + nq : nk; // keys past the last query's position are masked for all
 	if (kend > nk) kend = nk;
@@ -878,4 +906,39 @@ float ISA_SFX(synth_fma_peak)(int64_t iters) {
 	vf s = vzero();
 	for (int i = 0; i < 2 * MR; i++) s = vadd(s, a[i]);
 	return vhsum(s);
+}
+
+// ---- memory bandwidth probes -----------------------------------------------------------------
+
+// STREAM copy over the share (ith, nth): four vectors in flight per step, plain stores.
+void ISA_SFX(synth_stream_copy)(const float *src, float *dst, int64_t n, int ith, int nth) {
+	int64_t i0, i1;
+	share(n, ith, nth, &i0, &i1);
+	int64_t i = i0;
+	for (; i + 4 * VL <= i1; i += 4 * VL) {
+		vf a = vload(src + i), b = vload(src + i + VL), c = vload(src + i + 2 * VL), d = vload(src + i + 3 * VL);
+		vstore(dst + i, a);
+		vstore(dst + i + VL, b);
+		vstore(dst + i + 2 * VL, c);
+		vstore(dst + i + 3 * VL, d);
+	}
+	for (; i < i1; i++) dst[i] = src[i];
+}
+
+// Read sweep over the share (ith, nth): four independent sums, so the adds never limit
+// the rate.
+void ISA_SFX(synth_stream_read)(const float *src, int64_t n, float *sum, int ith, int nth) {
+	int64_t i0, i1;
+	share(n, ith, nth, &i0, &i1);
+	vf a = vzero(), b = vzero(), c = vzero(), d = vzero();
+	int64_t i = i0;
+	for (; i + 4 * VL <= i1; i += 4 * VL) {
+		a = vadd(a, vload(src + i));
+		b = vadd(b, vload(src + i + VL));
+		c = vadd(c, vload(src + i + 2 * VL));
+		d = vadd(d, vload(src + i + 3 * VL));
+	}
+	float t = vhsum(vadd(vadd(a, b), vadd(c, d)));
+	for (; i < i1; i++) t += src[i];
+	*sum = t;
 }

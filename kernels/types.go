@@ -157,8 +157,6 @@ func status(op string, rc C.int) error {
 		return nil
 	case C.SYNTH_EARG:
 		return fmt.Errorf("kernels: %s: argument out of range", op)
-	case C.SYNTH_ESCRATCH:
-		return fmt.Errorf("kernels: %s: scratch too small", op)
 	}
 	return fmt.Errorf("kernels: %s: status %d", op, int(rc))
 }

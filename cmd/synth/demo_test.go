@@ -81,7 +81,7 @@ func TestDemoKilledResumedAndRerun(t *testing.T) {
 
 	// Third run: every step is found complete; no output changes.
 	before := map[string]time.Time{}
-	for _, f := range []string{captionedFile, rewrittenFile, "eval/report.json", "captioned.parquet"} {
+	for _, f := range []string{captionedFile, rewrittenFile, "eval/report.json", "captioned.parquet", "README.md"} {
 		st, _ := os.Stat(filepath.Join(dir, "out", f))
 		before[f] = st.ModTime()
 	}

@@ -220,6 +220,7 @@ type pipeline struct {
 	dryRun         bool
 	threads        int
 	out            string
+	hashes         *hashCache
 }
 
 // Files the pipeline writes in the output folder.
@@ -240,6 +241,7 @@ func (p *pipeline) run() error {
 	if cfg.Threads > 0 {
 		p.threads = cfg.Threads
 	}
+	p.hashes = loadHashCache(filepath.Join(p.out, ".model-hashes.json"))
 	start := time.Now()
 	var sum runSummary
 	if cfg.Caption.values != nil {

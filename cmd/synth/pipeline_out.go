@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -392,7 +391,7 @@ func (p *pipeline) writeCard(sum runSummary, sets []evalSet) (string, error) {
 				continue
 			}
 			path := cfg.resolve(st.flags.values[k])
-			sum, err := fileSHA256(path)
+			sum, err := p.hashes.sum(path)
 			if err != nil {
 				sum = "unreadable: " + err.Error()
 			}
@@ -407,9 +406,78 @@ func (p *pipeline) writeCard(sum runSummary, sets []evalSet) (string, error) {
 		report = strings.ReplaceAll("\n"+report, "\n#", "\n##")
 		fmt.Fprintf(&b, "%s\n", strings.TrimSpace(report))
 	}
-	fmt.Fprintf(&b, "\n---\nWritten %s.\n", time.Now().UTC().Format("2006-01-02"))
 	path := filepath.Join(p.out, "README.md")
+	if err := p.hashes.save(); err != nil {
+		return "", err
+	}
 	return path, writeIfChanged(path, []byte(b.String()))
+}
+
+// hashCache remembers the sha256 of model files by path, size and modification time, so
+// a rerun does not read tens of GB of weights again to write the card.
+type hashCache struct {
+	file    string
+	entries map[string]hashEntry
+	dirty   bool
+}
+
+type hashEntry struct {
+	Size    int64  `json:"size"`
+	ModTime int64  `json:"mtime_ns"`
+	SHA256  string `json:"sha256"`
+}
+
+func loadHashCache(file string) *hashCache {
+	h := &hashCache{file: file, entries: map[string]hashEntry{}}
+	if data, err := os.ReadFile(file); err == nil {
+		_ = json.Unmarshal(data, &h.entries) // a broken cache is only a slower run
+	}
+	return h
+}
+
+func (h *hashCache) sum(path string) (string, error) {
+	size, mtime, err := treeStat(path)
+	if err != nil {
+		return "", err
+	}
+	if e, ok := h.entries[path]; ok && e.Size == size && e.ModTime == mtime {
+		return e.SHA256, nil
+	}
+	sum, err := fileSHA256(path)
+	if err != nil {
+		return "", err
+	}
+	h.entries[path] = hashEntry{Size: size, ModTime: mtime, SHA256: sum}
+	h.dirty = true
+	return sum, nil
+}
+
+func (h *hashCache) save() error {
+	if !h.dirty {
+		return nil
+	}
+	data, err := json.MarshalIndent(h.entries, "", "  ")
+	if err != nil {
+		return fmt.Errorf("pipeline: %w", err)
+	}
+	return writeIfChanged(h.file, data)
+}
+
+// treeStat is the total size and latest modification time of a file or a folder's files.
+func treeStat(path string) (size, mtime int64, err error) {
+	err = filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		st, err := d.Info()
+		if err != nil {
+			return err
+		}
+		size += st.Size()
+		mtime = max(mtime, st.ModTime().UnixNano())
+		return nil
+	})
+	return size, mtime, err
 }
 
 // failures lists the first records with an error from both outputs.

@@ -30,6 +30,7 @@ type Ctx struct {
 	rowJob  rowJob
 	attn    attnJob
 	im2col  im2colJob
+	gather  gatherJob
 	seqBuf  []int64
 	maskBuf []byte
 }

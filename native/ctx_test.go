@@ -21,6 +21,11 @@ func TestForwardPassAllocatesNothing(t *testing.T) {
 		return m
 	}
 	qkvW, outW, fc1, fc2 := mk(3*width, width), mk(width, width), mk(4*width, width), mk(width, 4*width)
+	embed, err := QuantizeMatrix(randFloats(r, 50*width, 0.1), 50, width, Q8_0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []int32{4, 49, 0}
 	g, b := randFloats(r, width, 1), randFloats(r, width, 1)
 	p := AttnParams{Heads: heads, HeadDim: width / heads, Scale: 0.25, Causal: true}
 	c := NewCtx(3)
@@ -33,6 +38,7 @@ func TestForwardPassAllocatesNothing(t *testing.T) {
 		h = c.LayerNorm(y, g, b, 1e-5)
 		m := c.Linear(h, fc1, nil, QuickGELU, Tensor{})
 		c.LinearInto(y, m, fc2, nil, None, y)
+		c.Gather(embed, ids)
 		c.Reset()
 	}
 	pass()

@@ -6,6 +6,7 @@ package kernels
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"unsafe"
 )
@@ -413,33 +414,31 @@ const SeqFields = 6
 // (0 = padded) at each sequence's mask_off, or is empty. q, k, v and o have rows of at
 // least h*d values; o must not overlap the inputs. scratch: ScratchFloats floats.
 func (s *Set) Attention(q, k, v, o Mat, seq []int64, mask []byte, h, d int, scale float32, causal bool, ith, nth int, scratch []float32) error {
-	kc, vc := kvOperand{"k", k.Rows, k.Cols, k.LD, k, k.check("attention", "k")}, kvOperand{"v", v.Rows, v.Cols, v.LD, v, v.check("attention", "v")}
-	return s.attention(q, kc, vc, o, F32, seq, mask, h, d, scale, causal, ith, nth, scratch)
+	return s.attention(q, matOperand(k, "k"), matOperand(v, "v"), o, F32, seq, mask, h, d, scale, causal, ith, nth, scratch)
 }
 
 // AttentionF16 is Attention with keys and values in f16 (an f16 KV cache), widened to f32
 // exactly as the kernel reads them.
 func (s *Set) AttentionF16(q Mat, k, v Mat16, o Mat, seq []int64, mask []byte, h, d int, scale float32, causal bool, ith, nth int, scratch []float32) error {
-	kc, vc := kvOperand{"k", k.Rows, k.Cols, k.LD, k, k.check("attention", "k")}, kvOperand{"v", v.Rows, v.Cols, v.LD, v, v.check("attention", "v")}
-	return s.attention(q, kc, vc, o, F16, seq, mask, h, d, scale, causal, ith, nth, scratch)
+	return s.attention(q, mat16Operand(k, "k"), mat16Operand(v, "v"), o, F16, seq, mask, h, d, scale, causal, ith, nth, scratch)
 }
 
 // kvOperand is the k or v of an attention call, f32 or f16.
 type kvOperand struct {
-	name           string
 	rows, cols, ld int
-	m              spanned // a Mat or a Mat16
+	ptr            unsafe.Pointer
+	lo, hi         uintptr // the memory its rows cover
 	err            error   // its check
 }
 
-func (o kvOperand) ptr() unsafe.Pointer {
-	switch m := o.m.(type) {
-	case Mat:
-		return unsafe.Pointer(m.ptr())
-	case Mat16:
-		return m.ptr()
-	}
-	return nil
+func matOperand(m Mat, name string) kvOperand {
+	lo, hi := m.span()
+	return kvOperand{m.Rows, m.Cols, m.LD, unsafe.Pointer(m.ptr()), lo, hi, m.check("attention", name)}
+}
+
+func mat16Operand(m Mat16, name string) kvOperand {
+	lo, hi := m.span()
+	return kvOperand{m.Rows, m.Cols, m.LD, m.ptr(), lo, hi, m.check("attention", name)}
 }
 
 func (s *Set) attention(q Mat, k, v kvOperand, o Mat, kvdt DType, seq []int64, mask []byte, h, d int, scale float32, causal bool, ith, nth int, scratch []float32) error {
@@ -449,22 +448,17 @@ func (s *Set) attention(q Mat, k, v kvOperand, o Mat, kvdt DType, seq []int64, m
 	if h < 1 || d < 1 || d > MaxHeadDim || len(seq)%SeqFields != 0 {
 		return fmt.Errorf("kernels: attention: %d heads of %d (max %d), %d sequence fields", h, d, MaxHeadDim, len(seq))
 	}
-	for _, m := range []struct {
-		name string
-		cols int
-		err  error
-	}{{"q", q.Cols, q.check("attention", "q")}, {"k", k.cols, k.err}, {"v", v.cols, v.err}, {"o", o.Cols, o.check("attention", "o")}} {
-		if m.err != nil {
-			return m.err
-		}
-		if m.cols < h*d {
-			return fmt.Errorf("kernels: attention: %s has %d columns, heads need %d", m.name, m.cols, h*d)
-		}
+	if err := errors.Join(q.check("attention", "q"), k.err, v.err, o.check("attention", "o")); err != nil {
+		return err
+	}
+	if min(q.Cols, k.cols, v.cols, o.Cols) < h*d {
+		return fmt.Errorf("kernels: attention: q, k, v, o have %d, %d, %d, %d columns, heads need %d", q.Cols, k.cols, v.cols, o.Cols, h*d)
 	}
 	if q.Rows != o.Rows || k.rows != v.rows {
 		return fmt.Errorf("kernels: attention: q %d rows, o %d rows, k %d rows, v %d rows", q.Rows, o.Rows, k.rows, v.rows)
 	}
-	if overlaps(o, q) || overlaps(o, k.m) || overlaps(o, v.m) {
+	olo, ohi := o.span()
+	if overlaps(o, q) || spansOverlap(olo, ohi, k.lo, k.hi) || spansOverlap(olo, ohi, v.lo, v.hi) {
 		return fmt.Errorf("kernels: attention: output overlaps an input")
 	}
 	for i := 0; i < len(seq); i += SeqFields {
@@ -488,7 +482,7 @@ func (s *Set) attention(q Mat, k, v kvOperand, o Mat, kvdt DType, seq []int64, m
 	if len(mask) > 0 {
 		mp = (*C.uint8_t)(unsafe.Pointer(&mask[0]))
 	}
-	qp, ldq, kp, ldk, vp, ldv, op, ldo := q.ptr(), C.int64_t(q.LD), k.ptr(), C.int64_t(k.ld), v.ptr(), C.int64_t(v.ld), o.ptr(), C.int64_t(o.LD)
+	qp, ldq, kp, ldk, vp, ldv, op, ldo := q.ptr(), C.int64_t(q.LD), k.ptr, C.int64_t(k.ld), v.ptr, C.int64_t(v.ld), o.ptr(), C.int64_t(o.LD)
 	sp, ns, ch, cd, sc := (*C.int64_t)(unsafe.Pointer(&seq[0])), C.int64_t(len(seq)/SeqFields), C.int64_t(h), C.int64_t(d), C.float(scale)
 	scr, ci, cn := fptr(scratch), C.int(ith), C.int(nth)
 	rc := C.synth_attention(s.idx, qp, ldq, kp, ldk, vp, ldv, op, ldo, sp, ns, mp, ch, cd, sc, cs, C.int(kvdt), scr, ci, cn)
@@ -548,7 +542,9 @@ func (s *Set) StoreRowsF16(x Mat, dst []int64, y Mat16, ith, nth int) error {
 			return fmt.Errorf("kernels: store f16: destination row %d of %d", r, y.Rows)
 		}
 	}
-	if overlaps(x, y) {
+	xlo, xhi := x.span()
+	ylo, yhi := y.span()
+	if spansOverlap(xlo, xhi, ylo, yhi) {
 		return fmt.Errorf("kernels: store f16: output overlaps the input")
 	}
 	if x.Rows == 0 || x.Cols == 0 {

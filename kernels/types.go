@@ -169,15 +169,14 @@ func (m Mat16) ptr() unsafe.Pointer {
 	return unsafe.Pointer(&m.Data[0])
 }
 
-// spanned is an operand whose memory range is known.
-type spanned interface{ span() (lo, hi uintptr) }
-
 // overlaps reports whether two operands share any memory.
-func overlaps(a, b spanned) bool {
+func overlaps(a, b Mat) bool {
 	alo, ahi := a.span()
 	blo, bhi := b.span()
-	return alo < bhi && blo < ahi
+	return spansOverlap(alo, ahi, blo, bhi)
 }
+
+func spansOverlap(alo, ahi, blo, bhi uintptr) bool { return alo < bhi && blo < ahi }
 
 // sameView reports whether a and b are exactly the same storage and stride (allowed
 // aliasing for in-place ops).

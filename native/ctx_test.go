@@ -2,6 +2,7 @@ package native
 
 import (
 	"math"
+	"runtime"
 	"sync"
 	"testing"
 	"unsafe"
@@ -44,6 +45,26 @@ func TestForwardPassAllocatesNothing(t *testing.T) {
 	pass()
 	if n := testing.AllocsPerRun(20, pass); n != 0 {
 		t.Fatalf("a pass allocates %v times", n)
+	}
+}
+
+// TestArenaGrowthLeavesNoGarbage: when a pass outgrows the arena, Reset collects the old
+// slab and the overflow tensors before taking the grown slab, so the heap holds the new
+// slab and not the old memory too.
+func TestArenaGrowthLeavesNoGarbage(t *testing.T) {
+	const n = 16 << 20 // floats per tensor: 64 MiB
+	c := NewCtx(1)
+	defer c.Close()
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	c.Alloc(n)
+	c.Alloc(n)
+	c.Reset()
+	runtime.ReadMemStats(&ms)
+	if grown := int64(ms.HeapAlloc) - int64(before); grown > 2*4*n+(16<<20) {
+		t.Fatalf("the heap grew by %d MiB for a %d MiB arena", grown>>20, 2*4*n>>20)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -399,6 +400,11 @@ func (r *captionRun) all(items []captionItem, batch int) error {
 		if err != nil {
 			return err
 		}
+		// The collector paces itself by the live heap, gigabytes of weights: even at GOGC=25
+		// the garbage of dozens of batches (decoded images, results) would pile up before a
+		// cycle, past the weights' own size. A cycle per batch costs milliseconds (the
+		// weights hold no pointers) against seconds of captioning.
+		runtime.GC()
 		if now := time.Now(); now.Sub(lastLog) >= 5*time.Second || done == len(items) {
 			lastLog = now
 			rate := float64(done) / now.Sub(start).Seconds()

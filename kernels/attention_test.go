@@ -3,6 +3,7 @@ package kernels
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -235,6 +236,78 @@ func TestAttentionRefOracle(t *testing.T) {
 							t.Fatalf("%s: seq %d query %d head %d [%d] = %v, want %v", c.what, s, i, hd, e, got, want)
 						}
 					}
+				}
+			}
+		}
+	}
+}
+
+// halves rounds an input's values to f16: the halfs (same layout) and their exact f32
+// widening (same layout), so that attention over the f16 operand can be compared with
+// attention over the f32 one.
+func halves(t testing.TB, in input) (Mat16, input) {
+	t.Helper()
+	raw := make([]byte, 2*len(in.m.Data))
+	if err := Quantize(F16, in.m.Data, raw); err != nil {
+		t.Fatal(err)
+	}
+	h := make([]uint16, len(in.m.Data))
+	for i := range h {
+		h[i] = uint16(raw[2*i]) | uint16(raw[2*i+1])<<8
+	}
+	wide := make([]float32, len(h))
+	if err := Dequantize(F16, raw, wide); err != nil {
+		t.Fatal(err)
+	}
+	m := in.m
+	return Mat16{Data: h, Rows: m.Rows, Cols: m.Cols, LD: m.LD}, input{m: Mat{Data: wide, Rows: m.Rows, Cols: m.Cols, LD: m.LD}, orig: append([]float32(nil), wide...)}
+}
+
+// TestAttentionF16Parity: attention over f16 keys and values (an f16 KV cache) is, for
+// every variant and thread count, bit for bit the same variant's attention over f32
+// keys and values holding the same (widened) values: the kernels widen exactly and then
+// run the f32 arithmetic. Against the reference the tolerance of TestAttentionParity
+// applies.
+func TestAttentionF16Parity(t *testing.T) {
+	r := newRand(t)
+	ref := refSet(t)
+	for _, c := range attnCases(r) {
+		w := c.h * c.d
+		k16, kw := halves(t, c.k)
+		v16, vw := halves(t, c.v)
+		wide := c
+		wide.k, wide.v = kw, vw
+		scale := attnScale(wide)
+		want := newGuarded(c.qRows, w, w)
+		if err := ref.Attention(c.q.m, kw.m, vw.m, want.mat(), c.seq, c.mask, c.h, c.d, c.scale, c.causal, 0, 1, alignedFloats(ScratchFloats)); err != nil {
+			t.Fatalf("%s ref: %v", c.what, err)
+		}
+		k16orig, v16orig := append([]uint16(nil), k16.Data...), append([]uint16(nil), v16.Data...)
+		for _, s := range variants(t) {
+			for _, nth := range threadCounts {
+				what := c.what + "/" + name("isa", s.ISA(), "kv", "f16", "nth", nth)
+				o32, o16 := newGuarded(c.qRows, w, w+7), newGuarded(c.qRows, w, w+7)
+				if err := runShares(nth, func(ith int, sc []float32) error {
+					return s.Attention(c.q.m, kw.m, vw.m, o32.mat(), c.seq, c.mask, c.h, c.d, c.scale, c.causal, ith, nth, sc)
+				}); err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				if err := runShares(nth, func(ith int, sc []float32) error {
+					return s.AttentionF16(c.q.m, k16, v16, o16.mat(), c.seq, c.mask, c.h, c.d, c.scale, c.causal, ith, nth, sc)
+				}); err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				o16.checkGuards(t, what)
+				got, same := o16.dense(), o32.dense()
+				for i, v := range got {
+					if math.Float32bits(v) != math.Float32bits(same[i]) {
+						t.Fatalf("%s: output %d = %v, the f32 kernel on the widened values gives %v", what, i, v, same[i])
+					}
+				}
+				compare(t, what, got, want.dense(), scale, w, 1e-5)
+				c.q.checkUnmodified(t, what+" q")
+				if !slices.Equal(k16.Data, k16orig) || !slices.Equal(v16.Data, v16orig) {
+					t.Fatalf("%s: k or v modified", what)
 				}
 			}
 		}

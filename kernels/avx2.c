@@ -71,6 +71,24 @@ static inline void vstoren(float *p, vf v, int64_t n) {
 }
 
 static inline vf vload_f16(const void *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+// n halfs (fewer than VL: the rest zero, nothing past them read) to f32, and f32 to n
+// halfs rounding to nearest even (nothing past them written)
+static inline vf vloadn_f16(const uint16_t *p, int64_t n) {
+	if (n >= VL) return vload_f16(p);
+	uint16_t t[VL] = {0};
+	if (n > 0) memcpy(t, p, (size_t)n * 2);
+	return vload_f16(t);
+}
+static inline void vstoren_f16(uint16_t *p, vf v, int64_t n) {
+	__m128i h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	if (n >= VL) {
+		_mm_storeu_si128((__m128i *)p, h);
+	} else if (n > 0) {
+		uint16_t t[VL];
+		_mm_storeu_si128((__m128i *)t, h);
+		memcpy(p, t, (size_t)n * 2);
+	}
+}
 static inline vf vload_bf16(const void *p) {
 	return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }

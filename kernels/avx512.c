@@ -58,6 +58,16 @@ static inline void vstoren(float *p, vf v, int64_t n) {
 
 // VL weights of each kind, to f32 (exact)
 static inline vf vload_f16(const void *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+// n halfs (fewer than VL: masked, the rest zero) to f32, and f32 to n halfs rounding to
+// nearest even (masked store)
+static inline vf vloadn_f16(const uint16_t *p, int64_t n) {
+	return n >= VL ? vload_f16(p) : _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lanes(n), p));
+}
+static inline void vstoren_f16(uint16_t *p, vf v, int64_t n) {
+	__m256i h = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	if (n >= VL) _mm256_storeu_si256((__m256i *)p, h);
+	else if (n > 0) _mm256_mask_storeu_epi16(p, lanes(n), h);
+}
 static inline vf vload_bf16(const void *p) {
 	return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
 }

@@ -59,12 +59,27 @@ int synth_argmax(int isa, const float *x, int64_t ldx, int64_t rows, int64_t col
 	return bad(isa) ? SYNTH_EARG : f[isa](x, ldx, rows, cols, out, ith, nth);
 }
 
-int synth_attention(int isa, const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+int synth_attention(int isa, const float *q, int64_t ldq, const void *k, int64_t ldk, const void *v, int64_t ldv,
                     float *o, int64_t ldo, const int64_t *seq, int64_t nseq, const uint8_t *mask, int64_t h,
-                    int64_t d, float scale, int causal, float *scratch, int ith, int nth) {
-	static int (*const f[3])(const float *, int64_t, const float *, int64_t, const float *, int64_t, float *, int64_t,
-	                         const int64_t *, int64_t, const uint8_t *, int64_t, int64_t, float, int, float *, int,
-	                         int) = VARIANTS(synth_attention_f32);
+                    int64_t d, float scale, int causal, int kvdt, float *scratch, int ith, int nth) {
+	static int (*const f[3])(const float *, int64_t, const void *, int64_t, const void *, int64_t, float *, int64_t,
+	                         const int64_t *, int64_t, const uint8_t *, int64_t, int64_t, float, int, int, float *,
+	                         int, int) = VARIANTS(synth_attention_f32);
 	return bad(isa) ? SYNTH_EARG
-	                : f[isa](q, ldq, k, ldk, v, ldv, o, ldo, seq, nseq, mask, h, d, scale, causal, scratch, ith, nth);
+	                : f[isa](q, ldq, k, ldk, v, ldv, o, ldo, seq, nseq, mask, h, d, scale, causal, kvdt, scratch, ith,
+	                         nth);
+}
+
+int synth_gather_rows(int isa, int dt, const void *w, int64_t n, int64_t k, int64_t nr, const int32_t *ids,
+                      int64_t rows, float *out, int64_t ldo, int ith, int nth) {
+	static int (*const f[3])(int, const void *, int64_t, int64_t, int64_t, const int32_t *, int64_t, float *,
+	                         int64_t, int, int) = VARIANTS(synth_gather_rows);
+	return bad(isa) ? SYNTH_EARG : f[isa](dt, w, n, k, nr, ids, rows, out, ldo, ith, nth);
+}
+
+int synth_store_rows_f16(int isa, const float *x, int64_t ldx, int64_t rows, int64_t cols, const int64_t *dst,
+                         uint16_t *y, int64_t ldy, int ith, int nth) {
+	static int (*const f[3])(const float *, int64_t, int64_t, int64_t, const int64_t *, uint16_t *, int64_t, int,
+	                         int) = VARIANTS(synth_store_rows_f16);
+	return bad(isa) ? SYNTH_EARG : f[isa](x, ldx, rows, cols, dst, y, ldy, ith, nth);
 }

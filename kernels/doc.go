@@ -7,7 +7,7 @@
 // compiled twice by avx2.c and avx512.c over a small vector vocabulary, so both run the
 // same algorithms; they are chosen once at start-up from the CPU features cpuid reports
 // (Pick), and For gives any runnable variant to tests and benchmarks. im2col and the
-// load-time conversions (quantize, dequantize, pack) are memory shuffles with one
+// load-time conversions (quantize, dequantize, pack, unpack) are memory shuffles with one
 // implementation for every variant.
 //
 // Kernels never start threads: each takes (ith, nth) and does that share of the op;
@@ -17,7 +17,10 @@
 //
 // The GEMM variants read weights packed once at load (Pack) into panels of the
 // micro-kernel's width, quantized blocks kept quantized and converted inside the
-// kernel. The parity harness (harness_test.go and the *_test.go beside it) runs every
+// kernel. The panels are a complete copy of the weights, so a caller may keep them
+// alone: Unpack rebuilds the raw rows bit for bit and GatherRows reads rows (embedding
+// lookups) from panels of any width. Attention reads keys and values in f32 or f16 (an
+// f16 KV cache, filled by StoreRowsF16). The parity harness (harness_test.go and the *_test.go beside it) runs every
 // op for every variant at 1, 3 and 8 threads against the reference.
 //
 // kernels imports nothing of synth. Only package native imports kernels.

@@ -70,6 +70,35 @@ int synth_dequantize_ref(int dt, const void *src, float *dst, int64_t n);
 // Threaded over panels.
 int64_t synth_packed_bytes(int dt, int64_t n, int64_t k, int64_t nr);
 int synth_pack(int dt, const void *w, int64_t n, int64_t k, int64_t nr, void *out, int ith, int nth);
+// The inverse of synth_pack: the raw rows [n, k] of dt (synth_row_bytes(dt, k) bytes each)
+// from panels of nr rows, bit for bit, so a packed matrix is a complete copy of its
+// source. Threaded over rows.
+int synth_unpack(int dt, const void *packed, int64_t n, int64_t k, int64_t nr, void *out, int ith, int nth);
+
+// ---- row gather ---------------------------------------------------------------------------
+// out[r] = row ids[r] of W [n, k] of dt as f32 (exact), for r < rows: embedding lookups
+// and dequantizing a whole matrix (ids NULL: row r is row r). w is packed in panels of
+// any even nr (synth_pack), or raw row-major rows when nr is 0 (the variants hand that
+// layout to _ref). ids must be in [0, n); out: [rows, k] (ldo). Threaded over rows.
+#define SYNTH_GATHER_DECL(isa)                                                                  \
+	int synth_gather_rows_##isa(int dt, const void *w, int64_t n, int64_t k, int64_t nr,         \
+	                            const int32_t *ids, int64_t rows, float *out, int64_t ldo, int ith, \
+	                            int nth);
+SYNTH_GATHER_DECL(ref)
+SYNTH_GATHER_DECL(avx2)
+SYNTH_GATHER_DECL(avx512)
+
+// ---- f16 rows -----------------------------------------------------------------------------
+// y[dst[r]] = x[r] rounded to IEEE binary16 (round to nearest even, as synth_quantize_ref's
+// F16), for r < rows: appending keys and values to an f16 KV cache, each row to its slot's
+// next position. x: [rows, cols] (ldx); y: rows of ldy halfs; dst[r] >= 0 and the rows
+// dst names distinct. Threaded over rows.
+#define SYNTH_STORE_F16_DECL(isa)                                                                \
+	int synth_store_rows_f16_##isa(const float *x, int64_t ldx, int64_t rows, int64_t cols,       \
+	                               const int64_t *dst, uint16_t *y, int64_t ldy, int ith, int nth);
+SYNTH_STORE_F16_DECL(ref)
+SYNTH_STORE_F16_DECL(avx2)
+SYNTH_STORE_F16_DECL(avx512)
 
 // ---- GEMM: y = act(x W^T + bias) + res ----------------------------------------------------
 // x: [m, k] (ldx); bias: [n] or NULL; res: [m, n] (ldr) or NULL, added after act;
@@ -156,12 +185,14 @@ int synth_im2col_f32_ref(const float *img, int64_t b, int64_t c, int64_t h, int6
 //   score_ij = scale * q_i . k_j; o_i = sum_j softmax_j(score_ij) v_j over the valid j,
 //   with max subtraction. A query with no valid key gets the mean of v over all nk keys
 //   (uniform weights: what HF's finfo.min masking gives); with nk == 0, zeros.
-// q: (ldq), k: (ldk), v: (ldv), o: (ldo) rows of h*d floats at least; o must not overlap
-// q, k or v. d <= SYNTH_MAX_HEAD_DIM. Threaded over (sequence, head, query block).
-int synth_attention_f32_ref(const float *q, int64_t ldq, const float *k, int64_t ldk,
-                            const float *v, int64_t ldv, float *o, int64_t ldo,
+// q: (ldq), o: (ldo) rows of h*d floats at least; k (ldk), v (ldv): rows of h*d values
+// of kvdt, SYNTH_F32 or SYNTH_F16 (an f16 KV cache: values widened exactly to f32 as they
+// are read, so the result is that of f32 k and v holding the same values). o must not
+// overlap q, k or v. d <= SYNTH_MAX_HEAD_DIM. Threaded over (sequence, head, query block).
+int synth_attention_f32_ref(const float *q, int64_t ldq, const void *k, int64_t ldk,
+                            const void *v, int64_t ldv, float *o, int64_t ldo,
                             const int64_t *seq, int64_t nseq, const uint8_t *mask,
-                            int64_t h, int64_t d, float scale, int causal,
+                            int64_t h, int64_t d, float scale, int causal, int kvdt,
                             float *scratch, int ith, int nth);
 
 // ---- SIMD variants of the row ops, argmax and attention ----------------------------------
@@ -182,10 +213,10 @@ int synth_attention_f32_ref(const float *q, int64_t ldq, const float *k, int64_t
 	                           int64_t cols, int ith, int nth);                                           \
 	int synth_argmax_f32_##isa(const float *x, int64_t ldx, int64_t rows, int64_t cols, int64_t *out,    \
 	                           int ith, int nth);                                                         \
-	int synth_attention_f32_##isa(const float *q, int64_t ldq, const float *k, int64_t ldk,              \
-	                              const float *v, int64_t ldv, float *o, int64_t ldo, const int64_t *seq, \
+	int synth_attention_f32_##isa(const float *q, int64_t ldq, const void *k, int64_t ldk,               \
+	                              const void *v, int64_t ldv, float *o, int64_t ldo, const int64_t *seq,  \
 	                              int64_t nseq, const uint8_t *mask, int64_t h, int64_t d, float scale,  \
-	                              int causal, float *scratch, int ith, int nth);
+	                              int causal, int kvdt, float *scratch, int ith, int nth);
 SYNTH_VARIANT_DECLS(avx2)
 SYNTH_VARIANT_DECLS(avx512)
 
@@ -207,9 +238,13 @@ int synth_axpby(int isa, const float *a, int64_t lda, float alpha, const float *
 int synth_l2norm(int isa, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows, int64_t cols, int ith,
                  int nth);
 int synth_argmax(int isa, const float *x, int64_t ldx, int64_t rows, int64_t cols, int64_t *out, int ith, int nth);
-int synth_attention(int isa, const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+int synth_attention(int isa, const float *q, int64_t ldq, const void *k, int64_t ldk, const void *v, int64_t ldv,
                     float *o, int64_t ldo, const int64_t *seq, int64_t nseq, const uint8_t *mask, int64_t h,
-                    int64_t d, float scale, int causal, float *scratch, int ith, int nth);
+                    int64_t d, float scale, int causal, int kvdt, float *scratch, int ith, int nth);
+int synth_gather_rows(int isa, int dt, const void *w, int64_t n, int64_t k, int64_t nr, const int32_t *ids,
+                      int64_t rows, float *out, int64_t ldo, int ith, int nth);
+int synth_store_rows_f16(int isa, const float *x, int64_t ldx, int64_t rows, int64_t cols, const int64_t *dst,
+                         uint16_t *y, int64_t ldy, int ith, int nth);
 
 // ---- machine probes (benchmarks) ----------------------------------------------------------
 // dst[i] = src[i] for the share (ith, nth) of n floats (STREAM "copy"), and the sum of

@@ -6,6 +6,7 @@ package kernels
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"unsafe"
 )
@@ -59,35 +60,69 @@ func (s *Set) PanelWidth(dt DType) int {
 	return 0
 }
 
-// Weights is a weight matrix W [N, K] as the GEMM kernels read it.
+// Weights is a weight matrix W [N, K] as the kernels read it: its raw rows, or its
+// panels, or both. The GEMM of a variant needs the layout it reads (PanelWidth: raw rows
+// for ref, panels of its width otherwise); GatherRows reads either.
 type Weights struct {
 	DType DType
 	N, K  int
-	// Raw holds the rows of W in DType, row-major (ggml blocks for Q8_0/Q4_0). Any
-	// alignment; it may be memory-mapped file data.
+	// Raw holds the rows of W in DType, row-major (ggml blocks for Q8_0/Q4_0), or is
+	// empty. Any alignment; it may be memory-mapped file data.
 	Raw []byte
-	// Packed holds W in panels of PanelNR rows (Pack's layout, 64-byte aligned) when the
-	// variant wants them (PanelWidth(DType) > 0).
+	// Packed holds W in panels of PanelNR rows (Pack's layout, 64-byte aligned), or is
+	// empty.
 	Packed  []byte
 	PanelNR int
 }
 
-func (w *Weights) check(s *Set) error {
+// checkShape validates the dtype and shape, and every layout w holds against its size.
+func (w *Weights) checkShape() error {
 	if !w.DType.Valid() || w.N < 0 || w.K < 0 || w.K%w.DType.BlockSize() != 0 {
 		return fmt.Errorf("kernels: weights %s [%d, %d]: bad dtype or shape", w.DType, w.N, w.K)
 	}
-	if len(w.Raw) < w.N*RowBytes(w.DType, w.K) {
+	if len(w.Raw) > 0 && len(w.Raw) < w.N*RowBytes(w.DType, w.K) {
 		return fmt.Errorf("kernels: weights %s [%d, %d]: %d bytes, need %d", w.DType, w.N, w.K, len(w.Raw), w.N*RowBytes(w.DType, w.K))
 	}
-	if nr := s.PanelWidth(w.DType); nr > 0 {
-		if w.PanelNR != nr || len(w.Packed) < PackedBytes(w.DType, w.N, w.K, nr) {
-			return fmt.Errorf("kernels: weights [%d, %d]: variant %s wants panels of %d rows, have %d bytes in panels of %d", w.N, w.K, s.isa, nr, len(w.Packed), w.PanelNR)
+	if len(w.Packed) > 0 {
+		if w.PanelNR < 2 || w.PanelNR%2 != 0 || len(w.Packed) < PackedBytes(w.DType, w.N, w.K, w.PanelNR) {
+			return fmt.Errorf("kernels: weights %s [%d, %d]: %d bytes in panels of %d, need %d", w.DType, w.N, w.K, len(w.Packed), w.PanelNR, PackedBytes(w.DType, w.N, w.K, w.PanelNR))
 		}
 		if uintptr(unsafe.Pointer(&w.Packed[0]))%64 != 0 {
 			return fmt.Errorf("kernels: packed weights must be 64-byte aligned")
 		}
 	}
 	return nil
+}
+
+// check validates w for s's GEMM: the layout s reads must be there.
+func (w *Weights) check(s *Set) error {
+	if err := w.checkShape(); err != nil {
+		return err
+	}
+	empty := w.N == 0 || w.K == 0
+	if nr := s.PanelWidth(w.DType); nr > 0 {
+		if w.PanelNR != nr || (len(w.Packed) == 0 && !empty) {
+			return fmt.Errorf("kernels: weights [%d, %d]: variant %s wants panels of %d rows, have %d bytes in panels of %d", w.N, w.K, s.isa, nr, len(w.Packed), w.PanelNR)
+		}
+	} else if len(w.Raw) == 0 && !empty {
+		return fmt.Errorf("kernels: weights [%d, %d]: variant %s reads raw rows, have none", w.N, w.K, s.isa)
+	}
+	return nil
+}
+
+// stored returns the layout GatherRows reads: the panels when there are some (nr > 0),
+// else the raw rows (nr 0).
+func (w *Weights) stored() (data []byte, nr int, err error) {
+	if err := w.checkShape(); err != nil {
+		return nil, 0, err
+	}
+	if len(w.Packed) > 0 {
+		return w.Packed, w.PanelNR, nil
+	}
+	if len(w.Raw) == 0 && w.N > 0 && w.K > 0 {
+		return nil, 0, fmt.Errorf("kernels: weights [%d, %d] hold neither raw rows nor panels", w.N, w.K)
+	}
+	return w.Raw, 0, nil
 }
 
 // PackedBytes is the size of W [n, k] of dt packed in panels of nr rows (nr even).
@@ -109,6 +144,22 @@ func Pack(dt DType, raw []byte, n, k, nr int, out []byte, ith, nth int) error {
 		return nil
 	}
 	return status("pack", C.synth_pack(C.int(dt), bptr(raw), C.int64_t(n), C.int64_t(k), C.int64_t(nr), bptr(out), C.int(ith), C.int(nth)))
+}
+
+// Unpack does the share (ith, nth) of rebuilding the raw rows of W [n, k] of dt from its
+// panels of nr rows (kernels.h synth_unpack, bit-exact); out holds n*RowBytes(dt, k) bytes.
+func Unpack(dt DType, packed []byte, n, k, nr int, out []byte, ith, nth int) error {
+	if err := checkThread(ith, nth); err != nil {
+		return err
+	}
+	if !dt.Valid() || nr < 2 || nr%2 != 0 || n < 0 || k < 0 || k%dt.BlockSize() != 0 ||
+		len(packed) < PackedBytes(dt, n, k, nr) || len(out) < n*RowBytes(dt, k) {
+		return fmt.Errorf("kernels: unpack %s [%d, %d] from panels of %d: %d bytes in, %d bytes out", dt, n, k, nr, len(packed), len(out))
+	}
+	if n == 0 || k == 0 {
+		return nil
+	}
+	return status("unpack", C.synth_unpack(C.int(dt), bptr(packed), C.int64_t(n), C.int64_t(k), C.int64_t(nr), bptr(out), C.int(ith), C.int(nth)))
 }
 
 // Quantize converts f32 values to dt (bit-exact with ggml's reference quantizers);
@@ -363,34 +414,58 @@ const SeqFields = 6
 // (0 = padded) at each sequence's mask_off, or is empty. q, k, v and o have rows of at
 // least h*d values; o must not overlap the inputs. scratch: ScratchFloats floats.
 func (s *Set) Attention(q, k, v, o Mat, seq []int64, mask []byte, h, d int, scale float32, causal bool, ith, nth int, scratch []float32) error {
+	return s.attention(q, matOperand(k, "k"), matOperand(v, "v"), o, F32, seq, mask, h, d, scale, causal, ith, nth, scratch)
+}
+
+// AttentionF16 is Attention with keys and values in f16 (an f16 KV cache), widened to f32
+// exactly as the kernel reads them.
+func (s *Set) AttentionF16(q Mat, k, v Mat16, o Mat, seq []int64, mask []byte, h, d int, scale float32, causal bool, ith, nth int, scratch []float32) error {
+	return s.attention(q, mat16Operand(k, "k"), mat16Operand(v, "v"), o, F16, seq, mask, h, d, scale, causal, ith, nth, scratch)
+}
+
+// kvOperand is the k or v of an attention call, f32 or f16.
+type kvOperand struct {
+	rows, cols, ld int
+	ptr            unsafe.Pointer
+	lo, hi         uintptr // the memory its rows cover
+	err            error   // its check
+}
+
+func matOperand(m Mat, name string) kvOperand {
+	lo, hi := m.span()
+	return kvOperand{m.Rows, m.Cols, m.LD, unsafe.Pointer(m.ptr()), lo, hi, m.check("attention", name)}
+}
+
+func mat16Operand(m Mat16, name string) kvOperand {
+	lo, hi := m.span()
+	return kvOperand{m.Rows, m.Cols, m.LD, m.ptr(), lo, hi, m.check("attention", name)}
+}
+
+func (s *Set) attention(q Mat, k, v kvOperand, o Mat, kvdt DType, seq []int64, mask []byte, h, d int, scale float32, causal bool, ith, nth int, scratch []float32) error {
 	if err := checkThread(ith, nth); err != nil {
 		return err
 	}
 	if h < 1 || d < 1 || d > MaxHeadDim || len(seq)%SeqFields != 0 {
 		return fmt.Errorf("kernels: attention: %d heads of %d (max %d), %d sequence fields", h, d, MaxHeadDim, len(seq))
 	}
-	for _, m := range []struct {
-		name string
-		m    Mat
-	}{{"q", q}, {"k", k}, {"v", v}, {"o", o}} {
-		if err := m.m.check("attention", m.name); err != nil {
-			return err
-		}
-		if m.m.Cols < h*d {
-			return fmt.Errorf("kernels: attention: %s has %d columns, heads need %d", m.name, m.m.Cols, h*d)
-		}
+	if err := errors.Join(q.check("attention", "q"), k.err, v.err, o.check("attention", "o")); err != nil {
+		return err
 	}
-	if q.Rows != o.Rows || k.Rows != v.Rows {
-		return fmt.Errorf("kernels: attention: q %d rows, o %d rows, k %d rows, v %d rows", q.Rows, o.Rows, k.Rows, v.Rows)
+	if min(q.Cols, k.cols, v.cols, o.Cols) < h*d {
+		return fmt.Errorf("kernels: attention: q, k, v, o have %d, %d, %d, %d columns, heads need %d", q.Cols, k.cols, v.cols, o.Cols, h*d)
 	}
-	if overlaps(o, q) || overlaps(o, k) || overlaps(o, v) {
+	if q.Rows != o.Rows || k.rows != v.rows {
+		return fmt.Errorf("kernels: attention: q %d rows, o %d rows, k %d rows, v %d rows", q.Rows, o.Rows, k.rows, v.rows)
+	}
+	olo, ohi := o.span()
+	if overlaps(o, q) || spansOverlap(olo, ohi, k.lo, k.hi) || spansOverlap(olo, ohi, v.lo, v.hi) {
 		return fmt.Errorf("kernels: attention: output overlaps an input")
 	}
 	for i := 0; i < len(seq); i += SeqFields {
 		qr0, nq, kr0, nk, moff := seq[i], seq[i+1], seq[i+2], seq[i+3], seq[i+5]
-		if qr0 < 0 || nq < 0 || kr0 < 0 || nk < 0 || qr0+nq > int64(q.Rows) || kr0+nk > int64(k.Rows) ||
+		if qr0 < 0 || nq < 0 || kr0 < 0 || nk < 0 || qr0+nq > int64(q.Rows) || kr0+nk > int64(k.rows) ||
 			(len(mask) > 0 && moff >= 0 && moff+nk > int64(len(mask))) {
-			return fmt.Errorf("kernels: attention: sequence %d %v outside q (%d rows), k (%d rows) or mask (%d)", i/SeqFields, seq[i:i+SeqFields], q.Rows, k.Rows, len(mask))
+			return fmt.Errorf("kernels: attention: sequence %d %v outside q (%d rows), k (%d rows) or mask (%d)", i/SeqFields, seq[i:i+SeqFields], q.Rows, k.rows, len(mask))
 		}
 	}
 	if err := checkScratch(scratch); err != nil {
@@ -407,9 +482,74 @@ func (s *Set) Attention(q, k, v, o Mat, seq []int64, mask []byte, h, d int, scal
 	if len(mask) > 0 {
 		mp = (*C.uint8_t)(unsafe.Pointer(&mask[0]))
 	}
-	qp, ldq, kp, ldk, vp, ldv, op, ldo := q.ptr(), C.int64_t(q.LD), k.ptr(), C.int64_t(k.LD), v.ptr(), C.int64_t(v.LD), o.ptr(), C.int64_t(o.LD)
+	qp, ldq, kp, ldk, vp, ldv, op, ldo := q.ptr(), C.int64_t(q.LD), k.ptr, C.int64_t(k.ld), v.ptr, C.int64_t(v.ld), o.ptr(), C.int64_t(o.LD)
 	sp, ns, ch, cd, sc := (*C.int64_t)(unsafe.Pointer(&seq[0])), C.int64_t(len(seq)/SeqFields), C.int64_t(h), C.int64_t(d), C.float(scale)
 	scr, ci, cn := fptr(scratch), C.int(ith), C.int(nth)
-	rc := C.synth_attention(s.idx, qp, ldq, kp, ldk, vp, ldv, op, ldo, sp, ns, mp, ch, cd, sc, cs, scr, ci, cn)
+	rc := C.synth_attention(s.idx, qp, ldq, kp, ldk, vp, ldv, op, ldo, sp, ns, mp, ch, cd, sc, cs, C.int(kvdt), scr, ci, cn)
 	return status("attention", rc)
+}
+
+// GatherRows writes rows ids of W, dequantized to f32 (exact), into out: row i of out is
+// row ids[i] of W (ids nil: row i). W is read from its panels when it has them
+// (Weights.Packed, any panel width), else from its raw rows. out has K columns.
+func (s *Set) GatherRows(w *Weights, ids []int32, out Mat, ith, nth int) error {
+	if err := checkThread(ith, nth); err != nil {
+		return err
+	}
+	if err := out.check("gather", "out"); err != nil {
+		return err
+	}
+	data, nr, err := w.stored()
+	if err != nil {
+		return err
+	}
+	if out.Cols != w.K || (ids != nil && len(ids) != out.Rows) || (ids == nil && out.Rows > w.N) {
+		return fmt.Errorf("kernels: gather: %d ids of W [%d, %d] into %dx%d", len(ids), w.N, w.K, out.Rows, out.Cols)
+	}
+	for _, id := range ids {
+		if id < 0 || int(id) >= w.N {
+			return fmt.Errorf("kernels: gather: row %d of W [%d, %d]", id, w.N, w.K)
+		}
+	}
+	if out.Rows == 0 || out.Cols == 0 {
+		return nil
+	}
+	var ip *C.int32_t
+	if ids != nil {
+		ip = (*C.int32_t)(unsafe.Pointer(&ids[0]))
+	}
+	rc := C.synth_gather_rows(s.idx, C.int(w.DType), bptr(data), C.int64_t(w.N), C.int64_t(w.K), C.int64_t(nr), ip, C.int64_t(out.Rows), out.ptr(), C.int64_t(out.LD), C.int(ith), C.int(nth))
+	return status("gather", rc)
+}
+
+// StoreRowsF16 writes row r of x, rounded to f16 (to nearest even), to row dst[r] of y:
+// appending to an f16 KV cache. The rows dst names must be distinct.
+func (s *Set) StoreRowsF16(x Mat, dst []int64, y Mat16, ith, nth int) error {
+	if err := checkThread(ith, nth); err != nil {
+		return err
+	}
+	if err := x.check("store f16", "x"); err != nil {
+		return err
+	}
+	if err := y.check("store f16", "y"); err != nil {
+		return err
+	}
+	if len(dst) != x.Rows || y.Cols != x.Cols {
+		return fmt.Errorf("kernels: store f16: %d destinations for %dx%d into %dx%d", len(dst), x.Rows, x.Cols, y.Rows, y.Cols)
+	}
+	for _, r := range dst {
+		if r < 0 || r >= int64(y.Rows) {
+			return fmt.Errorf("kernels: store f16: destination row %d of %d", r, y.Rows)
+		}
+	}
+	xlo, xhi := x.span()
+	ylo, yhi := y.span()
+	if spansOverlap(xlo, xhi, ylo, yhi) {
+		return fmt.Errorf("kernels: store f16: output overlaps the input")
+	}
+	if x.Rows == 0 || x.Cols == 0 {
+		return nil
+	}
+	rc := C.synth_store_rows_f16(s.idx, x.ptr(), C.int64_t(x.LD), C.int64_t(x.Rows), C.int64_t(x.Cols), (*C.int64_t)(unsafe.Pointer(&dst[0])), (*C.uint16_t)(y.ptr()), C.int64_t(y.LD), C.int(ith), C.int(nth))
+	return status("store f16", rc)
 }

@@ -177,6 +177,128 @@ int synth_pack(int dt, const void *w, int64_t n, int64_t k, int64_t nr, void *ou
 	return SYNTH_OK;
 }
 
+// panel_elem is the address of the bytes holding value kk of row j (j < nr) in panel
+// (synth_pack's layout) for F32, F16, BF16 and the Q8_0 quant; for Q4_0 the byte whose
+// low (j < nr/2) or high nibble holds it. panel_scale is the f16 scale of row j's block of
+// value kk (Q8_0 and Q4_0).
+static inline const uint8_t *panel_elem(int dt, const uint8_t *panel, int64_t nr, int64_t j, int64_t kk) {
+	switch (dt) {
+	case SYNTH_F32:
+		return panel + (kk * nr + j) * 4;
+	case SYNTH_F16:
+	case SYNTH_BF16:
+		return panel + (kk * nr + j) * 2;
+	case SYNTH_Q8_0:
+		return panel + kk / QK * nr * Q8_BYTES + 2 * nr + kk % QK * nr + j;
+	default: // Q4_0
+		return panel + kk / QK * nr * Q4_BYTES + 2 * nr + kk % QK * (nr / 2) + j % (nr / 2);
+	}
+}
+
+static inline uint16_t panel_scale(int dt, const uint8_t *panel, int64_t nr, int64_t j, int64_t kk) {
+	return load_u16(panel + kk / QK * nr * (dt == SYNTH_Q8_0 ? Q8_BYTES : Q4_BYTES) + 2 * j);
+}
+
+// packed_at is value kk of row j of a panel, exactly (the formulas of weight_at).
+static inline float packed_at(int dt, const uint8_t *panel, int64_t nr, int64_t j, int64_t kk) {
+	const uint8_t *e = panel_elem(dt, panel, nr, j, kk);
+	switch (dt) {
+	case SYNTH_F32: {
+		float f;
+		memcpy(&f, e, 4);
+		return f;
+	}
+	case SYNTH_F16:
+		return f16_to_f32(load_u16(e));
+	case SYNTH_BF16:
+		return bf16_to_f32(load_u16(e));
+	case SYNTH_Q8_0:
+		return (float)(int8_t)*e * f16_to_f32(panel_scale(dt, panel, nr, j, kk));
+	default: { // Q4_0
+		int q = j < nr / 2 ? *e & 0x0f : *e >> 4;
+		return (float)(q - 8) * f16_to_f32(panel_scale(dt, panel, nr, j, kk));
+	}
+	}
+}
+
+int synth_unpack(int dt, const void *packed, int64_t n, int64_t k, int64_t nr, void *out, int ith, int nth) {
+	if (bad_thread(ith, nth) || synth_packed_bytes(dt, n, k, nr) < 0) return SYNTH_EARG;
+	int64_t rb = synth_row_bytes(dt, k), r0, r1;
+	share(n, ith, nth, &r0, &r1);
+	for (int64_t r = r0; r < r1; r++) {
+		const uint8_t *panel = (const uint8_t *)packed + r / nr * rb * nr;
+		int64_t j = r % nr;
+		uint8_t *row = (uint8_t *)out + r * rb;
+		switch (dt) {
+		case SYNTH_F32:
+		case SYNTH_F16:
+		case SYNTH_BF16: {
+			int64_t es = dt == SYNTH_F32 ? 4 : 2;
+			for (int64_t kk = 0; kk < k; kk++) memcpy(row + kk * es, panel_elem(dt, panel, nr, j, kk), (size_t)es);
+			break;
+		}
+		case SYNTH_Q8_0:
+			for (int64_t b = 0; b < k / QK; b++) {
+				uint8_t *blk = row + b * Q8_BYTES;
+				uint16_t d = panel_scale(dt, panel, nr, j, b * QK);
+				memcpy(blk, &d, 2);
+				for (int kk = 0; kk < QK; kk++) blk[2 + kk] = *panel_elem(dt, panel, nr, j, b * QK + kk);
+			}
+			break;
+		case SYNTH_Q4_0:
+			for (int64_t b = 0; b < k / QK; b++) {
+				uint8_t *blk = row + b * Q4_BYTES;
+				uint16_t d = panel_scale(dt, panel, nr, j, b * QK);
+				memcpy(blk, &d, 2);
+				for (int kk = 0; kk < QK / 2; kk++) {
+					const uint8_t *lo = panel_elem(dt, panel, nr, j, b * QK + kk);
+					const uint8_t *hi = panel_elem(dt, panel, nr, j, b * QK + kk + QK / 2);
+					int ql = j < nr / 2 ? *lo & 0x0f : *lo >> 4, qh = j < nr / 2 ? *hi & 0x0f : *hi >> 4;
+					blk[2 + kk] = (uint8_t)(ql | qh << 4);
+				}
+			}
+			break;
+		}
+	}
+	return SYNTH_OK;
+}
+
+// ---- row gather ---------------------------------------------------------------------------
+
+int synth_gather_rows_ref(int dt, const void *w, int64_t n, int64_t k, int64_t nr, const int32_t *ids,
+                          int64_t rows, float *out, int64_t ldo, int ith, int nth) {
+	if (bad_thread(ith, nth) || bad_dtype(dt, k) || n < 0 || k < 0 || rows < 0 || nr < 0 || nr % 2 != 0) return SYNTH_EARG;
+	int64_t rb = synth_row_bytes(dt, k), r0, r1;
+	share(rows, ith, nth, &r0, &r1);
+	for (int64_t r = r0; r < r1; r++) {
+		int64_t id = ids ? ids[r] : r;
+		if (id < 0 || id >= n) return SYNTH_EARG;
+		float *o = out + r * ldo;
+		if (nr == 0) {
+			const uint8_t *row = (const uint8_t *)w + id * rb;
+			for (int64_t kk = 0; kk < k; kk++) o[kk] = weight_at(dt, row, kk);
+		} else {
+			const uint8_t *panel = (const uint8_t *)w + id / nr * rb * nr;
+			for (int64_t kk = 0; kk < k; kk++) o[kk] = packed_at(dt, panel, nr, id % nr, kk);
+		}
+	}
+	return SYNTH_OK;
+}
+
+// ---- f16 rows -----------------------------------------------------------------------------
+
+int synth_store_rows_f16_ref(const float *x, int64_t ldx, int64_t rows, int64_t cols, const int64_t *dst,
+                             uint16_t *y, int64_t ldy, int ith, int nth) {
+	if (bad_thread(ith, nth) || rows < 0 || cols < 0) return SYNTH_EARG;
+	int64_t r0, r1;
+	share(rows, ith, nth, &r0, &r1);
+	for (int64_t r = r0; r < r1; r++) {
+		if (dst[r] < 0) return SYNTH_EARG;
+		for (int64_t c = 0; c < cols; c++) y[dst[r] * ldy + c] = f32_to_f16(x[r * ldx + c]);
+	}
+	return SYNTH_OK;
+}
+
 // ---- GEMM ---------------------------------------------------------------------------------
 
 // y[i][j] = act((float)(sum_kk x[i][kk] w[j][kk]) + bias[j]) + res[i][j], the sum in
@@ -355,21 +477,34 @@ static inline int attn_valid(const uint8_t *mask, int64_t mask_off, int causal, 
 	return !(mask && mask_off >= 0 && !mask[mask_off + j]);
 }
 
-static double dot_ref(const float *a, const float *b, int64_t d) {
+// kv_at is element i of a row of k or v in kvdt (f16 widened exactly).
+static inline double kv_at(const void *row, int kvdt, int64_t i) {
+	if (kvdt == SYNTH_F16) return f16_to_f32(((const uint16_t *)row)[i]);
+	return ((const float *)row)[i];
+}
+
+// kv_row is element off of row j of k or v (rows ld elements apart).
+static inline const void *kv_row(const void *base, int kvdt, int64_t ld, int64_t j, int64_t off) {
+	int64_t es = kvdt == SYNTH_F16 ? 2 : 4;
+	return (const uint8_t *)base + (j * ld + off) * es;
+}
+
+static double dot_ref(const float *a, const void *b, int kvdt, int64_t d) {
 	double s = 0;
-	for (int64_t i = 0; i < d; i++) s += (double)a[i] * b[i];
+	for (int64_t i = 0; i < d; i++) s += (double)a[i] * kv_at(b, kvdt, i);
 	return s;
 }
 
 // Two passes per query (the textbook softmax): the max of the valid scores, then
 // o = sum_j exp(s_j - max) v_j / sum_j exp(s_j - max), all in double.
-int synth_attention_f32_ref(const float *q, int64_t ldq, const float *k, int64_t ldk,
-                            const float *v, int64_t ldv, float *o, int64_t ldo,
+int synth_attention_f32_ref(const float *q, int64_t ldq, const void *k, int64_t ldk,
+                            const void *v, int64_t ldv, float *o, int64_t ldo,
                             const int64_t *seq, int64_t nseq, const uint8_t *mask,
-                            int64_t h, int64_t d, float scale, int causal,
+                            int64_t h, int64_t d, float scale, int causal, int kvdt,
                             float *scratch, int ith, int nth) {
 	(void)scratch;
 	if (bad_thread(ith, nth) || nseq < 0 || h < 1 || d < 1 || d > SYNTH_MAX_HEAD_DIM) return SYNTH_EARG;
+	if (kvdt != SYNTH_F32 && kvdt != SYNTH_F16) return SYNTH_EARG;
 	int64_t units = 0;
 	for (int64_t s = 0; s < nseq; s++) units += seq[6 * s + 1] * h;
 	int64_t u0, u1, u = 0;
@@ -387,18 +522,18 @@ int synth_attention_f32_ref(const float *q, int64_t ldq, const float *k, int64_t
 				double mx = -INFINITY;
 				for (int64_t j = 0; j < nk; j++)
 					if (attn_valid(mask, moff, causal, pos, j))
-						mx = fmax(mx, (double)scale * dot_ref(qi, k + (kr0 + j) * ldk + hd * d, d));
+						mx = fmax(mx, (double)scale * dot_ref(qi, kv_row(k, kvdt, ldk, kr0 + j, hd * d), kvdt, d));
 				for (int64_t c = 0; c < d; c++) acc[c] = 0;
 				double sum = 0;
 				for (int64_t j = 0; j < nk; j++) {
 					double p;
 					if (mx == -INFINITY) p = 1; // no valid key: uniform over all nk
 					else if (attn_valid(mask, moff, causal, pos, j))
-						p = exp((double)scale * dot_ref(qi, k + (kr0 + j) * ldk + hd * d, d) - mx);
+						p = exp((double)scale * dot_ref(qi, kv_row(k, kvdt, ldk, kr0 + j, hd * d), kvdt, d) - mx);
 					else continue;
 					sum += p;
-					const float *vj = v + (kr0 + j) * ldv + hd * d;
-					for (int64_t c = 0; c < d; c++) acc[c] += p * vj[c];
+					const void *vj = kv_row(v, kvdt, ldv, kr0 + j, hd * d);
+					for (int64_t c = 0; c < d; c++) acc[c] += p * kv_at(vj, kvdt, c);
 				}
 				for (int64_t c = 0; c < d; c++) oi[c] = sum > 0 ? (float)(acc[c] / sum) : 0.0f;
 			}

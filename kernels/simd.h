@@ -649,12 +649,32 @@ int ISA_SFX(synth_argmax_f32)(const float *x, int64_t ldx, int64_t rows, int64_t
 
 static inline int key_masked(const uint8_t *mask, int64_t moff, int64_t j) { return mask && moff >= 0 && !mask[moff + j]; }
 
+// Keys and values are f32 or f16 (an f16 KV cache). The kernels below take the element
+// type as a constant f16 flag and are compiled once for each: kv_ptr is row j of k or v
+// (rows ld elements apart), kv_load n (< VL: masked) values at element c of such a row,
+// widened to f32 (exact).
+static inline __attribute__((always_inline)) const void *kv_ptr(const int f16, const void *base, int64_t ld, int64_t j) {
+	return (const uint8_t *)base + j * ld * (f16 ? 2 : 4);
+}
+
+static inline __attribute__((always_inline)) vf kv_load(const int f16, const void *row, int64_t c, int64_t n) {
+	return f16 ? vloadn_f16((const uint16_t *)row + c, n) : vloadn((const float *)row + c, n);
+}
+
+// widen_rows writes rows [0, rows) x d of f16 src (rows lds apart) to dst as f32, rows d
+// apart: a block of an f16 cache for the kernels that read k and v as f32 operands.
+static void widen_rows(const uint16_t *src, int64_t lds, int64_t rows, int64_t d, float *dst) {
+	for (int64_t r = 0; r < rows; r++)
+		for (int64_t c = 0; c < d; c += VL) vstoren(dst + r * d + c, vloadn_f16(src + r * lds + c, d - c), d - c);
+}
+
 // mean_v writes the mean of v rows [0, nk) (head columns) to o: the output of a query
 // with no valid key (uniform weights), or zeros when nk is 0.
-static void mean_v(const float *v, int64_t ldv, int64_t nk, int64_t d, float *o, int64_t ostride) {
+static void mean_v(int f16, const void *v, int64_t ldv, int64_t nk, int64_t d, float *o, int64_t ostride) {
 	for (int64_t c = 0; c < d; c++) {
 		double s = 0;
-		for (int64_t j = 0; j < nk; j++) s += v[j * ldv + c];
+		for (int64_t j = 0; j < nk; j++)
+			s += f16 ? f16_to_f32(((const uint16_t *)v)[j * ldv + c]) : ((const float *)v)[j * ldv + c];
 		o[c * ostride] = nk ? (float)(s / (double)nk) : 0.0f;
 	}
 }
@@ -662,10 +682,12 @@ static void mean_v(const float *v, int64_t ldv, int64_t nk, int64_t d, float *o,
 // attend_narrow: one query row, flash-style over blocks of BK keys. Scores are f32 dot
 // products over d (VL lanes, then horizontal sums four keys at a time), the running max
 // and sum are rescaled per block (online softmax), and the output accumulates p_j v_j
-// over d in registers, up to 8 vectors of d at a time.
-static void attend_narrow(const float *qi, const float *k, int64_t ldk, const float *v, int64_t ldv, float *oi,
-                          int64_t nk, int64_t kend, int64_t d, float scale, const uint8_t *mask, int64_t moff,
-                          float *scratch) {
+// over d in registers, up to 8 vectors of d at a time. f16 keys and values are widened
+// as they are loaded.
+static inline __attribute__((always_inline)) void attend_narrow(const int f16, const float *qi, const void *k,
+                                                                int64_t ldk, const void *v, int64_t ldv, float *oi,
+                                                                int64_t nk, int64_t kend, int64_t d, float scale,
+                                                                const uint8_t *mask, int64_t moff, float *scratch) {
 	float *s = scratch;                        // BK scores, then probabilities
 	float *acc = scratch + BK;                 // d, rounded up to VL
 	float *qs = acc + SYNTH_MAX_HEAD_DIM + VL; // the scaled query, zero padded
@@ -679,15 +701,16 @@ static void attend_narrow(const float *qi, const float *k, int64_t ldk, const fl
 		int64_t bk = kend - j0 < BK ? kend - j0 : BK;
 		for (int64_t j = 0; j < bk; j += 4) {
 			// four keys at once (the rows past bk repeat the last: computed, not stored)
-			const float *k0 = k + (j0 + j) * ldk, *k1 = k0 + (j + 1 < bk) * ldk, *k2 = k0 + (j + 2 < bk ? 2 : 0) * ldk,
-			            *k3 = k0 + (j + 3 < bk ? 3 : 0) * ldk;
+			const void *k0 = kv_ptr(f16, k, ldk, j0 + j), *k1 = kv_ptr(f16, k, ldk, j0 + j + (j + 1 < bk)),
+			           *k2 = kv_ptr(f16, k, ldk, j0 + j + (j + 2 < bk ? 2 : 0)),
+			           *k3 = kv_ptr(f16, k, ldk, j0 + j + (j + 3 < bk ? 3 : 0));
 			vf a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
 			for (int64_t c = 0; c < d; c += VL) {
 				vf qv = vload(qs + c);
-				a0 = vfma(qv, vloadn(k0 + c, d - c), a0);
-				a1 = vfma(qv, vloadn(k1 + c, d - c), a1);
-				a2 = vfma(qv, vloadn(k2 + c, d - c), a2);
-				a3 = vfma(qv, vloadn(k3 + c, d - c), a3);
+				a0 = vfma(qv, kv_load(f16, k0, c, d - c), a0);
+				a1 = vfma(qv, kv_load(f16, k1, c, d - c), a1);
+				a2 = vfma(qv, kv_load(f16, k2, c, d - c), a2);
+				a3 = vfma(qv, kv_load(f16, k3, c, d - c), a3);
 			}
 			float t[4];
 			vhsum4(a0, a1, a2, a3, t);
@@ -718,10 +741,10 @@ static void attend_narrow(const float *qi, const float *k, int64_t ldk, const fl
 			for (int64_t j = 0; j < bk; j++) {
 				if (s[j] == 0) continue;
 				vf p = vset1(s[j]);
-				const float *vj = v + (j0 + j) * ldv + c0;
+				const void *vj = kv_ptr(f16, v, ldv, j0 + j);
 #pragma GCC unroll 8
 				for (int e = 0; e < 8; e++)
-					if (e < nvec) o[e] = vfma(p, vloadn(vj + e * VL, d - c0 - e * VL), o[e]);
+					if (e < nvec) o[e] = vfma(p, kv_load(f16, vj, c0 + e * VL, d - c0 - e * VL), o[e]);
 			}
 #pragma GCC unroll 8
 			for (int e = 0; e < 8; e++)
@@ -729,7 +752,7 @@ static void attend_narrow(const float *qi, const float *k, int64_t ldk, const fl
 		}
 	}
 	if (l == 0) {
-		mean_v(v, ldv, nk, d, oi, 1);
+		mean_v(f16, v, ldv, nk, d, oi, 1);
 		return;
 	}
 	vf inv = vset1(1.0f / l);
@@ -741,14 +764,19 @@ static void attend_narrow(const float *qi, const float *k, int64_t ldk, const fl
 // micro-kernel computes scores st[j][queries] = sum_c k[j][c] qt[c][:] (keys as rows,
 // read in place), the online softmax runs lane-wise (one lane per query), and the
 // output accumulates transposed, ot[c][:] += sum_j v[j][c] p[j][:], also with the
-// micro-kernel. Scores and sums are f32.
-static void attend_wide(const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
-                        float *o, int64_t ldo, int64_t nq, int64_t nk, int64_t qpos0, int64_t d, float scale, int causal,
-                        const uint8_t *mask, int64_t moff, float *scratch) {
+// micro-kernel. Scores and sums are f32. f16 keys and values are widened a block at a
+// time into scratch first (a 1/NR share of the block's flops in conversions).
+static inline __attribute__((always_inline)) void attend_wide(const int f16, const float *q, int64_t ldq,
+                                                              const void *k, int64_t ldk, const void *v, int64_t ldv,
+                                                              float *o, int64_t ldo, int64_t nq, int64_t nk,
+                                                              int64_t qpos0, int64_t d, float scale, int causal,
+                                                              const uint8_t *mask, int64_t moff, float *scratch) {
 	float *qt = scratch;                            // [d][NR]
 	float *st = qt + SYNTH_MAX_HEAD_DIM * NR;       // [BK][NR] scores, then probabilities
 	float *ot = st + BK * NR;                       // [d][NR]
 	float *lrow = ot + SYNTH_MAX_HEAD_DIM * NR;     // [NR] the softmax sums, per query
+	float *kbuf = lrow + NR;                        // [BK][d] f16 keys of the block, widened
+	float *vbuf = kbuf + BK * SYNTH_MAX_HEAD_DIM;   // [BK][d] f16 values of the block, widened
 	// query rows are read along the row (a column walk down rows a multiple of 4 KiB apart
 	// would miss L1 at every step); lanes past nq stay 0
 	for (int64_t c = 0; c < d; c++) {
@@ -765,21 +793,29 @@ static void attend_wide(const float *q, int64_t ldq, const float *k, int64_t ldk
 	vf pos0 = vadd(viota(), vset1((float)qpos0)), pos1 = vadd(pos0, vset1((float)VL));
 	for (int64_t j0 = 0; j0 < kend; j0 += BK) {
 		int64_t bk = kend - j0 < BK ? kend - j0 : BK;
+		const float *kb = (const float *)k + j0 * ldk, *vb = (const float *)v + j0 * ldv; // the block's rows
+		int64_t ldkb = ldk, ldvb = ldv;
+		if (f16) {
+			widen_rows((const uint16_t *)k + j0 * ldk, ldk, bk, d, kbuf);
+			widen_rows((const uint16_t *)v + j0 * ldv, ldv, bk, d, vbuf);
+			kb = kbuf, vb = vbuf, ldkb = ldvb = d;
+		}
 		// scores: rows of MR keys at a time
 		for (int64_t j = 0; j < bk; j += MR) {
 			int64_t mr = bk - j < MR ? bk - j : MR;
 			vf acc[MR][2];
 			for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = vzero();
-			const float *kj = k + (j0 + j) * ldk;
+			const float *kj = kb + j * ldkb;
 			switch (mr) {
 #define MK_CASE(r)                                 \
 	case r:                                    \
-		mk(r, acc, kj, ldk, 1, qt, d);         \
+		mk(r, acc, kj, ldkb, 1, qt, d);        \
 		break;
 				MK_CASE(1) MK_CASE(2) MK_CASE(3) MK_CASE(4) MK_CASE(5) MK_CASE(6)
 #if MR > 6
 				MK_CASE(7) MK_CASE(8) MK_CASE(9) MK_CASE(10) MK_CASE(11) MK_CASE(12)
 #endif
+#undef MK_CASE
 			}
 			for (int64_t i = 0; i < mr; i++) {
 				vf s0 = acc[i][0], s1 = acc[i][1];
@@ -825,16 +861,17 @@ static void attend_wide(const float *q, int64_t ldq, const float *k, int64_t ldk
 				acc[i][0] = vmul(vload(ot + (c + i) * NR), a0);
 				acc[i][1] = vmul(vload(ot + (c + i) * NR + VL), a1);
 			}
-			const float *vc = v + j0 * ldv + c;
+			const float *vc = vb + c;
 			switch (mr) {
 #define MKV_CASE(r)                                \
 	case r:                                    \
-		mk(r, acc, vc, 1, ldv, st, bk);        \
+		mk(r, acc, vc, 1, ldvb, st, bk);       \
 		break;
 				MKV_CASE(1) MKV_CASE(2) MKV_CASE(3) MKV_CASE(4) MKV_CASE(5) MKV_CASE(6)
 #if MR > 6
 				MKV_CASE(7) MKV_CASE(8) MKV_CASE(9) MKV_CASE(10) MKV_CASE(11) MKV_CASE(12)
 #endif
+#undef MKV_CASE
 			}
 			for (int64_t i = 0; i < mr; i++) {
 				vstore(ot + (c + i) * NR, acc[i][0]);
@@ -846,7 +883,7 @@ static void attend_wide(const float *q, int64_t ldq, const float *k, int64_t ldk
 	vstore(lrow + VL, l1);
 	for (int64_t i = 0; i < nq; i++) {
 		if (lrow[i] == 0) {
-			mean_v(v, ldv, nk, d, o + i * ldo, 1);
+			mean_v(f16, v, ldv, nk, d, o + i * ldo, 1);
 			continue;
 		}
 		float inv = 1.0f / lrow[i];
@@ -854,14 +891,16 @@ static void attend_wide(const float *q, int64_t ldq, const float *k, int64_t ldk
 	}
 }
 
-// Attention: sequences with at most NARROW queries (decoding) go query by query
-// (attend_narrow); longer ones in blocks of NR queries (attend_wide). Work units are
-// (sequence, head, query or query block), dealt round-robin to the workers.
-int ISA_SFX(synth_attention_f32)(const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v,
-                                 int64_t ldv, float *o, int64_t ldo, const int64_t *seq, int64_t nseq,
-                                 const uint8_t *mask, int64_t h, int64_t d, float scale, int causal, float *scratch,
-                                 int ith, int nth) {
-	if (bad_thread(ith, nth) || nseq < 0 || h < 1 || d < 1 || d > SYNTH_MAX_HEAD_DIM) return SYNTH_EARG;
+// attention_kv is the attention loop for keys and values of one element type: sequences
+// with at most NARROW queries (decoding) go query by query (attend_narrow); longer ones
+// in blocks of NR queries (attend_wide). Work units are (sequence, head, query or query
+// block), dealt round-robin to the workers.
+static inline __attribute__((always_inline)) void attention_kv(const int f16, const float *q, int64_t ldq,
+                                                               const void *k, int64_t ldk, const void *v,
+                                                               int64_t ldv, float *o, int64_t ldo, const int64_t *seq,
+                                                               int64_t nseq, const uint8_t *mask, int64_t h, int64_t d,
+                                                               float scale, int causal, float *scratch, int ith,
+                                                               int nth) {
 	int64_t u = 0;
 	for (int64_t s = 0; s < nseq; s++) {
 		const int64_t *sq = seq + 6 * s;
@@ -872,19 +911,128 @@ int ISA_SFX(synth_attention_f32)(const float *q, int64_t ldq, const float *k, in
 			for (int64_t hd = 0; hd < h; hd++, u++) {
 				if (u % nth != ith) continue;
 				const float *qh = q + (qr0 + i0) * ldq + hd * d;
-				const float *kh = k + kr0 * ldk + hd * d, *vh = v + kr0 * ldv + hd * d;
+				const void *kh = kv_ptr(f16, k, ldk, kr0), *vh = kv_ptr(f16, v, ldv, kr0);
+				kh = (const uint8_t *)kh + hd * d * (f16 ? 2 : 4);
+				vh = (const uint8_t *)vh + hd * d * (f16 ? 2 : 4);
 				float *oh = o + (qr0 + i0) * ldo + hd * d;
 				if (narrow) {
 					int64_t kend = causal ? qpos0 + i0 + 1 : nk;
 					if (kend > nk) kend = nk;
-					attend_narrow(qh, kh, ldk, vh, ldv, oh, nk, kend, d, scale, mask, moff, scratch);
+					attend_narrow(f16, qh, kh, ldk, vh, ldv, oh, nk, kend, d, scale, mask, moff, scratch);
 				} else {
 					int64_t nb = nq - i0 < NR ? nq - i0 : NR;
-					attend_wide(qh, ldq, kh, ldk, vh, ldv, oh, ldo, nb, nk, qpos0 + i0, d, scale, causal, mask, moff,
-					            scratch);
+					attend_wide(f16, qh, ldq, kh, ldk, vh, ldv, oh, ldo, nb, nk, qpos0 + i0, d, scale, causal, mask,
+					            moff, scratch);
 				}
 			}
 		}
+	}
+}
+
+static __attribute__((noinline)) void attention_f32kv(const float *q, int64_t ldq, const void *k, int64_t ldk,
+                                                      const void *v, int64_t ldv, float *o, int64_t ldo,
+                                                      const int64_t *seq, int64_t nseq, const uint8_t *mask, int64_t h,
+                                                      int64_t d, float scale, int causal, float *scratch, int ith,
+                                                      int nth) {
+	attention_kv(0, q, ldq, k, ldk, v, ldv, o, ldo, seq, nseq, mask, h, d, scale, causal, scratch, ith, nth);
+}
+
+static __attribute__((noinline)) void attention_f16kv(const float *q, int64_t ldq, const void *k, int64_t ldk,
+                                                      const void *v, int64_t ldv, float *o, int64_t ldo,
+                                                      const int64_t *seq, int64_t nseq, const uint8_t *mask, int64_t h,
+                                                      int64_t d, float scale, int causal, float *scratch, int ith,
+                                                      int nth) {
+	attention_kv(1, q, ldq, k, ldk, v, ldv, o, ldo, seq, nseq, mask, h, d, scale, causal, scratch, ith, nth);
+}
+
+// Attention: the loop above for f32 or f16 keys and values.
+int ISA_SFX(synth_attention_f32)(const float *q, int64_t ldq, const void *k, int64_t ldk, const void *v,
+                                 int64_t ldv, float *o, int64_t ldo, const int64_t *seq, int64_t nseq,
+                                 const uint8_t *mask, int64_t h, int64_t d, float scale, int causal, int kvdt,
+                                 float *scratch, int ith, int nth) {
+	if (bad_thread(ith, nth) || nseq < 0 || h < 1 || d < 1 || d > SYNTH_MAX_HEAD_DIM) return SYNTH_EARG;
+	if (kvdt == SYNTH_F32) attention_f32kv(q, ldq, k, ldk, v, ldv, o, ldo, seq, nseq, mask, h, d, scale, causal, scratch, ith, nth);
+	else if (kvdt == SYNTH_F16) attention_f16kv(q, ldq, k, ldk, v, ldv, o, ldo, seq, nseq, mask, h, d, scale, causal, scratch, ith, nth);
+	else return SYNTH_EARG;
+	return SYNTH_OK;
+}
+
+// ---- row gather ---------------------------------------------------------------------------
+
+// Gather from packed panels: the row's values lie nr elements apart in its panel, so each
+// is fetched with a scalar load into a buffer of VL (f16, bf16) or a block of 32 (Q8_0,
+// Q4_0: as int8 q, or nibble - 8), then converted and scaled with vectors, the scale
+// once per block. Exact, as the reference. Raw rows (nr 0) go to the reference.
+int ISA_SFX(synth_gather_rows)(int dt, const void *w, int64_t n, int64_t k, int64_t nr, const int32_t *ids,
+                               int64_t rows, float *out, int64_t ldo, int ith, int nth) {
+	if (nr == 0) return synth_gather_rows_ref(dt, w, n, k, nr, ids, rows, out, ldo, ith, nth);
+	int64_t rb = synth_row_bytes(dt, k);
+	if (bad_thread(ith, nth) || rb < 0 || n < 0 || k < 0 || rows < 0 || nr < 0 || nr % 2 != 0) return SYNTH_EARG;
+	if ((dt == SYNTH_Q8_0 || dt == SYNTH_Q4_0) && k % QK != 0) return SYNTH_EARG;
+	int64_t r0, r1;
+	share(rows, ith, nth, &r0, &r1);
+	for (int64_t r = r0; r < r1; r++) {
+		int64_t id = ids ? ids[r] : r;
+		if (id < 0 || id >= n) return SYNTH_EARG;
+		const uint8_t *panel = (const uint8_t *)w + id / nr * rb * nr;
+		int64_t j = id % nr;
+		float *orow = out + r * ldo;
+		switch (dt) {
+		case SYNTH_F32: {
+			const float *src = (const float *)panel + j;
+			for (int64_t kk = 0; kk < k; kk++) orow[kk] = src[kk * nr];
+			break;
+		}
+		case SYNTH_F16:
+		case SYNTH_BF16: {
+			const uint16_t *src = (const uint16_t *)panel + j;
+			uint16_t t[VL];
+			for (int64_t kk = 0; kk < k; kk += VL) {
+				int64_t nv = k - kk < VL ? k - kk : VL;
+				for (int64_t i = 0; i < VL; i++) t[i] = i < nv ? src[(kk + i) * nr] : 0;
+				vstoren(orow + kk, dt == SYNTH_F16 ? vload_f16(t) : vload_bf16(t), nv);
+			}
+			break;
+		}
+		case SYNTH_Q8_0:
+		case SYNTH_Q4_0: {
+			int64_t bb = nr * (dt == SYNTH_Q8_0 ? Q8_BYTES : Q4_BYTES);
+			int8_t t[QK];
+			for (int64_t b = 0; b < k / QK; b++) {
+				const uint8_t *blk = panel + b * bb, *q = blk + 2 * nr;
+				vf dv = vset1(f16_to_f32(load_u16(blk + 2 * j)));
+				if (dt == SYNTH_Q8_0) {
+					for (int i = 0; i < QK; i++) t[i] = (int8_t)q[i * nr + j];
+				} else {
+					const uint8_t *qb = q + j % (nr / 2);
+					int sh = j < nr / 2 ? 0 : 4;
+					for (int i = 0; i < QK; i++) t[i] = (int8_t)((qb[i * (nr / 2)] >> sh & 0x0f) - 8);
+				}
+				for (int i = 0; i < QK; i += VL) vstore(orow + b * QK + i, vmul(vload_i8(t + i), dv));
+			}
+			break;
+		}
+		default:
+			return SYNTH_EARG;
+		}
+	}
+	return SYNTH_OK;
+}
+
+// ---- f16 rows -----------------------------------------------------------------------------
+
+// f16 rows: the hardware conversion (F16C / AVX-512 vcvtps2ph) rounding to nearest even,
+// the reference's rounding; only a NaN's payload may differ (both give a quiet NaN).
+int ISA_SFX(synth_store_rows_f16)(const float *x, int64_t ldx, int64_t rows, int64_t cols, const int64_t *dst,
+                                  uint16_t *y, int64_t ldy, int ith, int nth) {
+	if (bad_thread(ith, nth) || rows < 0 || cols < 0) return SYNTH_EARG;
+	int64_t r0, r1;
+	share(rows, ith, nth, &r0, &r1);
+	for (int64_t r = r0; r < r1; r++) {
+		if (dst[r] < 0) return SYNTH_EARG;
+		const float *xr = x + r * ldx;
+		uint16_t *yr = y + dst[r] * ldy;
+		for (int64_t c = 0; c < cols; c += VL) vstoren_f16(yr + c, vloadn(xr + c, cols - c), cols - c);
 	}
 	return SYNTH_OK;
 }

@@ -136,12 +136,47 @@ func (m Mat) span() (lo, hi uintptr) {
 	return lo, lo + uintptr((m.Rows-1)*m.LD+m.Cols)*4
 }
 
+// Mat16 is a 2-D operand of IEEE binary16 values (an f16 KV cache): Rows x Cols halfs,
+// row r at Data[r*LD:], LD >= Cols.
+type Mat16 struct {
+	Data           []uint16
+	Rows, Cols, LD int
+}
+
+// check is Mat.check for halfs.
+func (m Mat16) check(op, name string) error {
+	if m.Rows < 0 || m.Cols < 0 || m.LD < m.Cols {
+		return fmt.Errorf("kernels: %s %s: bad shape %dx%d with row stride %d", op, name, m.Rows, m.Cols, m.LD)
+	}
+	if m.Rows > 0 && m.Cols > 0 && len(m.Data) < (m.Rows-1)*m.LD+m.Cols {
+		return fmt.Errorf("kernels: %s %s: %d halfs cannot hold %dx%d with row stride %d", op, name, len(m.Data), m.Rows, m.Cols, m.LD)
+	}
+	return nil
+}
+
+func (m Mat16) span() (lo, hi uintptr) {
+	if m.Rows == 0 || m.Cols == 0 || len(m.Data) == 0 {
+		return 0, 0
+	}
+	lo = uintptr(unsafe.Pointer(&m.Data[0]))
+	return lo, lo + uintptr((m.Rows-1)*m.LD+m.Cols)*2
+}
+
+func (m Mat16) ptr() unsafe.Pointer {
+	if len(m.Data) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(&m.Data[0])
+}
+
 // overlaps reports whether two operands share any memory.
 func overlaps(a, b Mat) bool {
 	alo, ahi := a.span()
 	blo, bhi := b.span()
-	return alo < bhi && blo < ahi
+	return spansOverlap(alo, ahi, blo, bhi)
 }
+
+func spansOverlap(alo, ahi, blo, bhi uintptr) bool { return alo < bhi && blo < ahi }
 
 // sameView reports whether a and b are exactly the same storage and stride (allowed
 // aliasing for in-place ops).

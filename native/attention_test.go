@@ -83,10 +83,29 @@ func TestAttentionViews(t *testing.T) {
 	})
 }
 
+// roundF16 returns t with every value rounded to f16 and back (exactly what an F16
+// cache holds).
+func roundF16(t *testing.T, x Tensor) Tensor {
+	rows, cols := x.Dims2()
+	m, err := QuantizeMatrix(x.Clone().F32(), rows, cols, F16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return FromF32(m.Dequantize(), rows, cols)
+}
+
 // TestKVCacheDecodeMatchesFullAttention: prefilling slots of different lengths, then
 // decoding one position at a time through the cache, gives what causal attention over
-// the whole sequence gives, at every layer.
+// the whole sequence gives, at every layer, for F32 and F16 caches (keys and values
+// that f16 holds exactly, so the same tolerance applies: see TestKVCacheF16Accuracy for
+// the rounding).
 func TestKVCacheDecodeMatchesFullAttention(t *testing.T) {
+	for _, dt := range []DType{F32, F16} {
+		t.Run("kv="+dt.String(), func(t *testing.T) { testKVCacheDecode(t, dt) })
+	}
+}
+
+func testKVCacheDecode(t *testing.T, dt DType) {
 	r := newRand(t)
 	const layers, h, d, maxLen = 2, 4, 20, 24
 	w := h * d
@@ -97,10 +116,16 @@ func TestKVCacheDecodeMatchesFullAttention(t *testing.T) {
 	seqV := make([]Tensor, len(total))
 	for s, n := range total {
 		seqQ[s], seqK[s], seqV[s] = randTensor(r, 1, n, w), randTensor(r, 1, n, w), randTensor(r, 1, n, w)
+		if dt == F16 {
+			seqK[s], seqV[s] = roundF16(t, seqK[s]), roundF16(t, seqV[s])
+		}
 	}
 	p := AttnParams{Heads: h, HeadDim: d, Scale: float32(1 / math.Sqrt(d)), Causal: true}
 	forEachCtx(t, func(t *testing.T, c *Ctx) {
-		kv := NewKVCache(layers, 4, maxLen, w)
+		kv := NewKVCache(layers, 4, maxLen, w, dt)
+		if kv.DType() != dt {
+			t.Fatalf("cache of %s", kv.DType())
+		}
 		slots := []int{3, 0, 1} // any slot order
 		// want[s]: full causal attention of sequence s
 		want := make([]Tensor, len(total))
@@ -195,10 +220,69 @@ func TestKVCacheDecodeMatchesFullAttention(t *testing.T) {
 	})
 }
 
+// TestKVCacheF16Accuracy: an F16 cache rounds keys and values to f16 (relative error
+// e = 2^-11 each), so it attends with the f32 cache's result up to: e * max|v| for the
+// values, plus the softmax's response to score errors of at most
+// s = scale * e * max_j sum_d |q_d k_jd| (each weight moves by a factor within e^(+-2s),
+// moving the output by at most (e^(2s) - 1) * 2 * max|v|), plus the f32 kernels'
+// tolerance. Prefill and decode steps, with a padded position.
+func TestKVCacheF16Accuracy(t *testing.T) {
+	r := newRand(t)
+	const h, d, n, prompt = 4, 80, 30, 23
+	w := h * d
+	q, k, v := randTensor(r, 1, n, w), randTensor(r, 1, n, w), randTensor(r, 1, n, w)
+	p := AttnParams{Heads: h, HeadDim: d, Scale: float32(1 / math.Sqrt(d)), Causal: true}
+	valid := make([]bool, n)
+	for i := range valid {
+		valid[i] = i != 3
+	}
+	e := math.Pow(2, -11)
+	forEachCtx(t, func(t *testing.T, c *Ctx) {
+		out := map[DType]Tensor{}
+		for _, dt := range []DType{F32, F16} {
+			kv := NewKVCache(1, 2, n, w, dt)
+			kv.Append(0, []int{1}, []int{prompt}, k.Rows(0, prompt), v.Rows(0, prompt))
+			res := NewTensor(n, w)
+			res.Rows(0, prompt).CopyFrom(c.AttentionCached(q.Rows(0, prompt), kv, 0, []int{1}, []int{prompt}, p, [][]bool{valid[:prompt]}))
+			for i := prompt; i < n; i++ {
+				kv.Append(0, []int{1}, nil, k.Rows(i, i+1), v.Rows(i, i+1))
+				res.Rows(i, i+1).CopyFrom(c.AttentionCached(q.Rows(i, i+1), kv, 0, []int{1}, []int{1}, p, [][]bool{valid[:i+1]}))
+				c.Reset()
+			}
+			out[dt] = res
+		}
+		worst := 0.0
+		for i := 0; i < n; i++ {
+			for hd := 0; hd < h; hd++ {
+				vmax, smax := 0.0, 0.0
+				for j := 0; j <= i; j++ {
+					dot := 0.0
+					for col := hd * d; col < (hd+1)*d; col++ {
+						vmax = math.Max(vmax, math.Abs(float64(v.Row(j)[col])))
+						dot += math.Abs(float64(q.Row(i)[col]) * float64(k.Row(j)[col]))
+					}
+					smax = math.Max(smax, dot)
+				}
+				s := float64(p.Scale) * e * smax
+				bound := e*vmax + (math.Exp(2*s)-1)*2*vmax + 1e-5*vmax*(1+float64(p.Scale)*smax)
+				for col := hd * d; col < (hd+1)*d; col++ {
+					diff := math.Abs(float64(out[F16].Row(i)[col] - out[F32].Row(i)[col]))
+					if diff > bound {
+						t.Fatalf("position %d head %d [%d]: f16 cache %v, f32 cache %v: |diff| %.3g > bound %.3g", i, hd, col, out[F16].Row(i)[col], out[F32].Row(i)[col], diff, bound)
+					}
+					worst = max(worst, diff/vmax)
+				}
+			}
+		}
+		t.Logf("largest |f16 - f32| / max|v|: %.3g", worst)
+	})
+}
+
 func TestKVCacheMisusePanics(t *testing.T) {
-	kv := NewKVCache(1, 2, 3, 4)
+	kv := NewKVCache(1, 2, 3, 4, F32)
 	k := NewTensor(4, 4)
 	cases := map[string]func(){
+		"bad dtype":  func() { NewKVCache(1, 2, 3, 4, Q8_0) },
 		"overflow":   func() { kv.Append(0, []int{0}, nil, k, k) },
 		"bad slot":   func() { kv.Append(0, []int{2}, []int{1}, k.Rows(0, 1), k.Rows(0, 1)) },
 		"bad layer":  func() { kv.Append(1, []int{0}, []int{1}, k.Rows(0, 1), k.Rows(0, 1)) },

@@ -140,6 +140,7 @@ func BenchKernels(o BenchOptions) (*BenchReport, error) {
 	b.mlpBlock()
 	b.attention()
 	b.rowOps()
+	b.gather()
 	return b.rep, nil
 }
 
@@ -262,8 +263,9 @@ func (b *bencher) gemms() {
 		// copies of the matrix larger than any cache so that each call reads memory.
 		ws := []*Matrix{w}
 		if decode {
+			raw := w.rawRows()
 			for n := w.n * sh.DType.RowBytes(sh.K); n < decodeBytes; n += w.n * sh.DType.RowBytes(sh.K) {
-				c, err := NewMatrix(sh.DType, w.raw, sh.N, sh.K)
+				c, err := NewMatrix(sh.DType, raw, sh.N, sh.K)
 				if err != nil {
 					panic(err)
 				}
@@ -369,21 +371,24 @@ func (b *bencher) mlpBlock() {
 	}
 }
 
-// attnCase is one attention benchmark: batch sequences, heads x dim, tq queries onto tk keys.
+// attnCase is one attention benchmark: batch sequences, heads x dim, tq queries onto tk keys
+// (with cache: through a KVCache of kv's element type).
 type attnCase struct {
 	model         string
 	batch, h, d   int
 	tq, tk        int
 	causal, cache bool
+	kv            DType
 }
 
 func (b *bencher) attention() {
 	cases := []attnCase{
-		{"vit-l self", b.o.Batch, 16, 64, 257, 257, false, false},
-		{"eva-g self", b.o.Batch, 16, 88, 257, 257, false, false},
-		{"long-clip text causal", b.o.Batch, 12, 64, 248, 248, true, false},
-		{"qformer cross", b.o.Batch, 12, 64, 32, 257, false, false},
-		{"opt-2.7b decode, cache 512", 8, 32, 80, 1, 512, true, true},
+		{"vit-l self", b.o.Batch, 16, 64, 257, 257, false, false, F32},
+		{"eva-g self", b.o.Batch, 16, 88, 257, 257, false, false, F32},
+		{"long-clip text causal", b.o.Batch, 12, 64, 248, 248, true, false, F32},
+		{"qformer cross", b.o.Batch, 12, 64, 32, 257, false, false, F32},
+		{"opt-2.7b decode, cache 512", 8, 32, 80, 1, 512, true, true, F32},
+		{"opt-2.7b decode, f16 cache 512", 8, 32, 80, 1, 512, true, true, F16},
 	}
 	for _, ac := range cases {
 		w := ac.h * ac.d
@@ -404,7 +409,7 @@ func (b *bencher) attention() {
 		var kv *KVCache
 		slots, qLens := make([]int, ac.batch), make([]int, ac.batch)
 		if ac.cache {
-			kv = NewKVCache(1, ac.batch, ac.tk, w)
+			kv = NewKVCache(1, ac.batch, ac.tk, w, ac.kv)
 			for s := range slots {
 				slots[s], qLens[s] = s, ac.tq
 			}
@@ -422,7 +427,11 @@ func (b *bencher) attention() {
 			})
 			r := BenchResult{Op: "attention", Model: ac.model, Shape: shape, DType: "F32", Variant: c.Variant(), Seconds: sec, GFLOPS: flops / sec / 1e9}
 			if ac.cache { // decoding reads the whole cache: bandwidth matters
-				r.GBps = 2 * 4 * float64(ac.batch*ac.tk*w) / sec / 1e9
+				es := 4
+				if ac.kv == F16 {
+					es, r.DType = 2, "F16"
+				}
+				r.GBps = 2 * float64(es*ac.batch*ac.tk*w) / sec / 1e9
 			}
 			if g := b.gemmRate[c.Variant()]; g > 0 {
 				r.Anchor, r.Ratio = "gemm", r.GFLOPS/g
@@ -448,5 +457,30 @@ func (b *bencher) rowOps() {
 		sec = b.measure(func() { c.LogSoftmax(logits); c.Reset() })
 		b.add(BenchResult{Op: "softmax", Model: "opt logits (log)", Shape: "8x50272", DType: "F32", Variant: c.Variant(), Seconds: sec,
 			GBps: 2 * 4 * 8 * 50272 / sec / 1e9})
+	}
+}
+
+// gather: a decoding step's token embeddings, 8 rows of OPT-2.7B's Q8_0 table, read from
+// its panels (the Matrix's one copy). Fresh random ids per call over a 137 MB table, so
+// the rows come from memory as in decoding; GB/s counts the f32 rows written.
+func (b *bencher) gather() {
+	const vocab, width, rows = 50272, 2560, 8
+	w, err := QuantizeMatrix(benchFloats(41, vocab*width, 0.02), vocab, width, Q8_0)
+	if err != nil {
+		panic(err) // the shape is valid
+	}
+	r := rand.New(rand.NewPCG(42, 7))
+	ids := make([]int32, rows)
+	for _, c := range b.ctxs {
+		b.progress("gather %s", c.Variant())
+		sec := b.measure(func() {
+			for i := range ids {
+				ids[i] = int32(r.IntN(vocab))
+			}
+			c.Gather(w, ids)
+			c.Reset()
+		})
+		b.add(BenchResult{Op: "gather", Model: "opt-2.7b embed_tokens", Shape: fmt.Sprintf("%d rows of %dx%d", rows, vocab, width), DType: "Q8_0",
+			Variant: c.Variant(), Seconds: sec, GBps: 4 * rows * width / sec / 1e9})
 	}
 }

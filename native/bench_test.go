@@ -2,6 +2,7 @@ package native
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"testing"
@@ -154,6 +155,84 @@ func BenchmarkAttention(b *testing.B) {
 					pairs = float64(ac.tq*(ac.tq+1)) / 2
 				}
 				b.ReportMetric(4*float64(ac.h*ac.d)*pairs*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+// BenchmarkAttentionCached: OPT-2.7B decoding attention (8 sequences, 32 heads of 80,
+// one query each) over an F32 and an F16 cache of len positions per sequence. Each call
+// attends at the next of the cache's layers, as a decoding step does, so the keys and
+// values come from memory (the layers together are past the caches) rather than from a
+// cache-hot slab. GB/s counts the cache bytes read.
+func BenchmarkAttentionCached(b *testing.B) {
+	const slots, h, d = 8, 32, 80
+	for _, sh := range []struct{ layers, len int }{{32, 93}, {4, 512}} {
+		for _, dt := range []DType{F32, F16} {
+			for _, v := range benchVariants(b, false) {
+				b.Run(fmt.Sprintf("isa=%s/kv=%s/slots=%d/h=%d/d=%d/len=%d", v, dt, slots, h, d, sh.len), func(b *testing.B) {
+					c, err := NewCtxVariant(runtime.GOMAXPROCS(0), v)
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer c.Close()
+					r := rand.New(rand.NewPCG(7, 8))
+					w := h * d
+					kv := NewKVCache(sh.layers, slots, sh.len, w, dt)
+					ids, ones := make([]int, slots), make([]int, slots)
+					for i := range ids {
+						ids[i], ones[i] = i, 1
+					}
+					k, vv := randTensor(r, 1, slots*sh.len, w), randTensor(r, 1, slots*sh.len, w)
+					for l := 0; l < sh.layers; l++ {
+						kv.Append(l, ids, nil, k, vv)
+					}
+					q := randTensor(r, 1, slots, w)
+					p := AttnParams{Heads: h, HeadDim: d, Scale: 1 / float32(math.Sqrt(d)), Causal: true}
+					c.AttentionCached(q, kv, 0, ids, ones, p, nil) // grow the arena
+					c.Reset()
+					layer := 0
+					for b.Loop() {
+						c.AttentionCached(q, kv, layer, ids, ones, p, nil)
+						c.Reset()
+						layer = (layer + 1) % sh.layers
+					}
+					es := 4
+					if dt == F16 {
+						es = 2
+					}
+					b.ReportMetric(float64(2*es*slots*sh.len*w)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkGather: a decoding step's token embeddings, 8 rows of OPT-2.7B's 50272 x 2560
+// table (Q8_0 and F16), read from the panels: random ids per call, so the rows come from
+// memory. isa=ref is the baseline.
+func BenchmarkGather(b *testing.B) {
+	const vocab, width, rows = 50272, 2560, 8
+	for _, dt := range []DType{Q8_0, F16} {
+		w := benchMatrix(b, dt, vocab, width)
+		for _, v := range benchVariants(b, true) {
+			b.Run(fmt.Sprintf("isa=%s/dt=%s/rows=%d/n=%d/k=%d", v, dt, rows, vocab, width), func(b *testing.B) {
+				c, err := NewCtxVariant(runtime.GOMAXPROCS(0), v)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				r := rand.New(rand.NewPCG(9, 10))
+				ids := make([]int32, rows)
+				c.Gather(w, ids) // grow the arena
+				c.Reset()
+				for b.Loop() {
+					for i := range ids {
+						ids[i] = int32(r.IntN(vocab))
+					}
+					c.Gather(w, ids)
+					c.Reset()
+				}
 			})
 		}
 	}

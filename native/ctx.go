@@ -3,6 +3,7 @@ package native
 import (
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 
 	"synth/kernels"
@@ -30,6 +31,7 @@ type Ctx struct {
 	rowJob  rowJob
 	attn    attnJob
 	im2col  im2colJob
+	gather  gatherJob
 	seqBuf  []int64
 	maskBuf []byte
 }
@@ -124,9 +126,17 @@ func (a *arena) alloc(n int) []float32 {
 	return alignedFloats(n)
 }
 
+// reset grows the slab to the pass's peak when the pass overflowed it. The old slab and
+// the overflow tensors are garbage then (arena tensors die at Reset); they are collected
+// and their pages handed back before the new slab is taken, so that growing costs the
+// new slab alone: with gigabytes of weights live on the heap, the collector would leave
+// them resident beside it for a long time. This happens in the first passes only.
 func (a *arena) reset() {
 	if a.overflow > 0 {
-		a.slab = alignedFloats(len(a.slab) + a.overflow)
+		n := len(a.slab) + a.overflow
+		a.slab = nil
+		debug.FreeOSMemory()
+		a.slab = alignedFloats(n)
 	}
 	a.used, a.overflow = 0, 0
 }

@@ -2,6 +2,7 @@ package native
 
 import (
 	"math"
+	"runtime"
 	"sync"
 	"testing"
 	"unsafe"
@@ -21,6 +22,11 @@ func TestForwardPassAllocatesNothing(t *testing.T) {
 		return m
 	}
 	qkvW, outW, fc1, fc2 := mk(3*width, width), mk(width, width), mk(4*width, width), mk(width, 4*width)
+	embed, err := QuantizeMatrix(randFloats(r, 50*width, 0.1), 50, width, Q8_0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []int32{4, 49, 0}
 	g, b := randFloats(r, width, 1), randFloats(r, width, 1)
 	p := AttnParams{Heads: heads, HeadDim: width / heads, Scale: 0.25, Causal: true}
 	c := NewCtx(3)
@@ -33,11 +39,32 @@ func TestForwardPassAllocatesNothing(t *testing.T) {
 		h = c.LayerNorm(y, g, b, 1e-5)
 		m := c.Linear(h, fc1, nil, QuickGELU, Tensor{})
 		c.LinearInto(y, m, fc2, nil, None, y)
+		c.Gather(embed, ids)
 		c.Reset()
 	}
 	pass()
 	if n := testing.AllocsPerRun(20, pass); n != 0 {
 		t.Fatalf("a pass allocates %v times", n)
+	}
+}
+
+// TestArenaGrowthLeavesNoGarbage: when a pass outgrows the arena, Reset collects the old
+// slab and the overflow tensors before taking the grown slab, so the heap holds the new
+// slab and not the old memory too.
+func TestArenaGrowthLeavesNoGarbage(t *testing.T) {
+	const n = 16 << 20 // floats per tensor: 64 MiB
+	c := NewCtx(1)
+	defer c.Close()
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	c.Alloc(n)
+	c.Alloc(n)
+	c.Reset()
+	runtime.ReadMemStats(&ms)
+	if grown := int64(ms.HeapAlloc) - int64(before); grown > 2*4*n+(16<<20) {
+		t.Fatalf("the heap grew by %d MiB for a %d MiB arena", grown>>20, 2*4*n>>20)
 	}
 }
 

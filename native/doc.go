@@ -1,9 +1,10 @@
 // Package native is synth's tensor runtime: Tensor (f32 activations: shape, device,
 // contiguous storage or a strided 2-D view), Matrix (a weight matrix W [N, K] in F32,
-// F16, BF16, Q8_0 or Q4_0, packed once at load for the GEMM), the Ctx that owns the
-// worker pool and the scratch arena, the ops API the models call (Linear with fused
-// epilogues, LayerNorm, softmax, attention with a KV cache, patch embedding, gather,
-// argmax/top-k), backend selection (cpu, cuda) and CPU feature reporting.
+// F16, BF16, Q8_0 or Q4_0, packed once at load for the GEMM and then holding that one
+// copy, not its source), the Ctx that owns the worker pool and the scratch arena, the
+// ops API the models call (Linear with fused epilogues, LayerNorm, softmax, attention
+// with an F32 or F16 KV cache, patch embedding, gather, argmax/top-k), backend
+// selection (cpu, cuda) and CPU feature reporting.
 //
 // Conventions: activations are row-major; the "2-D form" of a tensor is [rows, last
 // dim]; weights use nn.Linear's [out, in] layout; attention heads are contiguous column

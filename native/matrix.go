@@ -14,27 +14,33 @@ import (
 var ErrShape = errors.New("native: bad weight shape")
 
 // Matrix is a weight matrix W [N, K] (nn.Linear layout: N outputs by K inputs) in any
-// weight dtype, ready for Ctx.Linear. It is packed once, at construction, into the
-// panels the GEMM micro-kernel of this CPU's kernel variant reads (the same dtype and
-// bytes, reordered: quantized blocks stay quantized and are dequantized inside the GEMM).
-// A Matrix is immutable and safe to share between Ctxs and goroutines.
+// weight dtype, ready for Ctx.Linear. A Matrix is immutable and safe to share between
+// Ctxs and goroutines.
 //
-// Memory: the source bytes stay referenced (Dequantize, Gather and the reference
-// kernels read them), so a Matrix costs its source plus a packed copy of the same size;
-// mmap'd sources are not touched again after packing, so the OS may drop their pages.
+// Memory: a Matrix holds one copy of its weights. Where this CPU's GEMM reads panels
+// (the avx2 and avx512 variants), construction packs the source into them (the same
+// dtype and bytes, rows reordered: quantized blocks stay quantized and are dequantized
+// inside the GEMM) and keeps no reference to the source: a heap source is garbage once
+// the caller drops it, and the pages of an mmap'd one can be handed back to the OS
+// (weights.Source.Release). Gather, Dequantize and the reference kernels read the panels
+// (kernels.GatherRows, kernels.Unpack). Where the GEMM reads raw rows (the ref variant,
+// on a CPU without AVX2), the Matrix uses the source in place: ReadsSource reports it,
+// and the source must then stay valid (and an mmap'd one mapped) while the Matrix is
+// used. A Ctx of another variant (NewCtxVariant: tests, benchmarks) adds that variant's
+// layout to the Matrix, built from the one copy, for the Matrix's lifetime.
 type Matrix struct {
-	dt   DType
-	n, k int
-	raw  []byte
-
-	host *kernels.Weights // with the panels the host's variant wants
+	dt          DType
+	n, k        int
+	host        *kernels.Weights // the one copy: panels for the host's GEMM, or the source rows
+	readsSource bool             // host.Raw is the caller's source
 
 	mu    sync.Mutex
-	other map[int]*kernels.Weights // by panel width, for other variants (tests, benchmarks)
+	other map[int]*kernels.Weights // by panel width (0: raw rows), for other variants
 }
 
-// NewMatrixF32 makes a Matrix of w [n, k] row-major (not copied; do not modify it
-// afterwards).
+// NewMatrixF32 makes a Matrix of w [n, k] row-major. Unless ReadsSource says otherwise
+// (see Matrix), w is not referenced once NewMatrixF32 returns; when it is, do not modify
+// it afterwards.
 func NewMatrixF32(w []float32, n, k int) (*Matrix, error) {
 	if n < 0 || k < 0 || len(w) != n*k {
 		return nil, fmt.Errorf("native: F32 matrix [%d, %d] from %d values: %w", n, k, len(w), ErrShape)
@@ -43,11 +49,12 @@ func NewMatrixF32(w []float32, n, k int) (*Matrix, error) {
 	if len(w) > 0 {
 		raw = unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), 4*len(w))
 	}
-	return newMatrix(F32, raw, n, k)
+	return newMatrix(F32, raw, n, k, false)
 }
 
 // NewMatrix makes a Matrix of n rows of k values of dt from raw (row-major, ggml blocks
-// for Q8_0/Q4_0; any alignment; used in place, not copied, so it may be mmap'd).
+// for Q8_0/Q4_0; any alignment; it may be mmap'd). Unless ReadsSource says otherwise
+// (see Matrix), raw is not referenced once NewMatrix returns.
 func NewMatrix(dt DType, raw []byte, n, k int) (*Matrix, error) {
 	if dt > Q4_0 {
 		return nil, fmt.Errorf("native: %s is not a weight dtype: %w", dt, ErrShape)
@@ -58,11 +65,17 @@ func NewMatrix(dt DType, raw []byte, n, k int) (*Matrix, error) {
 	if need := n * dt.RowBytes(k); len(raw) != need {
 		return nil, fmt.Errorf("native: %s matrix [%d, %d] needs %d bytes, have %d: %w", dt, n, k, need, len(raw), ErrShape)
 	}
-	return newMatrix(dt, raw, n, k)
+	return newMatrix(dt, raw, n, k, false)
 }
 
+// quantChunk bounds the bytes of rows QuantizeMatrix converts before packing them: a
+// few MiB, so that a matrix quantized at load costs its panels plus this, not a second
+// full copy. (A variable for tests.)
+var quantChunk = 8 << 20
+
 // QuantizeMatrix converts w [n, k] to dt (bit-exact with ggml's quantizers) and makes a
-// Matrix of the result.
+// Matrix of the result. w is not referenced afterwards. The rows are quantized a chunk
+// at a time straight into the panels.
 func QuantizeMatrix(w []float32, n, k int, dt DType) (*Matrix, error) {
 	if dt > Q4_0 {
 		return nil, fmt.Errorf("native: %s is not a weight dtype: %w", dt, ErrShape)
@@ -70,19 +83,49 @@ func QuantizeMatrix(w []float32, n, k int, dt DType) (*Matrix, error) {
 	if n < 0 || k < 0 || len(w) != n*k || k%dt.BlockSize() != 0 {
 		return nil, fmt.Errorf("native: quantize [%d, %d] (%d values) to %s: %w", n, k, len(w), dt, ErrShape)
 	}
-	raw := make([]byte, n*dt.RowBytes(k))
-	rb := dt.RowBytes(k)
-	for r := 0; r < n; r++ {
-		if err := kernels.Quantize(kernels.DType(dt), w[r*k:(r+1)*k], raw[r*rb:(r+1)*rb]); err != nil {
+	kdt, rb := kernels.DType(dt), dt.RowBytes(k)
+	// quantize rows [r0, r1) of w into out, rows split between the workers
+	quantize := func(r0, r1 int, out []byte) error {
+		return parallel(func(ith, nth int) error {
+			a, b := r0+(r1-r0)*ith/nth, r0+(r1-r0)*(ith+1)/nth
+			return kernels.Quantize(kdt, w[a*k:b*k], out[(a-r0)*rb:(b-r0)*rb])
+		})
+	}
+	nr := hostSet.PanelWidth(kdt)
+	if nr == 0 || n == 0 || k == 0 {
+		raw := make([]byte, n*rb)
+		if err := quantize(0, n, raw); err != nil {
 			return nil, fmt.Errorf("native: quantize to %s: %w", dt, err)
 		}
+		return newMatrix(dt, raw, n, k, true)
 	}
-	return newMatrix(dt, raw, n, k)
+	packed := alignedBytes(kernels.PackedBytes(kdt, n, k, nr))
+	chunk := max(1, quantChunk/(rb*nr)) * nr // whole panels
+	buf := make([]byte, min(chunk, n)*rb)
+	for r0 := 0; r0 < n; r0 += chunk {
+		r1 := min(n, r0+chunk)
+		if err := quantize(r0, r1, buf); err != nil {
+			return nil, fmt.Errorf("native: quantize to %s: %w", dt, err)
+		}
+		rows, out := buf[:(r1-r0)*rb], packed[r0*rb:] // panel r0/nr starts at byte r0*rb
+		if err := parallel(func(ith, nth int) error { return kernels.Pack(kdt, rows, r1-r0, k, nr, out, ith, nth) }); err != nil {
+			return nil, fmt.Errorf("native: pack [%d, %d]: %w", n, k, err)
+		}
+	}
+	return &Matrix{dt: dt, n: n, k: k, host: &kernels.Weights{DType: kdt, N: n, K: k, Packed: packed, PanelNR: nr}}, nil
 }
 
-func newMatrix(dt DType, raw []byte, n, k int) (*Matrix, error) {
-	m := &Matrix{dt: dt, n: n, k: k, raw: raw}
-	w, err := m.pack(hostSet.PanelWidth(kernels.DType(dt)))
+// newMatrix packs raw for the host's GEMM, or uses it in place when the GEMM reads raw
+// rows. owned says raw is the Matrix's own (not the caller's source).
+func newMatrix(dt DType, raw []byte, n, k int, owned bool) (*Matrix, error) {
+	m := &Matrix{dt: dt, n: n, k: k}
+	nr := hostSet.PanelWidth(kernels.DType(dt))
+	if nr == 0 {
+		m.host = &kernels.Weights{DType: kernels.DType(dt), N: n, K: k, Raw: raw}
+		m.readsSource = !owned && len(raw) > 0
+		return m, nil
+	}
+	w, err := pack(dt, raw, n, k, nr)
 	if err != nil {
 		return nil, err
 	}
@@ -90,14 +133,22 @@ func newMatrix(dt DType, raw []byte, n, k int) (*Matrix, error) {
 	return m, nil
 }
 
-// pack returns the kernels' view of m with panels of nr rows (none when nr is 0).
-func (m *Matrix) pack(nr int) (*kernels.Weights, error) {
-	w := &kernels.Weights{DType: kernels.DType(m.dt), N: m.n, K: m.k, Raw: m.raw}
-	if nr == 0 {
-		return w, nil
+// ReadsSource reports whether m reads the bytes it was made from (the host's GEMM reads
+// raw rows, see Matrix): they must then stay valid, and are touched by every GEMM.
+func (m *Matrix) ReadsSource() bool { return m.readsSource }
+
+// pack returns raw rows [n, k] of dt in panels of nr rows.
+func pack(dt DType, raw []byte, n, k, nr int) (*kernels.Weights, error) {
+	w := &kernels.Weights{DType: kernels.DType(dt), N: n, K: k, PanelNR: nr}
+	w.Packed = alignedBytes(kernels.PackedBytes(w.DType, n, k, nr))
+	if err := parallel(func(ith, nth int) error { return kernels.Pack(w.DType, raw, n, k, nr, w.Packed, ith, nth) }); err != nil {
+		return nil, fmt.Errorf("native: pack [%d, %d]: %w", n, k, err)
 	}
-	w.Packed = alignedBytes(kernels.PackedBytes(kernels.DType(m.dt), m.n, m.k, nr))
-	w.PanelNR = nr
+	return w, nil
+}
+
+// parallel runs f(ith, nth) on GOMAXPROCS goroutines (load-time work outside any Ctx).
+func parallel(f func(ith, nth int) error) error {
 	nth := runtime.GOMAXPROCS(0)
 	errs := make([]error, nth)
 	var wg sync.WaitGroup
@@ -105,17 +156,30 @@ func (m *Matrix) pack(nr int) (*kernels.Weights, error) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			errs[i] = kernels.Pack(kernels.DType(m.dt), m.raw, m.n, m.k, nr, w.Packed, i, nth)
+			errs[i] = f(i, nth)
 		}(i)
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("native: pack [%d, %d]: %w", m.n, m.k, err)
-	}
-	return w, nil
+	return errors.Join(errs...)
 }
 
-// weightsFor returns m as kernel set s reads it.
+// rawRows returns W's raw rows: the source when m reads it, else rebuilt from the panels
+// (a new slice).
+func (m *Matrix) rawRows() []byte {
+	if len(m.host.Packed) == 0 {
+		return m.host.Raw
+	}
+	raw := make([]byte, m.n*m.dt.RowBytes(m.k))
+	if err := parallel(func(ith, nth int) error {
+		return kernels.Unpack(m.host.DType, m.host.Packed, m.n, m.k, m.host.PanelNR, raw, ith, nth)
+	}); err != nil {
+		panic(err) // the shape was validated at construction
+	}
+	return raw
+}
+
+// weightsFor returns m as kernel set s reads it: the host's copy, or (tests, benchmarks)
+// the layout of another variant, made once from it and kept.
 func (m *Matrix) weightsFor(s *kernels.Set) *kernels.Weights {
 	nr := s.PanelWidth(kernels.DType(m.dt))
 	if nr == m.host.PanelNR {
@@ -126,9 +190,13 @@ func (m *Matrix) weightsFor(s *kernels.Set) *kernels.Weights {
 	if w := m.other[nr]; w != nil {
 		return w
 	}
-	w, err := m.pack(nr)
-	if err != nil {
-		panic(err) // the shape was validated at construction
+	raw := m.rawRows()
+	w := &kernels.Weights{DType: kernels.DType(m.dt), N: m.n, K: m.k, Raw: raw}
+	if nr > 0 {
+		var err error
+		if w, err = pack(m.dt, raw, m.n, m.k, nr); err != nil {
+			panic(err) // the shape was validated at construction
+		}
 	}
 	if m.other == nil {
 		m.other = map[int]*kernels.Weights{}
@@ -149,16 +217,11 @@ func (m *Matrix) DType() DType { return m.dt }
 // Dequantize returns W [N, K] as f32, row-major (a new slice; exact for every dtype).
 func (m *Matrix) Dequantize() []float32 {
 	out := make([]float32, m.n*m.k)
-	m.dequantRows(0, m.n, out)
-	return out
-}
-
-// dequantRows writes rows [r0, r1) of W as f32 into out.
-func (m *Matrix) dequantRows(r0, r1 int, out []float32) {
-	rb := m.dt.RowBytes(m.k)
-	if err := kernels.Dequantize(kernels.DType(m.dt), m.raw[r0*rb:r1*rb], out[:(r1-r0)*m.k]); err != nil {
+	mat := kernels.Mat{Data: out, Rows: m.n, Cols: m.k, LD: m.k}
+	if err := parallel(func(ith, nth int) error { return hostSet.GatherRows(m.host, nil, mat, ith, nth) }); err != nil {
 		panic(err) // sizes were validated at construction
 	}
+	return out
 }
 
 // alignedBytes returns n zeroed bytes starting on a 64-byte boundary.

@@ -295,16 +295,30 @@ func (c *Ctx) PatchEmbed(img Tensor, w *Matrix, bias []float32, patch int) Tenso
 	return c.Linear(cols, w, bias, None, Tensor{})
 }
 
+type gatherJob struct {
+	set *kernels.Set
+	w   *kernels.Weights
+	ids []int32
+	out kernels.Mat
+}
+
+func (j *gatherJob) run(ith, nth int, _ []float32) error {
+	return j.set.GatherRows(j.w, j.ids, j.out, ith, nth)
+}
+
 // Gather returns the rows ids of table, dequantized: [len(ids), K] (embedding lookup;
-// the same Matrix can serve as a tied output projection in Linear).
+// the same Matrix can serve as a tied output projection in Linear). The rows are read
+// from the Matrix's one copy, its panels (see Matrix), exactly.
 func (c *Ctx) Gather(table *Matrix, ids []int32) Tensor {
-	out := c.Alloc(len(ids), table.K())
-	for i, id := range ids {
+	for _, id := range ids {
 		if id < 0 || int(id) >= table.N() {
 			panic(fmt.Sprintf("native: Gather: id %d outside a table of %d rows", id, table.N()))
 		}
-		table.dequantRows(int(id), int(id)+1, out.Row(i))
 	}
+	out := c.Alloc(len(ids), table.K())
+	c.gather = gatherJob{set: c.set, w: table.host, ids: ids, out: out.mat()}
+	c.run(&c.gather)
+	c.gather = gatherJob{}
 	return out
 }
 

@@ -230,34 +230,43 @@ func TestPatchEmbed(t *testing.T) {
 	})
 }
 
+// TestGather: rows read from the Matrix's panels by every variant are the rows of its
+// exact dequantization, for every dtype, repeated ids included, at odd sizes.
 func TestGather(t *testing.T) {
 	r := newRand(t)
-	table := randFloats(r, 10*64, 1)
-	ids := []int32{3, 0, 9, 3}
-	c := NewCtx(2)
-	defer c.Close()
-	for _, dt := range []DType{F32, F16, Q8_0, Q4_0} {
-		m, err := QuantizeMatrix(table, 10, 64, dt)
+	const rows, k = 45, 96
+	table := randFloats(r, rows*k, 1)
+	ids := []int32{3, 0, 44, 3, 31, 32, 17}
+	for _, dt := range []DType{F32, F16, BF16, Q8_0, Q4_0} {
+		m, err := QuantizeMatrix(table, rows, k, dt)
 		if err != nil {
 			t.Fatal(err)
 		}
 		deq := m.Dequantize()
-		got := c.Gather(m, ids)
-		for i, id := range ids {
-			if !slices.Equal(got.Row(i), deq[int(id)*64:int(id+1)*64]) {
-				t.Fatalf("%s: row %d differs", dt, i)
+		forEachCtx(t, func(t *testing.T, c *Ctx) {
+			got := c.Gather(m, ids)
+			for i, id := range ids {
+				if !slices.Equal(got.Row(i), deq[int(id)*k:int(id+1)*k]) {
+					t.Fatalf("%s: row %d (id %d) differs", dt, i, id)
+				}
 			}
-		}
+			if e := c.Gather(m, nil); e.Numel() != 0 {
+				t.Fatalf("%s: no ids gave %v", dt, e.Shape())
+			}
+			c.Reset()
+		})
 	}
-	tt := FromF32(table, 10, 64)
+	c := NewCtx(2)
+	defer c.Close()
+	tt := FromF32(table, rows, k)
 	got := c.GatherRows(tt, ids)
-	if !slices.Equal(got.Row(2), tt.Row(9)) {
+	if !slices.Equal(got.Row(2), tt.Row(44)) {
 		t.Fatal("GatherRows row 2 differs")
 	}
 	defer func() {
 		if recover() == nil {
-			t.Fatal("Gather of id 10 in a table of 10 rows did not panic")
+			t.Fatal("Gather of id 45 in a table of 45 rows did not panic")
 		}
 	}()
-	c.GatherRows(tt, []int32{10})
+	c.GatherRows(tt, []int32{45})
 }

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"synth/kernels"
 )
 
 func TestTensorShapesAndViews(t *testing.T) {
@@ -100,7 +102,7 @@ func TestMatrixConstruction(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		raw := q.raw
+		raw := q.rawRows()
 		again, err := NewMatrix(dt, raw, 5, 64)
 		if err != nil {
 			t.Fatal(err)
@@ -111,6 +113,20 @@ func TestMatrixConstruction(t *testing.T) {
 		// within the format's rounding of the source
 		tol := map[DType]float64{F16: 1e-3, BF16: 8e-3, Q8_0: 0.02, Q4_0: 0.3}[dt]
 		near(t, dt.String(), q.Dequantize(), w, tol, 1)
+	}
+	// one copy: a Matrix that does not read its source is unaffected by changes to it
+	src := slices.Clone(w)
+	m, err = NewMatrixF32(src, 5, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.ReadsSource() {
+		clear(src)
+		if !slices.Equal(m.Dequantize(), w) {
+			t.Fatal("the F32 matrix changed with its source")
+		}
+	} else if hostSet.PanelWidth(kernels.F32) > 0 {
+		t.Fatal("a packed matrix reads its source")
 	}
 	bad := []struct {
 		what string
@@ -126,5 +142,73 @@ func TestMatrixConstruction(t *testing.T) {
 		if !errors.Is(b.err, ErrShape) {
 			t.Errorf("%s: error %v, want ErrShape", b.what, b.err)
 		}
+	}
+}
+
+// TestQuantizeMatrixChunks: quantizing a chunk of rows at a time straight into the
+// panels gives the panels of the whole quantized matrix, with chunks ending inside and
+// on panel boundaries and a last partial panel.
+func TestQuantizeMatrixChunks(t *testing.T) {
+	r := newRand(t)
+	defer func(c int) { quantChunk = c }(quantChunk)
+	const n, k = 101, 96
+	w := randFloats(r, n*k, 1)
+	for _, dt := range []DType{F32, F16, BF16, Q8_0, Q4_0} {
+		raw := make([]byte, n*dt.RowBytes(k))
+		if err := kernels.Quantize(kernels.DType(dt), w, raw); err != nil {
+			t.Fatal(err)
+		}
+		want, err := NewMatrix(dt, raw, n, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, chunk := range []int{1, 3 * dt.RowBytes(k) * 16, 1 << 30} {
+			quantChunk = chunk
+			m, err := QuantizeMatrix(w, n, k, dt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.ReadsSource() {
+				t.Fatalf("%s: a quantized matrix reads its source", dt)
+			}
+			if !slices.Equal(m.rawRows(), raw) {
+				t.Fatalf("%s chunk %d: rows differ from the quantized matrix", dt, chunk)
+			}
+			if !slices.Equal(m.host.Packed, want.host.Packed) {
+				t.Fatalf("%s chunk %d: panels differ from packing the quantized matrix", dt, chunk)
+			}
+		}
+	}
+}
+
+// TestMatrixOtherVariants: every variant's GEMM, the reference's raw rows included, runs
+// on layouts rebuilt from the one copy and gives what the host's does (within the GEMM
+// tolerance), and Dequantize is the source's exact dequantization.
+func TestMatrixOtherVariants(t *testing.T) {
+	r := newRand(t)
+	const m, n, k = 5, 37, 64
+	x := randTensor(r, 1, m, k)
+	w := randFloats(r, n*k, 0.2)
+	for _, dt := range []DType{F32, F16, BF16, Q8_0, Q4_0} {
+		raw := make([]byte, n*dt.RowBytes(k))
+		if err := kernels.Quantize(kernels.DType(dt), w, raw); err != nil {
+			t.Fatal(err)
+		}
+		mat, err := NewMatrix(dt, slices.Clone(raw), n, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deq := make([]float32, n*k)
+		if err := kernels.Dequantize(kernels.DType(dt), raw, deq); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(mat.Dequantize(), deq) {
+			t.Fatalf("%s: Dequantize differs from the source's", dt)
+		}
+		want := linearOracle(x.F32(), deq, nil, None, nil, m, n, k)
+		forEachCtx(t, func(t *testing.T, c *Ctx) {
+			near(t, dt.String(), c.Linear(x, mat, nil, None, Tensor{}).F32(), want, 1e-5, 1)
+			c.Reset()
+		})
 	}
 }

@@ -8,7 +8,9 @@
 // little-endian bytes in the memory-mapped file, metadata (GGUF key-values,
 // safetensors __metadata__) and the model's config.json text. Tensor.F32 converts
 // F16/BF16 and dequantizes the ggml types. Model loaders fetch tensors through a Scope,
-// which checks names, dtypes and shapes and reports tensors left unused.
+// which checks names, dtypes and shapes and reports tensors left unused. Source.Release
+// hands a mapped tensor's pages back to the OS once a loader holds its own copy, so the
+// file does not stay resident beside the model.
 //
 // Writing: GGUFWriter (GGUF v3, any metadata, tensors in F32, F16, BF16, Q8_0, Q4_0,
 // Q4_1, Q5_0, Q5_1) and WriteSafetensors. Quantize/Dequantize are pure-Go codecs that

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unsafe"
 )
 
 // Format names a checkpoint container.
@@ -50,6 +51,7 @@ type Source struct {
 	fileIdx []int // tensors[i] lives in files[fileIdx[i]]
 	byName  map[string]int
 	release []func() error
+	maps    [][]byte // the memory-mapped files, for Release
 }
 
 // Open detects the format of path and opens it:
@@ -198,8 +200,35 @@ func (s *Source) Close() error {
 	for _, r := range s.release {
 		errs = append(errs, r())
 	}
-	s.release = nil
+	s.release, s.maps = nil, nil
 	return errors.Join(errs...)
+}
+
+// Release hands the memory pages of t's data back to the OS when they belong to a file
+// s has memory-mapped: the pages wholly inside t's byte range leave the process's
+// resident memory (madvise MADV_DONTNEED on the read-only file mapping: the pages are
+// clean, so if t is read again they fault back in from the file, unchanged). Call it
+// once t's bytes have been converted or copied (packed into a native.Matrix) and
+// nothing reads them in place: without it, a model loaded from a mapped file keeps the
+// file resident beside its own copy of the weights. It is a no-op for tensors of
+// in-memory sources, data outside s's mappings, a closed Source, and on systems other
+// than Linux. Safe for concurrent use.
+func (s *Source) Release(t Tensor) error {
+	if len(t.Data) == 0 {
+		return nil
+	}
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(t.Data)))
+	hi := lo + uintptr(len(t.Data))
+	for _, m := range s.maps {
+		base := uintptr(unsafe.Pointer(unsafe.SliceData(m)))
+		if lo >= base && hi <= base+uintptr(len(m)) {
+			if err := releasePages(m, int(lo-base), int(hi-base)); err != nil {
+				return fmt.Errorf("weights: %s: release tensor %q: %w", s.path, t.Name, err)
+			}
+			return nil
+		}
+	}
+	return nil
 }
 
 func (s *Source) add(t Tensor, file int, fileName string) error {
@@ -223,6 +252,7 @@ func (s *Source) addFile(path string, want Format) error {
 		return fmt.Errorf("weights: open %s: %w", path, err)
 	}
 	s.release = append(s.release, release)
+	s.maps = append(s.maps, data)
 	f, err := sniff(data)
 	if err != nil {
 		return fmt.Errorf("weights: %s: %w", path, err)

@@ -127,7 +127,7 @@ func TestCaptionCLI(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer src.Close()
-		m, err := blip2.Load(src, blip2.Options{DType: native.F32})
+		m, err := blip2.Load(src, blip2.Options{DType: native.F32, KVCache: native.F16}) // the CLI's default cache
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -154,6 +154,9 @@ func TestCaptionCLI(t *testing.T) {
 				if _, ok := r[k]; !ok {
 					t.Errorf("record %v has no %q", r, k)
 				}
+			}
+			if p, _ := r["params"].(map[string]any); p["kv_cache"] != "f16" {
+				t.Errorf("record params %v: kv_cache is not f16", r["params"])
 			}
 			s := m.Cfg.Vision.ImageSize
 			px, err := preprocess.BLIP(imgs[img], s)
@@ -224,6 +227,7 @@ func TestCaptionUsageErrors(t *testing.T) {
 		{"caption", "--model", dir, "--images", dir, "--out", "x.jsonl", "--batch", "0"},
 		{"caption", "--model", dir, "--images", dir, "--out", "x.jsonl", "--beams", "2", "--sample"},
 		{"caption", "--model", dir, "--images", dir, "--out", "x.jsonl", "--dtype", "q3"},
+		{"caption", "--model", dir, "--images", dir, "--out", "x.jsonl", "--kv-cache", "q8_0"},
 		{"caption", "--model", dir, "--images", dir, "--out", "x.jsonl", "--early-stopping", "maybe"},
 		{"caption", "--model", dir, "--images", dir, "--out", "x.jsonl", "--lora-live"},
 		{"caption", "--model", dir, "--images", dir, "--out", "x.jsonl", "--shard", "3/2"},

@@ -37,6 +37,8 @@ var (
 	benchBatches  = flag.String("blip2.batches", "1,8", "batch sizes of the encode and decode benchmarks")
 	benchTokens   = flag.Int("blip2.tokens", 60, "new tokens per caption in the end-to-end benchmarks")
 	benchThreadsF = flag.Int("blip2.threads", 0, "worker threads (0: GOMAXPROCS)")
+	benchKVCache  = flag.String("blip2.kv-cache", "f16", "KV cache element type of the decode and caption benchmarks: f16 or f32")
+	benchGGUF     = flag.String("blip2.gguf", "", "CaptionGGUF: the random Q8_0 GGUF to caption from (absent: written there, and the benchmark stops; empty: a temp file)")
 )
 
 // benchConfig is the real configuration (fixtures/blip2/*/real-configs.json) with the
@@ -205,11 +207,22 @@ func benchTensor(name string, dt weights.DType, dims []int, k tensorKind, seed u
 }
 
 // benchSource builds the random checkpoint in memory, Linear weights stored in dt.
+// Tensors of the same dtype, kind and size share their bytes (the values do not matter
+// for speed): the source is then one layer's worth per part of the model, not a copy of
+// the whole, so loading costs about the model's own memory (an F32 model at full depth,
+// 15.5 GB, fits beside its source on a 24 GB machine).
 func benchSource(b *testing.B, cfg Config, js []byte, dt weights.DType) *weights.Source {
 	names, dims, kinds := shapes(cfg)
 	ts := make([]weights.Tensor, len(names))
+	shared := map[string][]byte{}
 	for i := range names {
 		ts[i] = benchTensor(names[i], dt, dims[i], kinds[i], uint64(i+1))
+		key := fmt.Sprint(ts[i].DType, kinds[i], len(ts[i].Data))
+		if d, ok := shared[key]; ok {
+			ts[i].Data = d
+		} else {
+			shared[key] = ts[i].Data
+		}
 	}
 	src, err := weights.FromTensors("random-"+*benchModel, ts, js, nil)
 	if err != nil {
@@ -245,6 +258,18 @@ func benchModelFor(b *testing.B, dtName string) (*Model, Config) {
 	b.Logf("%s: random model built and loaded in %s", key, time.Since(start).Round(time.Millisecond))
 	benchCache.key, benchCache.m = key, m
 	return m, cfg
+}
+
+// benchKV is the -blip2.kv-cache type.
+func benchKV(b *testing.B) native.DType {
+	switch *benchKVCache {
+	case "f16":
+		return native.F16
+	case "f32":
+		return native.F32
+	}
+	b.Fatalf("-blip2.kv-cache %q: want f16 or f32", *benchKVCache)
+	return 0
 }
 
 func nativeDTypeOf(s string) (native.DType, error) {
@@ -306,8 +331,9 @@ func BenchmarkDecode(b *testing.B) {
 	for _, dt := range strings.Split(*benchDTypes, ",") {
 		for _, n := range benchList(b, *benchBatches) {
 			cfg, _ := benchConfig(b)
-			b.Run(fmt.Sprintf("%s/dtype=%s/batch=%d", cfg.depthName(), dt, n), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/dtype=%s/kv=%s/batch=%d", cfg.depthName(), dt, *benchKVCache, n), func(b *testing.B) {
 				m, _ := benchModelFor(b, dt)
+				m.LM.KVCache = benchKV(b)
 				c := native.NewCtx(*benchThreadsF)
 				defer c.Close()
 				const steps = 60
@@ -348,8 +374,9 @@ func BenchmarkDecode(b *testing.B) {
 func BenchmarkCaption(b *testing.B) {
 	for _, dt := range strings.Split(*benchDTypes, ",") {
 		cfg, _ := benchConfig(b)
-		b.Run(fmt.Sprintf("%s/dtype=%s/batch=8/tokens=%d", cfg.depthName(), dt, *benchTokens), func(b *testing.B) {
+		b.Run(fmt.Sprintf("%s/dtype=%s/kv=%s/batch=8/tokens=%d", cfg.depthName(), dt, *benchKVCache, *benchTokens), func(b *testing.B) {
 			m, _ := benchModelFor(b, dt)
+			m.LM.KVCache = benchKV(b)
 			runCaptionBench(b, m, cfg, 8)
 		})
 	}
@@ -383,11 +410,23 @@ func runCaptionBench(b *testing.B, m *Model, cfg Config, n int) {
 
 // BenchmarkCaptionGGUF is BenchmarkCaption with the weights in a Q8_0 GGUF file, mmap'd
 // (every Linear and the token embeddings quantized), reporting the process's peak RSS
-// (VmHWM): run it alone (-bench CaptionGGUF) so no other benchmark's memory counts.
+// (VmHWM): run it alone (-bench CaptionGGUF) so no other benchmark's memory counts. To
+// keep the writing out of the peak, write the file once in a first run and caption in
+// a second:
+//
+//	go test -c -o blip2.test ./vision/blip2/
+//	./blip2.test -test.run '^$' -test.bench CaptionGGUF -blip2.gguf /tmp/b.gguf  # writes, stops
+//	/usr/bin/time -v ./blip2.test -test.run '^$' -test.bench CaptionGGUF -test.benchtime 1x -blip2.gguf /tmp/b.gguf
 func BenchmarkCaptionGGUF(b *testing.B) {
 	cfg, js := benchConfig(b)
-	b.Run(fmt.Sprintf("%s/dtype=q8_0/batch=8/tokens=%d", cfg.depthName(), *benchTokens), func(b *testing.B) {
-		path := filepath.Join(b.TempDir(), "blip2-random-q8_0.gguf")
+	b.Run(fmt.Sprintf("%s/dtype=q8_0/kv=%s/batch=8/tokens=%d", cfg.depthName(), *benchKVCache, *benchTokens), func(b *testing.B) {
+		path := *benchGGUF
+		if path == "" {
+			path = filepath.Join(b.TempDir(), "blip2-random-q8_0.gguf")
+		} else if _, err := os.Stat(path); err == nil {
+			runCaptionGGUF(b, cfg, path)
+			return
+		}
 		w := weights.NewGGUFWriter()
 		w.Add("general.architecture", "blip-2")
 		w.Add(weights.ConfigKey, string(js))
@@ -401,18 +440,29 @@ func BenchmarkCaptionGGUF(b *testing.B) {
 		if err := w.WriteFile(path); err != nil {
 			b.Fatal(err)
 		}
+		if *benchGGUF != "" {
+			b.Skipf("wrote %s: run again to caption from it", path)
+		}
 		runtime.GC()
-		src, err := weights.Open(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer src.Close()
-		m, err := Load(src, Options{DType: native.Q8_0})
-		if err != nil {
-			b.Fatal(err)
-		}
-		runCaptionBench(b, m, cfg, 8)
+		runCaptionGGUF(b, cfg, path)
 	})
+}
+
+// runCaptionGGUF loads the GGUF at path (mmap'd) and runs the caption benchmark on it.
+func runCaptionGGUF(b *testing.B, cfg Config, path string) {
+	src, err := weights.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	m, err := Load(src, Options{DType: native.Q8_0, KVCache: benchKV(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if got := m.Cfg.depthName(); got != cfg.depthName() {
+		b.Fatalf("%s holds %s, the flags ask for %s", path, got, cfg.depthName())
+	}
+	runCaptionBench(b, m, cfg, 8)
 }
 
 // peakRSS is the process's resident set high-water mark (VmHWM), in bytes.

@@ -18,6 +18,9 @@ type Options struct {
 	Adapter *weights.Adapter
 	// LiveLoRA keeps the adapter unmerged instead of folding it into F32 weights at load.
 	LiveLoRA bool
+	// KVCache is the element type of OPT's KV cache: native.F32 (the zero value) or
+	// native.F16 (half the memory; see opt.Model.KVCache).
+	KVCache native.DType
 }
 
 // Model is Blip2ForConditionalGeneration's inference path.
@@ -50,6 +53,10 @@ func Load(src *weights.Source, o Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blip2: %s: %w", src.Path(), err)
 	}
+	if o.KVCache != native.F32 && o.KVCache != native.F16 {
+		return nil, fmt.Errorf("blip2: KV cache of %s: want F32 or F16", o.KVCache)
+	}
+	lm.KVCache = o.KVCache
 	m.LM = lm
 	if err := l.Finish(); err != nil {
 		return nil, fmt.Errorf("blip2: load %s: %w", src.Path(), err)
@@ -94,7 +101,7 @@ func (m *Model) Forward(c *native.Ctx, pixels native.Tensor, ids []int32, mask [
 	if capture != nil {
 		capture("lm_inputs_embeds", x)
 	}
-	kv := native.NewKVCache(len(m.LM.Layers), b, t, e)
+	kv := native.NewKVCache(len(m.LM.Layers), b, t, e, m.LM.KVCache)
 	slots, lens := make([]int, b), make([]int, b)
 	var pos []int32
 	var keyMask [][]bool

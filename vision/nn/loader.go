@@ -89,7 +89,7 @@ func (l *Loader) linear(module, weight, bias string, out, in int) *Linear {
 	lin := &Linear{}
 	t := l.S.Get(weight, out, in)
 	if bias != "" {
-		lin.B = l.S.GetF32(bias, out)
+		lin.B = l.F32(bias, out)
 	}
 	if t.Data == nil {
 		return lin
@@ -124,6 +124,7 @@ func (l *Loader) linear(module, weight, bias string, out, in int) *Linear {
 			return lin
 		}
 		lin.W = l.matrixF32(l.S.Name(weight), w, out, in)
+		l.release(t) // the Matrix was made from the merged copy
 		return lin
 	}
 	lin.W = l.matrix(l.S.Name(weight), t, out, in)
@@ -148,7 +149,7 @@ func (l *Loader) Conv(name string, out, in, kh, kw int, bias bool) *Linear {
 	module := l.S.Name(name)
 	t := l.S.Get(name+".weight", out, in, kh, kw)
 	if bias {
-		lin.B = l.S.GetF32(name+".bias", out)
+		lin.B = l.F32(name+".bias", out)
 	}
 	if t.Data == nil {
 		return lin
@@ -180,6 +181,7 @@ func (l *Loader) Projection(name string, in, out int) *Linear {
 			w[o*in+i] = p[i*out+o]
 		}
 	}
+	l.release(t) // the Matrix is made from the transposed copy
 	return &Linear{W: l.matrixF32(l.S.Name(name), w, out, in)}
 }
 
@@ -196,33 +198,58 @@ func (l *Loader) Embedding(name string, rows, width int) *native.Matrix {
 
 // LayerNorm loads <name>.weight and <name>.bias, both [c].
 func (l *Loader) LayerNorm(name string, c int, eps float32) *LayerNorm {
-	return &LayerNorm{W: l.S.GetF32(name+".weight", c), B: l.S.GetF32(name+".bias", c), Eps: eps}
+	return &LayerNorm{W: l.F32(name+".weight", c), B: l.F32(name+".bias", c), Eps: eps}
 }
 
-// F32 loads any float tensor as float32 (embeddings tables, class tokens, positions).
-func (l *Loader) F32(name string, dims ...int) []float32 { return l.S.GetF32(name, dims...) }
+// F32 loads any float tensor as float32 (embeddings tables, class tokens, positions): a
+// copy, so the checkpoint's pages are released (see release).
+func (l *Loader) F32(name string, dims ...int) []float32 {
+	v := l.S.GetF32(name, dims...)
+	if v != nil {
+		if t, err := l.S.Source().Tensor(l.S.Name(name)); err == nil {
+			l.release(t)
+		}
+	}
+	return v
+}
+
+// release hands t's pages back to the OS when t lies in a memory-mapped checkpoint
+// (weights.Source.Release): called once the layer holds its own copy of t (a packed
+// Matrix, a converted or transposed slice), so that the file does not stay resident
+// beside the weights made from it.
+func (l *Loader) release(t weights.Tensor) {
+	if err := l.S.Source().Release(t); err != nil {
+		l.fail(fmt.Errorf("nn: %w", err))
+	}
+}
 
 // matrix makes a Matrix from a checkpoint tensor: quantized and half types the kernels
 // read are used in place; float tensors are converted to the requested dtype. ggml types
 // the kernels do not read (Q4_1, Q5_0, Q5_1, the K-quants) are dequantized exactly at load
-// and then stored like a float tensor (float32 unless a DType is asked for).
+// and then stored like a float tensor (float32 unless a DType is asked for). Unless the
+// Matrix reads the tensor's bytes in place (native.Matrix.ReadsSource), they are released.
 func (l *Loader) matrix(full string, t weights.Tensor, n, k int) *native.Matrix {
+	var m *native.Matrix
 	if dt, ok := nativeDType(t.DType); ok && (t.DType.IsQuantized() || dt == l.opt.DType) && dt != native.F32 {
-		m, err := native.NewMatrix(dt, t.Data, n, k)
-		if err != nil {
+		var err error
+		if m, err = native.NewMatrix(dt, t.Data, n, k); err != nil {
 			l.fail(fmt.Errorf("nn: %s: %w", full, err))
 		}
-		return m
+	} else if v, ok := t.F32View(); ok {
+		m = l.matrixF32(full, v, n, k)
+	} else {
+		w, err := t.F32()
+		if err != nil {
+			l.fail(fmt.Errorf("nn: %s: %w", full, err))
+			return nil
+		}
+		l.release(t) // converted: the Matrix is made from w
+		return l.matrixF32(full, w, n, k)
 	}
-	if v, ok := t.F32View(); ok {
-		return l.matrixF32(full, v, n, k)
+	if m != nil && !m.ReadsSource() {
+		l.release(t)
 	}
-	w, err := t.F32()
-	if err != nil {
-		l.fail(fmt.Errorf("nn: %s: %w", full, err))
-		return nil
-	}
-	return l.matrixF32(full, w, n, k)
+	return m
 }
 
 func (l *Loader) matrixF32(full string, w []float32, n, k int) *native.Matrix {

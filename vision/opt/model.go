@@ -25,7 +25,11 @@ type Model struct {
 	ProjOut   *nn.Linear     // project_out [P, H], nil when P == H
 	Layers    []Layer
 	Norm      *nn.LayerNorm // decoder final_layer_norm, nil with _remove_final_layer_norm
-	act       native.Epilogue
+	// KVCache is the element type of the KV caches its sessions allocate: native.F32 (the
+	// zero value), or native.F16 for half the cache's memory, keys and values rounded to
+	// f16 (see native.KVCache).
+	KVCache native.DType
+	act     native.Epilogue
 }
 
 // eps is OPT's LayerNorm eps: OPT has no setting, so torch.nn.LayerNorm's default.

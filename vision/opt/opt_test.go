@@ -54,7 +54,7 @@ func toI32(v []int64) []int32 {
 // forward runs ids [B, T] with mask through the full decoder (one prefill of every row),
 // returning the hidden states and the logits of every position.
 func forward(c *native.Ctx, m *Model, ids []int32, mask []int64, b, tl int) ([][]float32, []float32) {
-	kv := native.NewKVCache(len(m.Layers), b, tl, m.Cfg.Hidden)
+	kv := native.NewKVCache(len(m.Layers), b, tl, m.Cfg.Hidden, m.KVCache)
 	var pos []int32
 	var keyMask [][]bool
 	slots, lens := make([]int, b), make([]int, b)
@@ -133,15 +133,18 @@ func TestOPTProjParity(t *testing.T) {
 			if len(gen.Cases) == 0 {
 				t.Fatal("generate.json has no cases")
 			}
-			for _, gc := range gen.Cases {
-				ids, msk := ids64, mask
-				if gc.Name == "greedy_padded" {
-					ids, msk = padIDs, padMask
-				}
-				got := greedyOPT(t, c, m, toI32(ids), msk, b, tl, 8)
-				for i := range got {
-					if !slices.Equal(got[i], gc.OutputID[i]) {
-						t.Errorf("%s row %d: got %v, want %v (%s)", gc.Name, i, got[i], gc.OutputID[i], gc.Call)
+			for _, kv := range []native.DType{native.F32, native.F16} {
+				m.KVCache = kv // the ids must not change with an f16 cache either
+				for _, gc := range gen.Cases {
+					ids, msk := ids64, mask
+					if gc.Name == "greedy_padded" {
+						ids, msk = padIDs, padMask
+					}
+					got := greedyOPT(t, c, m, toI32(ids), msk, b, tl, 8)
+					for i := range got {
+						if !slices.Equal(got[i], gc.OutputID[i]) {
+							t.Errorf("kv %s: %s row %d: got %v, want %v (%s)", kv, gc.Name, i, got[i], gc.OutputID[i], gc.Call)
+						}
 					}
 				}
 			}

@@ -23,8 +23,8 @@ type Session struct {
 	scratch nn.Scratch
 }
 
-// NewSession allocates a cache for slots sequences of up to maxLen positions each
-// (prompt and new tokens; at most max_position_embeddings).
+// NewSession allocates a cache of m.KVCache elements for slots sequences of up to
+// maxLen positions each (prompt and new tokens; at most max_position_embeddings).
 func (m *Model) NewSession(c *native.Ctx, slots, maxLen int) (*Session, error) {
 	if slots < 1 || maxLen < 1 {
 		return nil, fmt.Errorf("opt: session of %d slots of %d positions", slots, maxLen)
@@ -34,7 +34,7 @@ func (m *Model) NewSession(c *native.Ctx, slots, maxLen int) (*Session, error) {
 	}
 	return &Session{
 		m: m, c: c,
-		kv:    native.NewKVCache(len(m.Layers), slots, maxLen, m.Cfg.Hidden),
+		kv:    native.NewKVCache(len(m.Layers), slots, maxLen, m.Cfg.Hidden, m.KVCache),
 		masks: make([][]bool, slots),
 		seen:  make([]int, slots),
 	}, nil

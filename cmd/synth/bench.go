@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -57,7 +58,10 @@ func benchKernels(c *cli.Context) error {
 		}
 		opts.Variants = vs
 	}
-	if !c.Bool("json") {
+	// The one-line progress rewrites itself, which only a terminal shows as intended: in
+	// a log file it would be one long line of escape codes.
+	live := !c.Bool("json") && isTerminal(c.App.ErrWriter)
+	if live {
 		opts.Progress = func(msg string) { fmt.Fprintf(c.App.ErrWriter, "\r\033[K%s", msg) }
 	}
 	rep, err := native.BenchKernels(opts)
@@ -69,7 +73,9 @@ func benchKernels(c *cli.Context) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	fmt.Fprint(c.App.ErrWriter, "\r\033[K")
+	if live {
+		fmt.Fprint(c.App.ErrWriter, "\r\033[K")
+	}
 	printBench(c.App.Writer, rep)
 	return nil
 }
@@ -93,4 +99,14 @@ func printBench(w io.Writer, rep *native.BenchReport) {
 			num(r.GFLOPS, 1), num(r.GBps, 1), r.Anchor, num(r.Ratio, 2), num(r.PeakFraction, 2))
 	}
 	tw.Flush()
+}
+
+// isTerminal reports whether w is a character device (a terminal), not a file or pipe.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

@@ -102,11 +102,17 @@ func (m Mat) Empty() bool { return len(m.Data) == 0 }
 // check verifies that m's rows fit its storage, so C never reads or writes past a slice.
 // op and name say which operand, for the error.
 func (m Mat) check(op, name string) error {
-	if m.Rows < 0 || m.Cols < 0 || m.LD < m.Cols {
-		return fmt.Errorf("kernels: %s %s: bad shape %dx%d with row stride %d", op, name, m.Rows, m.Cols, m.LD)
+	return checkRows(op, name, "floats", len(m.Data), m.Rows, m.Cols, m.LD)
+}
+
+// checkRows is the check of a rows x cols operand with row stride ld held in n elements
+// (unit names them in the error).
+func checkRows(op, name, unit string, n, rows, cols, ld int) error {
+	if rows < 0 || cols < 0 || ld < cols {
+		return fmt.Errorf("kernels: %s %s: bad shape %dx%d with row stride %d", op, name, rows, cols, ld)
 	}
-	if m.Rows > 0 && m.Cols > 0 && len(m.Data) < (m.Rows-1)*m.LD+m.Cols {
-		return fmt.Errorf("kernels: %s %s: %d floats cannot hold %dx%d with row stride %d", op, name, len(m.Data), m.Rows, m.Cols, m.LD)
+	if rows > 0 && cols > 0 && n < (rows-1)*ld+cols {
+		return fmt.Errorf("kernels: %s %s: %d %s cannot hold %dx%d with row stride %d", op, name, n, unit, rows, cols, ld)
 	}
 	return nil
 }
@@ -145,13 +151,7 @@ type Mat16 struct {
 
 // check is Mat.check for halfs.
 func (m Mat16) check(op, name string) error {
-	if m.Rows < 0 || m.Cols < 0 || m.LD < m.Cols {
-		return fmt.Errorf("kernels: %s %s: bad shape %dx%d with row stride %d", op, name, m.Rows, m.Cols, m.LD)
-	}
-	if m.Rows > 0 && m.Cols > 0 && len(m.Data) < (m.Rows-1)*m.LD+m.Cols {
-		return fmt.Errorf("kernels: %s %s: %d halfs cannot hold %dx%d with row stride %d", op, name, len(m.Data), m.Rows, m.Cols, m.LD)
-	}
-	return nil
+	return checkRows(op, name, "halfs", len(m.Data), m.Rows, m.Cols, m.LD)
 }
 
 func (m Mat16) span() (lo, hi uintptr) {

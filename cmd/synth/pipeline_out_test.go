@@ -62,8 +62,7 @@ func TestJSONLToParquetReadsBack(t *testing.T) {
 
 // readRows decodes every row from the file's own schema, column by column, so the check
 // does not depend on how a Go struct would map onto it: a list column gathers its
-// elements (an empty list and a null list differ by definition level), a null leaf
-// stays nil.
+// elements (definition level 0 is a null list, 1 an empty one), a null leaf stays nil.
 func readRows(t *testing.T, f *os.File, schema *parquet.Schema) []map[string]any {
 	t.Helper()
 	cols := schema.Columns()
@@ -78,19 +77,15 @@ func readRows(t *testing.T, f *os.File, schema *parquet.Schema) []map[string]any
 			for _, v := range buf[0] {
 				path := cols[v.Column()]
 				name, isList := path[0], len(path) > 1
-				if isList {
+				if isList && v.DefinitionLevel() > 0 {
 					l, _ := rec[name].([]any)
-					if l == nil && v.DefinitionLevel() > 0 {
+					if l == nil {
 						l = []any{}
 					}
 					if !v.IsNull() {
 						l = append(l, value(t, v))
 					}
-					if l == nil {
-						rec[name] = nil
-					} else {
-						rec[name] = l
-					}
+					rec[name] = l
 					continue
 				}
 				if v.IsNull() {

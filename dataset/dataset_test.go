@@ -102,6 +102,11 @@ func TestOutputResumesAndDropsTornLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.Close()
+	// Dropping the torn line rewrote the file: it keeps its mode (a temporary file alone
+	// would have made it 0600).
+	if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("rewritten output: mode %v (%v), want 0644", st.Mode().Perm(), err)
+	}
 	var ids []string
 	err = ReadRecords(p, func(_ int, raw json.RawMessage) error {
 		var r rec

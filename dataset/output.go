@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"synth/internal/atomicfile"
 )
 
 // Output is a resumable JSONL output file: one record a line, each record identified by
@@ -136,22 +138,19 @@ func (o *Output) recover() error {
 	return nil
 }
 
-// replaceFile atomically replaces path with data (temp file, fsync, rename).
+// replaceFile atomically replaces path with data, keeping the file's mode (a resumed
+// output stays as readable as it was).
 func replaceFile(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	mode := atomicfile.DefaultMode
+	if st, err := os.Stat(path); err == nil {
+		mode = st.Mode().Perm()
+	}
+	err := atomicfile.WriteMode(path, mode, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("dataset: rewrite %s: %w", path, err)
-	}
-	_, werr := tmp.Write(data)
-	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("dataset: rewrite %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("dataset: rewrite %s: %w", path, err)
+		return fmt.Errorf("dataset: rewrite output: %w", err)
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"synth/internal/atomicfile"
 )
 
 // Report is everything an evaluation found; report.json is its JSON form.
@@ -138,21 +140,9 @@ func (r *Report) WriteFiles(dir string) error {
 		{ReportMarkdown, []byte(r.Markdown())},
 		{SimilarityPNG, png},
 	} {
-		if err := writeAtomic(filepath.Join(dir, f.name), f.data); err != nil {
-			return err
+		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data); err != nil {
+			return fmt.Errorf("eval: %w", err)
 		}
-	}
-	return nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("eval: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("eval: %w", err)
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"gonum.org/v1/gonum/stat"
 
 	"synth/dataset/embcache"
+	"synth/internal/faults"
 )
 
 // fakeDim is Long-CLIP's embedding width.
@@ -432,6 +433,23 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkFiles(t, out, rep)
+
+	// Rewriting the report on a disk that fills up keeps the finished files whole and
+	// leaves no temporary file beside them.
+	restore := faults.DiskFull(t, 4<<10)
+	err = rep.WriteFiles(out)
+	restore()
+	if err == nil {
+		t.Fatal("writing the report on a full disk gave no error")
+	}
+	checkFiles(t, out, rep)
+	if ents, _ := os.ReadDir(out); len(ents) != 3 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("files in the report folder after a failed write: %v", names)
+	}
 }
 
 // checkSample: distinct eligible products, k distinct images of each.

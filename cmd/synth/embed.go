@@ -20,6 +20,7 @@ import (
 
 	"synth/dataset"
 	"synth/dataset/imagefile"
+	"synth/internal/atomicfile"
 	"synth/vision/cliptok"
 	"synth/vision/longclip"
 	"synth/vision/nn"
@@ -499,34 +500,13 @@ func writeNPY(path string, rows []float32, n, d int) error {
 	})
 }
 
-// writeFileAtomic writes path through a temporary file in the same folder and a rename.
+// writeFileAtomic writes path (creating its folder) through internal/atomicfile.
 func writeFileAtomic(path string, fill func(io.Writer) error) error {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("embed: %w", err)
-		}
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("embed: %w", err)
 	}
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	err = fill(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("embed: write %s: %w", path, err)
+	if err := atomicfile.Write(path, fill); err != nil {
+		return fmt.Errorf("embed: %w", err)
 	}
 	return nil
 }

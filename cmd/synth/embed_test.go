@@ -258,6 +258,12 @@ func TestEmbedManifestShardsAndArrays(t *testing.T) {
 	if code, _, stderr := runCLI(t, append(base, "--out", st)...); code != exitOK {
 		t.Fatal(stderr)
 	}
+	// Array outputs and their .items.jsonl are as readable as every other output.
+	for _, p := range []string{npy, st, itemsPath(npy), itemsPath(st)} {
+		if info, err := os.Stat(p); err != nil || info.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v (%v), want 0644", filepath.Base(p), info.Mode().Perm(), err)
+		}
+	}
 	d := testModelConfig.EmbedDim
 	rows := readNPY(t, npy, len(recs), d)
 	src, err := weights.Open(st)

@@ -193,3 +193,45 @@ func TestShardSplitsEveryIDOnce(t *testing.T) {
 		t.Error("All misses an id")
 	}
 }
+
+// Two writers of one output: the second is refused, naming the first's pid, instead of
+// both appending every record (which made every later resume fail on duplicate keys).
+func TestOutputRefusesSecondWriter(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "out.jsonl")
+	o, err := OpenOutput(p, OutputOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenOutput(p, OutputOptions{})
+	if !errors.Is(err, ErrOutputLocked) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) || !strings.Contains(err.Error(), p) {
+		t.Errorf("second OpenOutput: %v, want ErrOutputLocked naming the output and pid %d", err, os.Getpid())
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := o.Write("p9", rec{ID: "p9"}); err == nil {
+		t.Error("Write after Close succeeded")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("%d files beside the output after Close, want the output alone (the lock file removed)", len(ents)-1)
+	}
+	o, err = OpenOutput(p, OutputOptions{})
+	if err != nil {
+		t.Fatalf("reopen after Close: %v", err)
+	}
+	o.Close()
+
+	// A folder output (the pipeline's) is locked by a file inside it.
+	l, err := LockOutput(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LockOutput(dir); !errors.Is(err, ErrOutputLocked) {
+		t.Errorf("second folder lock: %v", err)
+	}
+	l.Release()
+}

@@ -137,6 +137,27 @@ func runEmbed(c *cli.Context) error {
 			mine = append(mine, it)
 		}
 	}
+	// The output is locked before the model loads, so a second run on it fails at once.
+	var jsonl *dataset.Output
+	if ext == ".jsonl" {
+		key := dataset.KeyFields("id")
+		if !texts {
+			key = dataset.KeyFields("id", "image")
+		}
+		if jsonl, err = dataset.OpenOutput(out, dataset.OutputOptions{Key: key, RetryErrors: true}); err != nil {
+			return err
+		}
+		defer jsonl.Close()
+	} else {
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return fmt.Errorf("embed: %w", err)
+		}
+		lock, err := dataset.LockOutput(out)
+		if err != nil {
+			return err
+		}
+		defer lock.Release()
+	}
 	e, err := openEmbedder(c, texts, c.Bool("normalize"))
 	if err != nil {
 		return err
@@ -149,8 +170,8 @@ func runEmbed(c *cli.Context) error {
 	}
 
 	var sink embedSink
-	if ext == ".jsonl" {
-		sink, err = openJSONLSink(out, identity, texts)
+	if jsonl != nil {
+		sink, err = newJSONLSink(jsonl, out, identity)
 	} else {
 		sink = newArraySink(out, ext, identity, len(mine), e.Dim(), c.Bool("normalize"))
 	}
@@ -362,7 +383,9 @@ type jsonlSink struct {
 // errFirstRecord stops ReadRecords after the first record.
 var errFirstRecord = errors.New("first record read")
 
-func openJSONLSink(path, identity string, texts bool) (*jsonlSink, error) {
+// newJSONLSink writes to out, an open output at path, after checking that its records
+// were made by the same model.
+func newJSONLSink(out *dataset.Output, path, identity string) (*jsonlSink, error) {
 	// A rerun must not mix embeddings of different models in one file.
 	err := dataset.ReadRecords(path, func(line int, raw json.RawMessage) error {
 		var rec struct {
@@ -377,14 +400,6 @@ func openJSONLSink(path, identity string, texts bool) (*jsonlSink, error) {
 		return nil
 	})
 	if err != nil && !errors.Is(err, errFirstRecord) && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	key := dataset.KeyFields("id")
-	if !texts {
-		key = dataset.KeyFields("id", "image")
-	}
-	out, err := dataset.OpenOutput(path, dataset.OutputOptions{Key: key, RetryErrors: true})
-	if err != nil {
 		return nil, err
 	}
 	return &jsonlSink{out: out, identity: identity}, nil

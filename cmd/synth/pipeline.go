@@ -238,6 +238,14 @@ func (p *pipeline) run() error {
 	if err := os.MkdirAll(p.out, 0o755); err != nil {
 		return fmt.Errorf("pipeline: %w", err)
 	}
+	if !p.dryRun {
+		// One pipeline per output folder: a second one would run every step twice.
+		lock, err := dataset.LockOutput(p.out)
+		if err != nil {
+			return err
+		}
+		defer lock.Release()
+	}
 	if cfg.Threads > 0 {
 		p.threads = cfg.Threads
 	}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -377,45 +375,4 @@ func outputStatus(out string, m *dataset.Manifest, perImage bool) (stepStatus, e
 		return nil
 	})
 	return st, err
-}
-
-// fileSHA256 hashes a file (or, for a folder, the sorted names and contents of its
-// regular files) for provenance.
-func fileSHA256(path string) (string, error) {
-	h := sha256.New()
-	info, err := os.Stat(path)
-	if err != nil {
-		return "", err
-	}
-	var files []string
-	if info.IsDir() {
-		err = filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.Type().IsRegular() {
-				files = append(files, p)
-			}
-			return err
-		})
-		if err != nil {
-			return "", err
-		}
-		sort.Strings(files)
-	} else {
-		files = []string{path}
-	}
-	for _, f := range files {
-		if info.IsDir() {
-			rel, _ := filepath.Rel(path, f)
-			fmt.Fprintf(h, "%s\n", rel)
-		}
-		fh, err := os.Open(f)
-		if err != nil {
-			return "", err
-		}
-		_, err = io.Copy(h, fh)
-		fh.Close()
-		if err != nil {
-			return "", err
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

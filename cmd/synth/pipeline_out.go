@@ -17,6 +17,7 @@ import (
 
 	"synth/dataset"
 	"synth/internal/atomicfile"
+	"synth/internal/filehash"
 )
 
 // evalSet is one dataset handed to synth eval.
@@ -145,11 +146,9 @@ func (p *pipeline) eval(sets []evalSet) error {
 	h := sha256.New()
 	fmt.Fprintf(h, "%q\n", args)
 	for _, s := range sets {
-		data, err := os.ReadFile(s.manifest)
-		if err != nil {
+		if err := filehash.Add(h, s.manifest); err != nil {
 			return fmt.Errorf("pipeline: %w", err)
 		}
-		h.Write(data)
 	}
 	if st, err := os.Stat(p.cfg.resolve(p.cfg.Eval.values["model"])); err == nil {
 		fmt.Fprintf(h, "%d %d\n", st.Size(), st.ModTime().UnixNano())
@@ -440,7 +439,7 @@ func (h *hashCache) sum(path string) (string, error) {
 	if e, ok := h.entries[path]; ok && e.Size == size && e.ModTime == mtime {
 		return e.SHA256, nil
 	}
-	sum, err := fileSHA256(path)
+	sum, err := filehash.Tree(path)
 	if err != nil {
 		return "", err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"image"
 	"io/fs"
 	"log/slog"
@@ -20,6 +19,7 @@ import (
 
 	"synth/dataset"
 	"synth/dataset/imagefile"
+	"synth/internal/seed"
 	"synth/native"
 	"synth/vision/blip2"
 	"synth/vision/generate"
@@ -443,9 +443,7 @@ func (r *captionRun) one(pb preparedBatch) (int, int, error) {
 	}
 	prompts := make([]blip2.Prompt, len(ok))
 	for i, it := range ok {
-		h := fnv.New64a()
-		h.Write([]byte(it.ID + "\x00" + it.Image))
-		prompts[i] = blip2.Prompt{IDs: r.prompt, Seed: r.seed ^ h.Sum64()}
+		prompts[i] = blip2.Prompt{IDs: r.prompt, Seed: seed.Item(r.seed, it.ID, it.Image)}
 	}
 	t0 := time.Now()
 	res, err := r.gen.Generate(native.FromF32(pixels, len(ok), 3, r.size, r.size), prompts, r.params)

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 
+	"synth/internal/escape"
+
 	"github.com/urfave/cli/v2"
 )
 
@@ -122,13 +124,8 @@ func markUsageErrors(cmds []*cli.Command) {
 	}
 }
 
+// oneLine makes an error one line of plain text: line breaks become spaces and other
+// control characters (from names in a file, say) are escaped.
 func oneLine(s string) string {
-	out := make([]rune, 0, len(s))
-	for _, r := range s {
-		if r == '\n' || r == '\r' {
-			r = ' '
-		}
-		out = append(out, r)
-	}
-	return string(out)
+	return escape.Control(strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s))
 }

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"archive/zip"
+	"bytes"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -120,6 +123,43 @@ func TestConvertDryRunWithLoRA(t *testing.T) {
 		}
 		if !strings.Contains(out, "+lora") || !strings.Contains(out, "with LoRA merged") {
 			t.Errorf("dry run does not show merges:\n%s", out)
+		}
+	}
+}
+
+// Names from a checkpoint reach the terminal escaped: a tensor name, a GGUF key or a
+// pickle global holding an escape sequence or a NUL byte used to be printed raw.
+func TestInspectEscapesNames(t *testing.T) {
+	dir := t.TempDir()
+	const evil = "x\x1b]0;pwned\x07\x1b[2J\x00y"
+	const shown = `x\x1b]0;pwned\x07\x1b[2J\x00y`
+	st := filepath.Join(dir, "m.safetensors")
+	if err := weights.WriteSafetensors(st, []weights.Tensor{{Name: "w." + evil, DType: weights.F32, Shape: []int{1}, Data: make([]byte, 4)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	gw := weights.NewGGUFWriter()
+	gw.Add("general."+evil, uint32(1))
+	gw.AddF32("t."+evil, weights.F32, []int{1}, []float32{1})
+	gg := filepath.Join(dir, "m.gguf")
+	if err := gw.WriteFile(gg); err != nil {
+		t.Fatal(err)
+	}
+	var zbuf bytes.Buffer
+	zw := zip.NewWriter(&zbuf)
+	w, _ := zw.CreateHeader(&zip.FileHeader{Name: "archive/data.pkl", Method: zip.Store})
+	w.Write([]byte("\x80\x02cos" + evil + "\nsystem\n."))
+	zw.Close()
+	pt := filepath.Join(dir, "m.pt")
+	os.WriteFile(pt, zbuf.Bytes(), 0o644)
+
+	for _, p := range []string{st, gg, pt} {
+		code, out, errOut := runCLI(t, "inspect", p)
+		all := out + errOut
+		if strings.ContainsAny(all, "\x1b\x00\x07") {
+			t.Errorf("inspect %s printed raw control characters: %q", filepath.Base(p), all)
+		}
+		if !strings.Contains(all, shown) {
+			t.Errorf("inspect %s (exit %d) does not show the name escaped: %q", filepath.Base(p), code, all)
 		}
 	}
 }

@@ -31,5 +31,7 @@
 // Models, contexts, batches and samplers own C memory: Close them. A Context is used by
 // one goroutine at a time; a Model may be shared.
 //
-// llamacpp imports nothing from synth.
+// Before llama.cpp sees a file, LoadModel reads it with synth's own GGUF parser and checks
+// the metadata llama.cpp trusts (check.go), so a malformed model is an error, not an
+// abort. llamacpp imports only weights (a standard-library leaf) from synth.
 package llamacpp

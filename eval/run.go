@@ -12,6 +12,7 @@ import (
 
 	"synth/dataset"
 	"synth/dataset/embcache"
+	"synth/dataset/imagefile"
 )
 
 // Embedder turns image files and texts into embeddings (Long-CLIP in `synth eval`).
@@ -336,7 +337,8 @@ func (e *embedRun) embedProducts(batch []dataset.Product) ([]productResult, erro
 	var imgMiss, txtMiss []*job
 	for _, j := range jobs {
 		if j.slot >= 0 {
-			b, err := os.ReadFile(j.path)
+			// bounded, and refusing FIFOs and devices, before anything is read
+			b, err := imagefile.ReadFile(j.path, imagefile.Limits{})
 			if err != nil {
 				j.err = fmt.Errorf("%s: %w", j.describe(), unwrapPath(err))
 				continue

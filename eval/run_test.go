@@ -16,7 +16,9 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"gonum.org/v1/gonum/stat"
 
@@ -359,7 +361,7 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	// Every bad product is excluded with its reason, and the sampler took the next
 	// products instead: 40 of the 43 eligible were used.
-	wantReason := map[string]string{"missing": "img/missing_1.jpg: open: no such file", "corrupt": "not an image", "rejected": "text: tokenize: rejected"}
+	wantReason := map[string]string{"missing": "img/missing_1.jpg: stat: no such file", "corrupt": "not an image", "rejected": "text: tokenize: rejected"}
 	if len(s.Excluded) != len(wantReason) {
 		t.Errorf("excluded %+v", s.Excluded)
 	}
@@ -670,5 +672,52 @@ func TestRunRejectsBadInput(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error containing %q", c.name, err, c.want)
 		}
+	}
+}
+
+// Images that are not regular files are excluded, not read: a FIFO blocked eval forever
+// in open (and it ignored SIGTERM then), /dev/zero was read until memory ran out, with
+// or without the cache.
+func TestNonRegularImagesExcluded(t *testing.T) {
+	dir := t.TempDir()
+	products := goodProducts("p", 4, 2, func(id string) string { return id + ": text" })
+	products = append(products,
+		testProduct{id: "fifo", images: []string{"product fifo image 0", ""}, text: "fifo: text"},
+		testProduct{id: "zero", images: []string{"product zero image 0", ""}, text: "zero: text"},
+	)
+	m := writeDataset(t, dir, products)
+	if err := syscall.Mkfifo(filepath.Join(dir, "img", "fifo_1.jpg"), 0o644); err != nil {
+		t.Skipf("cannot make a FIFO here: %v", err)
+	}
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "img", "zero_1.jpg")); err != nil {
+		t.Skipf("cannot link /dev/zero: %v", err)
+	}
+	type result struct {
+		rep *Report
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rep, err := Run(context.Background(), Config{Datasets: []Dataset{{Name: "d", Manifest: m}}, Products: 6, Bootstrap: 10}, &fakeEmbedder{})
+		done <- result{rep, err}
+	}()
+	var rep *Report
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		rep = r.rep
+	case <-time.After(time.Minute): // a watchdog for the hang, not a timing assertion
+		t.Fatal("eval did not finish: blocked on the FIFO")
+	}
+	want := map[string]string{"fifo": "not a regular file (a FIFO)", "zero": "not a regular file (a character device)"}
+	for _, x := range rep.Datasets[0].Excluded {
+		if w, ok := want[x.ID]; ok && strings.Contains(x.Reason, w) {
+			delete(want, x.ID)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("not excluded with the reason: %v; excluded: %+v", want, rep.Datasets[0].Excluded)
 	}
 }

@@ -135,9 +135,12 @@ func runCaption(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	batch := c.Int("batch")
-	if batch < 1 {
-		return usageErrorf("--batch must be at least 1, got %d", batch)
+	batch, err := intInRange(c, "batch", 1, maxBatch)
+	if err != nil {
+		return err
+	}
+	if batch*gp.NumBeams > maxSlots {
+		return usageErrorf("--batch %d x --beams %d = %d sequences: want at most %d", batch, gp.NumBeams, batch*gp.NumBeams, maxSlots)
 	}
 	shard, err := dataset.ParseShard(c.String("shard"))
 	if err != nil {
@@ -264,6 +267,14 @@ func captionGenParams(c *cli.Context) (generate.Params, captionParams, error) {
 	early, err := generate.ParseEarlyStopping(c.String("early-stopping"))
 	if err != nil {
 		return generate.Params{}, captionParams{}, usageErrorf("--early-stopping: %v", err)
+	}
+	if _, err := intInRange(c, "beams", 1, maxBeams); err != nil {
+		return generate.Params{}, captionParams{}, err
+	}
+	// generate treats 0 as "off" like 1; on the command line it is a mistake (transformers
+	// refuses a penalty that is not strictly positive).
+	if rp := c.Float64("repetition-penalty"); !(rp > 0) || math.IsInf(rp, 0) {
+		return generate.Params{}, captionParams{}, usageErrorf("--repetition-penalty %g: want a positive number (1: off)", rp)
 	}
 	p := generate.Params{
 		MaxNewTokens: c.Int("max-new-tokens"), MinNewTokens: c.Int("min-new-tokens"),

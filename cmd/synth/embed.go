@@ -238,8 +238,8 @@ func runEmbed(c *cli.Context) error {
 // openEmbedder loads the model (and the tokenizer when texts are embedded) as
 // longclipFlags and --threads say. Close the Embedder, then its Model.
 func openEmbedder(c *cli.Context, texts, normalize bool) (*longclip.Embedder, error) {
-	if c.Int("batch") < 1 {
-		return nil, usageErrorf("--batch must be at least 1, got %d", c.Int("batch"))
+	if _, err := intInRange(c, "batch", 1, maxBatch); err != nil {
+		return nil, err
 	}
 	dt, err := nn.ParseDType(c.String("dtype"))
 	if err != nil {

@@ -73,6 +73,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 	}
 	markUsageErrors(app.Commands)
+	requireValues(app.Commands)
 	return app
 }
 
@@ -122,6 +123,53 @@ func markUsageErrors(cmds []*cli.Command) {
 		}
 		markUsageErrors(c.Subcommands)
 	}
+}
+
+// requireValues makes a required string flag given as "" a usage error naming it (before,
+// --out "" got as far as "open : no such file or directory").
+func requireValues(cmds []*cli.Command) {
+	for _, cmd := range cmds {
+		var required []string
+		for _, f := range cmd.Flags {
+			switch fl := f.(type) {
+			case *cli.StringFlag:
+				if fl.Required {
+					required = append(required, fl.Name)
+				}
+			case *cli.StringSliceFlag:
+				if fl.Required {
+					required = append(required, fl.Name)
+				}
+			}
+		}
+		if len(required) > 0 {
+			before := cmd.Before
+			cmd.Before = func(c *cli.Context) error {
+				for _, name := range required {
+					if empty(c, name) {
+						return usageErrorf("--%s is empty", name)
+					}
+				}
+				if before != nil {
+					return before(c)
+				}
+				return nil
+			}
+		}
+		requireValues(cmd.Subcommands)
+	}
+}
+
+func empty(c *cli.Context, name string) bool {
+	if vs := c.StringSlice(name); len(vs) > 0 {
+		for _, v := range vs {
+			if strings.TrimSpace(v) == "" {
+				return true
+			}
+		}
+		return false
+	}
+	return c.IsSet(name) && strings.TrimSpace(c.String(name)) == ""
 }
 
 // oneLine makes an error one line of plain text: line breaks become spaces and other

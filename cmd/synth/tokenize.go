@@ -63,9 +63,9 @@ func runTokenize(c *cli.Context) error {
 	if (len(texts) > 0) == (c.String("texts") != "") {
 		return usageErrorf("give either --text (repeatable) or --texts FILE")
 	}
-	ctxLen := c.Int("context")
-	if ctxLen < 2 {
-		return usageErrorf("--context must be at least 2 (SOT and EOT), got %d", ctxLen)
+	ctxLen, err := intInRange(c, "context", 2, maxContext) // 2: SOT and EOT
+	if err != nil {
+		return err
 	}
 	tok, err := cliptok.Load(vocab)
 	if err != nil {

@@ -163,3 +163,41 @@ func TestInspectEscapesNames(t *testing.T) {
 		}
 	}
 }
+
+// caption and convert --merge load adapters through one function, so they agree: an
+// adapter with fan_in_fan_out true (GPT-2's Conv1D layout, never peft's output for
+// nn.Linear) is refused by both (convert used to merge it transposed).
+func TestAdapterChecksAgree(t *testing.T) {
+	for _, set := range fixtures.Sets(t, "blip2", "adapter_config.json") {
+		dir := t.TempDir()
+		cfg, err := os.ReadFile(filepath.Join(set, "adapter_config.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(cfg, &m); err != nil {
+			t.Fatal(err)
+		}
+		m["fan_in_fan_out"] = true
+		cfg, _ = json.Marshal(m)
+		os.WriteFile(filepath.Join(dir, "adapter_config.json"), cfg, 0o644)
+		w, err := os.ReadFile(filepath.Join(set, "adapter_model.safetensors"))
+		if err != nil {
+			t.Skipf("%s: no adapter_model.safetensors: %v", set, err)
+		}
+		os.WriteFile(filepath.Join(dir, "adapter_model.safetensors"), w, 0o644)
+		manifest := filepath.Join(dir, "m.jsonl")
+		os.WriteFile(manifest, []byte(`{"id":"p","images":["a.png"]}`+"\n"), 0o644)
+		tinyTokenizer(t, dir)
+
+		for _, args := range [][]string{
+			{"convert", "--in", set, "--lora", dir, "--merge", "--type", "f32", "--out", filepath.Join(dir, "m.gguf")},
+			{"caption", "--model", set, "--lora", dir, "--tokenizer", dir, "--images", manifest, "--out", filepath.Join(dir, "c.jsonl")},
+		} {
+			code, _, errOut := runCLI(t, args...)
+			if code != exitRuntime || !strings.Contains(errOut, "fan_in_fan_out is true") {
+				t.Errorf("%s: exit %d, %q; want the fan_in_fan_out refusal", args[0], code, errOut)
+			}
+		}
+	}
+}

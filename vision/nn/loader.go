@@ -100,9 +100,9 @@ func (l *Loader) linear(module, weight, bias string, out, in int) *Linear {
 	}
 	if lora != nil {
 		l.used[module] = true
-		if lora.In != in || lora.Out != out || lora.FanInFanOut {
-			l.fail(fmt.Errorf("nn: adapter %s: %s has lora in %d out %d (fan_in_fan_out %v), layer is [%d, %d]",
-				l.opt.Adapter.Dir, module, lora.In, lora.Out, lora.FanInFanOut, out, in))
+		if lora.In != in || lora.Out != out {
+			l.fail(fmt.Errorf("nn: adapter %s: %s has lora in %d out %d, layer is [%d, %d]",
+				l.opt.Adapter.Dir, module, lora.In, lora.Out, out, in))
 			return lin
 		}
 	}

@@ -1,9 +1,11 @@
 package dataset
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -234,4 +236,28 @@ func TestOutputRefusesSecondWriter(t *testing.T) {
 		t.Errorf("second folder lock: %v", err)
 	}
 	l.Release()
+}
+
+// A byte order mark (Notepad's UTF-8) rejected the whole manifest; invalid UTF-8 was
+// replaced with U+FFFD silently. The first is accepted, the second read with a warning
+// naming the line, in Warnings and in the log.
+func TestManifestEncodings(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "m.jsonl")
+	writeFile(t, p, "\xEF\xBB\xBF{\"id\":\"p1\",\"text\":\"blue\"}\n{\"id\":\"p2\",\"text\":\"caf\xe9 latte\"}\n{\"id\":\"p3\",\"text\":\"ok\"}\n")
+	var logs bytes.Buffer
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	m, err := ReadManifest(p)
+	if err != nil {
+		t.Fatalf("manifest with a BOM: %v", err)
+	}
+	if len(m.Products) != 3 || m.Products[0].ID != "p1" || m.Products[1].Text != "caf\uFFFD latte" {
+		t.Fatalf("products %+v", m.Products)
+	}
+	if len(m.Warnings) != 1 || !strings.Contains(m.Warnings[0], p+":2") {
+		t.Errorf("warnings %q, want one naming %s:2", m.Warnings, p)
+	}
+	if !strings.Contains(logs.String(), "line=2") || !strings.Contains(logs.String(), "UTF-8") {
+		t.Errorf("log %q does not warn about line 2", logs.String())
+	}
 }

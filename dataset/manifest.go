@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 )
 
 // Product is one line of a manifest (DESIGN.md):
@@ -33,6 +35,9 @@ type Manifest struct {
 	Path     string // the file it was read from
 	Dir      string // the folder image paths are relative to
 	Products []Product
+	// Warnings name the lines read with a repair (invalid UTF-8 replaced by U+FFFD); each
+	// is also logged at warn level.
+	Warnings []string
 }
 
 // ErrManifest marks a malformed manifest; the message names the file and line.
@@ -43,7 +48,10 @@ var ErrManifest = errors.New("malformed manifest")
 const maxLine = 16 << 20
 
 // ReadManifest parses a JSONL manifest. Blank lines are skipped; every product needs a
-// non-empty unique id. Errors name the file and the 1-based line.
+// non-empty unique id. Errors name the file and the 1-based line. A UTF-8 byte order mark
+// at the start (Windows editors write one) is skipped; a line that is not valid UTF-8 is
+// read with U+FFFD in place of the bad bytes, as encoding/json does, and a warning names
+// it.
 func ReadManifest(path string) (*Manifest, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -57,6 +65,14 @@ func ReadManifest(path string) (*Manifest, error) {
 	m := &Manifest{Path: path, Dir: filepath.Dir(abs)}
 	seen := map[string]int{}
 	err = eachLine(f, func(lineNo int, line []byte) error {
+		if lineNo == 1 {
+			line = bytes.TrimPrefix(line, []byte("\uFEFF"))
+		}
+		if !utf8.Valid(line) {
+			w := fmt.Sprintf("%s:%d is not valid UTF-8: its bad bytes read as U+FFFD", path, lineNo)
+			m.Warnings = append(m.Warnings, w)
+			slog.Warn("dataset: manifest line is not valid UTF-8; bad bytes replaced by U+FFFD", "file", path, "line", lineNo)
+		}
 		var p Product
 		dec := json.NewDecoder(bytes.NewReader(line))
 		if err := dec.Decode(&p); err != nil {

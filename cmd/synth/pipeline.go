@@ -247,6 +247,15 @@ func (p *pipeline) run() error {
 	if cfg.Threads > 0 {
 		p.threads = cfg.Threads
 	}
+	// Every manifest the config names is read before any step runs: a missing or broken
+	// data.source used to fail at eval, after captioning and rewriting.
+	for _, m := range []string{cfg.Data.Source, cfg.Data.Unlabeled, cfg.Data.Foreign} {
+		if m != "" {
+			if _, err := dataset.ReadManifest(cfg.resolve(m)); err != nil {
+				return fmt.Errorf("pipeline: %s: %w", cfg.path, err)
+			}
+		}
+	}
 	p.hashes = loadHashCache(filepath.Join(p.out, ".model-hashes.json"))
 	start := time.Now()
 	var sum runSummary

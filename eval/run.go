@@ -194,13 +194,17 @@ func evalDataset(ctx context.Context, cfg *Config, emb Embedder, ds Dataset, inf
 		Requested:      cfg.Products,
 		Excluded:       []Excluded{},
 	}
+	dr.Ineligible.Products = []Excluded{}
 	var eligible []dataset.Product
 	for _, p := range m.Products {
 		switch {
 		case len(p.Images) < cfg.minImages():
 			dr.Ineligible.FewImages++
+			dr.Ineligible.Products = append(dr.Ineligible.Products, Excluded{ID: p.ID,
+				Reason: fmt.Sprintf("%d of the %d images the protocol needs", len(p.Images), cfg.minImages())})
 		case strings.TrimSpace(p.Text) == "":
 			dr.Ineligible.NoText++
+			dr.Ineligible.Products = append(dr.Ineligible.Products, Excluded{ID: p.ID, Reason: "no text"})
 		default:
 			eligible = append(eligible, p)
 		}

@@ -353,6 +353,11 @@ func TestRunEndToEnd(t *testing.T) {
 	if s.Products != 45 || s.Eligible != 43 || s.Ineligible.FewImages != 1 || s.Ineligible.NoText != 1 {
 		t.Errorf("source counts: %d products, %d eligible, ineligible %+v", s.Products, s.Eligible, s.Ineligible)
 	}
+	// Every product left out is listed by id and reason, the ineligible ones too.
+	if got := s.Ineligible.Products; len(got) != 2 || got[0].ID != "one-image" || !strings.Contains(got[0].Reason, "1 of the 2 images the protocol needs") ||
+		got[1].ID != "no-text" || got[1].Reason != "no text" {
+		t.Errorf("ineligible products %+v", got)
+	}
 	if s.Used != 40 || len(s.Sampled) != 40 || s.Same.Count != 80 || s.Diff.Count != 80*39 || len(s.Notes) != 0 {
 		t.Errorf("source: used %d, sampled %d, counts %d %d, notes %q", s.Used, len(s.Sampled), s.Same.Count, s.Diff.Count, s.Notes)
 	}
@@ -503,10 +508,13 @@ func checkFiles(t *testing.T, dir string, rep *Report) {
 		if !strings.Contains(string(md), row) {
 			t.Errorf("report.md has no Table 1 row %q", row)
 		}
-		for _, x := range d.Excluded {
-			if !strings.Contains(string(md), "`"+x.ID+"`") {
-				t.Errorf("report.md does not list excluded %s", x.ID)
+		for _, x := range append(slices.Clone(d.Excluded), d.Ineligible.Products...) {
+			if !strings.Contains(string(md), "`"+x.ID+"`: "+x.Reason) {
+				t.Errorf("report.md does not list %s left out (%s)", x.ID, x.Reason)
 			}
+		}
+		if len(back.Datasets) > 0 && len(back.Datasets[0].Ineligible.Products) != len(rep.Datasets[0].Ineligible.Products) {
+			t.Error("report.json does not list the ineligible products")
 		}
 	}
 	f, err := os.Open(filepath.Join(dir, SimilarityPNG))

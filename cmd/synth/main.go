@@ -92,6 +92,7 @@ func commands() []*cli.Command {
 		inspectCommand(),
 		convertCommand(),
 		mergeCommand(),
+		modelsCommand(),
 		doctorCommand(),
 		benchCommand(),
 	}

@@ -108,6 +108,8 @@ fuzz: links
 # into build/lib/synth); and dist/synth-VERSION-src.tar.gz, the repository with vendor/
 # and the pinned llama.cpp/ggml sources, which builds with GOPROXY=off.
 dist:
+	@[ -f "$$($(CC) -print-file-name=libjpeg.a)" ] || \
+		{ echo "make dist: no libjpeg.a to link (Debian: apt-get install libjpeg62-turbo-dev)" >&2; exit 1; }
 	$(MAKE) --no-print-directory PORTABLE=1 BIN=build/dist/synth build
 	scripts/dist.sh build/dist/synth '$(VERSION)'
 

@@ -4,20 +4,20 @@
 # so -O3 -march=native is the default (without it ggml has no AVX2). PORTABLE=1 builds
 # for x86-64-v3 (AVX2/FMA/F16C) instead, for binaries that move between machines: Go
 # code for GOAMD64=v3 too (an older CPU gets a clear message instead of an illegal
-# instruction) and libjpeg-turbo, libstdc++ and libgcc linked in, so the binary needs
-# only glibc. Our kernels still choose AVX-512 at run time where the CPU has it (their
-# variants carry their own target attributes); ggml-cpu stays at AVX2.
+# instruction) and libjpeg-turbo linked in, so the binary needs only glibc and the C++
+# runtime every Debian/Ubuntu has (apt depends on it). Linking libstdc++ statically too
+# would raise the glibc it needs from 2.34 to 2.36 (GCC 12's runtime calls arc4random),
+# which leaves out Ubuntu 22.04. Our kernels still choose AVX-512 at run time where the
+# CPU has it (their variants carry their own target attributes); ggml-cpu stays at AVX2.
 
 GO      ?= go
 PORTABLE ?= 0
 BIN     ?= bin/synth
 GOTAGS  :=
-EXTLDFLAGS :=
 ifeq ($(PORTABLE),1)
 ARCH_FLAGS := -march=x86-64-v3 -mtune=generic
 export GOAMD64 := v3
 GOTAGS     := jpegstatic
-EXTLDFLAGS := -static-libstdc++ -static-libgcc
 else
 ARCH_FLAGS := -march=native
 endif
@@ -30,9 +30,6 @@ export CGO_CXXFLAGS := -O3 $(ARCH_FLAGS) -Wno-stringop-overflow
 VERSION ?= $(shell cat VERSION 2>/dev/null || git describe --tags --always --dirty 2>/dev/null || echo dev)
 # synth doctor reads the cgo flags back to say whether the binary is portable or native-tuned.
 LDFLAGS := -X main.version=$(VERSION) -X 'main.cgoFlags=$(CGO_CFLAGS)'
-ifneq ($(EXTLDFLAGS),)
-LDFLAGS += -extldflags '$(EXTLDFLAGS)'
-endif
 BUILDFLAGS = -tags '$(GOTAGS)' -ldflags "$(LDFLAGS)"
 
 # The llama.cpp sources come from the pinned ollama module (see README). LLAMA_CPP_DIR

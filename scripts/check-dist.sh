@@ -7,14 +7,15 @@
 # that lock.
 set -euo pipefail
 tarball=$(realpath "$1")
+libs=$(realpath "$(dirname "$0")/dist-libs.txt")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 tar -xzf "$tarball" -C "$tmp"
 cd "$tmp"/synth-*/
 
 sha256sum --quiet -c SHA256SUMS
-extra=$(ldd ./synth | grep -vE 'linux-vdso|/ld-linux|lib(c|m|dl|pthread|rt)\.so' || true)
-[ -z "$extra" ] || { echo "check-dist: ./synth needs more than glibc: $extra" >&2; exit 1; }
+extra=$(ldd ./synth | grep -vE "$(cat "$libs")" || true)
+[ -z "$extra" ] || { echo "check-dist: ./synth needs more than glibc and the C++ runtime: $extra" >&2; exit 1; }
 
 env -i ./synth doctor | tee doctor.txt
 grep -q '^build: *portable (-march=x86-64-v3' doctor.txt || { echo "check-dist: doctor does not say portable x86-64-v3" >&2; exit 1; }

@@ -15,22 +15,23 @@ stage=$root/$name
 rm -rf "$root"
 mkdir -p "$stage" dist
 
-# The binary must need nothing beyond glibc: libjpeg-turbo, libstdc++ and libgcc are
-# linked in (make PORTABLE=1).
+# The binary must need nothing beyond glibc and the C++ runtime (libstdc++6, libgcc-s1:
+# on every Debian/Ubuntu, apt depends on them); libjpeg-turbo is linked in (make PORTABLE=1).
 ldd "$bin" >build/dist/ldd.txt
-if extra=$(grep -vE 'linux-vdso|/ld-linux|lib(c|m|dl|pthread|rt)\.so' build/dist/ldd.txt); then
-	echo "dist: $bin needs more than glibc:" >&2
+if extra=$(grep -vE "$(cat scripts/dist-libs.txt)" build/dist/ldd.txt); then
+	echo "dist: $bin needs more than glibc and the C++ runtime:" >&2
 	echo "$extra" >&2
 	exit 1
 fi
 glibc=$(objdump -T "$bin" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
+glibcxx=$(objdump -T "$bin" | grep -o 'GLIBCXX_[0-9.]*' | sort -uV | tail -1)
 
 cp "$bin" "$stage/synth"
 cp README.md synth.example.yaml "$stage/"
 scripts/licenses.sh "$bin" "$stage/LICENSES"
 {
 	echo "synth $version, built $(date -u +%Y-%m-%d) on $(. /etc/os-release && echo "$PRETTY_NAME")"
-	echo "needs: Linux $(go env GOARCH), a CPU with x86-64-v3 (AVX2, FMA, F16C), glibc >= ${glibc#GLIBC_}"
+	echo "needs: Linux $(go env GOARCH), a CPU with x86-64-v3 (AVX2, FMA, F16C), glibc >= ${glibc#GLIBC_}, libstdc++ with ${glibcxx:-no GLIBCXX symbols}"
 	echo
 	echo "ldd synth:"
 	sed 's/ (0x[0-9a-f]*)//' build/dist/ldd.txt

@@ -146,7 +146,7 @@ func (p *pipeline) eval(sets []evalSet) error {
 	h := sha256.New()
 	fmt.Fprintf(h, "%q\n", args)
 	for _, s := range sets {
-		if err := filehash.Add(h, s.manifest); err != nil {
+		if _, err := filehash.Add(h, s.manifest); err != nil {
 			return fmt.Errorf("pipeline: %w", err)
 		}
 	}

@@ -23,12 +23,22 @@ import (
 // File returns the hex SHA-256 of the file's content.
 func File(path string) (string, error) { return Files(path) }
 
+// FileSize returns the hex SHA-256 of the file's content and its length, read in one
+// pass (a lock file records both).
+func FileSize(path string) (sum string, size int64, err error) {
+	h := sha256.New()
+	if size, err = Add(h, path); err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), size, nil
+}
+
 // Files returns the hex SHA-256 of the files' contents concatenated in the order given
 // (a sharded checkpoint as one stream).
 func Files(paths ...string) (string, error) {
 	h := sha256.New()
 	for _, p := range paths {
-		if err := Add(h, p); err != nil {
+		if _, err := Add(h, p); err != nil {
 			return "", err
 		}
 	}
@@ -64,22 +74,23 @@ func Tree(path string) (string, error) {
 			return "", fmt.Errorf("hash %s: %w", path, err)
 		}
 		fmt.Fprintf(h, "%s\n", rel)
-		if err := Add(h, f); err != nil {
+		if _, err := Add(h, f); err != nil {
 			return "", err
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// Add streams the content of the file at path into h.
-func Add(h hash.Hash, path string) error {
+// Add streams the content of the file at path into h and returns its length.
+func Add(h hash.Hash, path string) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("hash: %w", err)
+		return 0, fmt.Errorf("hash: %w", err)
 	}
 	defer f.Close()
-	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("hash %s: %w", path, err)
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return 0, fmt.Errorf("hash %s: %w", path, err)
 	}
-	return nil
+	return n, nil
 }

@@ -46,3 +46,11 @@ func TestTreeNamesAndContents(t *testing.T) {
 		t.Error("renaming a file left the folder hash unchanged")
 	}
 }
+
+func TestFileSize(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "m.gguf")
+	os.WriteFile(p, []byte("twelve bytes"), 0o644)
+	if s, n, err := FileSize(p); err != nil || s != sum([]byte("twelve bytes")) || n != 12 {
+		t.Errorf("FileSize: %s %d %v", s, n, err)
+	}
+}

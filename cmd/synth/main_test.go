@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -73,10 +74,38 @@ func TestDoctorJSON(t *testing.T) {
 	if !strings.Contains(r.LlamaCPPSystem, "CPU :") {
 		t.Errorf("llama.cpp system info %q has no CPU line", r.LlamaCPPSystem)
 	}
-	// The acceptance check of the build flags: where our cpuid sees AVX2, ggml must
-	// have been compiled with it, or CGO_CFLAGS did not reach llama.cpp.
+	if (r.LlamaCPUNote != "") != (llamaSIMDGap(r.Features, r.LlamaCPU) != "") {
+		t.Errorf("llama.cpp note %q disagrees with the features %v / %v", r.LlamaCPUNote, r.Features, r.LlamaCPU)
+	}
+}
+
+// The acceptance check of the build flags: where our cpuid sees AVX2, ggml must have been
+// compiled with it, or CGO_CFLAGS did not reach llama.cpp. Only a build with -march in
+// CGO_CFLAGS (make, make test) can pass it; plain `go test ./...` compiles llama.cpp
+// without, which doctor and rewrite then report at run time.
+func TestLlamaCPPBuiltWithMarch(t *testing.T) {
+	if !strings.Contains(os.Getenv("CGO_CFLAGS"), "-march=") {
+		t.Skip("CGO_CFLAGS has no -march (plain go test): llama.cpp is compiled without SIMD flags here; run make test to check the build")
+	}
+	r := doctor(1)
 	if slices.Contains(r.Features, "AVX2") && !strings.Contains(r.LlamaCPPSystem, "AVX2 = 1") {
 		t.Errorf("CPU has AVX2 but llama.cpp was built without it (%q): build through make, which sets CGO_CFLAGS=-O3 -march=native", r.LlamaCPPSystem)
+	}
+}
+
+func TestLlamaSIMDGap(t *testing.T) {
+	for _, c := range []struct {
+		cpu, llama []string
+		want       string
+	}{
+		{[]string{"AVX2", "FMA3"}, []string{"AVX", "AVX2"}, ""},
+		{[]string{"AVX2", "FMA3"}, []string{"SSE3"}, "AVX2"},
+		{[]string{"AVX2", "AVX512F"}, []string{"AVX2"}, "AVX-512"},
+		{[]string{"SSE4"}, nil, ""},
+	} {
+		if got := llamaSIMDGap(c.cpu, c.llama); !strings.Contains(got, c.want) || (c.want == "") != (got == "") {
+			t.Errorf("%v / %v: %q, want a note naming %q", c.cpu, c.llama, got, c.want)
+		}
 	}
 }
 

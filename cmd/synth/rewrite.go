@@ -20,6 +20,7 @@ import (
 	"synth/dataset"
 	"synth/llm"
 	"synth/llm/llamacpp"
+	"synth/native"
 )
 
 // rewriteRecord is one line of `synth rewrite`'s output; field names are stable.
@@ -216,6 +217,9 @@ func rewriteAction(c *cli.Context) error {
 		return out.Close()
 	}
 
+	if gap := llamaSIMDGap(native.CPU().Features, llamacpp.CPUFeatures()); gap != "" {
+		slog.Warn("rewrite: " + gap + ": generation will be several times slower")
+	}
 	model, err := llamacpp.LoadModel(cfg.modelPath, llamacpp.ModelParams{GPULayers: cfg.gpuLayers})
 	if err != nil {
 		return err

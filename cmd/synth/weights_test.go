@@ -201,3 +201,28 @@ func TestAdapterChecksAgree(t *testing.T) {
 		}
 	}
 }
+
+// convert's summary counts the tensors per stored type and says how many 2-D weights
+// stayed F32 because their shape cannot be quantized (a hidden size not a multiple of 32).
+func TestConvertSummaryCountsFallbacks(t *testing.T) {
+	dir := t.TempDir()
+	var ts []weights.Tensor
+	for name, shape := range map[string][]int{"a.weight": {64, 64}, "b.weight": {48, 64}, "c.weight": {64, 40}, "n.bias": {64}} {
+		n := 1
+		for _, d := range shape {
+			n *= d
+		}
+		ts = append(ts, weights.Tensor{Name: name, DType: weights.F32, Shape: shape, Data: make([]byte, 4*n)})
+	}
+	in := filepath.Join(dir, "m.safetensors")
+	if err := weights.WriteSafetensors(in, ts, nil); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "convert", "--in", in, "--type", "q8_0", "--out", filepath.Join(dir, "m.gguf"))
+	if code != exitOK {
+		t.Fatalf("convert: %d %s", code, errOut)
+	}
+	if !strings.Contains(out, "F32 x3") || !strings.Contains(out, "Q8_0 x1") || !strings.Contains(out, "2 2-D weights kept F32 (dims not multiples of 32)") {
+		t.Errorf("summary does not count the fallbacks:\n%s", out)
+	}
+}

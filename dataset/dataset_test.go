@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -259,5 +260,38 @@ func TestManifestEncodings(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "line=2") || !strings.Contains(logs.String(), "UTF-8") {
 		t.Errorf("log %q does not warn about line 2", logs.String())
+	}
+}
+
+// --texts: in a .jsonl file a text is a JSON string (so it may hold a newline) or a
+// product line; in any other file, a line.
+func TestReadTexts(t *testing.T) {
+	dir := t.TempDir()
+	j := filepath.Join(dir, "t.jsonl")
+	writeFile(t, j, "\uFEFF\"first line\\nsecond line\"\n\n{\"id\":\"p7\",\"text\":\"a product\"}\n\"\"\n")
+	got, err := ReadTexts(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Text{{ID: "1", Text: "first line\nsecond line"}, {ID: "p7", Text: "a product", Product: true}, {ID: "4", Text: ""}}
+	if !slices.Equal(got, want) {
+		t.Errorf("jsonl texts %+v, want %+v", got, want)
+	}
+	for name, content := range map[string]string{
+		"duplicate id": "{\"id\":\"2\",\"text\":\"x\"}\n\"a\"\n",
+		"no id":        "{\"text\":\"x\"}\n",
+		"bad json":     "\"unterminated\n",
+	} {
+		p := filepath.Join(dir, "bad.jsonl")
+		writeFile(t, p, content)
+		if _, err := ReadTexts(p); !errors.Is(err, ErrManifest) {
+			t.Errorf("%s: %v, want ErrManifest", name, err)
+		}
+	}
+	txt := filepath.Join(dir, "t.txt")
+	writeFile(t, txt, "one\r\n\nthree")
+	got, err = ReadTexts(txt)
+	if err != nil || !slices.Equal(got, []Text{{ID: "1", Text: "one"}, {ID: "2", Text: ""}, {ID: "3", Text: "three"}}) {
+		t.Errorf("line texts %+v, %v", got, err)
 	}
 }

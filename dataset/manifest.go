@@ -68,10 +68,8 @@ func ReadManifest(path string) (*Manifest, error) {
 		if lineNo == 1 {
 			line = bytes.TrimPrefix(line, []byte("\uFEFF"))
 		}
-		if !utf8.Valid(line) {
-			w := fmt.Sprintf("%s:%d is not valid UTF-8: its bad bytes read as U+FFFD", path, lineNo)
+		if w := checkUTF8(path, lineNo, line); w != "" {
 			m.Warnings = append(m.Warnings, w)
-			slog.Warn("dataset: manifest line is not valid UTF-8; bad bytes replaced by U+FFFD", "file", path, "line", lineNo)
 		}
 		var p Product
 		dec := json.NewDecoder(bytes.NewReader(line))
@@ -100,6 +98,16 @@ func ReadManifest(path string) (*Manifest, error) {
 		return nil, fmt.Errorf("dataset: %w", err)
 	}
 	return m, nil
+}
+
+// checkUTF8 returns (and logs) a warning naming the line when it is not valid UTF-8,
+// which encoding/json reads with U+FFFD in place of the bad bytes.
+func checkUTF8(path string, lineNo int, line []byte) string {
+	if utf8.Valid(line) {
+		return ""
+	}
+	slog.Warn("dataset: line is not valid UTF-8; bad bytes replaced by U+FFFD", "file", path, "line", lineNo)
+	return fmt.Sprintf("%s:%d is not valid UTF-8: its bad bytes read as U+FFFD", path, lineNo)
 }
 
 // ImagePath resolves an image path of the manifest against its folder.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -35,8 +34,9 @@ func embedCommand() *cli.Command {
 		Description: "Runs Long-CLIP's image or text tower over one input source and writes one embedding per item.\n" +
 			"\n" +
 			"Inputs (exactly one): --image FILE (repeatable); --images MANIFEST (a JSONL product manifest,\n" +
-			"every image of every product); --text STR (repeatable); --texts FILE (a .jsonl manifest: each\n" +
-			"product's \"text\"; any other file: one text a line).\n" +
+			"every image of every product); --text STR (repeatable); --texts FILE (.jsonl: a JSON string a\n" +
+			"line, for texts with newlines, or a manifest's product lines, their \"text\"; any other\n" +
+			"file: one text a line).\n" +
 			"\n" +
 			"--model is a folder (config.json, one checkpoint file, bpe_simple_vocab_16e6.txt.gz), or a\n" +
 			"LongCLIP-L.pt / .safetensors / .gguf file (a config.json beside it is read; GGUF from\n" +
@@ -53,7 +53,7 @@ func embedCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "image", Usage: "an image file (repeatable)"},
 			&cli.StringFlag{Name: "images", Usage: "a JSONL product manifest whose images to embed"},
 			&cli.StringSliceFlag{Name: "text", Usage: "a text (repeatable)"},
-			&cli.StringFlag{Name: "texts", Usage: "a .jsonl manifest (product texts) or a file with one text a line"},
+			&cli.StringFlag{Name: "texts", Usage: "a .jsonl file (a JSON string or a product a line) or a file with one text a line"},
 			&cli.StringFlag{Name: "out", Usage: "output `FILE`: .jsonl, .npy or .safetensors", Required: true},
 			&cli.BoolFlag{Name: "normalize", Value: true, Usage: "L2-normalise the embeddings"},
 			&cli.StringFlag{Name: "shard", Usage: "embed only shard `i/n` of the items (by product id, or by path / line)"},
@@ -309,33 +309,16 @@ func embedItems(c *cli.Context) ([]embedItem, error) {
 			items = append(items, embedItem{ID: strconv.Itoa(i), Text: s, IsText: true})
 		}
 	default:
-		name := c.String("texts")
-		if ext := strings.ToLower(filepath.Ext(name)); ext == ".jsonl" {
-			m, err := dataset.ReadManifest(name)
-			if err != nil {
-				return nil, err
-			}
-			for _, p := range m.Products {
-				it := embedItem{ID: p.ID, Text: p.Text, IsText: true}
-				if strings.TrimSpace(p.Text) == "" {
-					it.Err = fmt.Errorf("product %q has no text", p.ID)
-				}
-				items = append(items, it)
-			}
-			return items, nil
-		}
-		f, err := os.Open(name)
+		texts, err := dataset.ReadTexts(c.String("texts"))
 		if err != nil {
-			return nil, fmt.Errorf("embed: %w", err)
+			return nil, err
 		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 1<<16), 64<<20)
-		for line := 1; sc.Scan(); line++ {
-			items = append(items, embedItem{ID: strconv.Itoa(line), Text: strings.TrimSuffix(sc.Text(), "\r"), IsText: true})
-		}
-		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("embed: read %s: %w", name, err)
+		for _, tx := range texts {
+			it := embedItem{ID: tx.ID, Text: tx.Text, IsText: true}
+			if tx.Product && strings.TrimSpace(tx.Text) == "" {
+				it.Err = fmt.Errorf("product %q has no text", tx.ID)
+			}
+			items = append(items, it)
 		}
 	}
 	return items, nil

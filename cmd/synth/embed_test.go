@@ -408,8 +408,14 @@ func TestEmbedMatchesFixture(t *testing.T) {
 			}
 		}
 
-		texts := filepath.Join(dir, "texts.txt")
-		if err := os.WriteFile(texts, []byte(strings.Join(cfg.Inputs.Texts, "\n")+"\n"), 0o644); err != nil {
+		// JSON strings, one a line: a set's text may hold a newline
+		var lines bytes.Buffer
+		for _, text := range cfg.Inputs.Texts {
+			js, _ := json.Marshal(text)
+			lines.Write(append(js, '\n'))
+		}
+		texts := filepath.Join(dir, "texts.jsonl")
+		if err := os.WriteFile(texts, lines.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		out := filepath.Join(dir, "txt.jsonl")

@@ -53,34 +53,16 @@ const maxLine = 16 << 20
 // read with U+FFFD in place of the bad bytes, as encoding/json does, and a warning names
 // it.
 func ReadManifest(path string) (*Manifest, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("dataset: open manifest: %w", err)
-	}
-	defer f.Close()
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("dataset: manifest %s: %w", path, err)
 	}
 	m := &Manifest{Path: path, Dir: filepath.Dir(abs)}
 	seen := map[string]int{}
-	err = eachLine(f, func(lineNo int, line []byte) error {
-		if lineNo == 1 {
-			line = bytes.TrimPrefix(line, []byte("\uFEFF"))
-		}
-		if w := checkUTF8(path, lineNo, line); w != "" {
-			m.Warnings = append(m.Warnings, w)
-		}
-		var p Product
-		dec := json.NewDecoder(bytes.NewReader(line))
-		if err := dec.Decode(&p); err != nil {
-			return fmt.Errorf("%w: %s:%d: %v", ErrManifest, path, lineNo, err)
-		}
-		if dec.More() {
-			return fmt.Errorf("%w: %s:%d: more than one JSON value on the line", ErrManifest, path, lineNo)
-		}
-		if p.ID == "" {
-			return fmt.Errorf("%w: %s:%d: product has no \"id\"", ErrManifest, path, lineNo)
+	m.Warnings, err = eachJSONLine(path, func(lineNo int, line []byte) error {
+		p, err := parseProduct(path, lineNo, line)
+		if err != nil {
+			return err
 		}
 		if first, dup := seen[p.ID]; dup {
 			return fmt.Errorf("%w: %s:%d: duplicate id %q (first on line %d)", ErrManifest, path, lineNo, p.ID, first)
@@ -95,9 +77,50 @@ func ReadManifest(path string) (*Manifest, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("dataset: %w", err)
+		return nil, err
 	}
 	return m, nil
+}
+
+// eachJSONLine calls fn for every non-blank line of the JSONL file at path, a UTF-8 byte
+// order mark at the start skipped, and returns the warnings for lines that are not valid
+// UTF-8 (also logged). Errors are wrapped "dataset: ...".
+func eachJSONLine(path string, fn func(lineNo int, line []byte) error) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("dataset: open manifest: %w", err)
+	}
+	defer f.Close()
+	var warnings []string
+	err = eachLine(f, func(lineNo int, line []byte) error {
+		if lineNo == 1 {
+			line = bytes.TrimPrefix(line, []byte("\uFEFF"))
+		}
+		if w := checkUTF8(path, lineNo, line); w != "" {
+			warnings = append(warnings, w)
+		}
+		return fn(lineNo, line)
+	})
+	if err != nil {
+		return warnings, fmt.Errorf("dataset: %w", err)
+	}
+	return warnings, nil
+}
+
+// parseProduct decodes one manifest line: exactly one JSON object with a non-empty id.
+func parseProduct(path string, lineNo int, line []byte) (Product, error) {
+	var p Product
+	dec := json.NewDecoder(bytes.NewReader(line))
+	if err := dec.Decode(&p); err != nil {
+		return p, fmt.Errorf("%w: %s:%d: %v", ErrManifest, path, lineNo, err)
+	}
+	if dec.More() {
+		return p, fmt.Errorf("%w: %s:%d: more than one JSON value on the line", ErrManifest, path, lineNo)
+	}
+	if p.ID == "" {
+		return p, fmt.Errorf("%w: %s:%d: product has no \"id\"", ErrManifest, path, lineNo)
+	}
+	return p, nil
 }
 
 // checkUTF8 returns (and logs) a warning naming the line when it is not valid UTF-8,

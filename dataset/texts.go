@@ -51,36 +51,19 @@ func ReadTexts(path string) ([]Text, error) {
 }
 
 func readJSONLTexts(path string) ([]Text, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("dataset: texts: %w", err)
-	}
-	defer f.Close()
 	var out []Text
 	seen := map[string]int{}
-	err = eachLine(f, func(lineNo int, line []byte) error {
-		if lineNo == 1 {
-			line = bytes.TrimPrefix(line, []byte("\uFEFF"))
-		}
-		checkUTF8(path, lineNo, line)
+	_, err := eachJSONLine(path, func(lineNo int, line []byte) error {
 		var t Text
-		switch trimmed := bytes.TrimSpace(line); {
-		case len(trimmed) > 0 && trimmed[0] == '"':
+		if trimmed := bytes.TrimSpace(line); trimmed[0] == '"' {
 			if err := json.Unmarshal(trimmed, &t.Text); err != nil {
 				return fmt.Errorf("%w: %s:%d: %v", ErrManifest, path, lineNo, err)
 			}
 			t.ID = strconv.Itoa(lineNo)
-		default:
-			var p Product
-			dec := json.NewDecoder(bytes.NewReader(line))
-			if err := dec.Decode(&p); err != nil {
-				return fmt.Errorf("%w: %s:%d: want a JSON string or a product object: %v", ErrManifest, path, lineNo, err)
-			}
-			if dec.More() {
-				return fmt.Errorf("%w: %s:%d: more than one JSON value on the line", ErrManifest, path, lineNo)
-			}
-			if p.ID == "" {
-				return fmt.Errorf("%w: %s:%d: product has no \"id\"", ErrManifest, path, lineNo)
+		} else {
+			p, err := parseProduct(path, lineNo, line)
+			if err != nil {
+				return err
 			}
 			t = Text{ID: p.ID, Text: p.Text, Product: true}
 		}
@@ -92,7 +75,7 @@ func readJSONLTexts(path string) ([]Text, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("dataset: %w", err)
+		return nil, err
 	}
 	return out, nil
 }

@@ -129,14 +129,14 @@ func (c ggufCheck) vocab() error {
 	}
 	if v, ok := c.src.Meta("tokenizer.ggml.scores"); ok {
 		if s, isF := v.([]float32); !isF || int64(len(s)) < n {
-			return fmt.Errorf("tokenizer.ggml.scores is a %T of %d values, want float32 for each of the %d tokens", v, arrayLen(v), n)
+			return fmt.Errorf("tokenizer.ggml.scores is a %T of %d values, want float32 for each of the %d tokens", v, weights.ArrayLen(v), n)
 		}
 	}
 	if v, ok := c.src.Meta("tokenizer.ggml.token_type"); ok {
 		_, i32 := v.([]int32)
 		_, u32 := v.([]uint32)
-		if !(i32 || u32) || int64(arrayLen(v)) < n {
-			return fmt.Errorf("tokenizer.ggml.token_type is a %T of %d values, want int32 for each of the %d tokens", v, arrayLen(v), n)
+		if !(i32 || u32) || int64(weights.ArrayLen(v)) < n {
+			return fmt.Errorf("tokenizer.ggml.token_type is a %T of %d values, want int32 for each of the %d tokens", v, weights.ArrayLen(v), n)
 		}
 	}
 	if v, ok := c.src.Meta("tokenizer.ggml.merges"); ok {
@@ -207,8 +207,8 @@ func (c ggufCheck) hparams() error {
 		}
 		_, i32 := v.([]int32)
 		_, u32 := v.([]uint32)
-		if !(i32 || u32) || int64(arrayLen(v)) != layers {
-			return fmt.Errorf("%s is a %T of %d values, want an integer or an int32 array of one per layer (%d)", key(k), v, arrayLen(v), layers)
+		if !(i32 || u32) || int64(weights.ArrayLen(v)) != layers {
+			return fmt.Errorf("%s is a %T of %d values, want an integer or an int32 array of one per layer (%d)", key(k), v, weights.ArrayLen(v), layers)
 		}
 	}
 	if h, kv := heads["attention.head_count"], heads["attention.head_count_kv"]; h > 0 {
@@ -299,33 +299,3 @@ func floatValue(v any) (float64, bool) {
 	return 0, false
 }
 
-// arrayLen is the length of a metadata array, -1 for a scalar.
-func arrayLen(v any) int {
-	switch x := v.(type) {
-	case []string:
-		return len(x)
-	case []float32:
-		return len(x)
-	case []int32:
-		return len(x)
-	case []uint32:
-		return len(x)
-	case []float64:
-		return len(x)
-	case []int64:
-		return len(x)
-	case []uint64:
-		return len(x)
-	case []uint8:
-		return len(x)
-	case []int8:
-		return len(x)
-	case []uint16:
-		return len(x)
-	case []int16:
-		return len(x)
-	case []bool:
-		return len(x)
-	}
-	return -1
-}

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -29,8 +30,9 @@ func newRand(t testing.TB) *rand.Rand {
 
 func randTensor(r *rand.Rand, scale float32, shape ...int) Tensor {
 	t := NewTensor(shape...)
-	for i := range t.data {
-		t.data[i] = float32(r.NormFloat64()) * scale
+	d := t.F32()
+	for i := range d {
+		d[i] = float32(r.NormFloat64()) * scale
 	}
 	return t
 }
@@ -43,18 +45,89 @@ func randFloats(r *rand.Rand, n int, scale float32) []float32 {
 	return s
 }
 
-// forEachCtx runs f with a Ctx of every runnable variant at 1, 3 and 8 threads.
-func forEachCtx(t *testing.T, f func(t *testing.T, c *Ctx)) {
-	for _, v := range Variants() {
-		for _, n := range []int{1, 3, 8} {
-			c, err := NewCtxVariant(n, v)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Run("isa="+v+"/nth="+strconv.Itoa(n), func(t *testing.T) { f(t, c) })
-			c.Close()
+// testDevices are the devices the op tests run on: SYNTH_TEST_DEVICES (a comma list of
+// device names, e.g. "cpu,ggml:CPU"), or every device this process has.
+func testDevices(t testing.TB) []*Device {
+	var names []string
+	if env := os.Getenv("SYNTH_TEST_DEVICES"); env != "" {
+		names = strings.Split(env, ",")
+	} else {
+		for _, d := range Devices() {
+			names = append(names, d.Name)
 		}
 	}
+	var out []*Device
+	for _, n := range names {
+		d, err := OpenDevice(strings.TrimSpace(n))
+		if err != nil {
+			t.Fatalf("SYNTH_TEST_DEVICES: %v", err)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// forEachCtx runs f with a Ctx of every runnable cpu kernel variant at 1, 3 and 8
+// threads, and of every other test device (testDevices) at 1 and 3 threads.
+func forEachCtx(t *testing.T, f func(t *testing.T, c *Ctx)) {
+	for _, dev := range testDevices(t) {
+		if dev != CPU {
+			for _, n := range []int{1, 3} {
+				c, err := NewCtxOn(dev, n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Run("dev="+dev.Name()+"/nth="+strconv.Itoa(n), func(t *testing.T) { f(t, c) })
+				c.Close()
+			}
+			continue
+		}
+		for _, v := range Variants() {
+			for _, n := range []int{1, 3, 8} {
+				c, err := NewCtxVariant(n, v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Run("isa="+v+"/nth="+strconv.Itoa(n), func(t *testing.T) { f(t, c) })
+				c.Close()
+			}
+		}
+	}
+}
+
+// on is a copy of host tensor x on c's device (in its arena): every test input goes
+// through it, so the same test runs on every device.
+func on(c *Ctx, x Tensor) Tensor {
+	if x.Empty() {
+		return Tensor{}
+	}
+	return c.Upload(x.F32(), x.Shape()...)
+}
+
+// back is y's values on the host, as a tensor of y's 2-D shape.
+func back(c *Ctx, y Tensor) Tensor {
+	rows, cols := y.Dims2()
+	return FromF32(c.ToHost(y), rows, cols)
+}
+
+// gemmTol is the relative tolerance of a Linear with weights of dt on c's device
+// against a float64 oracle over the dequantized weights. synth's kernels accumulate in
+// f32 from the exact weights (1e-5 at these small K). ggml's CPU backend rounds the
+// activations to the weights' vec_dot_type first: f16 for F16 (2^-11), bf16 for BF16
+// (2^-8), Q8_0 blocks (1/127 of a block's largest |x|) for Q8_0 and Q4_0.
+func gemmTol(c *Ctx, dt DType) float64 {
+	if c.Device() == CPU {
+		return 1e-5
+	}
+	switch dt {
+	case F16:
+		return 3e-3
+	case BF16:
+		return 2e-2
+	case Q8_0, Q4_0:
+		return 3e-2
+	}
+	return 1e-5
 }
 
 // near fails unless |got - want| <= tol * (|want| + floor) for every element.

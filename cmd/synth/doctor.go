@@ -17,22 +17,23 @@ import (
 
 // doctorReport is what `synth doctor` prints; the JSON field names are stable.
 type doctorReport struct {
-	Version        string   `json:"version"`
-	CPU            string   `json:"cpu"`
-	Arch           string   `json:"arch"`
-	LogicalCPUs    int      `json:"logical_cpus"`
-	Features       []string `json:"features"`
-	KernelVariant  string   `json:"kernel_variant"`
-	Threads        int      `json:"threads"`
-	LlamaCPPSystem string   `json:"llama_cpp_system_info"`
-	LlamaGPU       bool     `json:"llama_cpp_gpu_offload"`
-	LlamaDevices   []string `json:"llama_cpp_devices"`
-	CUDABuild      bool     `json:"cuda_build"`
-	CUDADevices    []string `json:"cuda_devices"`
-	GPUPresent     bool     `json:"gpu_present"`
-	GPUNote        string   `json:"gpu_note"`
-	GoVersion      string   `json:"go_version"`
-	CCVersion      string   `json:"cgo_cc_version"`
+	Version        string              `json:"version"`
+	CPU            string              `json:"cpu"`
+	Arch           string              `json:"arch"`
+	LogicalCPUs    int                 `json:"logical_cpus"`
+	Features       []string            `json:"features"`
+	KernelVariant  string              `json:"kernel_variant"`
+	Threads        int                 `json:"threads"`
+	LlamaCPPSystem string              `json:"llama_cpp_system_info"`
+	LlamaGPU       bool                `json:"llama_cpp_gpu_offload"`
+	LlamaDevices   []string            `json:"llama_cpp_devices"`
+	Devices        []native.DeviceInfo `json:"devices"`
+	CUDABuild      bool                `json:"cuda_build"`
+	CUDADevices    []string            `json:"cuda_devices"`
+	GPUPresent     bool                `json:"gpu_present"`
+	GPUNote        string              `json:"gpu_note"`
+	GoVersion      string              `json:"go_version"`
+	CCVersion      string              `json:"cgo_cc_version"`
 }
 
 func doctorCommand() *cli.Command {
@@ -59,7 +60,7 @@ func doctorCommand() *cli.Command {
 }
 
 func doctor(nthreads int) doctorReport {
-	cpu := native.CPU()
+	cpu := native.CPUFeatures()
 	r := doctorReport{
 		Version:        version,
 		CPU:            cpuid.CPU.BrandName,
@@ -71,7 +72,7 @@ func doctor(nthreads int) doctorReport {
 		LlamaCPPSystem: llamacpp.SystemInfo(),
 		LlamaGPU:       llamacpp.SupportsGPUOffload(),
 		LlamaDevices:   []string{},
-		CUDABuild:      native.CUDABuilt(),
+		Devices:        native.Devices(),
 		GoVersion:      runtime.Version(),
 		CCVersion:      cpu.Compiler,
 	}
@@ -81,14 +82,16 @@ func doctor(nthreads int) doctorReport {
 	for _, d := range llamacpp.Devices() {
 		r.LlamaDevices = append(r.LlamaDevices, d.String())
 	}
-	devs, err := native.CUDADevices()
-	r.CUDADevices = devs
-	if r.CUDADevices == nil {
-		r.CUDADevices = []string{}
+	r.CUDADevices = []string{}
+	for _, d := range r.Devices {
+		if strings.HasPrefix(d.Name, "ggml:CUDA") {
+			r.CUDABuild = true
+			r.CUDADevices = append(r.CUDADevices, d.Name)
+		}
 	}
 	r.GPUPresent, r.GPUNote = nvidiaGPUPresent()
-	if err != nil && r.GPUPresent {
-		r.GPUNote += "; " + err.Error()
+	if r.GPUPresent && !r.CUDABuild {
+		r.GPUNote += fmt.Sprintf("; no CUDA device: build the module (CMakeLists.txt) and name it in $%s", llamacpp.BackendsEnv)
 	}
 	return r
 }
@@ -121,7 +124,18 @@ func printDoctor(c *cli.Context, r doctorReport) {
 	fmt.Fprintf(w, "threads:        %s\n", describeThreads(c))
 	fmt.Fprintf(w, "llama.cpp:      %s\n", r.LlamaCPPSystem)
 	fmt.Fprintf(w, "llama.cpp GPU:  %s (devices: %s; GPU modules load from $%s)\n", yes(r.LlamaGPU), strings.Join(r.LlamaDevices, ", "), llamacpp.BackendsEnv)
-	fmt.Fprintf(w, "cuda build:     %s\n", yes(r.CUDABuild))
+	for i, d := range r.Devices {
+		label := "devices:"
+		if i > 0 {
+			label = ""
+		}
+		mem := ""
+		if d.MemoryTotal > 0 {
+			mem = fmt.Sprintf(", %.1f of %.1f GiB free", float64(d.MemoryFree)/(1<<30), float64(d.MemoryTotal)/(1<<30))
+		}
+		fmt.Fprintf(w, "%-16s%s (%s%s)\n", label, d.Name, d.Description, mem)
+	}
+	fmt.Fprintf(w, "cuda device:    %s\n", yes(r.CUDABuild))
 	fmt.Fprintf(w, "gpu:            %s (%s)\n", yes(r.GPUPresent), r.GPUNote)
 	fmt.Fprintf(w, "go:             %s, cgo %s\n", r.GoVersion, r.CCVersion)
 }

@@ -135,21 +135,22 @@ func TestParity(t *testing.T) {
 
 func checkForward(t *testing.T, c *native.Ctx, m *Model, in fixtureInputs, want parity.Tensors, logitsName string) {
 	ck := &parity.Checker{T: t, Tol: 1e-4}
-	capture := func(name string, x native.Tensor) {
+	m.SetTrace(func(name string, x native.Tensor) {
 		if _, ok := want[name]; !ok {
 			t.Fatalf("block %s is not in the fixture", name)
 		}
 		w, _ := want.F32(t, name)
-		ck.Check(name, slices.Clone(x.Clone().F32()), w, nil)
-	}
-	logits := m.Forward(c, in.pixels, in.ids, in.mask, capture)
+		ck.Check(name, c.ToHost(x), w, nil)
+	})
+	logits := m.Forward(c, in.pixels, in.ids, in.mask)
+	m.SetTrace(nil)
 	w, _ := want.F32(t, logitsName)
-	ck.Check("logits", slices.Clone(logits.F32()), w, nil)
-	c.Reset()
-	padLogits := m.Forward(c, in.pixels, in.padID, in.pad, nil)
+	ck.Check("logits", c.ToHost(logits), w, nil)
+	c.Release(native.Mark{})
+	padLogits := m.Forward(c, in.pixels, in.padID, in.pad)
 	w, _ = want.F32(t, "pad_logits")
-	ck.Check("pad_logits", slices.Clone(padLogits.F32()), w, nil)
-	c.Reset()
+	ck.Check("pad_logits", c.ToHost(padLogits), w, nil)
+	c.Release(native.Mark{})
 	t.Log(ck.Summary(blockOrder(m.Cfg)))
 }
 

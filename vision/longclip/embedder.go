@@ -74,7 +74,11 @@ func NewEmbedder(m *Model, tok *cliptok.Tokenizer, opt EmbedderOptions) (*Embedd
 			opt.Workers = max(2, runtime.GOMAXPROCS(0))
 		}
 	}
-	return &Embedder{m: m, tok: tok, opt: opt, c: native.NewCtx(opt.Threads)}, nil
+	c, err := native.NewCtxOn(m.Device(), opt.Threads)
+	if err != nil {
+		return nil, fmt.Errorf("longclip: embedder: %w", err)
+	}
+	return &Embedder{m: m, tok: tok, opt: opt, c: c}, nil
 }
 
 // Close stops the compute workers.
@@ -291,19 +295,19 @@ func (e *Embedder) StreamTexts(texts []string, fn func(Result) error) error {
 	return nil
 }
 
-// rows copies out [B, E] into one slice per row, L2-normalised when asked.
+// rows brings out [B, E] to the host, one slice per row, L2-normalised when asked, and
+// releases the arena.
 func (e *Embedder) rows(out native.Tensor) [][]float32 {
+	defer e.c.Release(native.Mark{})
 	if e.opt.Normalize {
 		out = e.c.L2Normalize(out)
 	}
 	n, d := out.Dims2()
-	flat := make([]float32, n*d)
+	flat := e.c.ToHost(out)
 	res := make([][]float32, n)
 	for i := range res {
 		res[i] = flat[i*d : (i+1)*d : (i+1)*d]
-		copy(res[i], out.Row(i))
 	}
-	e.c.Reset()
 	return res
 }
 

@@ -159,8 +159,8 @@ func rowCosines(a, b []float32, d int) []float64 {
 func encodeAll(m *Model, s *set) (img, txt []float32) {
 	c := native.NewCtx(2)
 	defer c.Close()
-	img = m.EncodeImage(c, s.pixels).F32()
-	txt = m.EncodeText(c, s.ids).F32()
+	img = c.ToHost(m.EncodeImage(c, s.pixels))
+	txt = c.ToHost(m.EncodeText(c, s.ids))
 	return img, txt
 }
 
@@ -251,12 +251,14 @@ func firstDivergence(t *testing.T, m *Model, s *set) string {
 	var log []string
 	eot := map[int]int{} // text batch row -> pooled position
 	textRows := want["text.rows"].ints
+	c := native.NewCtx(2)
+	defer c.Close()
 	m.Trace = func(name string, x native.Tensor) {
 		if first != "" {
 			return
 		}
 		rows, cols := x.Dims2()
-		got := x.Clone().F32()
+		got := c.ToHost(x)
 		var e float64
 		var at int
 		switch {
@@ -311,8 +313,6 @@ func firstDivergence(t *testing.T, m *Model, s *set) string {
 		}
 	}
 	defer func() { m.Trace = nil }()
-	c := native.NewCtx(2)
-	defer c.Close()
 	m.EncodeImage(c, s.pixels)
 	var ids [][]int32
 	for i, r := range textRows {

@@ -62,7 +62,7 @@ func TestQuantizedGGUF(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/type=%s", filepath.Base(dir), tc.dt), func(t *testing.T) {
 				gguf := convertFixture(t, dir, tc.dt)
 				m := openModel(t, gguf, Options{})
-				if got := m.Vision.Blocks[0].FC.W.DType(); got != tc.native {
+				if got := m.Vision.Blocks[0].FC1.W.DType(); got != tc.native {
 					t.Fatalf("c_fc weight is %s in memory, want %s", got, tc.native)
 				}
 				img, txt := encodeAll(m, s)

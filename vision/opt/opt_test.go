@@ -54,7 +54,8 @@ func toI32(v []int64) []int32 {
 // forward runs ids [B, T] with mask through the full decoder (one prefill of every row),
 // returning the hidden states and the logits of every position.
 func forward(c *native.Ctx, m *Model, ids []int32, mask []int64, b, tl int) ([][]float32, []float32) {
-	kv := native.NewKVCache(len(m.Layers), b, tl, m.Cfg.Hidden, m.KVCache)
+	kv := c.Device().NewKVCache(len(m.Layers), b, tl, m.Cfg.Hidden, m.KVCache)
+	defer kv.Close()
 	var pos []int32
 	var keyMask [][]bool
 	slots, lens := make([]int, b), make([]int, b)
@@ -68,13 +69,13 @@ func forward(c *native.Ctx, m *Model, ids []int32, mask []int64, b, tl int) ([][
 		slots[i], lens[i] = i, tl
 	}
 	var hidden [][]float32
+	m.Trace = func(name string, h native.Tensor) { hidden = append(hidden, c.ToHost(h)) }
+	defer func() { m.Trace = nil }()
+	mk := c.Mark()
+	defer c.Release(mk)
 	x := m.EmbedTokens(c, ids)
-	h := m.Forward(c, kv, x, Batch{Slots: slots, Lens: lens, Pos: pos, KeyMask: keyMask}, nil, func(i int, h native.Tensor) {
-		hidden = append(hidden, slices.Clone(h.Clone().F32()))
-	})
-	logits := slices.Clone(m.Logits(c, h).F32())
-	c.Reset()
-	return hidden, logits
+	h := m.Forward(c, kv, x, Batch{Slots: slots, Lens: lens, Pos: pos, KeyMask: keyMask})
+	return hidden, c.ToHost(m.Logits(c, h))
 }
 
 type genCase struct {
@@ -169,13 +170,15 @@ func greedyOPT(t *testing.T, c *native.Ctx, m *Model, ids []int32, mask []int64,
 		masks = append(masks, row)
 		slots[i], lens[i] = i, tl
 	}
+	defer s.Close()
+	mk := c.Mark()
+	defer c.Release(mk)
 	lg := s.Prefill(m.EmbedTokens(c, ids), slots, lens, masks)
-	v := m.Cfg.Vocab
 	rows := make([]generate.Row, b)
 	for i := range rows {
-		rows[i] = generate.Row{Slots: []int{i}, Logits: slices.Clone(lg[i*v : (i+1)*v]), Context: ids[i*tl : (i+1)*tl]}
+		rows[i] = generate.Row{Slots: []int{i}, Context: ids[i*tl : (i+1)*tl]}
 	}
-	res, err := generate.Run(s, generate.Defaults(maxNew, m.Cfg.EOS...), rows)
+	res, err := generate.Run(s, generate.Defaults(maxNew, m.Cfg.EOS...), rows, lg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -145,8 +145,11 @@ func NewKVCache(layers, slots, maxLen, width int, dt DType) *KVCache {
 	return CPU.NewKVCache(layers, slots, maxLen, width, dt)
 }
 
-// Close frees the cache's device memory (host memory is left to the collector).
-func (kv *KVCache) Close() {
+// FreeKV frees kv's device memory once the work c has recorded is done (host memory is
+// left to the collector). kv must not be used afterwards.
+func (c *Ctx) FreeKV(kv *KVCache) {
+	kv.mustOn(c.dev, "FreeKV")
+	c.Sync()
 	for _, g := range kv.g {
 		kv.dev.g.freeKV(g)
 	}

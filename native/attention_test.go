@@ -141,7 +141,7 @@ func testKVCacheDecode(t *testing.T, dt DType) {
 	}
 	forEachCtx(t, func(t *testing.T, c *Ctx) {
 		kv := c.Device().NewKVCache(layers, 4, maxLen, w, dt)
-		defer kv.Close()
+		defer c.FreeKV(kv)
 		if kv.DType() != dt {
 			t.Fatalf("cache of %s", kv.DType())
 		}
@@ -272,7 +272,7 @@ func TestKVCacheF16Accuracy(t *testing.T) {
 				copy(res.Row(i), c.ToHost(c.AttentionCached(on(c, q.Rows(i, i+1)), kv, 0, []int{1}, []int{1}, p, [][]bool{valid[:i+1]})))
 				c.Release(m)
 			}
-			kv.Close()
+			c.FreeKV(kv)
 			out[dt] = res
 		}
 		worst := 0.0

@@ -54,7 +54,7 @@ func Devices() []DeviceInfo {
 }
 
 var (
-	devMu sync.Mutex
+	devMu  sync.Mutex
 	opened = map[string]*Device{}
 )
 
@@ -83,6 +83,28 @@ func OpenDevice(name string) (*Device, error) {
 	d := &Device{name: name, g: g}
 	opened[name] = d
 	return d, nil
+}
+
+// DeviceList opens the devices of a comma list of names; the empty list is every
+// device this process has (Devices). Tests take SYNTH_TEST_DEVICES through it.
+func DeviceList(spec string) ([]*Device, error) {
+	var names []string
+	if strings.TrimSpace(spec) == "" {
+		for _, d := range Devices() {
+			names = append(names, d.Name)
+		}
+	} else {
+		names = strings.Split(spec, ",")
+	}
+	var out []*Device
+	for _, n := range names {
+		d, err := OpenDevice(n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // CPUInfoLine is a short description of the cpu device's kernels ("avx512, 2 threads").

@@ -249,7 +249,8 @@ func (m *Matrix) mustOn(dev *Device, op string) {
 }
 
 // Free gives a ggml device's memory for the weights back; the Matrix must not be used
-// afterwards. (Host weights are left to the collector.)
+// afterwards, and the work that reads it must be done (Ctx.Sync on every Ctx that used
+// it). (Host weights are left to the collector.)
 func (m *Matrix) Free() {
 	if !m.dev.host() {
 		m.dev.g.freeMatrix(m)

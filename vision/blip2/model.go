@@ -80,14 +80,15 @@ func (m *Model) SetTrace(t nn.Tracer) {
 	}
 }
 
-// Encode turns images into the soft visual prompt for OPT: pixels [B, 3, S, S] ->
+// Encode turns images into the soft visual prompt for OPT: pixels [B, 3, S, S] (on the
+// host or the model's device) ->
 // language_projection(qformer(vision(pixels))) [B*Q, E], in the Ctx's arena (the
 // vision and Q-Former activations are released before it returns).
 func (m *Model) Encode(c *native.Ctx, pixels native.Tensor) native.Tensor {
 	b := pixels.Dim(0)
 	out := c.Alloc(b*m.Cfg.NumQueryTokens, m.Cfg.Text.Hidden)
 	mk := c.Mark()
-	q := m.QFormer.Forward(c, m.Vision.Forward(c, pixels), b)
+	q := m.QFormer.Forward(c, m.Vision.Forward(c, c.Import(pixels)), b)
 	m.trace.At("qformer_last_hidden_state", q)
 	m.Proj.ForwardInto(c, out, q, native.None, native.Tensor{})
 	c.Release(mk)
@@ -113,7 +114,7 @@ func (m *Model) Forward(c *native.Ctx, pixels native.Tensor, ids []int32, mask [
 	x := m.inputsEmbeds(c, m.Encode(c, pixels), m.LM.EmbedTokens(c, ids), lens)
 	m.trace.At("lm_inputs_embeds", x)
 	kv := c.Device().NewKVCache(len(m.LM.Layers), b, t, e, m.LM.KVCache)
-	defer kv.Close()
+	defer c.FreeKV(kv)
 	slots, qlens := make([]int, b), make([]int, b)
 	var pos []int32
 	var keyMask [][]bool

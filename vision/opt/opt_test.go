@@ -55,7 +55,7 @@ func toI32(v []int64) []int32 {
 // returning the hidden states and the logits of every position.
 func forward(c *native.Ctx, m *Model, ids []int32, mask []int64, b, tl int) ([][]float32, []float32) {
 	kv := c.Device().NewKVCache(len(m.Layers), b, tl, m.Cfg.Hidden, m.KVCache)
-	defer kv.Close()
+	defer c.FreeKV(kv)
 	var pos []int32
 	var keyMask [][]bool
 	slots, lens := make([]int, b), make([]int, b)

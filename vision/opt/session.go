@@ -37,7 +37,7 @@ func (m *Model) NewSession(c *native.Ctx, slots, maxLen int) (*Session, error) {
 }
 
 // Close frees the session's KV cache.
-func (s *Session) Close() { s.kv.Close() }
+func (s *Session) Close() { s.c.FreeKV(s.kv) }
 
 // Model is the decoder the session runs.
 func (s *Session) Model() *Model { return s.m }

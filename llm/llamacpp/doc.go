@@ -20,6 +20,9 @@
 //     from Go without a cgo call per token.
 //   - Sampler: a llama.cpp sampler chain (temperature, top-k, top-p, min-p, repeat
 //     penalty, logit bias, seed) sampling from a Decode's outputs.
+//   - The build and devices: SystemInfo, CPUFeatures (the SIMD level ggml-cpu was
+//     compiled for), Devices, and Modules: the ggml GPU backend modules loaded at start-up
+//     from $SYNTH_GGML_BACKENDS or, unset, lib/synth beside the executable.
 //
 // Safety: llama.cpp aborts the process on some bad input (token or sequence ids out of
 // range, a batch larger than n_batch, reading logits that were not requested). Every
@@ -31,5 +34,6 @@
 // Models, contexts, batches and samplers own C memory: Close them. A Context is used by
 // one goroutine at a time; a Model may be shared.
 //
-// llamacpp imports nothing from synth.
+// llamacpp imports only synth/native/ggml from synth: the one owner of ggml's backend
+// registry, which loads the GPU modules once for llama.cpp and native alike.
 package llamacpp

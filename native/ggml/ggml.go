@@ -74,31 +74,73 @@ import (
 // folder that CMakeLists.txt fills with libggml-cuda.so on a GPU machine. The Go build
 // is CPU-only; a GPU backend built from the same ggml sources is loaded as a module,
 // the way upstream's GGML_BACKEND_DL builds work. llama.cpp and synth's own ggml
-// executor share the one registry, so a module is loaded once per process.
+// executor share the one registry, so the modules are loaded once per process, here.
+//
+// Unset, the modules are looked for in lib/synth beside the executable (symlinks
+// resolved): where the release's -cuda tarball unpacks next to the binary.
 const BackendsEnv = "SYNTH_GGML_BACKENDS"
 
-// LoadModules loads the modules BackendsEnv names, once per process. A module that
-// fails to load is logged and skipped: the CPU device still works.
+// Module is one ggml backend module file that was tried.
+type Module struct {
+	File   string
+	Loaded bool // false: ggml_backend_load refused it (missing CUDA libraries, wrong build)
+}
+
+var modules struct {
+	from string // where they were looked for: "$SYNTH_GGML_BACKENDS" or the lib/synth folder
+	list []Module
+}
+
+// LoadModules loads the modules BackendsEnv names (or those in the default folder),
+// once per process. A module that fails to load is logged and skipped: the CPU device
+// still works.
 var LoadModules = sync.OnceFunc(func() {
-	spec := os.Getenv(BackendsEnv)
-	if spec == "" {
-		return
-	}
-	for _, p := range moduleFiles(spec) {
+	exe, _ := os.Executable()
+	from, files := FindModules(os.Getenv(BackendsEnv), exe)
+	modules.from = from
+	for _, p := range files {
 		cp := C.CString(p)
 		reg := C.ggml_backend_load(cp)
 		C.free(unsafe.Pointer(cp))
+		modules.list = append(modules.list, Module{File: p, Loaded: reg != nil})
 		if reg == nil {
-			slog.Warn("ggml: could not load a backend module", "file", p, "from", BackendsEnv)
+			slog.Warn("ggml: could not load a backend module", "file", p, "from", from)
 			continue
 		}
 		slog.Info("ggml: loaded backend module", "file", p)
 	}
 })
 
-// moduleFiles expands BackendsEnv into module files: files as given, and for folders
-// the libggml-<backend>.so modules in them, leaving out ggml's base library and CPU
-// backends (the CPU backend is compiled into synth already).
+// Modules reports where backend modules were looked for (empty when nowhere: the
+// variable is unset and no lib/synth folder is beside the executable) and each module
+// file tried there, loading them first.
+func Modules() (from string, list []Module) {
+	LoadModules()
+	return modules.from, append([]Module(nil), modules.list...)
+}
+
+// FindModules is where modules are looked for and the module files there: the env
+// value when set, else lib/synth beside the executable exe when that folder exists.
+func FindModules(env, exe string) (from string, files []string) {
+	if env != "" {
+		return "$" + BackendsEnv, moduleFiles(env)
+	}
+	if exe == "" {
+		return "", nil
+	}
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
+	dir := filepath.Join(filepath.Dir(exe), "lib", "synth")
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return "", nil
+	}
+	return dir, moduleFiles(dir)
+}
+
+// moduleFiles expands a module list into module files: files as given, and for
+// folders the libggml-<backend>.so modules in them, leaving out ggml's base library
+// and CPU backends (the CPU backend is compiled into synth already).
 func moduleFiles(spec string) []string {
 	var out []string
 	for _, p := range filepath.SplitList(spec) {

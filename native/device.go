@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+
+	"synth/native/ggml"
 )
 
 // Device is where tensors, weights and KV caches live and where ops run. Two kinds
@@ -37,6 +39,9 @@ func (d *Device) Name() string { return d.name }
 
 func (d *Device) host() bool { return d == CPU }
 
+// GPU reports whether the device is a GPU.
+func (d *Device) GPU() bool { return d.g != nil && d.g.d.GPU }
+
 // DeviceInfo describes a device: its name for OpenDevice, a description, and its memory.
 type DeviceInfo struct {
 	Name        string `json:"name"`
@@ -61,6 +66,7 @@ var (
 // OpenDevice returns the device of that name ("cpu", "ggml:CPU", "cuda:0", ...). A
 // device is opened once per process; later calls return the same value.
 func OpenDevice(name string) (*Device, error) {
+	asked := name
 	switch n := strings.TrimSpace(name); {
 	case n == "" || n == "cpu":
 		return CPU, nil
@@ -78,7 +84,12 @@ func OpenDevice(name string) (*Device, error) {
 	}
 	g, err := openGGML(strings.TrimPrefix(name, "ggml:"))
 	if err != nil {
-		return nil, err
+		var have []string
+		for _, d := range Devices() {
+			have = append(have, d.Name)
+		}
+		return nil, fmt.Errorf("%w %q: this process has %s (GPU modules load from $%s or lib/synth beside the binary)",
+			ErrNoDevice, asked, strings.Join(have, ", "), ggml.BackendsEnv)
 	}
 	d := &Device{name: name, g: g}
 	opened[name] = d

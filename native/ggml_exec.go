@@ -82,7 +82,7 @@ func ggmlDevices() []DeviceInfo {
 func openGGML(name string) (*gdevice, error) {
 	d, err := ggml.OpenDevice(name)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNoDevice, err)
+		return nil, err
 	}
 	return &gdevice{d: d}, nil
 }

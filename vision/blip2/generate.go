@@ -64,7 +64,8 @@ func (g *Generator) Close() { g.s.Close() }
 // [B, 3, S, S] (on the host or the model's device) and one prompt per image. All images run the vision tower and Q-Former
 // together, their prompts are prefilled together, and every sequence (and beam) decodes
 // in the same steps until it finishes. Results are the new tokens per image.
-func (g *Generator) Generate(pixels native.Tensor, prompts []Prompt, p generate.Params) ([]generate.Result, error) {
+func (g *Generator) Generate(pixels native.Tensor, prompts []Prompt, p generate.Params) (_ []generate.Result, err error) {
+	defer native.Recover(&err) // a device out of memory: an error that suggests a smaller batch
 	m, c := g.m, g.s.Ctx()
 	cfg := m.Cfg
 	if err := p.Validate(); err != nil {

@@ -161,7 +161,8 @@ type imageBatch struct {
 // order. Decoding and resizing run on Workers goroutines and prepare the next batch
 // while the current one is encoded. An error returned by fn stops the stream and is
 // returned.
-func (e *Embedder) StreamImages(paths []string, fn func(Result) error) error {
+func (e *Embedder) StreamImages(paths []string, fn func(Result) error) (err error) {
+	defer native.Recover(&err) // a device out of memory: an error that suggests a smaller batch
 	if e.opt.Decode == nil {
 		return errors.New("longclip: embedder: images need EmbedderOptions.Decode (e.g. dataset/imagefile.Decode)")
 	}
@@ -248,7 +249,8 @@ func (e *Embedder) decode(path string) (img image.Image, err error) {
 // batched by token count (the text tower computes only up to the longest pooled position
 // of a batch), so fn sees items in that order, not in input order. An error returned by
 // fn stops the stream and is returned.
-func (e *Embedder) StreamTexts(texts []string, fn func(Result) error) error {
+func (e *Embedder) StreamTexts(texts []string, fn func(Result) error) (err error) {
+	defer native.Recover(&err)
 	if e.tok == nil {
 		return errors.New("longclip: embedder: texts need a tokenizer")
 	}

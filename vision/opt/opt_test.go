@@ -17,7 +17,7 @@ import (
 )
 
 // loadDir loads an OPTForCausalLM folder (config.json + model.safetensors) at F32.
-func loadDir(t *testing.T, dir string) *Model {
+func loadDir(t *testing.T, dir string, dev *native.Device) *Model {
 	t.Helper()
 	js, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if err != nil {
@@ -32,7 +32,7 @@ func loadDir(t *testing.T, dir string) *Model {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { src.Close() })
-	l := nn.NewLoader(weights.NewScope(src), nn.Options{DType: native.F32})
+	l := nn.NewLoader(weights.NewScope(src), nn.Options{DType: native.F32, Device: dev})
 	m, err := Load(l, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -85,10 +85,18 @@ type genCase struct {
 }
 
 func TestOPTProjParity(t *testing.T) {
-	for _, set := range fixtures.Sets(t, "blip2", "opt-proj/config.json") {
-		dir := filepath.Join(set, "opt-proj")
-		t.Run(filepath.Base(set), func(t *testing.T) {
-			m := loadDir(t, dir)
+	for _, dev := range parity.Devices(t) {
+		for _, set := range fixtures.Sets(t, "blip2", "opt-proj/config.json") {
+			t.Run(dev.Name()+"/"+filepath.Base(set), func(t *testing.T) { testOPTProj(t, dev, set) })
+		}
+	}
+}
+
+func testOPTProj(t *testing.T, dev *native.Device, set string) {
+	dir := filepath.Join(set, "opt-proj")
+	{
+		{
+			m := loadDir(t, dir, dev)
 			if m.ProjIn == nil {
 				t.Logf("%s: word_embed_proj_dim == hidden_size, no project_in/out", dir)
 			}
@@ -97,8 +105,7 @@ func TestOPTProjParity(t *testing.T) {
 			ids64, shape := in.Ints(t, "input_ids")
 			b, tl := shape[0], shape[1]
 			mask, _ := in.Ints(t, "attention_mask")
-			c := native.NewCtx(2)
-			defer c.Close()
+			c := parity.Ctx(t, dev, 2)
 
 			hidden, logits := forward(c, m, toI32(ids64), mask, b, tl)
 			ck := &parity.Checker{T: t, Tol: 1e-4}
@@ -149,7 +156,7 @@ func TestOPTProjParity(t *testing.T) {
 					}
 				}
 			}
-		})
+		}
 	}
 }
 

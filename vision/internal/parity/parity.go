@@ -135,9 +135,15 @@ func Devices(t testing.TB) []*native.Device {
 	return devs
 }
 
-// Ctx opens a Ctx on dev for a test (closed when the test ends).
+// Ctx opens a Ctx on dev for a test (closed when the test ends). The cpu device gets
+// threads workers; other devices one host thread: ggml's CPU threads spin while they
+// wait for each other, which on a busy machine makes a tiny model's graphs hundreds of
+// times slower (the op tests in native cover its threading).
 func Ctx(t testing.TB, dev *native.Device, threads int) *native.Ctx {
 	t.Helper()
+	if dev != native.CPU {
+		threads = 1
+	}
 	c, err := native.NewCtxOn(dev, threads)
 	if err != nil {
 		t.Fatal(err)

@@ -39,6 +39,15 @@ func (d *Device) Name() string { return d.name }
 
 func (d *Device) host() bool { return d == CPU }
 
+// Memory is the device's free and total memory in bytes (0, 0 for the cpu device,
+// whose memory is the process's).
+func (d *Device) Memory() (free, total uint64) {
+	if d.g == nil {
+		return 0, 0
+	}
+	return d.g.d.Memory()
+}
+
 // GPU reports whether the device is a GPU.
 func (d *Device) GPU() bool { return d.g != nil && d.g.d.GPU }
 

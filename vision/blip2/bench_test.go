@@ -33,6 +33,7 @@ var (
 	benchText       = flag.Int("blip2.text-layers", 0, "OPT layers (0: the real 32)")
 	benchDTypes     = flag.String("blip2.dtypes", "f32,f16,q8_0", "weight dtypes to benchmark")
 	benchBatches    = flag.String("blip2.batches", "1,8", "batch sizes of the encode and decode benchmarks")
+	benchCaptionB   = flag.String("blip2.caption-batches", "8", "batch sizes of the caption benchmark")
 	benchTokens     = flag.Int("blip2.tokens", 60, "new tokens per caption in the end-to-end benchmarks")
 	benchThreadsF   = flag.Int("blip2.threads", 0, "worker threads (0: GOMAXPROCS)")
 	benchKVCache    = flag.String("blip2.kv-cache", "f16", "KV cache element type of the decode and caption benchmarks: f16 or f32")
@@ -236,16 +237,18 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
-// BenchmarkCaption is captioning end to end for a batch of 8 images, -blip2.tokens new
-// tokens each (no EOS, like the anchor): captions per hour.
+// BenchmarkCaption is captioning end to end for batches of -blip2.caption-batches
+// images, -blip2.tokens new tokens each (no EOS, like the anchor): captions per hour.
 func BenchmarkCaption(b *testing.B) {
 	for _, dt := range strings.Split(*benchDTypes, ",") {
-		cfg, _ := benchConfig(b)
-		b.Run(fmt.Sprintf("%s/dtype=%s/kv=%s/batch=8/tokens=%d", cfg.depthName(), dt, *benchKVCache, *benchTokens), func(b *testing.B) {
-			m, _ := benchModelFor(b, dt)
-			m.LM.KVCache = benchKV(b)
-			runCaptionBench(b, m, cfg, 8)
-		})
+		for _, n := range benchList(b, *benchCaptionB) {
+			cfg, _ := benchConfig(b)
+			b.Run(fmt.Sprintf("%s/dtype=%s/kv=%s/batch=%d/tokens=%d", cfg.depthName(), dt, *benchKVCache, n, *benchTokens), func(b *testing.B) {
+				m, _ := benchModelFor(b, dt)
+				m.LM.KVCache = benchKV(b)
+				runCaptionBench(b, m, cfg, n)
+			})
+		}
 	}
 }
 
@@ -273,6 +276,9 @@ func runCaptionBench(b *testing.B, m *Model, cfg Config, n int) {
 	b.ReportMetric(3600*float64(n*b.N)/time.Since(start).Seconds(), "captions/h")
 	if hwm, ok := peakRSS(); ok {
 		b.ReportMetric(float64(hwm)/(1<<20), "peak-rss-MB")
+	}
+	if free, total := c.Device().Memory(); total > 0 && c.Device().GPU() {
+		b.ReportMetric(float64(total-free)/(1<<20), "device-used-MB") // weights, caches and arena, now
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -29,7 +30,26 @@ const benchThreads = 2 // the anchor's --threads
 
 // -longclip.device runs the encoder benchmarks on another device (ggml:CPU, cuda:0);
 // the names carry it, so results of different devices are never mixed up.
-var benchDeviceName = flag.String("longclip.device", "cpu", "device of the encoder benchmarks")
+var (
+	benchDeviceName = flag.String("longclip.device", "cpu", "device of the encoder benchmarks")
+	benchBatchList  = flag.String("longclip.batches", "1,8", "batch sizes of the encoder benchmarks")
+	benchLayerList  = flag.String("longclip.layers", "", "tower depths to run (default: 2 and the real depth)")
+)
+
+func benchInts(b *testing.B, s string, def ...int) []int {
+	if s == "" {
+		return def
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			b.Fatalf("bad list %q", s)
+		}
+		out = append(out, n)
+	}
+	return out
+}
 
 func benchDevice(b *testing.B) *native.Device {
 	d, err := native.OpenDevice(*benchDeviceName)
@@ -99,9 +119,9 @@ func dtName(dt native.DType) string { return strings.ToLower(dt.String()) }
 const benchTextTokens = 60 // the anchor's --text-len
 
 func BenchmarkEncodeImage(b *testing.B) {
-	for _, layers := range []int{2, 24} {
+	for _, layers := range benchInts(b, *benchLayerList, 2, 24) {
 		for _, dt := range []native.DType{native.F32, native.Q8_0} {
-			for _, batch := range []int{1, 8} {
+			for _, batch := range benchInts(b, *benchBatchList) {
 				b.Run(fmt.Sprintf("dev=%s/model=L/layers=%d/dtype=%s/batch=%d", *benchDeviceName, layers, dtName(dt), batch), func(b *testing.B) {
 					m := benchModel(b, layers, dt)
 					c := benchCtx(b)
@@ -129,9 +149,9 @@ func BenchmarkEncodeImage(b *testing.B) {
 }
 
 func BenchmarkEncodeText(b *testing.B) {
-	for _, layers := range []int{2, 12} {
+	for _, layers := range benchInts(b, *benchLayerList, 2, 12) {
 		for _, dt := range []native.DType{native.F32, native.Q8_0} {
-			for _, batch := range []int{1, 8} {
+			for _, batch := range benchInts(b, *benchBatchList) {
 				b.Run(fmt.Sprintf("dev=%s/model=L/layers=%d/dtype=%s/batch=%d/tokens=%d", *benchDeviceName, layers, dtName(dt), batch, benchTextTokens+2), func(b *testing.B) {
 					m := benchModel(b, layers, dt)
 					c := benchCtx(b)

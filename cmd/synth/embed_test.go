@@ -443,7 +443,7 @@ func TestEmbedUsageErrors(t *testing.T) {
 		{"embed", "--model", "m", "--out", "o.jsonl"},
 		{"embed", "--model", "m", "--out", "o.jsonl", "--image", "a", "--text", "b"},
 		{"embed", "--model", "m", "--out", "o.csv", "--image", "a"},
-		{"embed", "--model", "m", "--out", "o.jsonl", "--image", "a", "--batch", "0"},
+		{"embed", "--model", "m", "--out", "o.jsonl", "--image", "a", "--batch", "-1"},
 		{"embed", "--model", "m", "--out", "o.jsonl", "--image", "a", "--dtype", "q3"},
 		{"embed", "--model", "m", "--out", "o.jsonl", "--image", "a", "--shard", "2/2"},
 		{"embed", "--out", "o.jsonl", "--image", "a"},

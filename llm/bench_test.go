@@ -7,10 +7,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"synth/internal/benchflag"
 	"synth/internal/llamagguf"
 	"synth/llm/llamacpp"
 	"synth/weights"
@@ -79,17 +79,9 @@ func benchEnvInt(b *testing.B, name string, def int) int {
 // benchParallel is $SYNTH_BENCH_PARALLEL, a comma list of slot counts (default 1,4,8;
 // a GPU run takes 1,16,64).
 func benchParallel(b *testing.B) []int {
-	s := os.Getenv("SYNTH_BENCH_PARALLEL")
-	if s == "" {
-		return []int{1, 4, 8}
-	}
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			b.Fatalf("SYNTH_BENCH_PARALLEL=%q: want a comma list of positive integers", s)
-		}
-		out = append(out, n)
+	out, err := benchflag.Ints(os.Getenv("SYNTH_BENCH_PARALLEL"), 1, 4, 8)
+	if err != nil {
+		b.Fatalf("SYNTH_BENCH_PARALLEL: %v", err)
 	}
 	return out
 }

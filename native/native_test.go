@@ -153,14 +153,7 @@ func near(t *testing.T, what string, got, want []float32, tol, floor float64) {
 }
 
 // dense copies t's 2-D form row-major (views included).
-func dense(t Tensor) []float32 {
-	rows, cols := t.Dims2()
-	out := make([]float32, 0, rows*cols)
-	for r := 0; r < rows; r++ {
-		out = append(out, t.Row(r)...)
-	}
-	return out
-}
+func dense(t Tensor) []float32 { return hostRows(t) }
 
 // linearOracle is y = act(x W^T + b) + res in float64.
 func linearOracle(x []float32, w []float32, b []float32, act Epilogue, res []float32, m, n, k int) []float32 {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"synth/internal/benchflag"
 	"synth/native"
 	"synth/vision/generate"
 	"synth/vision/nn"
@@ -147,13 +148,9 @@ func nativeDTypeOf(s string) (native.DType, error) {
 }
 
 func benchList(b *testing.B, s string) []int {
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			b.Fatalf("bad list %q", s)
-		}
-		out = append(out, n)
+	out, err := benchflag.Ints(s)
+	if err != nil {
+		b.Fatal(err)
 	}
 	return out
 }

@@ -4,11 +4,11 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
+	"synth/internal/benchflag"
 	"synth/native"
 	"synth/vision/nn"
 )
@@ -37,16 +37,9 @@ var (
 )
 
 func benchInts(b *testing.B, s string, def ...int) []int {
-	if s == "" {
-		return def
-	}
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			b.Fatalf("bad list %q", s)
-		}
-		out = append(out, n)
+	out, err := benchflag.Ints(s, def...)
+	if err != nil {
+		b.Fatal(err)
 	}
 	return out
 }

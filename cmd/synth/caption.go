@@ -66,7 +66,8 @@ func captionCommand() *cli.Command {
 			&cli.StringFlag{Name: "out", Usage: "output JSONL file (appended to; done images are skipped)", Required: true},
 			&cli.StringFlag{Name: "tokenizer", Usage: "folder with vocab.json and merges.txt (default: beside the model)"},
 			&cli.StringFlag{Name: "prompt", Usage: "text prompt the captions continue (default: none, BOS alone)"},
-			&cli.IntFlag{Name: "batch", Value: 8, Usage: "images per batch"},
+			&cli.IntFlag{Name: "batch", Value: 0, Usage: "images per batch (0: 8 on a CPU, 64 on a GPU)"},
+			deviceFlag(),
 			&cli.StringFlag{Name: "dtype", Value: "auto", Usage: "weights in memory: auto (as stored), f32, f16, bf16, q8_0 or q4_0"},
 			&cli.StringFlag{Name: "kv-cache", Value: "f16", Usage: "KV cache element type: f16 or f32"},
 			&cli.IntFlag{Name: "max-new-tokens", Value: 120, Usage: "longest caption, in tokens"},
@@ -135,7 +136,11 @@ func runCaption(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	batch, err := intInRange(c, "batch", 1, maxBatch)
+	dev, err := openDevice(c)
+	if err != nil {
+		return err
+	}
+	batch, err := deviceBatch(c, dev, 8, 64)
 	if err != nil {
 		return err
 	}
@@ -214,7 +219,7 @@ func runCaption(c *cli.Context) error {
 	}
 	defer src.Close()
 	var loraPath *string
-	opts := blip2.Options{LiveLoRA: c.Bool("lora-live"), KVCache: kvCache}
+	opts := blip2.Options{LiveLoRA: c.Bool("lora-live"), KVCache: kvCache, Device: dev}
 	if dir := c.String("lora"); dir != "" {
 		a, err := weights.LoadAdapter(dir)
 		if err != nil {
@@ -245,13 +250,16 @@ func runCaption(c *cli.Context) error {
 		// images could grow by as much as the cache before a collection.
 		defer debug.SetGCPercent(debug.SetGCPercent(25)) // restored for in-process callers (synth pipeline)
 	}
-	ctx := native.NewCtx(threads(c))
+	ctx, err := native.NewCtxOn(dev, threads(c))
+	if err != nil {
+		return err
+	}
 	defer ctx.Close()
 	gen, err := m.NewGenerator(ctx, batch, max(len(promptIDs), 1), gp)
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
-	slog.Info("model loaded", "model", modelPath, "lora", c.String("lora"), "dtype", rp.DType, "kv_cache", rp.KVCache,
+	slog.Info("model loaded", "model", modelPath, "lora", c.String("lora"), "dtype", rp.DType, "kv_cache", rp.KVCache, "device", dev,
 		"threads", ctx.Threads(), "took", time.Since(start).Round(time.Millisecond))
 
 	run := captionRun{

@@ -71,7 +71,8 @@ func longclipFlags() []cli.Flag {
 		&cli.StringFlag{Name: "vocab", Usage: "the BPE merges file (default: " + clipVocabName + " beside the model)"},
 		&cli.StringFlag{Name: "dtype", Value: "f32", Usage: "weights in memory: f32, f16, bf16, q8_0, q4_0 (quantized GGUF weights stay as stored)"},
 		&cli.BoolFlag{Name: "upstream-fp16", Usage: "round the weights upstream's loader casts to float16, like longclip.load"},
-		&cli.IntFlag{Name: "batch", Value: 8, Usage: "items per forward pass"},
+		&cli.IntFlag{Name: "batch", Value: 0, Usage: "items per forward pass (0: 8 on a CPU, 64 on a GPU)"},
+		deviceFlag(),
 	}
 }
 
@@ -238,7 +239,12 @@ func runEmbed(c *cli.Context) error {
 // openEmbedder loads the model (and the tokenizer when texts are embedded) as
 // longclipFlags and --threads say. Close the Embedder, then its Model.
 func openEmbedder(c *cli.Context, texts, normalize bool) (*longclip.Embedder, error) {
-	if _, err := intInRange(c, "batch", 1, maxBatch); err != nil {
+	dev, err := openDevice(c)
+	if err != nil {
+		return nil, err
+	}
+	batch, err := deviceBatch(c, dev, 8, 64)
+	if err != nil {
 		return nil, err
 	}
 	dt, err := nn.ParseDType(c.String("dtype"))
@@ -247,11 +253,11 @@ func openEmbedder(c *cli.Context, texts, normalize bool) (*longclip.Embedder, er
 	}
 	model := c.String("model")
 	start := time.Now()
-	m, err := longclip.Open(model, longclip.Options{DType: dt, UpstreamFP16: c.Bool("upstream-fp16")})
+	m, err := longclip.Open(model, longclip.Options{DType: dt, UpstreamFP16: c.Bool("upstream-fp16"), Device: dev})
 	if err != nil {
 		return nil, err
 	}
-	slog.Info("embed: model loaded", "model", model, "config", m.Config.String(), "dtype", c.String("dtype"), "took", time.Since(start).Round(time.Millisecond))
+	slog.Info("embed: model loaded", "model", model, "config", m.Config.String(), "dtype", c.String("dtype"), "device", dev, "took", time.Since(start).Round(time.Millisecond))
 	var tok *cliptok.Tokenizer
 	if texts {
 		vocab := c.String("vocab")
@@ -273,7 +279,7 @@ func openEmbedder(c *cli.Context, texts, normalize bool) (*longclip.Embedder, er
 	}
 	e, err := longclip.NewEmbedder(m, tok, longclip.EmbedderOptions{
 		Threads:   threads(c),
-		Batch:     c.Int("batch"),
+		Batch:     batch,
 		Normalize: normalize,
 		Decode: func(path string) (image.Image, error) {
 			return imagefile.Decode(path, imagefile.Limits{})

@@ -8,6 +8,9 @@ import (
 
 	"github.com/klauspost/cpuid/v2"
 	"github.com/urfave/cli/v2"
+
+	"synth/native"
+	"synth/native/ggml"
 )
 
 func globalFlags() []cli.Flag {
@@ -99,4 +102,36 @@ func describeThreads(c *cli.Context) string {
 		return fmt.Sprintf("%d (--threads)", n)
 	}
 	return fmt.Sprintf("%d (physical cores available)", defaultThreads())
+}
+
+// deviceFlag is --device of the commands that run BLIP-2 or Long-CLIP.
+func deviceFlag() cli.Flag {
+	return &cli.StringFlag{Name: "device", Value: "cpu",
+		Usage: "where the model runs: cpu (synth's kernels), ggml:CPU, cuda:0 or another ggml device (synth doctor lists them; GPU modules load from $" + ggml.BackendsEnv + " or lib/synth beside the binary)"}
+}
+
+// openDevice opens --device; an unknown name is a usage error naming the devices there are.
+func openDevice(c *cli.Context) (*native.Device, error) {
+	d, err := native.OpenDevice(c.String("device"))
+	if err != nil {
+		return nil, usageErrorf("--device: %v", err)
+	}
+	return d, nil
+}
+
+// deviceBatch is --batch, or when it is 0 the default for the device: small batches
+// keep a CPU's caches warm, a GPU needs many images at once to be busy.
+func deviceBatch(c *cli.Context, d *native.Device, cpu, gpu int) (int, error) {
+	b := c.Int("batch")
+	switch {
+	case b < 0:
+		return 0, usageErrorf("--batch must be at least 1 (0: the device's default), got %d", b)
+	case b > maxBatch:
+		return 0, usageErrorf("--batch %d: want 1 to %d (0: the device's default)", b, maxBatch)
+	case b > 0:
+		return b, nil
+	case d.GPU():
+		return gpu, nil
+	}
+	return cpu, nil
 }

@@ -222,7 +222,7 @@ func rewriteAction(c *cli.Context) error {
 		return out.Close()
 	}
 
-	if gap := llamaSIMDGap(native.CPU().Features, llamacpp.CPUFeatures()); gap != "" {
+	if gap := llamaSIMDGap(native.CPUFeatures().Features, llamacpp.CPUFeatures()); gap != "" {
 		slog.Warn("rewrite: " + gap + ": generation will be several times slower")
 	}
 	model, err := llamacpp.LoadModel(cfg.modelPath, llamacpp.ModelParams{GPULayers: cfg.gpuLayers})

@@ -36,5 +36,7 @@
 //
 // Before llama.cpp sees a file, LoadModel reads it with synth's own GGUF parser and checks
 // the metadata llama.cpp trusts (check.go), so a malformed model is an error, not an
-// abort. llamacpp imports only weights (a standard-library leaf) from synth.
+// abort. From synth, llamacpp imports synth/native/ggml, the one owner of ggml's backend
+// registry (it loads the GPU modules once for llama.cpp and native alike), and weights,
+// the standard-library leaf that parses GGUF.
 package llamacpp

@@ -64,7 +64,7 @@ func TestQuantizedGGUF(t *testing.T) {
 				m := openModel(t, gguf, Options{})
 				// convert quantizes a 2-D weight only when both its dims fill whole blocks;
 				// a set whose widths are not multiples of 32 keeps c_fc float32, rightly
-				fc := m.Vision.Blocks[0].FC.W
+				fc := m.Vision.Blocks[0].FC1.W
 				wantDT := tc.native
 				if bs := tc.dt.BlockSize(); fc.N()%bs != 0 || fc.K()%bs != 0 {
 					t.Logf("c_fc [%d, %d] cannot be stored as %s: expect float32", fc.N(), fc.K(), tc.dt)
@@ -73,7 +73,7 @@ func TestQuantizedGGUF(t *testing.T) {
 				if got := fc.DType(); got != wantDT {
 					t.Fatalf("c_fc weight is %s in memory, want %s", got, wantDT)
 				}
-				img, txt := encodeAll(m, s)
+				img, txt := encodeAll(t, m, s)
 				d := m.Config.EmbedDim
 				ci, ct := minCos(img, want["image_embeds"].f32, d), minCos(txt, want["text_embeds"].f32, d)
 				t.Logf("min cosine to float32: image %.6f, text %.6f", ci, ct)
@@ -107,7 +107,7 @@ func TestLoadDTypes(t *testing.T) {
 				if got := qkv.DType(); got != wantDT {
 					t.Fatalf("in_proj weight is %s, want %s", got, wantDT)
 				}
-				img, txt := encodeAll(m, s)
+				img, txt := encodeAll(t, m, s)
 				d := m.Config.EmbedDim
 				ci, ct := minCos(img, want["image_embeds"].f32, d), minCos(txt, want["text_embeds"].f32, d)
 				t.Logf("min cosine to float32: image %.6f, text %.6f", ci, ct)

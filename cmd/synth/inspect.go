@@ -205,7 +205,6 @@ func describeMeta(kv weights.KV) inspectMeta {
 	return m
 }
 
-
 func humanBytes(n int64) string {
 	const unit = 1024
 	if n < unit {

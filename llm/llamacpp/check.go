@@ -298,4 +298,3 @@ func floatValue(v any) (float64, bool) {
 	}
 	return 0, false
 }
-

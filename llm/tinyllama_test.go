@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -73,5 +74,43 @@ func TestGeneratedTinyLlamaLoads(t *testing.T) {
 	res := runAll(t, g, []Request{{ID: "a", Suffix: suffix}, {ID: "b", Suffix: suffix, Seed: 3}})
 	if r := res["a"]; r.Err != nil || len(r.Tokens) == 0 {
 		t.Errorf("generation: %+v", r)
+	}
+}
+
+func TestScriptedTinyLlamaWritesItsScript(t *testing.T) {
+	const text = "slim fit 32 cm"
+	path := filepath.Join(t.TempDir(), "scripted.gguf")
+	if err := llamagguf.WriteScripted(path, text); err != nil {
+		t.Fatal(err)
+	}
+	m, err := llamacpp.LoadModel(path, llamacpp.ModelParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	p, err := NewChatPrompter(m, "Translate.", []Shot{{User: "a", Assistant: "b"}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs []Request
+	for i, user := range []string{"허리 32cm", "something else entirely", "3"} {
+		suffix, err := p.SuffixFor(user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs = append(reqs, Request{ID: fmt.Sprint(i), Suffix: suffix, Seed: uint32(i)})
+	}
+	for _, temp := range []float32{0, 1} {
+		g, err := NewGenerator(m, p.Prefix(), Options{Parallel: 2, MaxTokens: 32, CtxPerSeq: 256, Threads: 1,
+			Sampling: llamacpp.SamplerParams{Temperature: temp, TopK: 40, TopP: 0.9}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id, r := range runAll(t, g, reqs) {
+			if r.Err != nil || r.Text != text || r.Finish != FinishStop {
+				t.Errorf("temperature %g, prompt %s: %q (%s, %v), want %q then the end of the turn", temp, id, r.Text, r.Finish, r.Err, text)
+			}
+		}
+		g.Close()
 	}
 }

@@ -80,6 +80,7 @@ func commands() []*cli.Command {
 		pipelineCommand(),
 		demoCommand(),
 		captionCommand(),
+		translateCommand(),
 		rewriteCommand(),
 		evalCommand(),
 		embedCommand(),

@@ -33,4 +33,3 @@ func TestTranslationPrompt(t *testing.T) {
 		}
 	}
 }
-

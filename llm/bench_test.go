@@ -72,6 +72,19 @@ func benchModel(b *testing.B, name string, cfg llamagguf.Config, dt weights.DTyp
 	return m
 }
 
+// benchTokens is the tokens each generation makes: $SYNTH_BENCH_TOKENS, or 32.
+func benchTokens(b *testing.B) int {
+	s := os.Getenv("SYNTH_BENCH_TOKENS")
+	if s == "" {
+		return 32
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 2 {
+		b.Fatalf("SYNTH_BENCH_TOKENS=%q: want an integer >= 2", s)
+	}
+	return n
+}
+
 func benchThreads(b *testing.B) int {
 	if s := os.Getenv("SYNTH_BENCH_THREADS"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -83,16 +96,9 @@ func benchThreads(b *testing.B) int {
 	return runtime.NumCPU()
 }
 
-// benchExamples are six few-shot pairs in the rewrite prompt's style: the paper's
-// setting of a handful of style examples.
-var benchExamples = []Example{
-	{Keywords: []string{"blue jeans", "cotton", "slim fit"}, Text: "These slim-fit blue jeans are cut from soft, breathable cotton denim, with a clean modern line from hip to ankle that pairs as easily with sneakers as with boots."},
-	{Keywords: []string{"wool", "coat", "double breasted", "long length"}, Text: "This long double-breasted coat is tailored in warm wool, with a structured shoulder and a generous length that keeps out the cold on winter days in the city."},
-	{Keywords: []string{"red", "linen", "midi dress", "puff sleeves", "v-neck"}, Text: "A red linen midi dress with soft puff sleeves and a flattering v-neck, light and airy for warm summer afternoons and easy to dress up for an evening out."},
-	{Keywords: []string{"black", "leather", "ankle boots", "block heel", "side zip"}, Text: "These black leather ankle boots stand on a steady block heel and close with a side zip, a versatile pair that carries an outfit from the office to the weekend."},
-	{Keywords: []string{"white", "cotton", "t-shirt", "crew neck", "relaxed fit"}, Text: "A white cotton t-shirt with a classic crew neck and a relaxed fit, soft against the skin and made to be worn on its own or layered under a jacket."},
-	{Keywords: []string{"green", "silk", "scarf", "floral print"}, Text: "This green silk scarf is printed with a delicate floral pattern and has a smooth, fluid drape that adds a touch of colour to a coat or a plain blouse."},
-}
+// benchExamples are the six built-in English few-shot pairs: the paper's setting of a
+// handful of style examples.
+var benchExamples = DefaultExamples("en")
 
 // BenchmarkGenerate measures generation tokens/s of the Generator at parallel 1, 4
 // and 8, and, in the same iterations on the same context, a bare llama_decode loop of
@@ -103,14 +109,7 @@ var benchExamples = []Example{
 // llama_decode) / its time in llama_decode, of which sample_% is the sampler chains.
 func BenchmarkGenerate(b *testing.B) {
 	const suffixLen = 16
-	genTokens := 32
-	if s := os.Getenv("SYNTH_BENCH_TOKENS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 2 {
-			b.Fatalf("SYNTH_BENCH_TOKENS=%q: want an integer >= 2", s)
-		}
-		genTokens = n
-	}
+	genTokens := benchTokens(b)
 	for _, bm := range benchModels {
 		for _, dt := range benchTypes {
 			b.Run(fmt.Sprintf("model=%s/type=%s", bm.name, dt), func(b *testing.B) {
@@ -286,14 +285,7 @@ var benchKorean = []dataset.Product{
 //	SYNTH_BENCH_MODELS=/tmp/synth-bench-models go test -run '^$' -bench 'Translate/model=8b' -benchtime 1x ./llm/
 func BenchmarkTranslate(b *testing.B) {
 	const suffixLen, products = 48, 8
-	genTokens := 32
-	if s := os.Getenv("SYNTH_BENCH_TOKENS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 2 {
-			b.Fatalf("SYNTH_BENCH_TOKENS=%q: want an integer >= 2", s)
-		}
-		genTokens = n
-	}
+	genTokens := benchTokens(b)
 	models := append([]struct {
 		name string
 		cfg  llamagguf.Config

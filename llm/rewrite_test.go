@@ -3,14 +3,11 @@ package llm
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"synth/dataset"
-	"synth/internal/llamagguf"
-	"synth/llm/llamacpp"
 )
 
 func TestReadGlossary(t *testing.T) {
@@ -115,18 +112,4 @@ func TestKoreanRewritePrompt(t *testing.T) {
 	if _, err := NewPrompter(m, PromptConfig{Lang: "fr"}); err == nil {
 		t.Error("rewrite language fr accepted")
 	}
-}
-
-func tinyModel(t *testing.T) *llamacpp.Model {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "tiny.gguf")
-	if err := llamagguf.Write(path, llamagguf.Tiny); err != nil {
-		t.Fatal(err)
-	}
-	m, err := llamacpp.LoadModel(path, llamacpp.ModelParams{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return m
 }

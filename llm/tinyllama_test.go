@@ -14,15 +14,7 @@ import (
 // The tiny GGUF the command tests build must be a Llama 3.1 to llama.cpp: its
 // tokenizer, special tokens, chat template and generation.
 func TestGeneratedTinyLlamaLoads(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "tiny.gguf")
-	if err := llamagguf.Write(path, llamagguf.Tiny); err != nil {
-		t.Fatal(err)
-	}
-	m, err := llamacpp.LoadModel(path, llamacpp.ModelParams{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := tinyModel(t)
 	cfg := llamagguf.Tiny
 	first := llamacpp.Token(cfg.Vocab - cfg.Specials)
 	if m.NVocab() != cfg.Vocab || m.NLayer() != cfg.Layers || m.NEmbd() != cfg.Embd || m.NCtxTrain() != cfg.CtxTrain {
@@ -113,4 +105,19 @@ func TestScriptedTinyLlamaWritesItsScript(t *testing.T) {
 		}
 		g.Close()
 	}
+}
+
+// tinyModel writes and loads llamagguf.Tiny, closed when the test ends.
+func tinyModel(t *testing.T) *llamacpp.Model {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tiny.gguf")
+	if err := llamagguf.Write(path, llamagguf.Tiny); err != nil {
+		t.Fatal(err)
+	}
+	m, err := llamacpp.LoadModel(path, llamacpp.ModelParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
 }

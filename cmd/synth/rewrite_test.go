@@ -75,17 +75,22 @@ func (fx rewriteFixture) args(out string, extra ...string) []string {
 
 // readRewrite reads an output file, failing on a duplicate id.
 func readRewrite(t *testing.T, path string) map[string]llm.RewriteRecord {
+	return readByID(t, path, func(r llm.RewriteRecord) string { return r.ID })
+}
+
+// readByID reads the records of an output file by their id, failing on a duplicate.
+func readByID[R any](t *testing.T, path string, id func(R) string) map[string]R {
 	t.Helper()
-	recs := map[string]llm.RewriteRecord{}
+	recs := map[string]R{}
 	err := dataset.ReadRecords(path, func(line int, raw json.RawMessage) error {
-		var r llm.RewriteRecord
+		var r R
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return err
 		}
-		if _, dup := recs[r.ID]; dup {
-			return fmt.Errorf("%s:%d: duplicate record for %s", path, line, r.ID)
+		if _, dup := recs[id(r)]; dup {
+			return fmt.Errorf("%s:%d: duplicate record for %s", path, line, id(r))
 		}
-		recs[r.ID] = r
+		recs[id(r)] = r
 		return nil
 	})
 	if err != nil {

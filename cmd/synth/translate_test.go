@@ -107,23 +107,7 @@ func (r translated) field(t *testing.T, name string) fieldInfo {
 
 // readTranslated reads an output file, failing on a duplicate id.
 func readTranslated(t *testing.T, path string) map[string]translated {
-	t.Helper()
-	recs := map[string]translated{}
-	err := dataset.ReadRecords(path, func(line int, raw json.RawMessage) error {
-		var r translated
-		if err := json.Unmarshal(raw, &r); err != nil {
-			return err
-		}
-		if _, dup := recs[r.ID]; dup {
-			return fmt.Errorf("%s:%d: duplicate record for %s", path, line, r.ID)
-		}
-		recs[r.ID] = r
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return recs
+	return readByID(t, path, func(r translated) string { return r.ID })
 }
 
 func TestTranslateWritesEveryProduct(t *testing.T) {

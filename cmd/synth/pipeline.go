@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"synth/dataset"
+	"synth/weights/modellock"
 )
 
 func pipelineCommand() *cli.Command {
@@ -37,6 +38,7 @@ func pipelineCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Required: true, Usage: "pipeline config `FILE` (YAML)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the commands the pipeline would run, run nothing"},
+			&cli.StringFlag{Name: "models-lock", Usage: "verify the models against this `FILE` (synth models lock) before any work; overrides the config's models-lock:"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
@@ -46,6 +48,14 @@ func pipelineCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if c.IsSet("models-lock") {
+				cfg.ModelsLock = c.String("models-lock") // from the command line: relative to the working directory
+				if cfg.ModelsLock != "" && !filepath.IsAbs(cfg.ModelsLock) {
+					if cfg.ModelsLock, err = filepath.Abs(cfg.ModelsLock); err != nil {
+						return fmt.Errorf("pipeline: %w", err)
+					}
+				}
+			}
 			p := &pipeline{cfg: cfg, stdout: c.App.Writer, stderr: c.App.ErrWriter, dryRun: c.Bool("dry-run"), threads: threads(c)}
 			return p.run()
 		},
@@ -54,9 +64,10 @@ func pipelineCommand() *cli.Command {
 
 // pipelineConfig is synth.yaml. Paths are relative to the file's folder.
 type pipelineConfig struct {
-	Output  string `yaml:"output"`
-	Threads int    `yaml:"threads"`
-	Data    struct {
+	Output     string `yaml:"output"`
+	Threads    int    `yaml:"threads"`
+	ModelsLock string `yaml:"models-lock"`
+	Data       struct {
 		Source    string `yaml:"source"`
 		Unlabeled string `yaml:"unlabeled"`
 		Foreign   string `yaml:"foreign"`
@@ -103,6 +114,9 @@ func (s stepFlags) has(k string) bool { return s.values[k] != "" }
 
 // pathFlags are flags whose values are file paths, resolved against the config's folder.
 var pathFlags = map[string]bool{"model": true, "lora": true, "tokenizer": true, "examples": true, "examples-from": true, "glossary": true, "system-file": true, "vocab": true, "cache": true}
+
+// modelFlags are the path flags that name model files, which a models.lock must list.
+var modelFlags = []string{"model", "lora", "tokenizer", "vocab"}
 
 // reservedFlags are set by the pipeline itself for each step.
 var reservedFlags = map[string][]string{
@@ -242,6 +256,9 @@ const (
 
 func (p *pipeline) run() error {
 	cfg := p.cfg
+	if err := p.checkModels(); err != nil {
+		return err
+	}
 	p.out = cfg.resolve(cfg.Output)
 	if err := os.MkdirAll(p.out, 0o755); err != nil {
 		return fmt.Errorf("pipeline: %w", err)
@@ -297,6 +314,33 @@ func (p *pipeline) run() error {
 	if cfg.Eval.values != nil {
 		fmt.Fprintf(p.stdout, "report:  %s\n", filepath.Join(p.out, evalDir, "report.md"))
 	}
+	return nil
+}
+
+// checkModels refuses to start when a models.lock is given and the models the steps use
+// are not all listed in it or do not match it.
+func (p *pipeline) checkModels() error {
+	cfg := p.cfg
+	if cfg.ModelsLock == "" {
+		return nil
+	}
+	l, err := modellock.Read(cfg.resolve(cfg.ModelsLock))
+	if err != nil {
+		return fmt.Errorf("pipeline: %w", err)
+	}
+	var models []string
+	for _, f := range []stepFlags{cfg.Caption, cfg.Rewrite, cfg.Eval} {
+		for _, k := range modelFlags {
+			if f.has(k) {
+				models = append(models, cfg.resolve(f.values[k]))
+			}
+		}
+	}
+	r, err := l.Verify(models...)
+	if err != nil {
+		return fmt.Errorf("pipeline: %w", err)
+	}
+	fmt.Fprintf(p.stderr, "pipeline: models: %s\n", r)
 	return nil
 }
 

@@ -329,7 +329,7 @@ func (p *pipeline) checkModels() error {
 		return fmt.Errorf("pipeline: %w", err)
 	}
 	var models []string
-	for _, f := range []stepFlags{cfg.Caption, cfg.Rewrite, cfg.Eval} {
+	for _, f := range []stepFlags{cfg.Translate, cfg.Caption, cfg.Rewrite, cfg.Eval} {
 		for _, k := range modelFlags {
 			if f.has(k) {
 				models = append(models, cfg.resolve(f.values[k]))

@@ -85,6 +85,7 @@ func commands() []*cli.Command {
 		pipelineCommand(),
 		demoCommand(),
 		captionCommand(),
+		translateCommand(),
 		rewriteCommand(),
 		evalCommand(),
 		embedCommand(),

@@ -18,6 +18,8 @@ type Report struct {
 	Datasets []DatasetReport `json:"datasets"` // the first is the reference
 	// Histogram bins shared by every dataset's same and diff counts.
 	Histogram Histogram `json:"histogram"`
+	// Warnings about the inputs, e.g. texts Long-CLIP cannot read (every dataset's).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Params are the exact parameters of the run.
@@ -43,11 +45,15 @@ type DatasetReport struct {
 		// Products lists every ineligible product with its reason, in manifest order.
 		Products []Excluded `json:"products"`
 	} `json:"ineligible"`
-	Requested int              `json:"requested"`
-	Used      int              `json:"used"`
-	Notes     []string         `json:"notes,omitempty"`
-	Excluded  []Excluded       `json:"excluded"`
-	Sampled   []SampledProduct `json:"sampled"`
+	Requested int      `json:"requested"`
+	Used      int      `json:"used"`
+	Notes     []string `json:"notes,omitempty"`
+	// Scripts are the writing systems of the eligible texts; Warnings say when they are
+	// mostly not the Latin script Long-CLIP's English tokenizer reads.
+	Scripts  Scripts          `json:"scripts"`
+	Warnings []string         `json:"warnings,omitempty"`
+	Excluded []Excluded       `json:"excluded"`
+	Sampled  []SampledProduct `json:"sampled"`
 
 	// The paper's Table 1: cos(I_pk, T_p) and cos(I_pk, T_q), q != p.
 	Same MeanStat `json:"same"`
@@ -162,6 +168,13 @@ func (r *Report) Markdown() string {
 	fmt.Fprintf(&b, "# Image-text similarity (Long-CLIP protocol, Table 1)\n\n")
 	fmt.Fprintf(&b, "%d products per dataset (those with >= %d images and a text), %d images each, seed %d; model %s (sha256 %s).\n\n",
 		p.Products, max(2, p.ImagesPerProduct), p.ImagesPerProduct, p.Seed, r.Model.Name, short(r.Model.SHA256))
+	if len(r.Warnings) > 0 {
+		fmt.Fprintf(&b, "## Warnings\n\n")
+		for _, w := range r.Warnings {
+			fmt.Fprintf(&b, "- **warning**: %s.\n", oneLine(w))
+		}
+		fmt.Fprintln(&b)
+	}
 
 	fmt.Fprintf(&b, "## Table 1\n\n")
 	fmt.Fprintf(&b, "| Dataset | Same product: mean | Same product: variance | Different product: mean | Different product: variance |\n")

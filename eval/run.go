@@ -71,6 +71,9 @@ type Config struct {
 	Cache *embcache.Cache
 	// Progress, when not nil, is called after each batch.
 	Progress func(Progress)
+	// Warn, when not nil, gets each warning as soon as it is found (the report keeps
+	// them too): e.g. a dataset whose texts are mostly not English.
+	Warn func(string)
 }
 
 // Progress reports how far Run has come with one dataset.
@@ -160,6 +163,7 @@ func Run(ctx context.Context, cfg Config, emb Embedder) (*Report, error) {
 			return nil, err
 		}
 		rep.Datasets = append(rep.Datasets, *dr)
+		rep.Warnings = append(rep.Warnings, dr.Warnings...)
 		sims = append(sims, s)
 	}
 	ref := sims[0]
@@ -211,8 +215,16 @@ func evalDataset(ctx context.Context, cfg *Config, emb Embedder, ds Dataset, inf
 	}
 	dr.Eligible = len(eligible)
 	ids := make([]string, len(eligible))
+	words := make([]string, len(eligible))
 	for i, p := range eligible {
-		ids[i] = p.ID
+		ids[i], words[i] = p.ID, p.Text
+	}
+	dr.Scripts = CountScripts(words)
+	if w := dr.Scripts.warning(ds.Name); w != "" {
+		dr.Warnings = append(dr.Warnings, w)
+		if cfg.Warn != nil {
+			cfg.Warn(w)
+		}
 	}
 	order := rankOrder(cfg.Seed, ids)
 

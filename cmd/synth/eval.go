@@ -106,6 +106,7 @@ func runEval(c *cli.Context) error {
 	rep, err := eval.Run(ctx, eval.Config{
 		Datasets: sets, Products: c.Int("products"), ImagesPerProduct: c.Int("images-per-product"),
 		Seed: c.Uint64("seed"), Bootstrap: c.Int("bootstrap"), Strict: c.Bool("strict"), Cache: cache,
+		Warn: func(w string) { fmt.Fprintf(stderr, "eval: warning: %s\n", w) },
 		Progress: func(p eval.Progress) {
 			if time.Since(last) < 5*time.Second && p.Done < p.Want {
 				return

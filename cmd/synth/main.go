@@ -88,6 +88,7 @@ func commands() []*cli.Command {
 		pipelineCommand(),
 		demoCommand(),
 		captionCommand(),
+		translateCommand(),
 		rewriteCommand(),
 		evalCommand(),
 		embedCommand(),

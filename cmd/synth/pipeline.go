@@ -22,15 +22,17 @@ import (
 func pipelineCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "pipeline",
-		Usage: "run the paper's method end to end from one config file: caption -> rewrite -> eval",
+		Usage: "run the paper's method end to end from one config file: [translate ->] caption -> rewrite -> eval",
 		Description: "Reads a YAML config (see synth.example.yaml: every key is documented there) and runs\n" +
+			"   0. synth translate the source manifest (optional)   -> OUTPUT/translated.jsonl,\n" +
+			"                      which then stands for the source set\n" +
 			"   1. synth caption  on the unlabeled product images   -> OUTPUT/captioned.jsonl\n" +
 			"   2. synth rewrite  on the keyword-list products      -> OUTPUT/rewritten.jsonl\n" +
 			"   3. synth eval     source vs captioned vs rewritten  -> OUTPUT/eval/\n" +
 			"then writes Parquet copies of both outputs and a dataset card (OUTPUT/README.md).\n" +
 			"Each step is resumable and skipped when its output is already complete, so running\n" +
 			"the same config again recomputes nothing, and a killed run continues where it stopped.\n" +
-			"The keys of the caption, rewrite and eval sections are the flags of those commands.",
+			"The keys of the translate, caption, rewrite and eval sections are the flags of those commands.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Required: true, Usage: "pipeline config `FILE` (YAML)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the commands the pipeline would run, run nothing"},
@@ -68,9 +70,12 @@ type pipelineConfig struct {
 		Unlabeled string `yaml:"unlabeled"`
 		Foreign   string `yaml:"foreign"`
 	} `yaml:"data"`
-	Caption stepFlags `yaml:"caption"`
-	Rewrite stepFlags `yaml:"rewrite"`
-	Eval    stepFlags `yaml:"eval"`
+	// Translate, when present, translates data.source (e.g. Korean) and the translation
+	// stands for the source set from then on (the paper's step 0).
+	Translate stepFlags `yaml:"translate"`
+	Caption   stepFlags `yaml:"caption"`
+	Rewrite   stepFlags `yaml:"rewrite"`
+	Eval      stepFlags `yaml:"eval"`
 
 	path, dir string
 	raw       []byte
@@ -106,16 +111,17 @@ func (s *stepFlags) UnmarshalYAML(n *yaml.Node) error {
 func (s stepFlags) has(k string) bool { return s.values[k] != "" }
 
 // pathFlags are flags whose values are file paths, resolved against the config's folder.
-var pathFlags = map[string]bool{"model": true, "lora": true, "tokenizer": true, "examples": true, "system-file": true, "vocab": true, "cache": true}
+var pathFlags = map[string]bool{"model": true, "lora": true, "tokenizer": true, "examples": true, "examples-from": true, "glossary": true, "system-file": true, "vocab": true, "cache": true}
 
 // modelFlags are the path flags that name model files, which a models.lock must list.
 var modelFlags = []string{"model", "lora", "tokenizer", "vocab"}
 
 // reservedFlags are set by the pipeline itself for each step.
 var reservedFlags = map[string][]string{
-	"caption": {"images", "out", "shard"},
-	"rewrite": {"in", "out", "shard"},
-	"eval":    {"data", "out"},
+	"translate": {"in", "out", "shard"},
+	"caption":   {"images", "out", "shard"},
+	"rewrite":   {"in", "out", "shard"},
+	"eval":      {"data", "out"},
 }
 
 func readPipelineConfig(path string) (*pipelineConfig, error) {
@@ -146,6 +152,7 @@ func readPipelineConfig(path string) (*pipelineConfig, error) {
 		flags stepFlags
 		input string
 	}{
+		{"translate", cfg.Translate, cfg.Data.Source},
 		{"caption", cfg.Caption, cfg.Data.Unlabeled},
 		{"rewrite", cfg.Rewrite, cfg.Data.Foreign},
 		{"eval", cfg.Eval, cfg.Data.Source},
@@ -166,12 +173,12 @@ func readPipelineConfig(path string) (*pipelineConfig, error) {
 			return nil, usageErrorf("pipeline: %s: %s.model is required", path, st.name)
 		}
 		if st.input == "" {
-			need := map[string]string{"caption": "data.unlabeled", "rewrite": "data.foreign", "eval": "data.source"}[st.name]
+			need := map[string]string{"translate": "data.source", "caption": "data.unlabeled", "rewrite": "data.foreign", "eval": "data.source"}[st.name]
 			return nil, usageErrorf("pipeline: %s: the %s step needs %s", path, st.name, need)
 		}
 	}
 	if steps == 0 {
-		return nil, usageErrorf("pipeline: %s: no step configured (caption:, rewrite:, eval:)", path)
+		return nil, usageErrorf("pipeline: %s: no step configured (translate:, caption:, rewrite:, eval:)", path)
 	}
 	return cfg, nil
 }
@@ -237,11 +244,12 @@ type pipeline struct {
 
 // Files the pipeline writes in the output folder.
 const (
-	captionedFile = "captioned.jsonl"
-	rewrittenFile = "rewritten.jsonl"
-	evalDir       = "eval"
-	evalDataDir   = "eval-data"
-	evalStamp     = ".inputs.sha256"
+	translatedFile = "translated.jsonl"
+	captionedFile  = "captioned.jsonl"
+	rewrittenFile  = "rewritten.jsonl"
+	evalDir        = "eval"
+	evalDataDir    = "eval-data"
+	evalStamp      = ".inputs.sha256"
 )
 
 func (p *pipeline) run() error {
@@ -276,6 +284,13 @@ func (p *pipeline) run() error {
 	p.hashes = loadHashCache(filepath.Join(p.out, ".model-hashes.json"))
 	start := time.Now()
 	var sum runSummary
+	if cfg.Translate.values != nil {
+		st, err := p.step("translate", cfg.Data.Source, "in", translatedFile, cfg.Translate, false)
+		if err != nil {
+			return err
+		}
+		sum.translate = st
+	}
 	if cfg.Caption.values != nil {
 		st, err := p.step("caption", cfg.Data.Unlabeled, "images", captionedFile, cfg.Caption, true)
 		if err != nil {
@@ -329,7 +344,7 @@ func (p *pipeline) checkModels() error {
 		return fmt.Errorf("pipeline: %w", err)
 	}
 	var models []string
-	for _, f := range []stepFlags{cfg.Caption, cfg.Rewrite, cfg.Eval} {
+	for _, f := range []stepFlags{cfg.Translate, cfg.Caption, cfg.Rewrite, cfg.Eval} {
 		for _, k := range modelFlags {
 			if f.has(k) {
 				models = append(models, cfg.resolve(f.values[k]))
@@ -351,9 +366,9 @@ type stepStatus struct {
 	expected        int
 }
 
-type runSummary struct{ caption, rewrite stepStatus }
+type runSummary struct{ translate, caption, rewrite stepStatus }
 
-// step runs synth caption or synth rewrite unless its output already holds a record for
+// step runs synth translate, caption or rewrite unless its output already holds a record for
 // every item of the input manifest.
 func (p *pipeline) step(name, manifest, inFlag, outFile string, flags stepFlags, perImage bool) (stepStatus, error) {
 	in := p.cfg.resolve(manifest)

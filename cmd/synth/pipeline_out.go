@@ -33,8 +33,8 @@ type evalSet struct {
 func (p *pipeline) evalManifests() ([]evalSet, error) {
 	cfg := p.cfg
 	var sets []evalSet
-	if cfg.Data.Source != "" {
-		m, err := dataset.ReadManifest(cfg.resolve(cfg.Data.Source))
+	if source := p.source(); source != "" {
+		m, err := dataset.ReadManifest(source)
 		if err != nil {
 			return nil, err
 		}
@@ -121,6 +121,19 @@ func (p *pipeline) evalManifests() ([]evalSet, error) {
 	return sets, nil
 }
 
+// source is the manifest of the source set: the translation of data.source when the
+// pipeline translates it, data.source otherwise ("" when there is none yet).
+func (p *pipeline) source() string {
+	if p.cfg.Translate.values != nil {
+		out := filepath.Join(p.out, translatedFile)
+		if _, err := os.Stat(out); err != nil {
+			return ""
+		}
+		return out
+	}
+	return p.cfg.resolve(p.cfg.Data.Source)
+}
+
 // writeIfChanged leaves an identical file alone, so reruns keep timestamps and hashes.
 func writeIfChanged(path string, data []byte) error {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
@@ -172,7 +185,7 @@ func (p *pipeline) eval(sets []evalSet) error {
 // strings, numbers, lists of strings; anything else as its JSON text), so the dataset
 // loads with Hugging Face datasets (load_dataset("parquet", data_files=...)).
 func (p *pipeline) parquet() error {
-	for _, name := range []string{captionedFile, rewrittenFile} {
+	for _, name := range []string{translatedFile, captionedFile, rewrittenFile} {
 		in := filepath.Join(p.out, name)
 		if _, err := os.Stat(in); errors.Is(err, os.ErrNotExist) {
 			continue
@@ -341,6 +354,8 @@ func (p *pipeline) writeCard(sum runSummary, sets []evalSet) (string, error) {
 	fmt.Fprintf(&b, "Built by `synth pipeline` (synth %s) following \"Construct Synthetic Text-Image Dataset on Korean Fashion Domain\": product images captioned by BLIP-2 + LoRA, keyword lists rewritten into sentence descriptions by an instruction-tuned LLM, both judged with Long-CLIP image-text similarity against the source data.\n\n", version)
 	fmt.Fprintf(&b, "## Files\n\n| file | content |\n|---|---|\n")
 	for _, f := range []struct{ name, what string }{
+		{translatedFile, "the source products translated (a manifest): translated fields in place, originals as `<field>_<lang>`, model, parameters, faithfulness (or `error`)"},
+		{"translated.parquet", "the same as Parquet"},
 		{captionedFile, "one record per image: `id`, `image`, `caption`, model, parameters, tokens, time (or `error`)"},
 		{"captioned.parquet", "the same as Parquet (`datasets.load_dataset(\"parquet\", data_files=...)`)"},
 		{rewrittenFile, "one record per product: `id`, `keywords`, `text`, model, parameters, tokens, coverage (or `error`)"},
@@ -357,7 +372,7 @@ func (p *pipeline) writeCard(sum runSummary, sets []evalSet) (string, error) {
 		name string
 		st   stepStatus
 		on   bool
-	}{{"caption (images)", sum.caption, cfg.Caption.values != nil}, {"rewrite (products)", sum.rewrite, cfg.Rewrite.values != nil}} {
+	}{{"translate (products)", sum.translate, cfg.Translate.values != nil}, {"caption (images)", sum.caption, cfg.Caption.values != nil}, {"rewrite (products)", sum.rewrite, cfg.Rewrite.values != nil}} {
 		if s.on {
 			fmt.Fprintf(&b, "| %s | %d | %d | %d | %d |\n", s.name, s.st.expected, s.st.records-s.st.errors, s.st.errors, s.st.expected-s.st.records)
 		}
@@ -381,8 +396,8 @@ func (p *pipeline) writeCard(sum runSummary, sets []evalSet) (string, error) {
 	for _, st := range []struct {
 		name  string
 		flags stepFlags
-	}{{"caption", cfg.Caption}, {"rewrite", cfg.Rewrite}, {"eval", cfg.Eval}} {
-		for _, k := range []string{"model", "lora", "tokenizer", "vocab", "examples"} {
+	}{{"translate", cfg.Translate}, {"caption", cfg.Caption}, {"rewrite", cfg.Rewrite}, {"eval", cfg.Eval}} {
+		for _, k := range []string{"model", "lora", "tokenizer", "vocab", "examples", "examples-from", "glossary"} {
 			if !st.flags.has(k) {
 				continue
 			}
@@ -480,7 +495,7 @@ func treeStat(path string) (size, mtime int64, err error) {
 func (p *pipeline) failures() []string {
 	const limit = 20
 	var out []string
-	for _, name := range []string{captionedFile, rewrittenFile} {
+	for _, name := range []string{translatedFile, captionedFile, rewrittenFile} {
 		path := filepath.Join(p.out, name)
 		if _, err := os.Stat(path); err != nil {
 			continue

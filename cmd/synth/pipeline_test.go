@@ -24,14 +24,17 @@ func TestExampleConfigParses(t *testing.T) {
 
 func TestPipelineConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"unknown flag":   "output: o\ndata: {source: s.jsonl}\neval:\n  model: m.pt\n  prodcts: 10\n",
-		"reserved flag":  "output: o\ndata: {unlabeled: u.jsonl}\ncaption:\n  model: m\n  out: x.jsonl\n",
-		"missing input":  "output: o\nrewrite:\n  model: m.gguf\n",
-		"missing model":  "output: o\ndata: {source: s.jsonl}\neval:\n  seed: 1\n",
-		"unknown key":    "output: o\nthreds: 2\n",
-		"no output":      "data: {source: s.jsonl}\neval:\n  model: m\n",
-		"no step":        "output: o\n",
-		"duplicate flag": "output: o\ndata: {source: s.jsonl}\neval:\n  model: m\n  model: n\n",
+		"unknown flag":         "output: o\ndata: {source: s.jsonl}\neval:\n  model: m.pt\n  prodcts: 10\n",
+		"reserved flag":        "output: o\ndata: {unlabeled: u.jsonl}\ncaption:\n  model: m\n  out: x.jsonl\n",
+		"missing input":        "output: o\nrewrite:\n  model: m.gguf\n",
+		"translate, no source": "output: o\ntranslate:\n  model: m.gguf\n",
+		"translate in":         "output: o\ndata: {source: s.jsonl}\ntranslate:\n  model: m.gguf\n  in: x.jsonl\n",
+		"translate flag":       "output: o\ndata: {source: s.jsonl}\ntranslate:\n  model: m.gguf\n  min-coverage: 1\n",
+		"missing model":        "output: o\ndata: {source: s.jsonl}\neval:\n  seed: 1\n",
+		"unknown key":          "output: o\nthreds: 2\n",
+		"no output":            "data: {source: s.jsonl}\neval:\n  model: m\n",
+		"no step":              "output: o\n",
+		"duplicate flag":       "output: o\ndata: {source: s.jsonl}\neval:\n  model: m\n  model: n\n",
 	}
 	for name, text := range cases {
 		p := filepath.Join(t.TempDir(), "synth.yaml")

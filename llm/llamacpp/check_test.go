@@ -1,4 +1,4 @@
-package llamacpp
+package llamacpp_test
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"synth/internal/llamagguf"
+	"synth/llm/llamacpp"
 	"synth/weights"
 )
 
@@ -105,8 +106,8 @@ func TestLoadModelRefusesWhatLlamaCppAbortsOn(t *testing.T) {
 	}
 	for _, c := range cases {
 		path := editedGGUF(t, c.edit)
-		_, err := LoadModel(path, ModelParams{})
-		if !errors.Is(err, ErrLoad) || !strings.Contains(err.Error(), c.want) {
+		_, err := llamacpp.LoadModel(path, llamacpp.ModelParams{})
+		if !errors.Is(err, llamacpp.ErrLoad) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want ErrLoad mentioning %q", c.name, err, c.want)
 		}
 	}
@@ -115,16 +116,16 @@ func TestLoadModelRefusesWhatLlamaCppAbortsOn(t *testing.T) {
 	path := editedGGUF(t, set("general.alignmenX", uint64(32)))
 	data, _ := os.ReadFile(path)
 	os.WriteFile(path, bytes.Replace(data, []byte("general.alignmenX"), []byte("general.alignment"), 1), 0o644)
-	if _, err := LoadModel(path, ModelParams{}); !errors.Is(err, ErrLoad) || !strings.Contains(err.Error(), "general.alignment") {
+	if _, err := llamacpp.LoadModel(path, llamacpp.ModelParams{}); !errors.Is(err, llamacpp.ErrLoad) || !strings.Contains(err.Error(), "general.alignment") {
 		t.Errorf("u64 alignment: %v", err)
 	}
 	// The unedited file loads, and a vocabulary-only load skips the hyperparameters.
-	m, err := LoadModel(editedGGUF(t, func(kv []weights.KV) []weights.KV { return kv }), ModelParams{})
+	m, err := llamacpp.LoadModel(editedGGUF(t, func(kv []weights.KV) []weights.KV { return kv }), llamacpp.ModelParams{})
 	if err != nil {
 		t.Fatalf("the unedited tiny model: %v", err)
 	}
 	m.Close()
-	v, err := LoadModel(editedGGUF(t, set("llama.block_count", uint32(0))), ModelParams{VocabOnly: true})
+	v, err := llamacpp.LoadModel(editedGGUF(t, set("llama.block_count", uint32(0))), llamacpp.ModelParams{VocabOnly: true})
 	if err != nil {
 		t.Errorf("vocabulary-only load of a model with block_count 0: %v", err)
 	} else {

@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -23,8 +24,9 @@ type Output struct {
 	f    *os.File
 	opt  OutputOptions
 	done map[string]bool
-	// Dropped counts what open removed: a torn last line, and error records when
-	// RetryErrors is set.
+	errs int // records with an "error" field
+	// Dropped counts what open removed: a torn last line, error records when
+	// RetryErrors is set, and what Drop chose.
 	Dropped int
 }
 
@@ -35,6 +37,9 @@ type OutputOptions struct {
 	// RetryErrors drops records that carry an "error" field at open, so those items are
 	// done again instead of skipped.
 	RetryErrors bool
+	// Drop, when set, removes the records it returns true for at open (e.g. records made
+	// with other settings, when a rerun recomputes them).
+	Drop func(rec map[string]json.RawMessage) bool
 }
 
 // KeyFields builds a Key function from string fields, e.g. KeyFields("id", "image") for
@@ -115,7 +120,8 @@ func (o *Output) recover() error {
 		if err := json.Unmarshal(line, &rec); err != nil {
 			return fmt.Errorf("dataset: output %s:%d is not a JSON object (%v); move the file away to start over", o.path, lineNo, err)
 		}
-		if _, failed := rec["error"]; failed && o.opt.RetryErrors {
+		_, failed := rec["error"]
+		if (failed && o.opt.RetryErrors) || (o.opt.Drop != nil && o.opt.Drop(rec)) {
 			o.Dropped++
 			rewrite = true
 			continue
@@ -128,6 +134,9 @@ func (o *Output) recover() error {
 			return fmt.Errorf("dataset: output %s:%d: %w %q", o.path, lineNo, ErrDuplicate, key)
 		}
 		o.done[key] = true
+		if failed {
+			o.errs++
+		}
 		keep.Write(line)
 	}
 	if rewrite {
@@ -136,22 +145,44 @@ func (o *Output) recover() error {
 	return nil
 }
 
-// replaceFile atomically replaces path with data (temp file, fsync, rename).
+// replaceFile atomically replaces path with data.
 func replaceFile(path string, data []byte) error {
+	return writeAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// writeAtomic writes path through a temporary file in the same folder, fsynced, then
+// renamed over path, so a reader sees the old file or the new one, never half of one.
+func writeAtomic(path string, fill func(io.Writer) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
-		return fmt.Errorf("dataset: rewrite %s: %w", path, err)
+		return fmt.Errorf("dataset: write %s: %w", path, err)
 	}
-	_, werr := tmp.Write(data)
-	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("dataset: rewrite %s: %w", path, err)
+	// CreateTemp makes the file 0600; a dataset file is for others to read too, and a
+	// replaced file keeps the mode it had.
+	mode := os.FileMode(0o644)
+	if st, err := os.Stat(path); err == nil {
+		mode = st.Mode().Perm()
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	err = errors.Join(tmp.Chmod(mode), fill(bw))
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("dataset: rewrite %s: %w", path, err)
+		return fmt.Errorf("dataset: write %s: %w", path, err)
 	}
 	return nil
 }
@@ -170,6 +201,13 @@ func (o *Output) Len() int {
 	return len(o.done)
 }
 
+// Errors is the number of records in the output that carry an "error" field.
+func (o *Output) Errors() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.errs
+}
+
 // Write appends rec (marshalled as one JSON line) under key.
 func (o *Output) Write(key string, rec any) error {
 	line, err := json.Marshal(rec)
@@ -186,6 +224,12 @@ func (o *Output) Write(key string, rec any) error {
 		return fmt.Errorf("dataset: write %s: %w", o.path, err)
 	}
 	o.done[key] = true
+	var probe struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(line, &probe) == nil && len(probe.Error) > 0 {
+		o.errs++
+	}
 	return nil
 }
 

@@ -16,6 +16,10 @@ type Report struct {
 	Datasets []DatasetReport `json:"datasets"` // the first is the reference
 	// Histogram bins shared by every dataset's same and diff counts.
 	Histogram Histogram `json:"histogram"`
+	// Fingerprint and Version identify what made the report (set by synth pipeline:
+	// the model's hash, every parameter and synth's version; see docs/provenance.md).
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Version     string `json:"version,omitempty"`
 }
 
 // Params are the exact parameters of the run.

@@ -333,44 +333,7 @@ func (e *embedRun) embedProducts(batch []dataset.Product) ([]productResult, erro
 		jobs = append(jobs, &job{product: i, slot: -1, text: p.Text})
 	}
 
-	var imgMiss, txtMiss []*job
-	for _, j := range jobs {
-		if j.slot >= 0 {
-			b, err := os.ReadFile(j.path)
-			if err != nil {
-				j.err = fmt.Errorf("%s: %w", j.describe(), unwrapPath(err))
-				continue
-			}
-			j.key = embcache.ImageKey(e.info.SHA256, e.info.ImagePreprocessing, sha256.Sum256(b))
-		} else {
-			j.key = embcache.TextKey(e.info.SHA256, e.info.TextPreprocessing, j.text)
-		}
-		if e.cfg.Cache != nil {
-			v, ok, err := e.cfg.Cache.Get(j.key)
-			if err != nil {
-				return nil, fmt.Errorf("eval: %w", err)
-			}
-			if ok {
-				j.vec = v
-				if j.slot >= 0 {
-					e.stats.ImagesCached++
-				} else {
-					e.stats.TextsCached++
-				}
-				continue
-			}
-		}
-		if j.slot >= 0 {
-			imgMiss = append(imgMiss, j)
-		} else {
-			txtMiss = append(txtMiss, j)
-		}
-	}
-
-	if err := e.embed(imgMiss, true); err != nil {
-		return nil, err
-	}
-	if err := e.embed(txtMiss, false); err != nil {
+	if err := e.resolve(jobs); err != nil {
 		return nil, err
 	}
 
@@ -397,6 +360,53 @@ func (e *embedRun) embedProducts(batch []dataset.Product) ([]productResult, erro
 		}
 	}
 	return res, nil
+}
+
+// resolve fills every job's vector or error: its cache key, the cache, then the
+// embedder for what the cache did not have.
+func (e *embedRun) resolve(jobs []*job) error {
+	var imgMiss, txtMiss []*job
+	for _, j := range jobs {
+		if j.slot >= 0 {
+			b, err := os.ReadFile(j.path)
+			if err != nil {
+				j.err = fmt.Errorf("%s: %w", j.describe(), unwrapPath(err))
+				continue
+			}
+			j.key = embcache.ImageKey(e.info.SHA256, e.info.ImagePreprocessing, sha256.Sum256(b))
+		} else {
+			j.key = embcache.TextKey(e.info.SHA256, e.info.TextPreprocessing, j.text)
+		}
+		if e.cfg.Cache != nil {
+			v, ok, err := e.cfg.Cache.Get(j.key)
+			if err != nil {
+				return fmt.Errorf("eval: %w", err)
+			}
+			if ok {
+				j.vec = v
+				if j.slot >= 0 {
+					e.stats.ImagesCached++
+				} else {
+					e.stats.TextsCached++
+				}
+				continue
+			}
+		}
+		if j.slot >= 0 {
+			imgMiss = append(imgMiss, j)
+		} else {
+			txtMiss = append(txtMiss, j)
+		}
+	}
+
+	if err := e.embed(imgMiss, true); err != nil {
+		return err
+	}
+	if err := e.embed(txtMiss, false); err != nil {
+		return err
+	}
+
+	return nil
 }
 
 // embed runs the embedder on jobs and stores what it returns in the cache.

@@ -126,31 +126,6 @@ func ListImages(src string, shard Shard) ([]ImageItem, error) {
 	return items, nil
 }
 
-// CheckImages reports the first image of the manifest that is not a readable regular
-// file, naming the product and the manifest line's image.
-func (m *Manifest) CheckImages() error {
-	for _, p := range m.Products {
-		for _, img := range p.Images {
-			st, err := os.Stat(m.ImagePath(img))
-			if err == nil && !st.Mode().IsRegular() {
-				err = errors.New("not a regular file")
-			}
-			if err != nil {
-				return fmt.Errorf("dataset: %s: product %q: image %s: %w", m.Path, p.ID, img, unwrapPathErr(err))
-			}
-		}
-	}
-	return nil
-}
-
-func unwrapPathErr(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
-
 // PublishConfig writes configuration name of the published folder dir: the image of
 // each row (the file src[i]) at dir/name/<row's FileName>, dir/name/metadata.jsonl, and
 // dir/parquet/name.parquet. A row whose image file does not exist cannot be loaded as

@@ -103,6 +103,10 @@ func (p *LongCLIPParams) OpenEmbedder(env *Env, texts, normalize bool) (*longcli
 	env.log().Info("Long-CLIP loaded", "model", p.Model, "config", m.Config.String(), "dtype", p.DType, "took", time.Since(start).Round(time.Millisecond))
 	var tok *cliptok.Tokenizer
 	if texts {
+		if _, err := os.Stat(p.vocab()); err != nil && p.Vocab == "" {
+			m.Close()
+			return nil, badf("vocab", "no %s beside the model %s: set vocab", ClipVocabName, p.Model)
+		}
 		if tok, err = cliptok.Load(p.vocab()); err != nil {
 			m.Close()
 			return nil, fmt.Errorf("vocab: %w", err)
@@ -308,7 +312,7 @@ func (s *Eval) Run(ctx context.Context, env *Env) (Status, error) {
 	defer e.Model().Close()
 	defer e.Close()
 	emb := &evalEmbedder{e: e}
-	emb.info = eval.ModelInfo{Name: "Long-CLIP " + e.Model().Config.String(), File: filepath.Base(p.Model), SHA256: prov.Models["model"], Dim: e.Dim()}
+	emb.info = eval.ModelInfo{Name: "Long-CLIP " + filepath.Base(p.Model), File: filepath.Base(p.Model), SHA256: prov.Models["model"], Dim: e.Dim()}
 	emb.info.ImagePreprocessing, emb.info.TextPreprocessing = e.PreprocessingIDs()
 
 	if rep == nil {

@@ -237,7 +237,7 @@ func keepPublished(set published, rows []dataset.Row) published {
 func cardEval(rep *eval.Report) *dataset.CardEval {
 	ce := &dataset.CardEval{
 		Report: EvalDir + "/" + eval.ReportMarkdown, Plot: EvalDir + "/" + eval.SimilarityPNG,
-		Model: rep.Model.Name + " (" + rep.Model.File + ")", Products: rep.Params.Products,
+		Model: rep.Model.Name, Products: rep.Params.Products,
 	}
 	for _, d := range rep.Datasets {
 		ce.Rows = append(ce.Rows, dataset.CardEvalRow{Name: d.Name, SameMean: d.Same.Mean, SameVar: d.Same.Var,

@@ -480,5 +480,5 @@ func (r *rewriter) summary(log *slog.Logger, st llm.Stats, el time.Duration) {
 	if r.failed > 0 {
 		attrs = append(attrs, "first_failure", r.firstErr)
 	}
-	log.Info("rewrite finished", attrs...)
+	log.Info("rewrite summary", attrs...)
 }

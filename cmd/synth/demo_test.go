@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"synth/dataset"
+	"synth/pipeline"
 )
 
 // TestDemoKilledResumedAndRerun is issue 9's acceptance: the demo pipeline killed part way
@@ -36,7 +37,7 @@ func TestDemoKilledResumedAndRerun(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- first.Wait() }()
-	captions := filepath.Join(dir, "out", captionedFile)
+	captions := filepath.Join(dir, "out", pipeline.CaptionedFile)
 	killed := false
 	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); {
 		select {
@@ -63,7 +64,7 @@ func TestDemoKilledResumedAndRerun(t *testing.T) {
 		t.Fatalf("second run: %v\n%s", err, out)
 	}
 	checkComplete(t, filepath.Join(dir, "data", "unlabeled.jsonl"), captions, true)
-	checkComplete(t, filepath.Join(dir, "data", "foreign.jsonl"), filepath.Join(dir, "out", rewrittenFile), false)
+	checkComplete(t, filepath.Join(dir, "data", "foreign.jsonl"), filepath.Join(dir, "out", pipeline.RewrittenFile), false)
 	report, err := os.ReadFile(filepath.Join(dir, "out", "eval", "report.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +74,7 @@ func TestDemoKilledResumedAndRerun(t *testing.T) {
 			t.Errorf("report.md has no Table 1 row %q", row)
 		}
 	}
-	for _, f := range []string{"README.md", "captioned.parquet", "rewritten.parquet", "eval/similarity.png", "eval/report.json"} {
+	for _, f := range []string{"README.md", "parquet/captioned.parquet", "parquet/rewritten.parquet", "captioned/metadata.jsonl", "index.html", "eval/similarity.png", "eval/report.json"} {
 		if st, err := os.Stat(filepath.Join(dir, "out", f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s missing or empty", f)
 		}
@@ -81,7 +82,7 @@ func TestDemoKilledResumedAndRerun(t *testing.T) {
 
 	// Third run: every step is found complete; no output changes.
 	before := map[string]time.Time{}
-	for _, f := range []string{captionedFile, rewrittenFile, "eval/report.json", "captioned.parquet", "README.md"} {
+	for _, f := range []string{pipeline.CaptionedFile, pipeline.RewrittenFile, "eval/report.json", "parquet/captioned.parquet", "README.md", "index.html"} {
 		st, _ := os.Stat(filepath.Join(dir, "out", f))
 		before[f] = st.ModTime()
 	}
@@ -90,7 +91,7 @@ func TestDemoKilledResumedAndRerun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("third run: %v\n%s", err, out)
 	}
-	for _, step := range []string{"caption: complete", "rewrite: complete", "eval: report for these inputs exists"} {
+	for _, step := range []string{"caption: complete", "rewrite: complete", "eval: the report for these inputs and settings exists"} {
 		if !strings.Contains(string(out), step) {
 			t.Errorf("third run did not skip (%q missing):\n%s", step, out)
 		}

@@ -7,38 +7,23 @@ import (
 	"testing"
 )
 
-// The documented example config parses, and names only real flags of the commands.
-func TestExampleConfigParses(t *testing.T) {
-	cfg, err := readPipelineConfig(filepath.Join("..", "..", "synth.example.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Caption.values["model"] == "" || cfg.Rewrite.values["examples"] == "" || cfg.Eval.values["products"] != "1000" {
-		t.Fatalf("example config read as %+v", cfg)
-	}
-	args := cfg.args(cfg.Caption)
-	if !strings.HasPrefix(args[0], "--model="+cfg.dir) {
-		t.Errorf("caption model path not resolved against the config's folder: %v", args)
-	}
-}
-
+// A bad synth.yaml is a usage error (exit 2) in one line naming the file, the line and
+// the key, with a suggestion for a typo.
 func TestPipelineConfigErrors(t *testing.T) {
-	cases := map[string]string{
-		"unknown flag":   "output: o\ndata: {source: s.jsonl}\neval:\n  model: m.pt\n  prodcts: 10\n",
-		"reserved flag":  "output: o\ndata: {unlabeled: u.jsonl}\ncaption:\n  model: m\n  out: x.jsonl\n",
-		"missing input":  "output: o\nrewrite:\n  model: m.gguf\n",
-		"missing model":  "output: o\ndata: {source: s.jsonl}\neval:\n  seed: 1\n",
-		"unknown key":    "output: o\nthreds: 2\n",
-		"no output":      "data: {source: s.jsonl}\neval:\n  model: m\n",
-		"no step":        "output: o\n",
-		"duplicate flag": "output: o\ndata: {source: s.jsonl}\neval:\n  model: m\n  model: n\n",
+	cases := map[string]struct{ text, want string }{
+		"typo":          {"output: o\ndata: {source: s.jsonl}\neval:\n  model: m.pt\n  prodcts: 10\n", "synth.yaml:5: unknown key eval.prodcts; did you mean products?"},
+		"bad value":     {"output: o\ndata: {unlabeled: u.jsonl}\ncaption:\n  model: m\n  batch: four\n", `synth.yaml:5: caption.batch: "four" is not an integer`},
+		"reserved flag": {"output: o\ndata: {unlabeled: u.jsonl}\ncaption:\n  model: m\n  out: x.jsonl\n", "synth.yaml:5: caption.out is set by the pipeline"},
+		"data typo":     {"output: o\ndata: {sorce: s.jsonl}\neval:\n  model: m\n", "unknown key data.sorce; did you mean source?"},
 	}
-	for name, text := range cases {
+	for name, c := range cases {
 		p := filepath.Join(t.TempDir(), "synth.yaml")
-		os.WriteFile(p, []byte(text), 0o644)
+		if err := os.WriteFile(p, []byte(c.text), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		code, _, errOut := runCLI(t, "pipeline", "--config", p)
-		if code != exitUsage || !strings.Contains(errOut, "synth.yaml") {
-			t.Errorf("%s: exit %d, stderr %q; want a usage error naming the file", name, code, errOut)
+		if code != exitUsage || !strings.Contains(errOut, c.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%s: exit %d, stderr %q; want exit 2 and one line with %q", name, code, errOut, c.want)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"synth/dataset"
+	"synth/pipeline"
 )
 
 // rewriteFixture is a run's inputs: a tiny Llama GGUF, a style file and a manifest.
@@ -72,11 +73,11 @@ func (fx rewriteFixture) args(out string, extra ...string) []string {
 }
 
 // readRewrite reads an output file, failing on a duplicate id.
-func readRewrite(t *testing.T, path string) map[string]rewriteRecord {
+func readRewrite(t *testing.T, path string) map[string]pipeline.RewriteRecord {
 	t.Helper()
-	recs := map[string]rewriteRecord{}
+	recs := map[string]pipeline.RewriteRecord{}
 	err := dataset.ReadRecords(path, func(line int, raw json.RawMessage) error {
-		var r rewriteRecord
+		var r pipeline.RewriteRecord
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return err
 		}
@@ -123,7 +124,7 @@ func TestRewriteWritesEveryProduct(t *testing.T) {
 					}
 				}
 			}
-			if !strings.Contains(errOut, "9 products written (2 failed)") || !strings.Contains(errOut, "prefill tokens avoided") {
+			if !strings.Contains(errOut, "products=9 failed=2") || !strings.Contains(errOut, "prefix_tokens_avoided=") {
 				t.Errorf("summary:\n%s", errOut)
 			}
 		})
@@ -249,7 +250,7 @@ func TestRewriteMinCoverageRetriesThenFlags(t *testing.T) {
 			t.Errorf("%s: attempts %d, low_coverage %v, coverage %v", id, r.Attempts, r.LowCoverage, r.Coverage)
 		}
 	}
-	if !strings.Contains(errOut, "3 retried below 0.90, 3 still below") {
+	if !strings.Contains(errOut, "retried=3 low_coverage=3") {
 		t.Errorf("summary:\n%s", errOut)
 	}
 }
@@ -286,7 +287,7 @@ func TestRewriteFailFastAndRetryErrors(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	code, _, errOut = runCLI(t, fx.args(out, "--retry-errors")...)
-	if code != exitOK || !strings.Contains(errOut, "2 products written (2 failed)") {
+	if code != exitOK || !strings.Contains(errOut, "products=2 failed=2") {
 		t.Errorf("--retry-errors: exit %d: %s", code, errOut)
 	}
 	if len(readRewrite(t, out)) != len(fx.ids) {

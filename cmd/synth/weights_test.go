@@ -17,7 +17,7 @@ func TestInspectLongCLIP(t *testing.T) {
 			if code != exitOK {
 				t.Fatalf("inspect %s: code %d, %s", p, code, errOut)
 			}
-			var r inspectReport
+			var r weights.Inspection
 			if err := json.Unmarshal([]byte(out), &r); err != nil {
 				t.Fatalf("inspect --json output: %v", err)
 			}
@@ -46,7 +46,7 @@ func TestInspectAdapterAndGGUF(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("code %d: %s", code, errOut)
 		}
-		var r inspectReport
+		var r weights.Inspection
 		json.Unmarshal([]byte(out), &r)
 		if r.Adapter == nil || len(r.Adapter.Modules) == 0 || r.Adapter.R <= 0 {
 			t.Errorf("%s: adapter not described: %+v", set, r.Adapter)
@@ -57,10 +57,10 @@ func TestInspectAdapterAndGGUF(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("code %d: %s", code, errOut)
 	}
-	var r inspectReport
+	var r weights.Inspection
 	json.Unmarshal([]byte(out), &r)
 	for _, m := range r.Metadata {
-		if m.Key == "tokenizer.ggml.tokens" && (m.Len != 747 || len(m.Value.([]any)) != maxArrayShown) {
+		if m.Key == "tokenizer.ggml.tokens" && (m.Len != 747 || len(m.Value.([]any)) != weights.MaxArrayShown) {
 			t.Errorf("tokens summarised as %d of %d", len(m.Value.([]any)), m.Len)
 		}
 	}

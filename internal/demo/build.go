@@ -32,7 +32,7 @@ type readyStamp struct {
 }
 
 // buildVersion changes when Build would write different files for the same seed.
-const buildVersion = 1
+const buildVersion = 2
 
 // Build writes the demo's data, models and pipeline config into dir, unless a complete
 // build with the same seed is already there.
@@ -124,5 +124,5 @@ eval:
   products: 24
   images-per-product: 2
   seed: 0
-  cache: out/embedding-cache
+  cache: cache/embeddings
 `, "\n")

@@ -7,7 +7,7 @@
 // through an Embedder (Long-CLIP, or a fake in tests) with an optional
 // dataset/embcache in front, and computes:
 //
-//   - Table 1 exactly as DESIGN.md's protocol: n products with >= 2 images (and a
+//   - Table 1 exactly as docs/evaluation.md's protocol: n products with >= 2 images (and a
 //     text), k images each; same = cos(I_pk, T_p) (n*k values), diff = cos(I_pk, T_q)
 //     for q != p (n*k*(n-1) values); mean and population variance (ddof 0), counts.
 //   - std; a 95% percentile-bootstrap interval of each mean, resampling products (see

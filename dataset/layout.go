@@ -126,27 +126,39 @@ func ListImages(src string, shard Shard) ([]ImageItem, error) {
 	return items, nil
 }
 
-// PublishConfig writes configuration name of the published folder dir: the image of
-// each row (the file src[i]) at dir/name/<row's FileName>, dir/name/metadata.jsonl, and
-// dir/parquet/name.parquet. A row whose image file does not exist cannot be loaded as
-// an imagefolder record: it is left out and returned in missing. Images no row names any
-// more (from an earlier run) stay.
+// PublishConfig writes configuration name of the published folder dir: LinkImages,
+// then WriteConfig with the rows whose image exists.
 func PublishConfig(dir, name string, rows []Row, src []string) (published, missing []Row, err error) {
-	cdir := filepath.Join(dir, name)
+	if published, missing, err = LinkImages(dir, name, rows, src); err != nil {
+		return nil, nil, err
+	}
+	return published, missing, WriteConfig(dir, name, published)
+}
+
+// LinkImages puts the image of each row (the file src[i]) at dir/name/<row's FileName>.
+// A row whose image file does not exist cannot be loaded as an imagefolder record: it is
+// returned in missing, the others in published. Images no row names any more (from an
+// earlier run) stay.
+func LinkImages(dir, name string, rows []Row, src []string) (published, missing []Row, err error) {
 	for i, r := range rows {
 		if _, err := os.Stat(src[i]); errors.Is(err, fs.ErrNotExist) {
 			missing = append(missing, r)
 			continue
 		}
-		if err := LinkImage(src[i], filepath.Join(cdir, filepath.FromSlash(r.FileName))); err != nil {
+		if err := LinkImage(src[i], filepath.Join(dir, name, filepath.FromSlash(r.FileName))); err != nil {
 			return nil, nil, err
 		}
 		published = append(published, r)
 	}
-	if err := WriteMetadata(cdir, published); err != nil {
-		return nil, nil, err
+	return published, missing, nil
+}
+
+// WriteConfig writes dir/name/metadata.jsonl and dir/parquet/name.parquet.
+func WriteConfig(dir, name string, rows []Row) error {
+	if err := WriteMetadata(filepath.Join(dir, name), rows); err != nil {
+		return err
 	}
-	return published, missing, WriteParquet(filepath.Join(dir, ParquetDir, name+".parquet"), name, published)
+	return WriteParquet(filepath.Join(dir, ParquetDir, name+".parquet"), name, rows)
 }
 
 // ParquetDir is the folder of the Parquet copies in the published folder.

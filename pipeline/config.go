@@ -80,6 +80,7 @@ func ReadConfig(path string) (*Config, error) {
 		return nil, cerr(top.Line, "want a mapping of keys (output:, data:, caption:, ...)")
 	}
 	err = eachKey(top, topKeys, func(k, v *yaml.Node) error {
+		cfg.lines[k.Value] = k.Line
 		switch k.Value {
 		case "output":
 			return scalar(v, &cfg.Output, cerr)
@@ -162,7 +163,6 @@ func ReadConfig(path string) (*Config, error) {
 // resolved against the config's folder.
 func (cfg *Config) section(step string, n *yaml.Node, params any, cerr func(int, string, ...any) error) error {
 	SetDefaults(params)
-	cfg.lines[step] = n.Line
 	if n.Kind == yaml.ScalarNode && n.Value == "" { // "eval:" alone: every default
 		return nil
 	}

@@ -158,7 +158,7 @@ func (p *Plan) Run(ctx context.Context, env *Env) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		rows, missing, err := dataset.PublishConfig(p.Out, pub.Name, set.rows, set.src)
+		rows, missing, err := dataset.LinkImages(p.Out, pub.Name, set.rows, set.src)
 		if err != nil {
 			return nil, err
 		}
@@ -185,14 +185,14 @@ func (p *Plan) Run(ctx context.Context, env *Env) (*Result, error) {
 		res.Statuses = append(res.Statuses, st)
 		rep = p.eval.Report
 		setScores(sets, p.eval.Scores, at)
-		for _, set := range sets {
-			if _, _, err := dataset.PublishConfig(p.Out, set.pub.Name, set.rows, set.src); err != nil {
-				return nil, err
-			}
-		}
 		res.Report = filepath.Join(p.eval.Out, eval.ReportMarkdown)
 	}
 
+	for _, set := range sets {
+		if err := dataset.WriteConfig(p.Out, set.pub.Name, set.rows); err != nil {
+			return nil, err
+		}
+	}
 	card := &dataset.Card{Title: p.Config.Card.Title, License: p.Config.Card.License, Version: env.Version}
 	if card.Title == "" {
 		card.Title = "Synthetic fashion image-text dataset"

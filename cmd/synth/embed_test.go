@@ -259,6 +259,11 @@ func TestEmbedManifestShardsAndArrays(t *testing.T) {
 		t.Fatal(stderr)
 	}
 	d := testModelConfig.EmbedDim
+	for _, f := range []string{npy, st, dataset.ItemsPath(npy)} {
+		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v (%v), want 0644", f, fi.Mode().Perm(), err)
+		}
+	}
 	rows := readNPY(t, npy, len(recs), d)
 	src, err := weights.Open(st)
 	if err != nil {

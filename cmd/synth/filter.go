@@ -20,8 +20,8 @@ func filterCommand() *cli.Command {
 			"a score, e.g. failed ones, are dropped; source is copied whole unless named in --datasets),\n" +
 			"their images, Parquet files, a card saying how it was filtered, and the viewer. It prints\n" +
 			"what it dropped per configuration.\n\n" +
-			"   synth filter out/ --min-score 0.25 --out out-filtered/\n" +
-			"   synth filter out/ --drop-bottom 10% --out out-top90/",
+			"   synth filter --min-score 0.25 --out out-filtered/ out/\n" +
+			"   synth filter --drop-bottom 10% --out out-top90/ out/",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Required: true, Usage: "the new dataset `FOLDER` (must not exist or be empty)"},
 			&cli.StringFlag{Name: "min-score", Usage: "keep rows scoring at least `X`"},
@@ -30,7 +30,7 @@ func filterCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return usageErrorf("filter takes one argument, the dataset folder (see synth help filter)")
+				return usageErrorf("filter takes one argument, the dataset folder, after the flags (see synth help filter)")
 			}
 			var o dataset.FilterOptions
 			for _, f := range []struct {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"synth/pipeline"
 )
 
 // version is set at link time by the Makefile (-X main.version=...).
@@ -39,14 +41,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	app := newApp(stdout, stderr)
 	err := app.RunContext(ctx, args)
-	if err == nil {
+	switch {
+	case ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)):
+		if err == nil {
+			err = errors.New("interrupted")
+		}
+		fmt.Fprintf(stderr, "synth: %s\n", oneLine(err.Error()))
+		return exitInterrupted
+	case err == nil:
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "synth: %s\n", oneLine(err.Error()))
-	switch {
-	case ctx.Err() != nil || errors.Is(err, context.Canceled):
-		return exitInterrupted
-	case isUsage(err):
+	if isUsage(err) {
 		return exitUsage
 	}
 	return exitRuntime
@@ -75,7 +81,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
 				name := c.Args().First()
-				if s := cli.SuggestCommand(c.App.Commands, name); s != "" && s != name {
+				var names []string
+				for _, cmd := range c.App.Commands {
+					names = append(names, cmd.Name)
+				}
+				if s := pipeline.Suggest(name, names); s != "" {
 					return usageErrorf("unknown command %q; did you mean %q? (see synth --help)", name, s)
 				}
 				return usageErrorf("unknown command %q (see synth --help)", name)

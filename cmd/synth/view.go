@@ -24,7 +24,7 @@ func viewCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return usageErrorf("view takes one argument, the dataset folder (see synth help view)")
+				return usageErrorf("view takes one argument, the dataset folder, after the flags (see synth help view)")
 			}
 			dir := c.Args().First()
 			path, n, err := dataset.WriteView(dir, c.String("title"))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -97,6 +98,17 @@ func TestConvertCLI(t *testing.T) {
 			}
 		}
 		src.Close()
+		// an existing output is replaced only with --force
+		code, _, errOut = runCLI(t, "convert", "--in", filepath.Join(set, "model.pt"), "--type", "f16", "--out", out)
+		if code != exitUsage || !strings.Contains(errOut, "exists") || !strings.Contains(errOut, "--force") {
+			t.Errorf("convert over an existing file: code %d: %s", code, errOut)
+		}
+		if code, _, errOut = runCLI(t, "convert", "--in", filepath.Join(set, "model.pt"), "--type", "f16", "--out", out, "--force"); code != exitOK {
+			t.Errorf("convert --force: code %d: %s", code, errOut)
+		}
+		if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o644 {
+			t.Errorf("converted file mode: %v %v", st.Mode(), err)
+		}
 	}
 	for _, args := range [][]string{
 		{"convert", "--in", "x", "--out", "y.gguf"},                            // no --type

@@ -73,6 +73,32 @@ var datasetColors = []color.NRGBA{
 // comparison panel: the empirical CDFs of every dataset's same (solid) and different
 // (dashed) cosines on one axis. It returns the PNG.
 func (r *Report) plot() ([]byte, error) {
+	panels, err := r.panels()
+	if err != nil {
+		return nil, err
+	}
+	rows := make([][]*plot.Plot, len(panels))
+	for i, p := range panels {
+		rows[i] = []*plot.Plot{p}
+	}
+	w, h := 8*vg.Inch, vg.Length(len(rows))*3*vg.Inch
+	img := vgimg.New(w, h)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: len(rows), Cols: 1, PadTop: vg.Points(6), PadBottom: vg.Points(6),
+		PadLeft: vg.Points(6), PadRight: vg.Points(12), PadY: vg.Points(12)}
+	canvases := plot.Align(rows, tiles, dc)
+	for i, row := range rows {
+		row[0].Draw(canvases[i][0])
+	}
+	var buf bytes.Buffer
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
+		return nil, fmt.Errorf("eval: render %s: %w", SimilarityPNG, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// panels are the figure's panels, top to bottom: one per dataset, then the comparison.
+func (r *Report) panels() ([]*plot.Plot, error) {
 	edges := r.Histogram.Edges
 	var ymax float64
 	hists := make([][2]*plotter.Histogram, len(r.Datasets))
@@ -85,7 +111,7 @@ func (r *Report) plot() ([]byte, error) {
 		}
 	}
 	ytop := ymax * 1.3 // room for the legend
-	var rows [][]*plot.Plot
+	var panels []*plot.Plot
 	for i, d := range r.Datasets {
 		p := plot.New()
 		p.Title.Text = fmt.Sprintf("%s: n = %d products", d.Name, d.Used)
@@ -108,28 +134,13 @@ func (r *Report) plot() ([]byte, error) {
 		p.Legend.Top = true
 		p.X.Min, p.X.Max = edges[0], edges[len(edges)-1]
 		p.Y.Min, p.Y.Max = 0, ytop
-		rows = append(rows, []*plot.Plot{p})
+		panels = append(panels, p)
 	}
 	cmp, err := r.comparison()
 	if err != nil {
 		return nil, err
 	}
-	rows = append(rows, []*plot.Plot{cmp})
-
-	w, h := 8*vg.Inch, vg.Length(len(rows))*3*vg.Inch
-	img := vgimg.New(w, h)
-	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: len(rows), Cols: 1, PadTop: vg.Points(6), PadBottom: vg.Points(6),
-		PadLeft: vg.Points(6), PadRight: vg.Points(12), PadY: vg.Points(12)}
-	canvases := plot.Align(rows, tiles, dc)
-	for i, row := range rows {
-		row[0].Draw(canvases[i][0])
-	}
-	var buf bytes.Buffer
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
-		return nil, fmt.Errorf("eval: render %s: %w", SimilarityPNG, err)
-	}
-	return buf.Bytes(), nil
+	return append(panels, cmp), nil
 }
 
 // meanLine is a dashed vertical line at x from 0 to top.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"synth/dataset/embcache"
@@ -77,7 +78,7 @@ func TestScorePairs(t *testing.T) {
 	}
 
 	ranks := Ranks([]float64{0.1, 0.3, 0.3, math.NaN(), 0.2}, []string{"p", "p", "p", "p", "q"})
-	if want := []int{3, 1, 1, 0, 1}; !equalInts(ranks, want) {
+	if want := []int{3, 1, 1, 0, 1}; !slices.Equal(ranks, want) {
 		t.Errorf("ranks %v, want %v", ranks, want)
 	}
 }
@@ -90,16 +91,4 @@ func cos(a, b []float32) float64 {
 		bb += float64(b[i]) * float64(b[i])
 	}
 	return ab / math.Sqrt(aa*bb)
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

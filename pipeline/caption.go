@@ -252,14 +252,9 @@ func (s *Caption) provenance(env *Env, src *weights.Source) (Provenance, caption
 	if g.DoSample {
 		rp.Temperature, rp.TopK, rp.TopP, rp.Seed = g.Temperature, g.TopK, g.TopP, p.Seed
 	}
-	models := map[string]string{}
-	for _, m := range []struct{ role, path string }{{"model", p.Model}, {"lora", p.LoRA}, {"tokenizer", p.Tokenizer}} {
-		if m.path == "" {
-			continue
-		}
-		if models[m.role], err = env.hash(s.Name(), m.role, m.path); err != nil {
-			return Provenance{}, rp, err
-		}
+	models, err := env.hashes(s.Name(), [2]string{"model", p.Model}, [2]string{"lora", p.LoRA}, [2]string{"tokenizer", p.Tokenizer})
+	if err != nil {
+		return Provenance{}, rp, err
 	}
 	return NewProvenance(s.Name(), env.Version, models, rp), rp, nil
 }
@@ -300,14 +295,7 @@ func (s *Caption) Run(ctx context.Context, env *Env) (Status, error) {
 	if err != nil {
 		return st, err
 	}
-	drop, stale, err := staleRecords(s.Name(), s.Out, prov, rp, env.Force)
-	if err != nil {
-		return st, err
-	}
-	if stale > 0 {
-		log.Info("caption: recomputing the records made differently (--force)", "out", s.Out, "records", stale)
-	}
-	out, err := dataset.OpenOutput(s.Out, dataset.OutputOptions{Key: dataset.KeyFields("id", "image"), RetryErrors: p.RetryErrors, Drop: drop})
+	out, err := env.openOutput(s.Name(), s.Out, dataset.KeyFields("id", "image"), prov, rp, p.RetryErrors)
 	if err != nil {
 		return st, err
 	}

@@ -240,12 +240,8 @@ func (s *Eval) provenance(env *Env) (Provenance, evalRecordParams, error) {
 	p := &s.Params
 	rp := evalRecordParams{Products: p.Products, ImagesPerProduct: p.ImagesPerProduct, Seed: p.Seed, Bootstrap: p.Bootstrap,
 		Strict: p.Strict, DType: p.DType, UpstreamFP16: p.UpstreamFP16}
-	models := map[string]string{}
-	var err error
-	if models["model"], err = env.hash(s.Name(), "model", p.Model); err != nil {
-		return Provenance{}, rp, err
-	}
-	if models["vocab"], err = env.hash(s.Name(), "vocab", p.vocab()); err != nil {
+	models, err := env.hashes(s.Name(), [2]string{"model", p.Model}, [2]string{"vocab", p.vocab()})
+	if err != nil {
 		return Provenance{}, rp, err
 	}
 	return NewProvenance(s.Name(), env.Version, models, rp), rp, nil

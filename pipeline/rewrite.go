@@ -194,15 +194,9 @@ func (s *Rewrite) provenance(env *Env, examples int) (Provenance, rewriteRecordP
 		Temperature: sp.Temperature, TopK: sp.TopK, TopP: sp.TopP, MinP: sp.MinP, RepeatPenalty: sp.RepeatPenalty,
 		Seed: p.Seed, MaxTokens: p.MaxTokens, Ctx: p.Ctx, Examples: examples, DateLines: p.DateLines, MinCoverage: p.MinCoverage,
 	}
-	models := map[string]string{}
-	var err error
-	for _, m := range []struct{ role, path string }{{"model", p.Model}, {"examples", p.Examples}, {"system", p.SystemFile}} {
-		if m.path == "" {
-			continue
-		}
-		if models[m.role], err = env.hash(s.Name(), m.role, m.path); err != nil {
-			return Provenance{}, rp, err
-		}
+	models, err := env.hashes(s.Name(), [2]string{"model", p.Model}, [2]string{"examples", p.Examples}, [2]string{"system", p.SystemFile})
+	if err != nil {
+		return Provenance{}, rp, err
 	}
 	return NewProvenance(s.Name(), env.Version, models, rp), rp, nil
 }
@@ -232,14 +226,7 @@ func (s *Rewrite) Run(ctx context.Context, env *Env) (Status, error) {
 	if err != nil {
 		return st, err
 	}
-	drop, stale, err := staleRecords(s.Name(), s.Out, prov, rp, env.Force)
-	if err != nil {
-		return st, err
-	}
-	if stale > 0 {
-		log.Info("rewrite: recomputing the records made differently (--force)", "out", s.Out, "records", stale)
-	}
-	out, err := dataset.OpenOutput(s.Out, dataset.OutputOptions{RetryErrors: p.RetryErrors, Drop: drop})
+	out, err := env.openOutput(s.Name(), s.Out, dataset.KeyFields("id"), prov, rp, p.RetryErrors)
 	if err != nil {
 		return st, err
 	}

@@ -2,11 +2,13 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 
+	"synth/dataset"
 	"synth/internal/progress"
 )
 
@@ -85,6 +87,37 @@ func (e *Env) hash(step, key, path string) (string, error) {
 		return "", fmt.Errorf("%s: %s %s: %w", step, key, path, unwrapPath(err))
 	}
 	return sum, nil
+}
+
+// hashes is the sha256 of every model file of a step by role, for its fingerprint;
+// files are role, path pairs, an empty path (a setting not given) left out.
+func (e *Env) hashes(step string, files ...[2]string) (map[string]string, error) {
+	models := map[string]string{}
+	for _, f := range files {
+		if f[1] == "" {
+			continue
+		}
+		sum, err := e.hash(step, f[0], f[1])
+		if err != nil {
+			return nil, err
+		}
+		models[f[0]] = sum
+	}
+	return models, nil
+}
+
+// openOutput opens a step's JSONL output for this run: records made with another
+// fingerprint stop the step (a StaleError saying what changed), or with Force are
+// dropped to be made again.
+func (e *Env) openOutput(step, path string, key func(map[string]json.RawMessage) (string, error), prov Provenance, params any, retryErrors bool) (*dataset.Output, error) {
+	drop, stale, err := staleRecords(step, path, prov, params, e.Force)
+	if err != nil {
+		return nil, err
+	}
+	if stale > 0 {
+		e.log().Info(step+": recomputing the records made differently (--force)", "out", path, "records", stale)
+	}
+	return dataset.OpenOutput(path, dataset.OutputOptions{Key: key, RetryErrors: retryErrors, Drop: drop})
 }
 
 // exists checks that a setting names an existing file (or folder, when dir), in one

@@ -45,21 +45,26 @@ func captionCommand() *cli.Command {
 			&cli.BoolFlag{Name: "force", Usage: "recompute the records of --out made with other settings or models"},
 		),
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
 			s := &pipeline.Caption{Images: c.String("images"), Out: c.String("out")}
-			if err := readSettings(c, &s.Params); err != nil {
-				return err
-			}
-			shard, err := dataset.ParseShard(c.String("shard"))
-			if err != nil {
-				return usageErrorf("--shard: %v", err)
-			}
-			s.Shard = shard
-			return runStep(c, s, "images")
+			return shardedStep(c, s, &s.Params, &s.Shard, "images")
 		},
 	}
+}
+
+// shardedStep reads a step's settings and --shard, then checks and runs the step.
+func shardedStep(c *cli.Context, s pipeline.Step, params interface{ Validate() error }, shard *dataset.Shard, unit string) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	if err := readSettings(c, params); err != nil {
+		return err
+	}
+	sh, err := dataset.ParseShard(c.String("shard"))
+	if err != nil {
+		return usageErrorf("--shard: %v", err)
+	}
+	*shard = sh
+	return runStep(c, s, unit)
 }
 
 // runStep checks a step and runs it, then prints what its output holds.

@@ -3,7 +3,6 @@ package main
 import (
 	"github.com/urfave/cli/v2"
 
-	"synth/dataset"
 	"synth/pipeline"
 )
 
@@ -35,19 +34,8 @@ func rewriteCommand() *cli.Command {
 			&cli.BoolFlag{Name: "force", Usage: "recompute the records of --out made with other settings or models"},
 		),
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
 			s := &pipeline.Rewrite{In: c.String("in"), Out: c.String("out")}
-			if err := readSettings(c, &s.Params); err != nil {
-				return err
-			}
-			shard, err := dataset.ParseShard(c.String("shard"))
-			if err != nil {
-				return usageErrorf("--shard: %v", err)
-			}
-			s.Shard = shard
-			return runStep(c, s, "products")
+			return shardedStep(c, s, &s.Params, &s.Shard, "products")
 		},
 	}
 }

@@ -97,18 +97,16 @@ func (e *Embedder) Tokenizer() *cliptok.Tokenizer { return e.tok }
 // Model is the model the Embedder runs.
 func (e *Embedder) Model() *Model { return e.m }
 
-// Identity names what determines the embeddings, for caches: the checkpoint's content
-// (sha256 of its files), the weight dtype, the upstream float16 rounding, the image
-// transform and resolution, and normalisation.
+// Identity names what determines the embeddings, for outputs and caches: the
+// checkpoint's content (sha256 of its files), the preprocessing of images and texts
+// (PreprocessingIDs: dtype, fp16 rounding, transform, tokenizer) and normalisation.
 func (e *Embedder) Identity() (string, error) {
 	fp, err := e.m.Fingerprint()
 	if err != nil {
 		return "", err
 	}
-	id := fmt.Sprintf("longclip sha256:%s dtype:%s prep:%s@%d", fp, e.m.opt.DType, PreprocessID, e.m.Config.Vision.Resolution)
-	if e.m.opt.UpstreamFP16 {
-		id += " upstream-fp16"
-	}
+	img, txt := e.PreprocessingIDs()
+	id := fmt.Sprintf("longclip sha256:%s image:%s text:%s", fp, img, txt)
 	if e.opt.Normalize {
 		id += " normalized"
 	}

@@ -75,7 +75,7 @@ type Config struct {
 // Progress reports how far Run has come with one dataset.
 type Progress struct {
 	Dataset    string
-	Done, Want int // products embedded successfully so far, and the target n
+	Done, Want int // products embedded successfully so far, and the target: n, or fewer when fewer are eligible
 	Excluded   int
 }
 
@@ -242,7 +242,7 @@ func evalDataset(ctx context.Context, cfg *Config, emb Embedder, ds Dataset, inf
 			dr.Sampled = append(dr.Sampled, SampledProduct{ID: p.ID, Images: r.paths})
 		}
 		if cfg.Progress != nil {
-			cfg.Progress(Progress{Dataset: ds.Name, Done: len(texts), Want: cfg.Products, Excluded: len(dr.Excluded)})
+			cfg.Progress(Progress{Dataset: ds.Name, Done: len(texts), Want: min(cfg.Products, len(eligible)), Excluded: len(dr.Excluded)})
 		}
 	}
 	dr.Embedding = e.stats

@@ -163,6 +163,12 @@ type Caption struct {
 
 func (s *Caption) Name() string { return "caption" }
 
+func (s *Caption) Outputs() []string { return []string{s.Out} }
+
+func (s *Caption) Publication() Publication {
+	return Publication{Name: "captioned", Input: s.Images, Output: s.Out, PerImage: true, Text: "caption"}
+}
+
 // tokenizerDir is where vocab.json and merges.txt are read from.
 func (s *Caption) tokenizerDir() string {
 	if s.Params.Tokenizer != "" {

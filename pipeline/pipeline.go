@@ -26,7 +26,7 @@ type Plan struct {
 	Out    string
 	Steps  []Step
 
-	pubs []publication
+	pubs []Publication
 	eval *Eval
 }
 
@@ -34,17 +34,18 @@ type Plan struct {
 func NewPlan(cfg *Config) *Plan {
 	p := &Plan{Config: cfg, Out: cfg.Output}
 	if cfg.Data.Source != "" {
-		p.pubs = append(p.pubs, publication{Name: "source", Input: cfg.Data.Source})
+		p.pubs = append(p.pubs, Publication{Name: "source", Input: cfg.Data.Source})
 	}
 	if cfg.Caption != nil {
-		s := &Caption{Params: *cfg.Caption, Images: cfg.Data.Unlabeled, Out: filepath.Join(p.Out, CaptionedFile), Shard: dataset.All}
-		p.Steps = append(p.Steps, s)
-		p.pubs = append(p.pubs, publication{Name: "captioned", Input: s.Images, Output: s.Out, PerImage: true, Text: "caption"})
+		p.Steps = append(p.Steps, &Caption{Params: *cfg.Caption, Images: cfg.Data.Unlabeled, Out: filepath.Join(p.Out, CaptionedFile), Shard: dataset.All})
 	}
 	if cfg.Rewrite != nil {
-		s := &Rewrite{Params: *cfg.Rewrite, In: cfg.Data.Foreign, Out: filepath.Join(p.Out, RewrittenFile), Shard: dataset.All}
-		p.Steps = append(p.Steps, s)
-		p.pubs = append(p.pubs, publication{Name: "rewritten", Input: s.In, Output: s.Out, Text: "text"})
+		p.Steps = append(p.Steps, &Rewrite{Params: *cfg.Rewrite, In: cfg.Data.Foreign, Out: filepath.Join(p.Out, RewrittenFile), Shard: dataset.All})
+	}
+	for _, s := range p.Steps {
+		if pub, ok := s.(Publisher); ok {
+			p.pubs = append(p.pubs, pub.Publication())
+		}
 	}
 	if cfg.Eval != nil {
 		p.eval = &Eval{Params: *cfg.Eval, Out: filepath.Join(p.Out, EvalDir)}
@@ -78,11 +79,10 @@ func (p *Plan) Check(env *Env) error {
 			}
 			return fmt.Errorf("%s: %w", p.Config.Path, err)
 		}
-		switch s := s.(type) {
-		case *Caption:
-			env.Will(s.Out)
-		case *Rewrite:
-			env.Will(s.Out)
+		if pr, ok := s.(Producer); ok {
+			for _, f := range pr.Outputs() {
+				env.Will(f)
+			}
 		}
 	}
 	return nil

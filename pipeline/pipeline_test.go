@@ -516,3 +516,59 @@ func TestParametersDocListsEveryAlias(t *testing.T) {
 		}
 	}
 }
+
+// adapterStep stands for a finetune step: it writes the adapter that caption reads.
+type adapterStep struct{ from, to string }
+
+func (a *adapterStep) Name() string      { return "finetune" }
+func (a *adapterStep) Check(*Env) error  { return nil }
+func (a *adapterStep) Outputs() []string { return []string{a.to} }
+func (a *adapterStep) Run(context.Context, *Env) (Status, error) {
+	if err := os.MkdirAll(a.to, 0o755); err != nil {
+		return Status{}, err
+	}
+	ents, err := os.ReadDir(a.from)
+	if err != nil {
+		return Status{}, err
+	}
+	for _, e := range ents {
+		data, err := os.ReadFile(filepath.Join(a.from, e.Name()))
+		if err != nil {
+			return Status{}, err
+		}
+		if err := os.WriteFile(filepath.Join(a.to, e.Name()), data, 0o644); err != nil {
+			return Status{}, err
+		}
+	}
+	return Status{Step: a.Name(), Output: a.to, Ran: true}, nil
+}
+
+// A step that makes the adapter slots in before caption: the plan's check accepts the
+// adapter that does not exist yet, and caption's records carry the hash of the adapter
+// the earlier step wrote.
+func TestStepWritingTheAdapterSlotsInBeforeCaption(t *testing.T) {
+	w := testWorld(t)
+	dir := t.TempDir()
+	adapter := filepath.Join(dir, "trained-lora")
+	cfg, err := ReadConfig(w.config(t, dir, captionConfig+"  lora: trained-lora\n  max-new-tokens: 3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := NewPlan(cfg)
+	if err := plan.Check(testEnv(false)); err == nil {
+		t.Fatal("caption's missing adapter passed the check without a step that makes it")
+	}
+	plan.Steps = append([]Step{&adapterStep{from: w.lora, to: adapter}}, plan.Steps...)
+	if _, err := plan.Run(context.Background(), testEnv(false)); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := OpenHashes("").Sum(adapter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range readOutput(t, filepath.Join(dir, "out", CaptionedFile)) {
+		if r.Provenance.Models["lora"] != sum || r.LoRA == nil || *r.LoRA != "trained-lora" {
+			t.Errorf("record %+v: not made with the adapter the earlier step wrote", r)
+		}
+	}
+}

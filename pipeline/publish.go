@@ -14,9 +14,9 @@ import (
 	"synth/eval"
 )
 
-// A publication is a configuration of the published dataset: a step's records joined
+// A Publication is a configuration of the published dataset: a step's records joined
 // with the images of its input, one row per image (docs/dataset.md).
-type publication struct {
+type Publication struct {
 	Name     string // configuration: source, captioned, rewritten, translated
 	Input    string // the products (manifest) or images (folder) the step read
 	Output   string // the step's JSONL output ("" for source: the manifest's own texts)
@@ -24,16 +24,22 @@ type publication struct {
 	Text     string // the record field holding the text
 }
 
+// Publisher is a step whose output becomes a configuration of the published dataset
+// (caption: captioned, rewrite: rewritten; a translate step: translated).
+type Publisher interface {
+	Publication() Publication
+}
+
 // published is a configuration's rows and the image file of each.
 type published struct {
-	pub  publication
+	pub  Publication
 	rows []dataset.Row
 	src  []string
 }
 
-// buildRows joins a publication's input and records into rows. An item without a record
+// buildRows joins a Publication's input and records into rows. An item without a record
 // yet (a step that was not run to the end) has no row.
-func buildRows(pub publication) (published, error) {
+func buildRows(pub Publication) (published, error) {
 	out := published{pub: pub}
 	items, err := dataset.ListImages(pub.Input, dataset.All)
 	if err != nil {

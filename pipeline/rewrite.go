@@ -124,6 +124,12 @@ type Rewrite struct {
 
 func (s *Rewrite) Name() string { return "rewrite" }
 
+func (s *Rewrite) Outputs() []string { return []string{s.Out} }
+
+func (s *Rewrite) Publication() Publication {
+	return Publication{Name: "rewritten", Input: s.In, Output: s.Out, Text: "text"}
+}
+
 // Check reads the manifest, the examples and the system file, loads the model's
 // vocabulary and chat template (not its weights), builds the shared prompt, and checks
 // that the output was not made with other settings.

@@ -19,8 +19,10 @@ import (
 //	translate -> finetune -> caption -> rewrite -> eval (+ scores) -> publish -> view
 //
 // A step whose output a later step reads (finetune's adapter, which caption then uses
-// as its lora; translate's manifest) declares it in Check with Env.Will, so the later
-// step's Check accepts the path before it exists and takes its fingerprint when it runs.
+// as its lora; translate's manifest) is a Producer: the plan records its outputs with
+// Env.Will, so the later step's Check accepts the path before it exists and takes its
+// fingerprint when it runs. A step whose output is a configuration of the published
+// dataset is a Publisher.
 type Step interface {
 	// Name is the step's name, as in synth.yaml and messages ("caption").
 	Name() string
@@ -30,6 +32,12 @@ type Step interface {
 	Check(env *Env) error
 	// Run does the work, or finds it done, and says what the output holds.
 	Run(ctx context.Context, env *Env) (Status, error)
+}
+
+// Producer is a step whose outputs later steps of a plan read: Plan.Check records them
+// with Env.Will before the later steps' checks.
+type Producer interface {
+	Outputs() []string
 }
 
 // Status is what a step's output holds after Run.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -89,9 +90,11 @@ func ReadConfig(path string) (*Config, error) {
 			if err := scalar(v, &s, cerr); err != nil {
 				return err
 			}
-			if _, err := fmt.Sscan(s, &cfg.Threads); err != nil || cfg.Threads < 0 {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n < 0 {
 				return cerr(v.Line, "threads: %q is not a count >= 0", s)
 			}
+			cfg.Threads = n
 		case "data":
 			return eachKey(v, dataKeys, func(k, v *yaml.Node) error {
 				dst := map[string]*string{"source": &cfg.Data.Source, "unlabeled": &cfg.Data.Unlabeled, "foreign": &cfg.Data.Foreign}[k.Value]

@@ -223,10 +223,8 @@ func (s *Eval) Check(env *Env) error {
 	}
 	if dir, err := p.cacheDir(); err != nil {
 		return err
-	} else if dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("eval: cache %s: %w", dir, unwrapPath(err))
-		}
+	} else if st, err := os.Stat(dir); dir != "" && err == nil && !st.IsDir() {
+		return fmt.Errorf("eval: cache %s: not a folder", dir)
 	}
 	prov, rp, err := s.provenance(env)
 	if err != nil {

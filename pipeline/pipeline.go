@@ -133,11 +133,11 @@ type Result struct {
 
 // Run checks the plan, runs the steps, and publishes the dataset.
 func (p *Plan) Run(ctx context.Context, env *Env) (*Result, error) {
-	if err := os.MkdirAll(p.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("pipeline: %w", err)
-	}
 	if err := p.Check(env); err != nil {
 		return nil, err
+	}
+	if err := os.MkdirAll(p.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	log := env.log()
 	res := &Result{Out: p.Out, Rows: map[string]int{}}

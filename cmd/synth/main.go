@@ -18,8 +18,13 @@ import (
 	"synth/pipeline"
 )
 
-// version is set at link time by the Makefile (-X main.version=...).
-var version = "dev"
+// version and cgoFlags are set at link time by the Makefile (-X main.version=...,
+// -X 'main.cgoFlags=$(CGO_CFLAGS)'); synth doctor reads cgoFlags to say whether this
+// binary is portable or tuned for its build machine.
+var (
+	version  = "dev"
+	cgoFlags = ""
+)
 
 // Exit codes.
 const (
@@ -114,6 +119,7 @@ func commands() []*cli.Command {
 		inspectCommand(),
 		convertCommand(),
 		mergeCommand(),
+		modelsCommand(),
 		doctorCommand(),
 		benchCommand(),
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -29,6 +30,7 @@ func pipelineCommand() *cli.Command {
 			&cli.StringFlag{Name: "config", Required: true, Usage: "pipeline config `FILE` (YAML)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check everything and print the plan; run nothing"},
 			&cli.BoolFlag{Name: "force", Usage: "recompute outputs made with other settings or models instead of stopping"},
+			&cli.StringFlag{Name: "models-lock", Usage: "verify the models against this `FILE` (synth models lock) before any work; overrides the config's models-lock:"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -43,6 +45,11 @@ func runPipeline(c *cli.Context, config string, dryRun, force bool) error {
 	cfg, err := pipeline.ReadConfig(config)
 	if err != nil {
 		return configError(err)
+	}
+	if c.IsSet("models-lock") { // from the command line: relative to the working directory
+		if cfg.ModelsLock, err = filepath.Abs(c.String("models-lock")); err != nil {
+			return fmt.Errorf("pipeline: %w", err)
+		}
 	}
 	plan := pipeline.NewPlan(cfg)
 	e := env(c, force)

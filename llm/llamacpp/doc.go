@@ -20,6 +20,9 @@
 //     from Go without a cgo call per token.
 //   - Sampler: a llama.cpp sampler chain (temperature, top-k, top-p, min-p, repeat
 //     penalty, logit bias, seed) sampling from a Decode's outputs.
+//   - The build and devices: SystemInfo, CPUFeatures (the SIMD level ggml-cpu was
+//     compiled for), Devices, and Modules: the ggml GPU backend modules loaded at start-up
+//     from $SYNTH_GGML_BACKENDS or, unset, lib/synth beside the executable.
 //
 // Safety: llama.cpp aborts the process on some bad input (token or sequence ids out of
 // range, a batch larger than n_batch, reading logits that were not requested). Every

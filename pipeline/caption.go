@@ -404,3 +404,7 @@ func imageSeed(seed uint64, id, image string) uint64 {
 	h.Write([]byte(id + "\x00" + image))
 	return seed ^ h.Sum64()
 }
+
+func (s *Caption) models() []string {
+	return nonEmpty(s.Params.Model, s.Params.LoRA, s.Params.Tokenizer)
+}

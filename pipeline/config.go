@@ -20,11 +20,14 @@ type Config struct {
 	Path, Dir string
 	Output    string
 	Threads   int
-	Data      struct{ Source, Unlabeled, Foreign string }
-	Card      struct{ Title, License string }
-	Caption   *CaptionParams
-	Rewrite   *RewriteParams
-	Eval      *EvalParams
+	// ModelsLock is a models.lock (synth models lock): every model the steps read must
+	// be listed in it and match it before any work starts.
+	ModelsLock string
+	Data       struct{ Source, Unlabeled, Foreign string }
+	Card       struct{ Title, License string }
+	Caption    *CaptionParams
+	Rewrite    *RewriteParams
+	Eval       *EvalParams
 
 	// lines maps "section.key" to its line, for messages about values found later.
 	lines map[string]int
@@ -46,7 +49,7 @@ func (e *ConfigError) Error() string {
 }
 
 var (
-	topKeys  = []string{"output", "threads", "data", "card", "caption", "rewrite", "eval"}
+	topKeys  = []string{"output", "threads", "models-lock", "data", "card", "caption", "rewrite", "eval"}
 	dataKeys = []string{"source", "unlabeled", "foreign"}
 	cardKeys = []string{"title", "license"}
 	// inputs and outputs that the pipeline sets for each step itself
@@ -85,6 +88,11 @@ func ReadConfig(path string) (*Config, error) {
 		switch k.Value {
 		case "output":
 			return scalar(v, &cfg.Output, cerr)
+		case "models-lock":
+			if err := scalar(v, &cfg.ModelsLock, cerr); err != nil {
+				return err
+			}
+			cfg.ModelsLock = cfg.resolve(cfg.ModelsLock)
 		case "threads":
 			var s string
 			if err := scalar(v, &s, cerr); err != nil {

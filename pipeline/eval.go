@@ -79,7 +79,7 @@ func (p *LongCLIPParams) check(step string, texts bool) error {
 	}
 	if texts {
 		if _, err := os.Stat(p.vocab()); err != nil && p.Vocab == "" {
-			return fmt.Errorf("%s: vocab: no %s beside the model %s (set vocab)", step, ClipVocabName, p.Model)
+			return badf("vocab", "no %s beside the model %s: set vocab", ClipVocabName, p.Model)
 		}
 		if _, err := cliptok.Load(p.vocab()); err != nil {
 			return fmt.Errorf("%s: vocab: %w", step, err)
@@ -440,3 +440,5 @@ func fill(n int, err error) []error {
 	}
 	return errs
 }
+
+func (s *Eval) models() []string { return nonEmpty(s.Params.Model, s.Params.Vocab) }

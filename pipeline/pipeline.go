@@ -9,6 +9,7 @@ import (
 
 	"synth/dataset"
 	"synth/eval"
+	"synth/weights/modellock"
 )
 
 // Files and folders of the output folder (docs/dataset.md).
@@ -65,6 +66,9 @@ func (p *Plan) evalManifestPath(name string) string {
 // adapters, manifests and settings, in order, each seeing what the earlier steps will
 // write. The first problem is returned in one line that names the config file.
 func (p *Plan) Check(env *Env) error {
+	if err := p.checkModels(env); err != nil {
+		return err
+	}
 	for _, pub := range p.pubs {
 		env.Will(p.evalManifestPath(pub.Name))
 	}
@@ -86,6 +90,36 @@ func (p *Plan) Check(env *Env) error {
 		}
 	}
 	return nil
+}
+
+// checkModels refuses to start when a models.lock is given and the models the steps
+// read are not all listed in it or do not match it.
+func (p *Plan) checkModels(env *Env) error {
+	if p.Config.ModelsLock == "" {
+		return nil
+	}
+	l, err := modellock.Read(p.Config.ModelsLock)
+	if err != nil {
+		return fmt.Errorf("pipeline: %w", err)
+	}
+	var models []string
+	for _, s := range p.Steps {
+		if m, ok := s.(modelReader); ok {
+			models = append(models, m.models()...)
+		}
+	}
+	r, err := l.Verify(models...)
+	if err != nil {
+		return fmt.Errorf("pipeline: %w", err)
+	}
+	env.log().Info("pipeline: models: " + r.String())
+	return nil
+}
+
+// modelReader is a step that reads model files (given settings only), which a
+// models.lock must list.
+type modelReader interface {
+	models() []string
 }
 
 // Describe is the plan in words, one line per step, for --dry-run.

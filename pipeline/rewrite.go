@@ -475,3 +475,5 @@ func (r *rewriter) summary(log *slog.Logger, st llm.Stats, el time.Duration) {
 	}
 	log.Info("rewrite summary", attrs...)
 }
+
+func (s *Rewrite) models() []string { return nonEmpty(s.Params.Model) }

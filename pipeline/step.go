@@ -47,6 +47,8 @@ type Status struct {
 	// Items is the number of items the step's input asks for; Records how many of them
 	// the output holds, Failed how many of those are errors.
 	Items, Records, Failed int
+	// Done and DoneFailed are the items this run handled, and how many of them failed.
+	Done, DoneFailed int
 	// Ran is false when the output was already complete (nothing recomputed).
 	Ran bool
 }
@@ -151,4 +153,15 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// nonEmpty keeps the paths that are set.
+func nonEmpty(paths ...string) []string {
+	var out []string
+	for _, p := range paths {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -295,7 +295,7 @@ func (t *Task) attrs(now time.Time) []any {
 		a = append(a, "eta", e)
 	}
 	if t.note != "" {
-		a = append(a, "at", t.note)
+		a = append(a, "note", t.note)
 	}
 	return a
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"synth/internal/benchflag"
 	"synth/internal/llamagguf"
 	"synth/llm/llamacpp"
 	"synth/weights"
@@ -20,7 +21,9 @@ import (
 // 8.5 GB each, 15 GB for all four; never committed: delete the folder afterwards).
 // Without it they skip. $SYNTH_BENCH_THREADS sets llama.cpp's threads (default: all
 // CPUs), $SYNTH_BENCH_TOKENS the tokens each product generates in BenchmarkGenerate
-// (default 32; fewer keeps an 8B run short on a small machine).
+// (default 32; fewer keeps an 8B run short on a small machine), $SYNTH_BENCH_PARALLEL the
+// slot counts (default 1,4,8) and $SYNTH_BENCH_GPU_LAYERS the layers offloaded to a GPU
+// backend module (default 0; -1 all).
 //
 //	SYNTH_BENCH_MODELS=/tmp/synth-bench-models go test -run '^$' -bench 'Generate/model=1b' -benchtime 1x ./llm/
 
@@ -52,12 +55,35 @@ func benchModel(b *testing.B, name string, cfg llamagguf.Config, dt weights.DTyp
 		}
 		b.Logf("wrote %s in %s", path, time.Since(start).Round(time.Second))
 	}
-	m, err := llamacpp.LoadModel(path, llamacpp.ModelParams{})
+	m, err := llamacpp.LoadModel(path, llamacpp.ModelParams{GPULayers: benchEnvInt(b, "SYNTH_BENCH_GPU_LAYERS", 0)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(m.Close)
 	return m
+}
+
+// benchEnvInt is the integer in the environment variable name, or def when unset.
+func benchEnvInt(b *testing.B, name string, def int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		b.Fatalf("%s=%q: want an integer", name, s)
+	}
+	return n
+}
+
+// benchParallel is $SYNTH_BENCH_PARALLEL, a comma list of slot counts (default 1,4,8;
+// a GPU run takes 1,16,64).
+func benchParallel(b *testing.B) []int {
+	out, err := benchflag.Ints(os.Getenv("SYNTH_BENCH_PARALLEL"), 1, 4, 8)
+	if err != nil {
+		b.Fatalf("SYNTH_BENCH_PARALLEL: %v", err)
+	}
+	return out
 }
 
 func benchThreads(b *testing.B) int {
@@ -119,7 +145,7 @@ func BenchmarkGenerate(b *testing.B) {
 				for _, t := range m.EOGTokens() {
 					ban[t] = float32(-1e30) // fixed-length generations, as the bare loop
 				}
-				for _, parallel := range []int{1, 4, 8} {
+				for _, parallel := range benchParallel(b) {
 					b.Run(fmt.Sprintf("parallel=%d", parallel), func(b *testing.B) {
 						g, err := NewGenerator(m, p.Prefix(), Options{
 							Parallel: parallel, MaxTokens: genTokens, CtxPerSeq: len(p.Prefix()) + suffixLen + genTokens,

@@ -30,7 +30,8 @@ type CaptionParams struct {
 	LoRALive  bool   `set:"lora-live" usage:"keep the adapter unmerged (two small extra GEMMs per adapted layer)"`
 	Tokenizer string `set:"tokenizer" path:"1" usage:"folder with vocab.json and merges.txt (default: beside the model)"`
 	Prompt    string `set:"prompt" usage:"text prompt the captions continue (default: none, BOS alone)"`
-	Batch     int    `set:"batch" def:"8" usage:"images per batch"`
+	Batch     int    `set:"batch" def:"0" usage:"images per batch (0: 8 on a CPU, 64 on a GPU)"`
+	Device    string `set:"device" def:"cpu" usage:"where the model runs: cpu (synth's kernels), ggml:CPU, cuda:0 or another ggml device (synth doctor lists them; GPU modules load from $SYNTH_GGML_BACKENDS or lib/synth beside the binary; docs/devices.md)"`
 	DType     string `set:"dtype" def:"auto" usage:"weights in memory: auto (as stored), f32, f16, bf16, q8_0 or q4_0"`
 	KVCache   string `set:"kv-cache" def:"f16" usage:"KV cache element type: f16 or f32"`
 
@@ -125,8 +126,8 @@ func (p *CaptionParams) Validate() error {
 	switch {
 	case p.Model == "":
 		return badf("model", "required")
-	case p.Batch < 1:
-		return badf("batch", "must be at least 1, got %d", p.Batch)
+	case p.Batch < 0:
+		return badf("batch", "must be at least 1 (0: the device's default), got %d", p.Batch)
 	case p.LoRALive && p.LoRA == "":
 		return badf("lora-live", "needs lora")
 	}
@@ -185,6 +186,9 @@ func (s *Caption) tokenizerDir() string {
 func (s *Caption) Check(env *Env) error {
 	p := &s.Params
 	if err := p.Validate(); err != nil {
+		return err
+	}
+	if _, err := openDevice(p.Device); err != nil {
 		return err
 	}
 	if err := checkInput(s.Name(), "images", s.Images); err != nil {
@@ -324,8 +328,12 @@ func (s *Caption) Run(ctx context.Context, env *Env) (Status, error) {
 	if err != nil {
 		return st, fmt.Errorf("caption: tokenizer: %w", err)
 	}
+	dev, err := openDevice(p.Device)
+	if err != nil {
+		return st, err
+	}
 	kv, _ := kvCacheType(p.KVCache)
-	opts := blip2.Options{LiveLoRA: p.LoRALive, KVCache: kv, DType: s.dtype(src)}
+	opts := blip2.Options{LiveLoRA: p.LoRALive, KVCache: kv, DType: s.dtype(src), Device: dev}
 	var lora *string
 	if p.LoRA != "" {
 		a, err := weights.LoadAdapter(p.LoRA)
@@ -346,16 +354,19 @@ func (s *Caption) Run(ctx context.Context, env *Env) (Status, error) {
 		prompt = tok.Encode(p.Prompt, true)
 	}
 	g, _ := p.generation()
-	c := native.NewCtx(env.Threads)
+	c, err := native.NewCtxOn(dev, env.Threads)
+	if err != nil {
+		return st, fmt.Errorf("caption: %w", err)
+	}
 	defer c.Close()
 	cp, err := blip2.NewCaptioner(m, c, blip2.CaptionerOptions{
-		Batch: p.Batch, Tokenizer: tok, Prompt: prompt, Params: g,
+		Batch: deviceBatch(p.Batch, dev, 8, 64), Tokenizer: tok, Prompt: prompt, Params: g,
 		Decode: func(path string) (image.Image, error) { return imagefile.Decode(path, imagefile.Limits{}) },
 	})
 	if err != nil {
 		return st, fmt.Errorf("caption: %w", err)
 	}
-	log.Info("caption: model loaded", "model", p.Model, "lora", p.LoRA, "dtype", rp.DType, "kv_cache", rp.KVCache,
+	log.Info("caption: model loaded", "model", p.Model, "lora", p.LoRA, "dtype", rp.DType, "kv_cache", rp.KVCache, "device", dev,
 		"threads", c.Threads(), "took", time.Since(start).Round(time.Millisecond))
 
 	images := make([]blip2.Image, len(todo))

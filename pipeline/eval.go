@@ -30,7 +30,8 @@ type LongCLIPParams struct {
 	Vocab        string `set:"vocab" path:"1" usage:"the BPE merges file (default: bpe_simple_vocab_16e6.txt.gz beside the model)"`
 	DType        string `set:"dtype" def:"f32" usage:"weights in memory: f32, f16, bf16, q8_0, q4_0 (quantized GGUF weights stay as stored)"`
 	UpstreamFP16 bool   `set:"upstream-fp16" usage:"round the weights upstream's loader casts to float16, like longclip.load"`
-	Batch        int    `set:"batch" def:"8" usage:"items per forward pass"`
+	Batch        int    `set:"batch" def:"0" usage:"items per forward pass (0: 8 on a CPU, 64 on a GPU)"`
+	Device       string `set:"device" def:"cpu" usage:"where the model runs: cpu (synth's kernels), ggml:CPU, cuda:0 or another ggml device (synth doctor lists them; GPU modules load from $SYNTH_GGML_BACKENDS or lib/synth beside the binary; docs/devices.md)"`
 }
 
 // Validate checks the values without touching a file.
@@ -38,8 +39,8 @@ func (p *LongCLIPParams) Validate() error {
 	if p.Model == "" {
 		return badf("model", "required")
 	}
-	if p.Batch < 1 {
-		return badf("batch", "must be at least 1, got %d", p.Batch)
+	if p.Batch < 0 {
+		return badf("batch", "must be at least 1 (0: the device's default), got %d", p.Batch)
 	}
 	if _, err := nn.ParseDType(p.DType); err != nil {
 		return badf("dtype", "%v", err)
@@ -62,6 +63,9 @@ func (p *LongCLIPParams) vocab() string {
 // check opens the checkpoint's headers and config and the tokenizer (when texts), not
 // the weights.
 func (p *LongCLIPParams) check(step string, texts bool) error {
+	if _, err := openDevice(p.Device); err != nil {
+		return err
+	}
 	if err := exists(step, "model", p.Model, false); err != nil {
 		return err
 	}
@@ -95,12 +99,16 @@ func (p *LongCLIPParams) OpenEmbedder(env *Env, texts, normalize bool) (*longcli
 	if err != nil {
 		return nil, badf("dtype", "%v", err)
 	}
-	start := time.Now()
-	m, err := longclip.Open(p.Model, longclip.Options{DType: dt, UpstreamFP16: p.UpstreamFP16})
+	dev, err := openDevice(p.Device)
 	if err != nil {
 		return nil, err
 	}
-	env.log().Info("Long-CLIP loaded", "model", p.Model, "config", m.Config.String(), "dtype", p.DType, "took", time.Since(start).Round(time.Millisecond))
+	start := time.Now()
+	m, err := longclip.Open(p.Model, longclip.Options{DType: dt, UpstreamFP16: p.UpstreamFP16, Device: dev})
+	if err != nil {
+		return nil, err
+	}
+	env.log().Info("Long-CLIP loaded", "model", p.Model, "config", m.Config.String(), "dtype", p.DType, "device", dev, "took", time.Since(start).Round(time.Millisecond))
 	var tok *cliptok.Tokenizer
 	if texts {
 		if _, err := os.Stat(p.vocab()); err != nil && p.Vocab == "" {
@@ -113,7 +121,7 @@ func (p *LongCLIPParams) OpenEmbedder(env *Env, texts, normalize bool) (*longcli
 		}
 	}
 	e, err := longclip.NewEmbedder(m, tok, longclip.EmbedderOptions{
-		Threads: env.Threads, Batch: p.Batch, Normalize: normalize,
+		Threads: env.Threads, Batch: deviceBatch(p.Batch, dev, 8, 64), Normalize: normalize,
 		Decode: func(path string) (image.Image, error) { return imagefile.Decode(path, imagefile.Limits{}) },
 	})
 	if err != nil {
@@ -352,7 +360,7 @@ func (s *Eval) Run(ctx context.Context, env *Env) (Status, error) {
 	if len(s.Pairs) > 0 {
 		task := env.Progress.Start("scores", "inputs", 0)
 		last := 0
-		scores, _, err := eval.Score(ctx, emb, s.Pairs, eval.ScoreConfig{Cache: cache, Batch: 8 * p.Batch, Progress: func(done, total int) {
+		scores, _, err := eval.Score(ctx, emb, s.Pairs, eval.ScoreConfig{Cache: cache, Progress: func(done, total int) {
 			task.SetTotal(total)
 			task.Add(done - last)
 			last = done

@@ -451,7 +451,7 @@ func TestReadConfig(t *testing.T) {
 	cases := []struct{ text, want string }{
 		{"output: o\ndata: {source: s.jsonl}\neval:\n  model: m.pt\n  prodcts: 10\n", ":5: unknown key eval.prodcts; did you mean products?"},
 		{"output: o\ndata: {unlabeled: u.jsonl}\ncaption:\n  model: m\n  batch: four\n", `:5: caption.batch: "four" is not an integer`},
-		{"output: o\ndata: {unlabeled: u.jsonl}\ncaption:\n  model: m\n  batch: 0\n", ":5: caption.batch: must be at least 1"},
+		{"output: o\ndata: {unlabeled: u.jsonl}\ncaption:\n  model: m\n  batch: -2\n", ":5: caption.batch: must be at least 1 (0: the device's default)"},
 		{"output: o\ndata: {unlabeled: u.jsonl}\ncaption:\n  model: m\n  out: x.jsonl\n", ":5: caption.out is set by the pipeline"},
 		{"output: o\nrewrite:\n  model: m.gguf\n  examples: e\n", ":2: the rewrite step needs data.foreign"},
 		{"output: o\ndata: {source: s.jsonl}\neval:\n  seed: 1\n", "eval.model is required"},
@@ -483,7 +483,7 @@ func TestReadConfig(t *testing.T) {
 	if cfg.Caption.Model != filepath.Join(filepath.Dir(p), "m") || cfg.Output != filepath.Join(filepath.Dir(p), "o") {
 		t.Errorf("paths not resolved against the config's folder: %s, %s", cfg.Caption.Model, cfg.Output)
 	}
-	if cfg.Caption.Batch != 8 || cfg.Rewrite.Temperature != 0.6 {
+	if cfg.Caption.Batch != 0 || cfg.Caption.Device != "cpu" || cfg.Rewrite.Temperature != 0.6 {
 		t.Errorf("defaults not applied: batch %d, temperature %g", cfg.Caption.Batch, cfg.Rewrite.Temperature)
 	}
 }

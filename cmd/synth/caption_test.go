@@ -224,7 +224,7 @@ func TestCaptionUsageErrors(t *testing.T) {
 	dir := t.TempDir()
 	for _, args := range [][]string{
 		{"caption", "--images", dir, "--out", "x.jsonl"},
-		{"caption", "--model", dir, "--images", dir, "--out", "x.jsonl", "--batch", "0"},
+		{"caption", "--model", dir, "--images", dir, "--out", "x.jsonl", "--batch", "-1"},
 		{"caption", "--model", dir, "--images", dir, "--out", "x.jsonl", "--beams", "2", "--sample"},
 		{"caption", "--model", dir, "--images", dir, "--out", "x.jsonl", "--dtype", "q3"},
 		{"caption", "--model", dir, "--images", dir, "--out", "x.jsonl", "--kv-cache", "q8_0"},

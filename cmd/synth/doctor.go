@@ -18,31 +18,32 @@ import (
 
 // doctorReport is what `synth doctor` prints; the JSON field names are stable.
 type doctorReport struct {
-	Version        string   `json:"version"`
-	CPU            string   `json:"cpu"`
-	Arch           string   `json:"arch"`
-	LogicalCPUs    int      `json:"logical_cpus"`
-	Features       []string `json:"features"`
-	Build          string   `json:"build"`      // portable, native-tuned, tuned, unknown
-	BuildArch      string   `json:"build_arch"` // the -march value: x86-64-v3, native, ...
-	CgoFlags       string   `json:"cgo_flags"`  // CGO_CFLAGS at build time ("" when not recorded)
-	KernelVariant  string   `json:"kernel_variant"`
-	KernelRunnable []string `json:"kernel_variants_runnable"` // compiled in and runnable here, best first
-	Threads        int      `json:"threads"`
-	LlamaCPPSystem string   `json:"llama_cpp_system_info"`
-	LlamaCPU       []string `json:"llama_cpp_cpu_features"` // fixed at build time by -march
-	LlamaCPUNote   string   `json:"llama_cpp_cpu_note"`
-	GPUModulesFrom string   `json:"gpu_modules_from"` // "" when nowhere to look
-	GPUModules     []string `json:"gpu_modules"`      // module files loaded
-	GPUModulesBad  []string `json:"gpu_modules_failed"`
-	LlamaGPU       bool     `json:"llama_cpp_gpu_offload"`
-	LlamaDevices   []string `json:"llama_cpp_devices"`
-	CUDABuild      bool     `json:"cuda_build"`
-	CUDADevices    []string `json:"cuda_devices"`
-	GPUPresent     bool     `json:"gpu_present"`
-	GPUNote        string   `json:"gpu_note"`
-	GoVersion      string   `json:"go_version"`
-	CCVersion      string   `json:"cgo_cc_version"`
+	Version        string              `json:"version"`
+	CPU            string              `json:"cpu"`
+	Arch           string              `json:"arch"`
+	LogicalCPUs    int                 `json:"logical_cpus"`
+	Features       []string            `json:"features"`
+	Build          string              `json:"build"`      // portable, native-tuned, tuned, unknown
+	BuildArch      string              `json:"build_arch"` // the -march value: x86-64-v3, native, ...
+	CgoFlags       string              `json:"cgo_flags"`  // CGO_CFLAGS at build time ("" when not recorded)
+	KernelVariant  string              `json:"kernel_variant"`
+	KernelRunnable []string            `json:"kernel_variants_runnable"` // compiled in and runnable here, best first
+	Threads        int                 `json:"threads"`
+	LlamaCPPSystem string              `json:"llama_cpp_system_info"`
+	LlamaCPU       []string            `json:"llama_cpp_cpu_features"` // fixed at build time by -march
+	LlamaCPUNote   string              `json:"llama_cpp_cpu_note"`
+	GPUModulesFrom string              `json:"gpu_modules_from"` // "" when nowhere to look
+	GPUModules     []string            `json:"gpu_modules"`      // module files loaded
+	GPUModulesBad  []string            `json:"gpu_modules_failed"`
+	LlamaGPU       bool                `json:"llama_cpp_gpu_offload"`
+	LlamaDevices   []string            `json:"llama_cpp_devices"`
+	Devices        []native.DeviceInfo `json:"devices"` // synth's compute devices (cpu, ggml:...)
+	CUDABuild      bool                `json:"cuda_build"`
+	CUDADevices    []string            `json:"cuda_devices"`
+	GPUPresent     bool                `json:"gpu_present"`
+	GPUNote        string              `json:"gpu_note"`
+	GoVersion      string              `json:"go_version"`
+	CCVersion      string              `json:"cgo_cc_version"`
 }
 
 func doctorCommand() *cli.Command {
@@ -72,7 +73,7 @@ func doctorCommand() *cli.Command {
 }
 
 func doctor(nthreads int) doctorReport {
-	cpu := native.CPU()
+	cpu := native.CPUFeatures()
 	kind, arch := buildKind(cgoFlags)
 	from, mods := llamacpp.Modules()
 	r := doctorReport{
@@ -94,7 +95,7 @@ func doctor(nthreads int) doctorReport {
 		GPUModulesBad:  []string{},
 		LlamaGPU:       llamacpp.SupportsGPUOffload(),
 		LlamaDevices:   []string{},
-		CUDABuild:      native.CUDABuilt(),
+		Devices:        native.Devices(),
 		GoVersion:      runtime.Version(),
 		CCVersion:      cpu.Compiler,
 	}
@@ -125,14 +126,16 @@ func doctor(nthreads int) doctorReport {
 	for _, d := range llamacpp.Devices() {
 		r.LlamaDevices = append(r.LlamaDevices, d.String())
 	}
-	devs, err := native.CUDADevices()
-	r.CUDADevices = devs
-	if r.CUDADevices == nil {
-		r.CUDADevices = []string{}
+	r.CUDADevices = []string{}
+	for _, d := range r.Devices {
+		if strings.HasPrefix(d.Name, "ggml:CUDA") {
+			r.CUDABuild = true
+			r.CUDADevices = append(r.CUDADevices, d.Name)
+		}
 	}
 	r.GPUPresent, r.GPUNote = nvidiaGPUPresent()
-	if err != nil && r.GPUPresent {
-		r.GPUNote += "; " + err.Error()
+	if r.GPUPresent && !r.CUDABuild {
+		r.GPUNote += fmt.Sprintf("; no CUDA device: build the module (CMakeLists.txt) and name it in $%s", llamacpp.BackendsEnv)
 	}
 	return r
 }
@@ -213,6 +216,17 @@ func printDoctor(c *cli.Context, r doctorReport) {
 		fmt.Fprintf(w, "gpu module:     %s (from %s)\n", line, r.GPUModulesFrom)
 	}
 	fmt.Fprintf(w, "llama.cpp GPU:  %s (devices: %s)\n", yes(r.LlamaGPU), strings.Join(r.LlamaDevices, ", "))
+	for i, d := range r.Devices {
+		label := "devices:"
+		if i > 0 {
+			label = ""
+		}
+		mem := ""
+		if d.MemoryTotal > 0 {
+			mem = fmt.Sprintf(", %.1f of %.1f GiB free", float64(d.MemoryFree)/(1<<30), float64(d.MemoryTotal)/(1<<30))
+		}
+		fmt.Fprintf(w, "%-16s%s (%s%s)\n", label, d.Name, d.Description, mem)
+	}
 	fmt.Fprintf(w, "cuda build:     %s\n", yes(r.CUDABuild))
 	fmt.Fprintf(w, "gpu:            %s (%s)\n", yes(r.GPUPresent), r.GPUNote)
 	fmt.Fprintf(w, "go:             %s, cgo %s\n", r.GoVersion, r.CCVersion)

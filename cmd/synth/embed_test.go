@@ -19,6 +19,7 @@ import (
 	"synth/dataset"
 	"synth/internal/fixtures"
 	"synth/vision/longclip"
+	"synth/vision/nn"
 	"synth/weights"
 )
 
@@ -31,7 +32,11 @@ var testModelConfig = longclip.Config{EmbedDim: 32, Eps: longclip.LayerNormEps,
 func writeTestModel(t *testing.T) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "model.safetensors")
-	if err := weights.WriteSafetensors(path, longclip.RandomTensors(testModelConfig, 7), nil); err != nil {
+	m, err := longclip.Random(testModelConfig, 7, nn.RandomOptions{}, longclip.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := weights.WriteSafetensors(path, m.Checkpoint(), nil); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -443,7 +448,7 @@ func TestEmbedUsageErrors(t *testing.T) {
 		{"embed", "--model", "m", "--out", "o.jsonl"},
 		{"embed", "--model", "m", "--out", "o.jsonl", "--image", "a", "--text", "b"},
 		{"embed", "--model", "m", "--out", "o.csv", "--image", "a"},
-		{"embed", "--model", "m", "--out", "o.jsonl", "--image", "a", "--batch", "0"},
+		{"embed", "--model", "m", "--out", "o.jsonl", "--image", "a", "--batch", "-1"},
 		{"embed", "--model", "m", "--out", "o.jsonl", "--image", "a", "--dtype", "q3"},
 		{"embed", "--model", "m", "--out", "o.jsonl", "--image", "a", "--shard", "2/2"},
 		{"embed", "--out", "o.jsonl", "--image", "a"},

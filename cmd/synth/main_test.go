@@ -84,7 +84,7 @@ func TestDoctorText(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("doctor: code %d, stderr %q", code, errOut)
 	}
-	for _, want := range []string{"kernel variant:", "llama.cpp:", "cuda build:", "threads:"} {
+	for _, want := range []string{"kernel variant:", "llama.cpp:", "devices:", "cuda build:", "threads:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, out)
 		}

@@ -34,5 +34,6 @@
 // Models, contexts, batches and samplers own C memory: Close them. A Context is used by
 // one goroutine at a time; a Model may be shared.
 //
-// llamacpp imports nothing from synth.
+// llamacpp imports only synth/native/ggml from synth: the one owner of ggml's backend
+// registry, which loads the GPU modules once for llama.cpp and native alike.
 package llamacpp

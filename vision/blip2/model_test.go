@@ -84,8 +84,8 @@ func TestGGUF(t *testing.T) {
 		c := native.NewCtx(2)
 		defer c.Close()
 		logits := func(m *Model) []float32 {
-			defer c.Reset()
-			return slices.Clone(m.Forward(c, in.pixels, in.ids, in.mask, nil).F32())
+			defer c.Release(native.Mark{})
+			return c.ToHost(m.Forward(c, in.pixels, in.ids, in.mask))
 		}
 		loaded := loadSet(t, dir, false, false, native.Q8_0)
 		q8 := logits(loaded)
@@ -306,8 +306,8 @@ func TestLoRAEveryPartLiveEqualsMerged(t *testing.T) {
 		c := native.NewCtx(2)
 		defer c.Close()
 		logits := func(m *Model) []float32 {
-			defer c.Reset()
-			return slices.Clone(m.Forward(c, in.pixels, in.ids, in.mask, nil).F32())
+			defer c.Release(native.Mark{})
+			return c.ToHost(m.Forward(c, in.pixels, in.ids, in.mask))
 		}
 		var got [2][]float32
 		for i, live := range []bool{true, false} {

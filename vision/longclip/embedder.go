@@ -75,7 +75,11 @@ func NewEmbedder(m *Model, tok *cliptok.Tokenizer, opt EmbedderOptions) (*Embedd
 			opt.Workers = max(2, runtime.GOMAXPROCS(0))
 		}
 	}
-	return &Embedder{m: m, tok: tok, opt: opt, c: native.NewCtx(opt.Threads)}, nil
+	c, err := native.NewCtxOn(m.Device(), opt.Threads)
+	if err != nil {
+		return nil, fmt.Errorf("longclip: embedder: %w", err)
+	}
+	return &Embedder{m: m, tok: tok, opt: opt, c: c}, nil
 }
 
 // Close stops the compute workers.
@@ -149,7 +153,8 @@ func (e *Embedder) EmbedTexts(texts []string) (embs [][]float32, errs []error) {
 // order. Decoding and resizing run on Workers goroutines and prepare the next batch
 // while the current one is encoded (preprocess.Prefetch). An error returned by fn stops
 // the stream and is returned.
-func (e *Embedder) StreamImages(paths []string, fn func(Result) error) error {
+func (e *Embedder) StreamImages(paths []string, fn func(Result) error) (err error) {
+	defer native.Recover(&err) // a device out of memory: an error that suggests a smaller batch
 	if e.opt.Decode == nil {
 		return errors.New("longclip: embedder: images need EmbedderOptions.Decode (e.g. dataset/imagefile.Decode)")
 	}
@@ -184,7 +189,8 @@ func (e *Embedder) StreamImages(paths []string, fn func(Result) error) error {
 // batched by token count (the text tower computes only up to the longest pooled position
 // of a batch), so fn sees items in that order, not in input order. An error returned by
 // fn stops the stream and is returned.
-func (e *Embedder) StreamTexts(texts []string, fn func(Result) error) error {
+func (e *Embedder) StreamTexts(texts []string, fn func(Result) error) (err error) {
+	defer native.Recover(&err)
 	if e.tok == nil {
 		return errors.New("longclip: embedder: texts need a tokenizer")
 	}
@@ -231,19 +237,19 @@ func (e *Embedder) StreamTexts(texts []string, fn func(Result) error) error {
 	return nil
 }
 
-// rows copies out [B, E] into one slice per row, L2-normalised when asked.
+// rows brings out [B, E] to the host, one slice per row, L2-normalised when asked, and
+// releases the arena.
 func (e *Embedder) rows(out native.Tensor) [][]float32 {
+	defer e.c.Release(native.Mark{})
 	if e.opt.Normalize {
 		out = e.c.L2Normalize(out)
 	}
 	n, d := out.Dims2()
-	flat := make([]float32, n*d)
+	flat := e.c.ToHost(out)
 	res := make([][]float32, n)
 	for i := range res {
 		res[i] = flat[i*d : (i+1)*d : (i+1)*d]
-		copy(res[i], out.Row(i))
 	}
-	e.c.Reset()
 	return res
 }
 

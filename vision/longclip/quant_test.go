@@ -62,10 +62,10 @@ func TestQuantizedGGUF(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/type=%s", filepath.Base(dir), tc.dt), func(t *testing.T) {
 				gguf := convertFixture(t, dir, tc.dt)
 				m := openModel(t, gguf, Options{})
-				if got := m.Vision.Blocks[0].FC.W.DType(); got != tc.native {
+				if got := m.Vision.Blocks[0].FC1.W.DType(); got != tc.native {
 					t.Fatalf("c_fc weight is %s in memory, want %s", got, tc.native)
 				}
-				img, txt := encodeAll(m, s)
+				img, txt := encodeAll(t, m, s)
 				d := m.Config.EmbedDim
 				ci, ct := minCos(img, want["image_embeds"].f32, d), minCos(txt, want["text_embeds"].f32, d)
 				t.Logf("min cosine to float32: image %.6f, text %.6f", ci, ct)
@@ -92,7 +92,7 @@ func TestLoadDTypes(t *testing.T) {
 				if got := m.Text.Blocks[0].QKV.W.DType(); got != tc.dt {
 					t.Fatalf("in_proj weight is %s, want %s", got, tc.dt)
 				}
-				img, txt := encodeAll(m, s)
+				img, txt := encodeAll(t, m, s)
 				d := m.Config.EmbedDim
 				ci, ct := minCos(img, want["image_embeds"].f32, d), minCos(txt, want["text_embeds"].f32, d)
 				t.Logf("min cosine to float32: image %.6f, text %.6f", ci, ct)

@@ -23,6 +23,16 @@ type Options struct {
 	// LiveLoRA keeps the adapter unmerged (two extra small GEMMs per targeted layer)
 	// instead of folding W += scale * B A into the float32 weights at load.
 	LiveLoRA bool
+	// Device is where the weights go (nil: the cpu): matrices in their stored or
+	// converted type, small tensors (biases, norms, tables) as f32.
+	Device *native.Device
+}
+
+func (o Options) device() *native.Device {
+	if o.Device == nil {
+		return native.CPU
+	}
+	return o.Device
 }
 
 // Loader builds layers from a weights.Scope. Like Scope, it records errors instead of
@@ -89,7 +99,7 @@ func (l *Loader) linear(module, weight, bias string, out, in int) *Linear {
 	lin := &Linear{}
 	t := l.S.Get(weight, out, in)
 	if bias != "" {
-		lin.B = l.F32(bias, out)
+		lin.B = l.Vector(bias, out)
 	}
 	if t.Data == nil {
 		return lin
@@ -129,8 +139,9 @@ func (l *Loader) linear(module, weight, bias string, out, in int) *Linear {
 	}
 	lin.W = l.matrix(l.S.Name(weight), t, out, in)
 	if lora != nil {
-		a, err1 := native.NewMatrixF32(lora.A, lora.R, in)
-		b, err2 := native.NewMatrixF32(lora.B, out, lora.R)
+		dev := l.opt.device()
+		a, err1 := dev.NewMatrixF32(lora.A, lora.R, in)
+		b, err2 := dev.NewMatrixF32(lora.B, out, lora.R)
 		if err1 != nil || err2 != nil {
 			l.fail(fmt.Errorf("nn: adapter %s for %s: %v %v", l.opt.Adapter.Dir, module, err1, err2))
 			return lin
@@ -149,7 +160,7 @@ func (l *Loader) Conv(name string, out, in, kh, kw int, bias bool) *Linear {
 	module := l.S.Name(name)
 	t := l.S.Get(name+".weight", out, in, kh, kw)
 	if bias {
-		lin.B = l.F32(name+".bias", out)
+		lin.B = l.Vector(name+".bias", out)
 	}
 	if t.Data == nil {
 		return lin
@@ -196,10 +207,32 @@ func (l *Loader) Embedding(name string, rows, width int) *native.Matrix {
 	return l.matrix(l.S.Name(name), t, rows, width)
 }
 
-// LayerNorm loads <name>.weight and <name>.bias, both [c].
+// LayerNorm loads <name>.weight and <name>.bias, both [c]; name "" is a LayerNorm
+// without affine parameters (elementwise_affine=False).
 func (l *Loader) LayerNorm(name string, c int, eps float32) *LayerNorm {
-	return &LayerNorm{W: l.F32(name+".weight", c), B: l.F32(name+".bias", c), Eps: eps}
+	if name == "" {
+		return &LayerNorm{Eps: eps}
+	}
+	return &LayerNorm{W: l.Vector(name+".weight", c), B: l.Vector(name+".bias", c), Eps: eps}
 }
+
+// Vector loads a float tensor of the given dims (checkpoint order) as an f32 tensor on
+// the loader's device, in its 2-D form [product of all dims but the last, last] (a
+// bias or norm weight [c] stays 1-D). Empty on error (recorded).
+func (l *Loader) Vector(name string, dims ...int) native.Tensor {
+	v := l.F32(name, dims...)
+	if v == nil {
+		return native.Tensor{}
+	}
+	if len(dims) <= 1 {
+		return l.opt.device().FromHost(v, len(v))
+	}
+	cols := dims[len(dims)-1]
+	return l.opt.device().FromHost(v, len(v)/cols, cols)
+}
+
+// Device is where the loader puts weights.
+func (l *Loader) Device() *native.Device { return l.opt.device() }
 
 // F32 loads any float tensor as float32 (embeddings tables, class tokens, positions): a
 // copy, so the checkpoint's pages are released (see release).
@@ -232,7 +265,7 @@ func (l *Loader) matrix(full string, t weights.Tensor, n, k int) *native.Matrix 
 	var m *native.Matrix
 	if dt, ok := nativeDType(t.DType); ok && (t.DType.IsQuantized() || dt == l.opt.DType) && dt != native.F32 {
 		var err error
-		if m, err = native.NewMatrix(dt, t.Data, n, k); err != nil {
+		if m, err = l.opt.device().NewMatrix(dt, t.Data, n, k); err != nil {
 			l.fail(fmt.Errorf("nn: %s: %w", full, err))
 		}
 	} else if v, ok := t.F32View(); ok {
@@ -260,9 +293,9 @@ func (l *Loader) matrixF32(full string, w []float32, n, k int) *native.Matrix {
 		dt = native.F32 // rows that do not fill whole blocks stay float32
 	}
 	if dt == native.F32 {
-		m, err = native.NewMatrixF32(w, n, k)
+		m, err = l.opt.device().NewMatrixF32(w, n, k)
 	} else {
-		m, err = native.QuantizeMatrix(w, n, k, dt)
+		m, err = l.opt.device().QuantizeMatrix(w, n, k, dt)
 	}
 	if err != nil {
 		l.fail(fmt.Errorf("nn: %s: %w", full, err))

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"synth/internal/filelock"
 	"synth/weights"
 )
 
@@ -30,50 +31,64 @@ type EmbeddingRecord struct {
 
 // EmbeddingSink is where embeddings go: a resumable JSONL file, or an array file
 // (.npy float32 [N, E], .safetensors "embeddings" [N, E] + "valid" [N]) written whole at
-// the end with FILE.items.jsonl beside it.
+// the end with FILE.items.jsonl beside it. Opening it takes the output's lock, so a
+// second run on the same output fails before it loads a model.
 type EmbeddingSink interface {
+	// Start names the model and settings (an existing JSONL written by another identity
+	// is refused: one file never mixes models) and sizes an array output: n rows of dim.
+	Start(identity string, n, dim int) error
 	// Done reports whether key is already in the output (JSONL only).
 	Done(key string) bool
 	// Write records item i of the run (an index into the items to do) under key; rec
 	// has Error set, and no Embedding, for an item that failed.
 	Write(i int, key string, rec EmbeddingRecord) error
-	// Close finishes the output; complete is false when the run stopped early (an array
-	// output is then not written at all).
+	// Close finishes the output and releases its lock; complete is false when the run
+	// stopped early (an array output is then not written at all).
 	Close(complete bool) error
 }
 
 // EmbeddingFormats are the output extensions OpenEmbeddingSink takes.
 var EmbeddingFormats = []string{".jsonl", ".npy", ".safetensors"}
 
-// OpenEmbeddingSink opens the sink for path by its extension. identity names the model
-// and settings (an existing JSONL written by another identity is refused: one file never
-// mixes models); key reads a JSONL record's key; n and dim size an array output.
-func OpenEmbeddingSink(path, identity string, key func(map[string]json.RawMessage) (string, error), n, dim int, normalized bool) (EmbeddingSink, error) {
+// OpenEmbeddingSink opens and locks the output at path by its extension; key reads a
+// JSONL record's key.
+func OpenEmbeddingSink(path string, key func(map[string]json.RawMessage) (string, error), normalized bool) (EmbeddingSink, error) {
 	switch ext := strings.ToLower(filepath.Ext(path)); ext {
 	case ".jsonl":
-		return openJSONLSink(path, identity, key)
+		out, err := OpenOutput(path, OutputOptions{Key: key, RetryErrors: true})
+		if err != nil {
+			return nil, err
+		}
+		return &jsonlSink{out: out, path: path}, nil
 	case ".npy", ".safetensors":
-		return &arraySink{path: path, ext: ext, identity: identity, dim: dim, normalized: normalized,
-			rows: make([]float32, n*dim), recs: make([]EmbeddingRecord, n)}, nil
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, fmt.Errorf("dataset: %w", err)
+		}
+		lock, err := LockOutput(path)
+		if err != nil {
+			return nil, err
+		}
+		return &arraySink{path: path, ext: ext, normalized: normalized, lock: lock}, nil
 	}
 	return nil, fmt.Errorf("dataset: embeddings %s: want a .jsonl, .npy or .safetensors file", path)
 }
 
 type jsonlSink struct {
-	out      *Output
-	identity string
+	out            *Output
+	path, identity string
 }
 
 // errFirstRecord stops ReadRecords after the first record.
 var errFirstRecord = errors.New("first record read")
 
-func openJSONLSink(path, identity string, key func(map[string]json.RawMessage) (string, error)) (*jsonlSink, error) {
-	err := ReadRecords(path, func(line int, raw json.RawMessage) error {
+func (s *jsonlSink) Start(identity string, _, _ int) error {
+	s.identity = identity
+	err := ReadRecords(s.path, func(line int, raw json.RawMessage) error {
 		var rec struct {
 			Model string `json:"model"`
 		}
 		if json.Unmarshal(raw, &rec) == nil && rec.Model != "" && rec.Model != identity {
-			return fmt.Errorf("dataset: %s:%d was written by another model or setting (%s, now %s): use another --out", path, line, rec.Model, identity)
+			return fmt.Errorf("dataset: %s:%d was written by another model or setting (%s, now %s): use another --out", s.path, line, rec.Model, identity)
 		}
 		if rec.Model != "" {
 			return errFirstRecord
@@ -81,13 +96,9 @@ func openJSONLSink(path, identity string, key func(map[string]json.RawMessage) (
 		return nil
 	})
 	if err != nil && !errors.Is(err, errFirstRecord) && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
+		return err
 	}
-	out, err := OpenOutput(path, OutputOptions{Key: key, RetryErrors: true})
-	if err != nil {
-		return nil, err
-	}
-	return &jsonlSink{out: out, identity: identity}, nil
+	return nil
 }
 
 func (s *jsonlSink) Done(key string) bool { return s.out.Done(key) }
@@ -105,8 +116,15 @@ type arraySink struct {
 	path, ext, identity string
 	dim                 int
 	normalized          bool
+	lock                *filelock.Lock
 	rows                []float32 // [N, E]
 	recs                []EmbeddingRecord
+}
+
+func (s *arraySink) Start(identity string, n, dim int) error {
+	s.identity, s.dim = identity, dim
+	s.rows, s.recs = make([]float32, n*dim), make([]EmbeddingRecord, n)
+	return nil
 }
 
 func (s *arraySink) Done(string) bool { return false }
@@ -125,15 +143,12 @@ func (s *arraySink) Write(i int, _ string, rec EmbeddingRecord) error {
 	return nil
 }
 
-func (s *arraySink) Close(complete bool) error {
+func (s *arraySink) Close(complete bool) (err error) {
+	defer func() { err = errors.Join(err, s.lock.Release()) }()
 	if !complete {
 		return nil // nothing half-written: arrays are all or nothing
 	}
-	if err := os.MkdirAll(filepath.Dir(s.path), 0o755); err != nil {
-		return fmt.Errorf("dataset: %w", err)
-	}
 	n := len(s.recs)
-	var err error
 	if s.ext == ".npy" {
 		err = WriteNPY(s.path, s.rows, n, s.dim)
 	} else {

@@ -136,12 +136,13 @@ func PublishConfig(dir, name string, rows []Row, src []string) (published, missi
 }
 
 // LinkImages puts the image of each row (the file src[i]) at dir/name/<row's FileName>.
-// A row whose image file does not exist cannot be loaded as an imagefolder record: it is
-// returned in missing, the others in published. Images no row names any more (from an
+// A row whose image is not a regular file cannot be loaded as an imagefolder record: it
+// is returned in missing, the others in published. Images no row names any more (from an
 // earlier run) stay.
 func LinkImages(dir, name string, rows []Row, src []string) (published, missing []Row, err error) {
 	for i, r := range rows {
-		if _, err := os.Stat(src[i]); errors.Is(err, fs.ErrNotExist) {
+		// a FIFO or a device is no image either (and copying one could block)
+		if st, err := os.Stat(src[i]); errors.Is(err, fs.ErrNotExist) || (err == nil && !st.Mode().IsRegular()) {
 			missing = append(missing, r)
 			continue
 		}

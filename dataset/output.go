@@ -1,7 +1,6 @@
 package dataset
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -11,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"synth/internal/atomicfile"
+	"synth/internal/filelock"
 )
 
 // Output is a resumable JSONL output file: one record a line, each record identified by
@@ -23,6 +25,7 @@ type Output struct {
 	path string
 	f    *os.File
 	opt  OutputOptions
+	lock *filelock.Lock
 	done map[string]bool
 	errs int // records with an "error" field
 	// Dropped counts what open removed: a torn last line, error records when
@@ -67,7 +70,8 @@ func JoinKey(parts ...string) string { return strings.Join(parts, "\x1f") }
 var ErrDuplicate = errors.New("duplicate record key")
 
 // OpenOutput opens (creating if needed) a JSONL output at path and indexes the records
-// already in it.
+// already in it. It holds the output's lock (LockOutput) until Close, so a second run on
+// the same output fails at once instead of writing every record twice.
 func OpenOutput(path string, opt OutputOptions) (*Output, error) {
 	if opt.Key == nil {
 		opt.Key = KeyFields("id")
@@ -77,16 +81,44 @@ func OpenOutput(path string, opt OutputOptions) (*Output, error) {
 			return nil, fmt.Errorf("dataset: output %s: %w", path, err)
 		}
 	}
-	o := &Output{path: path, opt: opt, done: map[string]bool{}}
+	lock, err := LockOutput(path)
+	if err != nil {
+		return nil, err
+	}
+	o := &Output{path: path, opt: opt, lock: lock, done: map[string]bool{}}
 	if err := o.recover(); err != nil {
+		lock.Release()
 		return nil, err
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
+		lock.Release()
 		return nil, fmt.Errorf("dataset: open output: %w", err)
 	}
 	o.f = f
 	return o, nil
+}
+
+// ErrOutputLocked is wrapped by LockOutput's (and OpenOutput's) error when another
+// process is writing the output.
+var ErrOutputLocked = filelock.ErrLocked
+
+// LockOutput takes the lock of an output file or folder: "<path>.lock" beside a file,
+// "<path>/.lock" inside a folder. The error names the process holding it; a lock left
+// by a killed process is taken over. Release it when the output is complete.
+func LockOutput(path string) (*filelock.Lock, error) {
+	lockPath := path + ".lock"
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		lockPath = filepath.Join(path, ".lock")
+	}
+	l, err := filelock.Acquire(lockPath)
+	if errors.Is(err, filelock.ErrLocked) {
+		return nil, fmt.Errorf("dataset: output %s is being written by another synth run: %w; wait for it to finish or stop it", path, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dataset: output %s: %w", path, err)
+	}
+	return l, nil
 }
 
 // recover reads the existing file, indexes its keys, and rewrites it when a torn tail or
@@ -145,7 +177,7 @@ func (o *Output) recover() error {
 	return nil
 }
 
-// replaceFile atomically replaces path with data.
+// replaceFile atomically replaces path with data (writeAtomic).
 func replaceFile(path string, data []byte) error {
 	return writeAtomic(path, func(w io.Writer) error {
 		_, err := w.Write(data)
@@ -153,36 +185,16 @@ func replaceFile(path string, data []byte) error {
 	})
 }
 
-// writeAtomic writes path through a temporary file in the same folder, fsynced, then
-// renamed over path, so a reader sees the old file or the new one, never half of one.
+// writeAtomic replaces path with what fill writes, atomically (internal/atomicfile),
+// keeping the mode of the file it replaces (a resumed output stays as readable as it
+// was).
 func writeAtomic(path string, fill func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("dataset: write %s: %w", path, err)
-	}
-	// CreateTemp makes the file 0600; a dataset file is for others to read too, and a
-	// replaced file keeps the mode it had.
-	mode := os.FileMode(0o644)
+	mode := atomicfile.DefaultMode
 	if st, err := os.Stat(path); err == nil {
 		mode = st.Mode().Perm()
 	}
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	err = errors.Join(tmp.Chmod(mode), fill(bw))
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("dataset: write %s: %w", path, err)
+	if err := atomicfile.WriteMode(path, mode, fill); err != nil {
+		return fmt.Errorf("dataset: %w", err)
 	}
 	return nil
 }
@@ -217,6 +229,9 @@ func (o *Output) Write(key string, rec any) error {
 	line = append(line, '\n')
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.f == nil {
+		return fmt.Errorf("dataset: write %s: %w", o.path, os.ErrClosed)
+	}
 	if o.done[key] {
 		return fmt.Errorf("dataset: output %s: %w %q", o.path, ErrDuplicate, key)
 	}
@@ -237,19 +252,27 @@ func (o *Output) Write(key string, rec any) error {
 func (o *Output) Sync() error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.f == nil {
+		return fmt.Errorf("dataset: sync %s: %w", o.path, os.ErrClosed)
+	}
 	if err := o.f.Sync(); err != nil {
 		return fmt.Errorf("dataset: sync %s: %w", o.path, err)
 	}
 	return nil
 }
 
-// Close syncs and closes the file.
+// Close syncs and closes the file and releases the lock. Calling it again is a no-op.
 func (o *Output) Close() error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.f == nil {
+		return nil
+	}
 	serr := o.f.Sync()
 	cerr := o.f.Close()
-	if err := errors.Join(serr, cerr); err != nil {
+	o.f = nil
+	lerr := o.lock.Release()
+	if err := errors.Join(serr, cerr, lerr); err != nil {
 		return fmt.Errorf("dataset: close %s: %w", o.path, err)
 	}
 	return nil

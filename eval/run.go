@@ -12,6 +12,7 @@ import (
 
 	"synth/dataset"
 	"synth/dataset/embcache"
+	"synth/dataset/imagefile"
 )
 
 // Embedder turns image files and texts into embeddings (Long-CLIP in `synth eval`).
@@ -70,6 +71,9 @@ type Config struct {
 	Cache *embcache.Cache
 	// Progress, when not nil, is called after each batch.
 	Progress func(Progress)
+	// Warn, when not nil, gets each warning as soon as it is found (the report keeps
+	// them too): e.g. a dataset whose texts are mostly not English.
+	Warn func(string)
 }
 
 // Progress reports how far Run has come with one dataset.
@@ -159,6 +163,7 @@ func Run(ctx context.Context, cfg Config, emb Embedder) (*Report, error) {
 			return nil, err
 		}
 		rep.Datasets = append(rep.Datasets, *dr)
+		rep.Warnings = append(rep.Warnings, dr.Warnings...)
 		sims = append(sims, s)
 	}
 	ref := sims[0]
@@ -193,21 +198,33 @@ func evalDataset(ctx context.Context, cfg *Config, emb Embedder, ds Dataset, inf
 		Requested:      cfg.Products,
 		Excluded:       []Excluded{},
 	}
+	dr.Ineligible.Products = []Excluded{}
 	var eligible []dataset.Product
 	for _, p := range m.Products {
 		switch {
 		case len(p.Images) < cfg.minImages():
 			dr.Ineligible.FewImages++
+			dr.Ineligible.Products = append(dr.Ineligible.Products, Excluded{ID: p.ID,
+				Reason: fmt.Sprintf("%d of the %d images the protocol needs", len(p.Images), cfg.minImages())})
 		case strings.TrimSpace(p.Text) == "":
 			dr.Ineligible.NoText++
+			dr.Ineligible.Products = append(dr.Ineligible.Products, Excluded{ID: p.ID, Reason: "no text"})
 		default:
 			eligible = append(eligible, p)
 		}
 	}
 	dr.Eligible = len(eligible)
 	ids := make([]string, len(eligible))
+	words := make([]string, len(eligible))
 	for i, p := range eligible {
-		ids[i] = p.ID
+		ids[i], words[i] = p.ID, p.Text
+	}
+	dr.Scripts = CountScripts(words)
+	if w := dr.Scripts.warning(ds.Name); w != "" {
+		dr.Warnings = append(dr.Warnings, w)
+		if cfg.Warn != nil {
+			cfg.Warn(w)
+		}
 	}
 	order := rankOrder(cfg.Seed, ids)
 
@@ -368,7 +385,8 @@ func (e *embedRun) resolve(jobs []*job) error {
 	var imgMiss, txtMiss []*job
 	for _, j := range jobs {
 		if j.slot >= 0 {
-			b, err := os.ReadFile(j.path)
+			// bounded, and refusing FIFOs and devices, before anything is read
+			b, err := imagefile.ReadFile(j.path, imagefile.Limits{})
 			if err != nil {
 				j.err = fmt.Errorf("%s: %w", j.describe(), unwrapPath(err))
 				continue

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"image"
 	"math"
 	"os"
@@ -14,6 +13,7 @@ import (
 
 	"synth/dataset"
 	"synth/dataset/imagefile"
+	"synth/internal/seed"
 	"synth/native"
 	"synth/vision/blip2"
 	"synth/vision/generate"
@@ -125,9 +125,17 @@ func generationKey(err error) string {
 func (p *CaptionParams) Validate() error {
 	switch {
 	case p.Model == "":
-		return badf("model", "required")
-	case p.Batch < 0:
-		return badf("batch", "must be at least 1 (0: the device's default), got %d", p.Batch)
+		return badf("model", "is required")
+	case p.Batch < 0 || p.Batch > maxBatch:
+		return badf("batch", "%d: want 1 to %d (0: the device's default)", p.Batch, maxBatch)
+	case p.Beams < 1 || p.Beams > maxBeams:
+		return badf("beams", "%d: want 1 to %d", p.Beams, maxBeams)
+	case p.Batch*p.Beams > maxSlots:
+		return badf("batch", "%d x beams %d = %d sequences: want at most %d", p.Batch, p.Beams, p.Batch*p.Beams, maxSlots)
+	case !(p.RepetitionPenalty > 0) || math.IsInf(p.RepetitionPenalty, 0):
+		// generate treats 0 as off like 1; given, it is a mistake (transformers refuses a
+		// penalty that is not strictly positive)
+		return badf("repetition-penalty", "%g: want a positive number (1: off)", p.RepetitionPenalty)
 	case p.LoRALive && p.LoRA == "":
 		return badf("lora-live", "needs lora")
 	}
@@ -186,6 +194,9 @@ func (s *Caption) tokenizerDir() string {
 func (s *Caption) Check(env *Env) error {
 	p := &s.Params
 	if err := p.Validate(); err != nil {
+		return err
+	}
+	if err := probeLock(s.Out); err != nil {
 		return err
 	}
 	if _, err := openDevice(p.Device); err != nil {
@@ -371,7 +382,7 @@ func (s *Caption) Run(ctx context.Context, env *Env) (Status, error) {
 
 	images := make([]blip2.Image, len(todo))
 	for i, it := range todo {
-		images[i] = blip2.Image{Path: it.Path, Seed: imageSeed(p.Seed, it.ID, it.Image)}
+		images[i] = blip2.Image{Path: it.Path, Seed: seed.Item(p.Seed, it.ID, it.Image)}
 	}
 	model := filepath.Base(filepath.Clean(p.Model))
 	task := env.Progress.Start("caption", "images", len(todo))
@@ -406,16 +417,4 @@ func (s *Caption) Run(ctx context.Context, env *Env) (Status, error) {
 	}
 	st.Records, st.Failed = out.Len(), out.Errors()
 	return st, out.Close()
-}
-
-// imageSeed is an image's sampler seed: the run's seed mixed with a hash of the
-// image's identity, so every image has its own stream whatever the batch it lands in.
-func imageSeed(seed uint64, id, image string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(id + "\x00" + image))
-	return seed ^ h.Sum64()
-}
-
-func (s *Caption) models() []string {
-	return nonEmpty(s.Params.Model, s.Params.LoRA, s.Params.Tokenizer)
 }

@@ -25,9 +25,12 @@ type Config struct {
 	ModelsLock string
 	Data       struct{ Source, Unlabeled, Foreign string }
 	Card       struct{ Title, License string }
-	Caption    *CaptionParams
-	Rewrite    *RewriteParams
-	Eval       *EvalParams
+	// Translate, when present, translates data.source (e.g. Korean to English); the
+	// translation stands for the source set in the evaluation (the paper's step 0).
+	Translate *TranslateParams
+	Caption   *CaptionParams
+	Rewrite   *RewriteParams
+	Eval      *EvalParams
 
 	// lines maps "section.key" to its line, for messages about values found later.
 	lines map[string]int
@@ -49,11 +52,11 @@ func (e *ConfigError) Error() string {
 }
 
 var (
-	topKeys  = []string{"output", "threads", "models-lock", "data", "card", "caption", "rewrite", "eval"}
+	topKeys  = []string{"output", "threads", "models-lock", "data", "card", "translate", "caption", "rewrite", "eval"}
 	dataKeys = []string{"source", "unlabeled", "foreign"}
 	cardKeys = []string{"title", "license"}
 	// inputs and outputs that the pipeline sets for each step itself
-	reserved = map[string][]string{"caption": {"images", "out", "shard"}, "rewrite": {"in", "out", "shard"}, "eval": {"data", "out"}}
+	reserved = map[string][]string{"translate": {"in", "out", "shard"}, "caption": {"images", "out", "shard"}, "rewrite": {"in", "out", "shard"}, "eval": {"data", "out"}}
 )
 
 // ReadConfig reads and checks synth.yaml: every key known (a typo gets a suggestion),
@@ -116,6 +119,9 @@ func ReadConfig(path string) (*Config, error) {
 			return eachKey(v, cardKeys, func(k, v *yaml.Node) error {
 				return scalar(v, map[string]*string{"title": &cfg.Card.Title, "license": &cfg.Card.License}[k.Value], cerr)
 			}, "card.", cerr)
+		case "translate":
+			cfg.Translate = &TranslateParams{}
+			return cfg.section("translate", v, cfg.Translate, cerr)
 		case "caption":
 			cfg.Caption = &CaptionParams{}
 			return cfg.section("caption", v, cfg.Caption, cerr)
@@ -135,14 +141,15 @@ func ReadConfig(path string) (*Config, error) {
 		return nil, cerr(0, "output: the dataset folder is required")
 	}
 	cfg.Output = cfg.resolve(cfg.Output)
-	if cfg.Caption == nil && cfg.Rewrite == nil && cfg.Eval == nil {
-		return nil, cerr(0, "no step configured (caption:, rewrite:, eval:)")
+	if cfg.Translate == nil && cfg.Caption == nil && cfg.Rewrite == nil && cfg.Eval == nil {
+		return nil, cerr(0, "no step configured (translate:, caption:, rewrite:, eval:)")
 	}
 	for _, st := range []struct {
 		name, input, key string
 		on               bool
 		params           interface{ Validate() error }
 	}{
+		{"translate", cfg.Data.Source, "data.source", cfg.Translate != nil, cfg.Translate},
 		{"caption", cfg.Data.Unlabeled, "data.unlabeled", cfg.Caption != nil, cfg.Caption},
 		{"rewrite", cfg.Data.Foreign, "data.foreign", cfg.Rewrite != nil, cfg.Rewrite},
 		{"eval", cfg.Data.Source, "data.source", cfg.Eval != nil, cfg.Eval},
@@ -159,10 +166,7 @@ func ReadConfig(path string) (*Config, error) {
 				if line == 0 {
 					line = cfg.lines[st.name]
 				}
-				if se.Msg == "required" {
-					return nil, cerr(line, "%s.%s is required", st.name, se.Key)
-				}
-				return nil, cerr(line, "%s.%s: %s", st.name, se.Key, se.Msg)
+				return nil, cerr(line, "%s.%s %s", st.name, se.Key, se.Msg)
 			}
 			return nil, cerr(cfg.lines[st.name], "%s: %v", st.name, err)
 		}

@@ -1,11 +1,9 @@
 package pipeline
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -50,10 +48,13 @@ func (s *Embed) Check(*Env) error {
 		}
 	}
 	if n != 1 {
-		return badf("image", "give exactly one of --image, --images, --text, --texts")
+		return badf("", "give exactly one of --image, --images, --text, --texts")
 	}
 	if !slices.Contains(dataset.EmbeddingFormats, strings.ToLower(filepath.Ext(s.Out))) {
 		return badf("out", "%q: want a .jsonl, .npy or .safetensors file", s.Out)
+	}
+	if err := probeLock(s.Out); err != nil {
+		return err
 	}
 	return s.Params.check(s.Name(), s.texts())
 }
@@ -103,32 +104,17 @@ func (s *Embed) items() ([]embedItem, error) {
 		for i, t := range in.Texts {
 			items = append(items, embedItem{ID: strconv.Itoa(i), Text: &t})
 		}
-	case strings.EqualFold(filepath.Ext(in.TextsFile), ".jsonl"):
-		m, err := dataset.ReadManifest(in.TextsFile)
+	default:
+		texts, err := dataset.ReadTexts(in.TextsFile)
 		if err != nil {
 			return nil, err
 		}
-		for _, p := range m.Products {
-			it := embedItem{ID: p.ID, Text: &p.Text}
-			if strings.TrimSpace(p.Text) == "" {
-				it.Err = fmt.Errorf("product %q has no text", p.ID)
+		for _, t := range texts {
+			it := embedItem{ID: t.ID, Text: &t.Text}
+			if t.Product && strings.TrimSpace(t.Text) == "" {
+				it.Err = fmt.Errorf("product %q has no text", t.ID)
 			}
 			items = append(items, it)
-		}
-	default:
-		f, err := os.Open(in.TextsFile)
-		if err != nil {
-			return nil, fmt.Errorf("embed: %w", err)
-		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 1<<16), 64<<20)
-		for line := 1; sc.Scan(); line++ {
-			t := strings.TrimSuffix(sc.Text(), "\r")
-			items = append(items, embedItem{ID: strconv.Itoa(line), Text: &t})
-		}
-		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("embed: read %s: %w", in.TextsFile, err)
 		}
 	}
 	mine := items[:0]
@@ -149,6 +135,22 @@ func (s *Embed) Run(ctx context.Context, env *Env) (Status, error) {
 	}
 	st.Items = len(items)
 	texts := s.texts()
+	key := dataset.KeyFields("id", "image")
+	if texts {
+		key = dataset.KeyFields("id")
+	}
+	// The output is opened (and locked) before the model loads, so a second run on it
+	// fails at once.
+	sink, err := dataset.OpenEmbeddingSink(s.Out, key, s.Normalize)
+	if err != nil {
+		return st, err
+	}
+	complete := false
+	defer func() {
+		if !complete {
+			sink.Close(false)
+		}
+	}()
 	e, err := s.Params.OpenEmbedder(env, texts, s.Normalize)
 	if err != nil {
 		return st, err
@@ -159,12 +161,7 @@ func (s *Embed) Run(ctx context.Context, env *Env) (Status, error) {
 	if err != nil {
 		return st, err
 	}
-	key := dataset.KeyFields("id", "image")
-	if texts {
-		key = dataset.KeyFields("id")
-	}
-	sink, err := dataset.OpenEmbeddingSink(s.Out, identity, key, len(items), e.Dim(), s.Normalize)
-	if err != nil {
+	if err := sink.Start(identity, len(items), e.Dim()); err != nil {
 		return st, err
 	}
 	var todo []embedItem
@@ -217,6 +214,7 @@ func (s *Embed) Run(ctx context.Context, env *Env) (Status, error) {
 	}
 	task.End()
 	st.Ran = true
+	complete = true
 	if cerr := sink.Close(err == nil); err == nil {
 		err = cerr
 	}

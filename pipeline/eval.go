@@ -37,10 +37,10 @@ type LongCLIPParams struct {
 // Validate checks the values without touching a file.
 func (p *LongCLIPParams) Validate() error {
 	if p.Model == "" {
-		return badf("model", "required")
+		return badf("model", "is required")
 	}
-	if p.Batch < 0 {
-		return badf("batch", "must be at least 1 (0: the device's default), got %d", p.Batch)
+	if p.Batch < 0 || p.Batch > maxBatch {
+		return badf("batch", "%d: want 1 to %d (0: the device's default)", p.Batch, maxBatch)
 	}
 	if _, err := nn.ParseDType(p.DType); err != nil {
 		return badf("dtype", "%v", err)
@@ -83,7 +83,7 @@ func (p *LongCLIPParams) check(step string, texts bool) error {
 	}
 	if texts {
 		if _, err := os.Stat(p.vocab()); err != nil && p.Vocab == "" {
-			return badf("vocab", "no %s beside the model %s: set vocab", ClipVocabName, p.Model)
+			return badf("vocab", "not set, and no %s beside the model %s", ClipVocabName, p.Model)
 		}
 		if _, err := cliptok.Load(p.vocab()); err != nil {
 			return fmt.Errorf("%s: vocab: %w", step, err)
@@ -113,7 +113,7 @@ func (p *LongCLIPParams) OpenEmbedder(env *Env, texts, normalize bool) (*longcli
 	if texts {
 		if _, err := os.Stat(p.vocab()); err != nil && p.Vocab == "" {
 			m.Close()
-			return nil, badf("vocab", "no %s beside the model %s: set vocab", ClipVocabName, p.Model)
+			return nil, badf("vocab", "not set, and no %s beside the model %s", ClipVocabName, p.Model)
 		}
 		if tok, err = cliptok.Load(p.vocab()); err != nil {
 			m.Close()
@@ -153,8 +153,8 @@ func (p *EvalParams) Validate() error {
 		return badf("products", "%d: different-product pairs need at least 2", p.Products)
 	case p.ImagesPerProduct < 1:
 		return badf("images-per-product", "%d: want at least 1", p.ImagesPerProduct)
-	case p.Bootstrap < 1:
-		return badf("bootstrap", "%d: want at least 1", p.Bootstrap)
+	case p.Bootstrap < 1 || p.Bootstrap > 1_000_000:
+		return badf("bootstrap", "%d: want 1 to 1000000", p.Bootstrap)
 	}
 	return nil
 }
@@ -172,7 +172,7 @@ func (p *EvalParams) cacheDir() (string, error) {
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
-		return "", badf("cache", "no cache folder (no $HOME): set cache or no-cache")
+		return "", badf("cache", "not set, and no $HOME for the default: set it, or no-cache")
 	}
 	return filepath.Join(home, ".cache", "synth", "embeddings"), nil
 }
@@ -323,6 +323,7 @@ func (s *Eval) Run(ctx context.Context, env *Env) (Status, error) {
 		rep, err = eval.Run(ctx, eval.Config{
 			Datasets: s.Datasets, Products: p.Products, ImagesPerProduct: p.ImagesPerProduct,
 			Seed: p.Seed, Bootstrap: p.Bootstrap, Strict: p.Strict, Cache: cache,
+			Warn: func(w string) { log.Warn("eval: " + w) },
 			Progress: func(pr eval.Progress) {
 				task = task.next(env, "eval "+pr.Dataset, "products", pr.Want)
 				task.set(pr.Done)

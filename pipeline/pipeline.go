@@ -14,10 +14,11 @@ import (
 
 // Files and folders of the output folder (docs/dataset.md).
 const (
-	CaptionedFile = "captioned.jsonl"
-	RewrittenFile = "rewritten.jsonl"
-	EvalDir       = "eval"
-	evalDataDir   = "eval/data"
+	TranslatedFile = "translated.jsonl"
+	CaptionedFile  = "captioned.jsonl"
+	RewrittenFile  = "rewritten.jsonl"
+	EvalDir        = "eval"
+	evalDataDir    = "eval/data"
 )
 
 // Plan is a pipeline run: the configured steps in the method's order, then the
@@ -37,6 +38,9 @@ func NewPlan(cfg *Config) *Plan {
 	if cfg.Data.Source != "" {
 		p.pubs = append(p.pubs, Publication{Name: "source", Input: cfg.Data.Source})
 	}
+	if cfg.Translate != nil {
+		p.Steps = append(p.Steps, &Translate{Params: *cfg.Translate, In: cfg.Data.Source, Out: filepath.Join(p.Out, TranslatedFile), Shard: dataset.All})
+	}
 	if cfg.Caption != nil {
 		p.Steps = append(p.Steps, &Caption{Params: *cfg.Caption, Images: cfg.Data.Unlabeled, Out: filepath.Join(p.Out, CaptionedFile), Shard: dataset.All})
 	}
@@ -51,6 +55,10 @@ func NewPlan(cfg *Config) *Plan {
 	if cfg.Eval != nil {
 		p.eval = &Eval{Params: *cfg.Eval, Out: filepath.Join(p.Out, EvalDir)}
 		for _, pub := range p.pubs {
+			// A translation stands for the source set: Long-CLIP reads English.
+			if pub.Name == "source" && cfg.Translate != nil {
+				continue
+			}
 			p.eval.Datasets = append(p.eval.Datasets, eval.Dataset{Name: pub.Name, Manifest: p.evalManifestPath(pub.Name)})
 		}
 		p.Steps = append(p.Steps, p.eval)
@@ -66,11 +74,25 @@ func (p *Plan) evalManifestPath(name string) string {
 // adapters, manifests and settings, in order, each seeing what the earlier steps will
 // write. The first problem is returned in one line that names the config file.
 func (p *Plan) Check(env *Env) error {
+	if st, err := os.Stat(p.Out); err == nil && st.IsDir() {
+		if err := probeLock(p.Out); err != nil {
+			return err
+		}
+	}
 	if err := p.checkModels(env); err != nil {
 		return err
 	}
 	for _, pub := range p.pubs {
 		env.Will(p.evalManifestPath(pub.Name))
+	}
+	// Every data manifest is read before any step runs: a broken data.source must not
+	// wait for the captions to fail.
+	for _, pub := range p.pubs {
+		if pub.Output == "" {
+			if err := checkInput("data", pub.Name, pub.Input); err != nil {
+				return fmt.Errorf("%s: %w", p.Config.Path, err)
+			}
+		}
 	}
 	for _, s := range p.Steps {
 		if err := s.Check(env); err != nil {
@@ -79,7 +101,7 @@ func (p *Plan) Check(env *Env) error {
 				return err
 			}
 			if se, ok := AsSettingError(err); ok {
-				return &ConfigError{Path: p.Config.Path, Line: p.Config.Line(s.Name(), se.Key), Msg: fmt.Sprintf("%s.%s: %s", s.Name(), se.Key, se.Msg)}
+				return &ConfigError{Path: p.Config.Path, Line: p.Config.Line(s.Name(), se.Key), Msg: fmt.Sprintf("%s.%s %s", s.Name(), se.Key, se.Msg)}
 			}
 			return fmt.Errorf("%s: %w", p.Config.Path, err)
 		}
@@ -130,8 +152,10 @@ func (p *Plan) Describe() []string {
 		switch s := s.(type) {
 		case *Caption:
 			l = fmt.Sprintf("caption %s with %s (lora %s, %d new tokens, %d beams) -> %s", s.Images, s.Params.Model, none(s.Params.LoRA), s.Params.MaxNewTokens, s.Params.Beams, s.Out)
+		case *Translate:
+			l = fmt.Sprintf("translate %s from %s to %s with %s (%s) -> %s", s.In, s.Params.From, s.Params.To, s.Params.Model, s.Params.Fields, s.Out)
 		case *Rewrite:
-			l = fmt.Sprintf("rewrite the keywords of %s with %s (examples %s, %d tokens) -> %s", s.In, s.Params.Model, s.Params.Examples, s.Params.MaxTokens, s.Out)
+			l = fmt.Sprintf("rewrite the keywords of %s with %s (%s, %d tokens) -> %s", s.In, s.Params.Model, s.Params.Lang, s.Params.MaxTokens, s.Out)
 		case *Eval:
 			var names []string
 			for _, d := range s.Datasets {
@@ -173,6 +197,12 @@ func (p *Plan) Run(ctx context.Context, env *Env) (*Result, error) {
 	if err := os.MkdirAll(p.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
+	// One pipeline per output folder: a second one would run every step twice.
+	lock, err := dataset.LockOutput(p.Out)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
 	log := env.log()
 	res := &Result{Out: p.Out, Rows: map[string]int{}}
 	for _, s := range p.Steps {
@@ -241,7 +271,6 @@ func (p *Plan) Run(ctx context.Context, env *Env) (*Result, error) {
 	if rep != nil {
 		card.Eval = cardEval(rep)
 	}
-	var err error
 	if res.Card, err = dataset.WriteCard(p.Out, card); err != nil {
 		return nil, err
 	}

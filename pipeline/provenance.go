@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,6 +14,7 @@ import (
 	"sync"
 
 	"synth/dataset"
+	"synth/internal/filehash"
 )
 
 // Provenance is what made a record (docs/provenance.md): every record of a step's
@@ -26,6 +26,9 @@ type Provenance struct {
 	Fingerprint string            `json:"fingerprint"`
 	Version     string            `json:"version"`
 	Models      map[string]string `json:"models"`
+	// Settings are the step's settings the fingerprint covers (a record's "params" may
+	// hold more: per-item seeds, the context used), so a rerun can say what changed.
+	Settings any `json:"settings"`
 }
 
 // NewProvenance computes the fingerprint of a step run.
@@ -40,7 +43,7 @@ func NewProvenance(step, version string, models map[string]string, params any) P
 		panic(fmt.Sprintf("pipeline: fingerprint of %s: %v", step, err)) // params are plain structs: a bug
 	}
 	sum := sha256.Sum256(js)
-	return Provenance{Fingerprint: hex.EncodeToString(sum[:8]), Version: version, Models: models}
+	return Provenance{Fingerprint: hex.EncodeToString(sum[:8]), Version: version, Models: models, Settings: params}
 }
 
 // StaleError stops a step whose output holds records made differently: it names the
@@ -96,37 +99,40 @@ func staleRecords(step, path string, prov Provenance, params any, force bool) (f
 	return nil, stale, &StaleError{Step: step, Output: path, Records: stale, Changes: changes(first, prov, params)}
 }
 
-// changes describes how an old record's provenance and params differ from a run's.
-func changes(old json.RawMessage, prov Provenance, params any) string {
+// changes describes how an old record's provenance differs from a run's.
+func changes(old json.RawMessage, prov Provenance, settings any) string {
 	var rec struct {
-		Params     map[string]any `json:"params"`
-		Provenance *Provenance    `json:"provenance"`
+		Provenance *struct {
+			Provenance
+			Settings map[string]any `json:"settings"`
+		} `json:"provenance"`
 	}
-	if json.Unmarshal(old, &rec) != nil || rec.Provenance == nil {
+	if json.Unmarshal(old, &rec) != nil || rec.Provenance == nil || rec.Provenance.Fingerprint == "" {
 		return "they carry no fingerprint: written by an older synth"
 	}
+	was := rec.Provenance
 	var out []string
-	if rec.Provenance.Version != prov.Version {
-		out = append(out, fmt.Sprintf("synth version %s -> %s", rec.Provenance.Version, prov.Version))
+	if was.Version != prov.Version {
+		out = append(out, fmt.Sprintf("synth version %s -> %s", was.Version, prov.Version))
 	}
-	for _, role := range unionKeys(rec.Provenance.Models, prov.Models) {
-		a, b := rec.Provenance.Models[role], prov.Models[role]
+	for _, role := range unionKeys(was.Models, prov.Models) {
+		a, b := was.Models[role], prov.Models[role]
 		if a != b {
 			out = append(out, fmt.Sprintf("%s %s -> %s", role, shortHash(a), shortHash(b)))
 		}
 	}
 	var now map[string]any
-	if js, err := json.Marshal(params); err == nil {
+	if js, err := json.Marshal(settings); err == nil {
 		_ = json.Unmarshal(js, &now) // a struct marshals to an object
 	}
-	for _, k := range unionKeys(rec.Params, now) {
-		a, b := rec.Params[k], now[k]
+	for _, k := range unionKeys(was.Settings, now) {
+		a, b := was.Settings[k], now[k]
 		if !reflect.DeepEqual(a, b) {
 			out = append(out, fmt.Sprintf("%s %s -> %s", k, showValue(a), showValue(b)))
 		}
 	}
 	if len(out) == 0 {
-		return "fingerprint " + rec.Provenance.Fingerprint + " -> " + prov.Fingerprint
+		return "fingerprint " + was.Fingerprint + " -> " + prov.Fingerprint
 	}
 	return strings.Join(out, ", ")
 }
@@ -209,7 +215,7 @@ func (h *Hashes) Sum(path string) (string, error) {
 			return e.SHA256, nil
 		}
 	}
-	sum, err := fileSHA256(abs)
+	sum, err := filehash.Tree(abs)
 	if err != nil {
 		return "", err
 	}
@@ -258,43 +264,4 @@ func treeStat(path string) (size, mtime int64, err error) {
 		return nil
 	})
 	return size, mtime, err
-}
-
-// fileSHA256 hashes a file, or a folder's sorted relative names and contents.
-func fileSHA256(path string) (string, error) {
-	h := sha256.New()
-	info, err := os.Stat(path)
-	if err != nil {
-		return "", err
-	}
-	files := []string{path}
-	if info.IsDir() {
-		files = nil
-		err = filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.Type().IsRegular() {
-				files = append(files, p)
-			}
-			return err
-		})
-		if err != nil {
-			return "", err
-		}
-		sort.Strings(files)
-	}
-	for _, f := range files {
-		if info.IsDir() {
-			rel, _ := filepath.Rel(path, f)
-			fmt.Fprintf(h, "%s\n", filepath.ToSlash(rel))
-		}
-		fh, err := os.Open(f)
-		if err != nil {
-			return "", err
-		}
-		_, err = io.Copy(h, fh)
-		fh.Close()
-		if err != nil {
-			return "", err
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -78,12 +78,17 @@ func Lookup(params any, name string) (Setting, bool) {
 	return Setting{}, false
 }
 
-// SetDefaults sets every setting of params to its default (zero when it has none).
+// SetDefaults sets every setting of params to its default (zero when it has none): the
+// tag's, or the step's own where it overrides a shared setting's (a translation's low
+// temperature).
 func SetDefaults(params any) {
 	for _, s := range Settings(params) {
 		if err := setValue(params, s, s.Default); err != nil {
 			panic(fmt.Sprintf("pipeline: default of %s: %v", s.Name, err)) // a tag typo: a bug
 		}
+	}
+	if o, ok := params.(interface{ overrideDefaults() }); ok {
+		o.overrideDefaults()
 	}
 }
 
@@ -166,7 +171,14 @@ type SettingError struct {
 	Msg string
 }
 
-func (e *SettingError) Error() string { return e.Key + ": " + e.Msg }
+// Error reads "key msg" ("batch 0: want 1 to 1024", "model is required"); a problem
+// of no single setting has no key.
+func (e *SettingError) Error() string {
+	if e.Key == "" {
+		return e.Msg
+	}
+	return e.Key + " " + e.Msg
+}
 
 func badf(key, format string, args ...any) error {
 	return &SettingError{Key: key, Msg: fmt.Sprintf(format, args...)}

@@ -130,6 +130,20 @@ func (e *Env) openOutput(step, path string, key func(map[string]json.RawMessage)
 	return dataset.OpenOutput(path, dataset.OutputOptions{Key: key, RetryErrors: retryErrors, Drop: drop})
 }
 
+// probeLock fails when another run holds an output's lock (naming its pid), so that
+// the check refuses a second writer before any model loads. The step takes the lock
+// itself when it opens the output.
+func probeLock(path string) error {
+	if _, err := os.Stat(filepath.Dir(path)); err != nil {
+		return nil // no folder yet: nobody holds a lock in it
+	}
+	l, err := dataset.LockOutput(path)
+	if err != nil {
+		return err
+	}
+	return l.Release()
+}
+
 // exists checks that a setting names an existing file (or folder, when dir), in one
 // line naming the setting.
 func exists(step, key, path string, dir bool) error {

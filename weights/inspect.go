@@ -160,34 +160,9 @@ func describeMeta(kv KV) InspectedMeta {
 			m.Value = v[:MaxArrayShown]
 		}
 	default:
-		if n := arrayLen(kv.Value); n >= 0 {
+		if n := ArrayLen(kv.Value); n >= 0 {
 			m.Len = n
 		}
 	}
 	return m
-}
-
-// arrayLen is the length of a metadata slice of another element type, -1 for scalars.
-func arrayLen(v any) int {
-	switch x := v.(type) {
-	case []uint8:
-		return len(x)
-	case []int8:
-		return len(x)
-	case []uint16:
-		return len(x)
-	case []int16:
-		return len(x)
-	case []uint32:
-		return len(x)
-	case []uint64:
-		return len(x)
-	case []int64:
-		return len(x)
-	case []float64:
-		return len(x)
-	case []bool:
-		return len(x)
-	}
-	return -1
 }

@@ -14,12 +14,12 @@ func demoCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "demo",
 		Usage: "build tiny random-weight models and a small product set, then run the whole pipeline on them",
-		Description: "Writes into --out: garment-like product images with source descriptions, unlabeled\n" +
-			"products and keyword-list products (data/), tiny random-weight models in the real\n" +
-			"formats (an HF BLIP-2 folder with a PEFT LoRA adapter, a Long-CLIP .pt, a Llama GGUF)\n" +
-			"(models/) and synth.yaml; then runs the pipeline of synth.yaml, which captions,\n" +
-			"rewrites, evaluates and publishes the dataset into out/. Running it again recomputes\n" +
-			"nothing.\n\n" +
+		Description: "Writes into --out: garment-like product images with source descriptions in Korean\n" +
+			"(and English), a glossary, unlabeled products and keyword-list products (data/), tiny\n" +
+			"random-weight models in the real formats (an HF BLIP-2 folder with a PEFT LoRA adapter,\n" +
+			"a Long-CLIP .pt, a Llama GGUF) (models/) and synth.yaml; then runs its pipeline, which\n" +
+			"translates the Korean descriptions, captions, rewrites, evaluates and publishes the\n" +
+			"dataset into out/. Running it again recomputes nothing.\n\n" +
 			"Random weights make meaningless text: the demo shows the pipeline, not quality.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Value: "demo", Usage: "demo folder"},
@@ -50,11 +50,12 @@ func demoCommand() *cli.Command {
 }
 
 const demoNotice = `
-demo: the models here have RANDOM weights, so every caption and rewritten text is
-      meaningless and the similarities are noise; the run shows the pipeline, not quality.
+demo: the models here have RANDOM weights, so every translation, caption and rewritten
+      text is meaningless and the similarities are noise; the run shows the pipeline, not
+      quality (translated.jsonl flags every translation as unfaithful, rightly).
       Real runs need the real models (nothing is ever downloaded; copy them in yourself):
         caption  Salesforce/blip2-opt-2.7b (HF folder) + your PEFT LoRA adapter
-        rewrite  a Llama-3.1-8B-Instruct GGUF (e.g. Q4_K_M or Q8_0)
+        translate, rewrite  a Llama-3.1-8B-Instruct GGUF (e.g. Q4_K_M or Q8_0)
         eval     LongCLIP-L.pt (BeichenZhang/LongCLIP-L) + bpe_simple_vocab_16e6.txt.gz
       Copy demo/synth.yaml, point its paths at them and run: synth pipeline --config FILE
 

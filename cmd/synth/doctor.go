@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 
 	"github.com/klauspost/cpuid/v2"
@@ -14,6 +13,7 @@ import (
 
 	"synth/llm/llamacpp"
 	"synth/native"
+	"synth/pipeline"
 )
 
 // doctorReport is what `synth doctor` prints; the JSON field names are stable.
@@ -108,14 +108,7 @@ func doctor(nthreads int) doctorReport {
 	if r.LlamaCPU == nil {
 		r.LlamaCPU = []string{}
 	}
-	// ggml-cpu's SIMD level is fixed at compile time, unlike our kernels' dispatch: name
-	// the best level this CPU has that the build left out.
-	for _, lv := range []struct{ cpu, ggml, name string }{{"AVX512F", "AVX512", "AVX-512"}, {"AVX2", "AVX2", "AVX2"}} {
-		if slices.Contains(r.Features, lv.cpu) && !slices.Contains(r.LlamaCPU, lv.ggml) {
-			r.LlamaCPUNote = "this CPU has " + lv.name + ", which this build's llama.cpp does not use (a native build, plain make, would)"
-			break
-		}
-	}
+	r.LlamaCPUNote = pipeline.LlamaSIMDGap(r.Features, r.LlamaCPU)
 	for _, m := range mods {
 		if m.Loaded {
 			r.GPUModules = append(r.GPUModules, m.File)

@@ -25,10 +25,27 @@ func globalFlags() []cli.Flag {
 	}
 }
 
+// Bounds of the global and tokenizer flags (the steps' settings carry their own):
+// far past any real use, and low enough that a mistyped value is a usage error naming
+// the flag instead of an allocation that kills the process.
+const (
+	maxThreads = 1024
+	maxContext = 1 << 16
+)
+
+// intInRange reads an int flag and checks lo <= value <= hi.
+func intInRange(c *cli.Context, name string, lo, hi int) (int, error) {
+	v := c.Int(name)
+	if v < lo || v > hi {
+		return v, usageErrorf("--%s %d: want %d to %d", name, v, lo, hi)
+	}
+	return v, nil
+}
+
 // setupGlobals validates the global flags and installs the logger.
 func setupGlobals(c *cli.Context) error {
-	if c.Int("threads") < 0 {
-		return usageErrorf("--threads must be >= 0, got %d", c.Int("threads"))
+	if _, err := intInRange(c, "threads", 0, maxThreads); err != nil {
+		return err
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
@@ -82,13 +99,18 @@ func env(c *cli.Context, force bool) *pipeline.Env {
 // settingFlags are the flags of a step's settings (pipeline.Settings): one place names
 // them for the command line and synth.yaml.
 func settingFlags(params any) []cli.Flag {
+	pipeline.SetDefaults(params)
 	var out []cli.Flag
 	for _, s := range pipeline.Settings(params) {
+		def := pipeline.Get(params, s.Name)
 		if s.Bool {
-			out = append(out, &cli.BoolFlag{Name: s.Name, Aliases: s.Aliases, Usage: s.Usage, Value: s.Default == "true", Required: s.Required})
+			out = append(out, &cli.BoolFlag{Name: s.Name, Aliases: s.Aliases, Usage: s.Usage, Value: def == "true", Required: s.Required})
 			continue
 		}
-		out = append(out, &cli.StringFlag{Name: s.Name, Aliases: s.Aliases, Usage: s.Usage, Value: s.Default, Required: s.Required})
+		if s.Default == "" { // no default to show (an optional path, say)
+			def = ""
+		}
+		out = append(out, &cli.StringFlag{Name: s.Name, Aliases: s.Aliases, Usage: s.Usage, Value: def, Required: s.Required})
 	}
 	return out
 }
@@ -106,12 +128,12 @@ func readSettings(c *cli.Context, params interface{ Validate() error }) error {
 			v = strconv.FormatBool(c.Bool(s.Name))
 		}
 		if err := pipeline.Set(params, s.Name, v); err != nil {
-			return usageErrorf("--%s: %v", s.Name, err)
+			return usageErrorf("--%s %v", s.Name, err)
 		}
 	}
 	if err := params.Validate(); err != nil {
-		if se, ok := pipeline.AsSettingError(err); ok {
-			return usageErrorf("--%s: %s", se.Key, se.Msg)
+		if _, ok := pipeline.AsSettingError(err); ok {
+			return stepError(err)
 		}
 		return usageErrorf("%v", err)
 	}
@@ -129,7 +151,10 @@ func noArgs(c *cli.Context) error {
 // stepError makes a step's bad setting a usage error naming its flag.
 func stepError(err error) error {
 	if se, ok := pipeline.AsSettingError(err); ok {
-		return usageErrorf("--%s: %s", se.Key, se.Msg)
+		if se.Key == "" {
+			return usageErrorf("%s", se.Msg)
+		}
+		return usageErrorf("--%s %s", se.Key, se.Msg)
 	}
 	return err
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"synth/internal/escape"
 	"synth/pipeline"
 )
 
@@ -109,6 +110,7 @@ func commands() []*cli.Command {
 	return []*cli.Command{
 		pipelineCommand(),
 		demoCommand(),
+		translateCommand(),
 		captionCommand(),
 		rewriteCommand(),
 		evalCommand(),
@@ -146,6 +148,9 @@ func prepare(c *cli.Command, path string) {
 			for _, n := range required {
 				if !ctx.IsSet(n) {
 					return usageErrorf("%s: --%s is required (see synth help %s)", path, n, path)
+				}
+				if empty(ctx, n) { // --out "" used to get as far as "open : no such file"
+					return usageErrorf("%s: --%s is empty", path, n)
 				}
 			}
 			return act(ctx)
@@ -202,6 +207,18 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 	return usageError{err}
 }
 
+// empty reports a string flag given as "" (or a repeatable one with an empty value).
+func empty(c *cli.Context, name string) bool {
+	for _, v := range c.StringSlice(name) {
+		if strings.TrimSpace(v) == "" {
+			return true
+		}
+	}
+	return len(c.StringSlice(name)) == 0 && strings.TrimSpace(c.String(name)) == ""
+}
+
+// oneLine makes an error one line of plain text: line breaks become spaces and other
+// control characters (from names in a file, say) are escaped.
 func oneLine(s string) string {
-	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s)
+	return escape.Control(strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s))
 }

@@ -19,6 +19,18 @@ func TestPipelineConfigErrors(t *testing.T) {
 		"reserved flag": {"output: o\ndata: {unlabeled: u.jsonl}\ncaption:\n  model: m\n  out: x.jsonl\n", "synth.yaml:5: caption.out is set by the pipeline"},
 		"data typo":     {"output: o\ndata: {sorce: s.jsonl}\neval:\n  model: m\n", "unknown key data.sorce; did you mean source?"},
 	}
+	for name, text := range map[string]string{
+		"missing input":        "output: o\nrewrite:\n  model: m.gguf\n",
+		"translate, no source": "output: o\ntranslate:\n  model: m.gguf\n",
+		"translate in":         "output: o\ndata: {source: s.jsonl}\ntranslate:\n  model: m.gguf\n  in: x.jsonl\n",
+		"translate flag":       "output: o\ndata: {source: s.jsonl}\ntranslate:\n  model: m.gguf\n  min-coverage: 1\n",
+		"missing model":        "output: o\ndata: {source: s.jsonl}\neval:\n  seed: 1\n",
+		"no output":            "data: {source: s.jsonl}\neval:\n  model: m\n",
+		"no step":              "output: o\n",
+		"duplicate flag":       "output: o\ndata: {source: s.jsonl}\neval:\n  model: m\n  model: n\n",
+	} {
+		cases[name] = struct{ text, want string }{text, "synth.yaml"}
+	}
 	for name, c := range cases {
 		p := filepath.Join(t.TempDir(), "synth.yaml")
 		if err := os.WriteFile(p, []byte(c.text), 0o644); err != nil {
@@ -42,7 +54,7 @@ func TestPipelineDryRun(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"plan for", "1. caption", "2. rewrite", "3. eval", "4. publish"} {
+	for _, want := range []string{"plan for", "1. translate", "2. caption", "3. rewrite", "4. eval", "5. publish"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan lacks %q:\n%s", want, out)
 		}
@@ -56,8 +68,24 @@ func TestPipelineDryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, errOut = runCLI(t, "pipeline", "--dry-run", "--config", l.Config)
-	if code != exitRuntime || !strings.Contains(errOut, "rewrite: model") || !strings.Contains(errOut, "not found") ||
+	if code != exitRuntime || !strings.Contains(errOut, ": model ") || !strings.Contains(errOut, "nope.gguf: not found") ||
 		!strings.Contains(errOut, "synth.yaml") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
-		t.Errorf("missing rewrite model: exit %d, stderr %q", code, errOut)
+		t.Errorf("missing LLM model: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// A data manifest the steps cannot read stops the pipeline before any step runs (a
+// missing data.source used to surface at eval, after captioning and rewriting).
+func TestPipelineChecksDataBeforeWork(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "u.jsonl"), []byte(`{"id":"p1","images":["a.jpg"]}`+"\n"), 0o644)
+	cfg := filepath.Join(dir, "synth.yaml")
+	os.WriteFile(cfg, []byte("output: ds\ndata: {unlabeled: u.jsonl, source: missing.jsonl}\ncaption:\n  model: no-model\neval:\n  model: m.pt\n"), 0o644)
+	code, _, errOut := runCLI(t, "pipeline", "--config", cfg)
+	if code != exitRuntime || !strings.Contains(errOut, "missing.jsonl") {
+		t.Errorf("exit %d, %q; want an error naming missing.jsonl", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ds", pipeline.CaptionedFile)); err == nil {
+		t.Error("the caption step ran before the bad data.source was found")
 	}
 }

@@ -62,7 +62,7 @@ func TestDoctorJSON(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("doctor --json: code %d, stderr %q", code, errOut)
 	}
-	var r doctorReport
+	var r pipeline.DoctorReport
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("doctor --json output is not JSON: %v\n%s", err, out)
 	}
@@ -88,7 +88,7 @@ func TestLlamaCPPBuiltWithMarch(t *testing.T) {
 	if !strings.Contains(os.Getenv("CGO_CFLAGS"), "-march=") {
 		t.Skip("CGO_CFLAGS has no -march (plain go test): llama.cpp is compiled without SIMD flags here; run make test to check the build")
 	}
-	r := doctor(1)
+	r := pipeline.Doctor(version, cgoFlags, 1)
 	if slices.Contains(r.Features, "AVX2") && !strings.Contains(r.LlamaCPPSystem, "AVX2 = 1") {
 		t.Errorf("CPU has AVX2 but llama.cpp was built without it (%q): build through make, which sets CGO_CFLAGS=-O3 -march=native", r.LlamaCPPSystem)
 	}

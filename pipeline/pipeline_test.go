@@ -507,7 +507,7 @@ func TestParametersDocListsEveryAlias(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, params := range []any{&CaptionParams{}, &RewriteParams{}, &EvalParams{}} {
+	for _, params := range []any{&CaptionParams{}, &RewriteParams{}, &TranslateParams{}, &EvalParams{}, &LongCLIPParams{}} {
 		for _, s := range Settings(params) {
 			for _, a := range s.Aliases {
 				if !strings.Contains(string(doc), "`--"+a+"`") || !strings.Contains(string(doc), "`--"+s.Name+"`") {

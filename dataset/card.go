@@ -35,7 +35,7 @@ type CardConfig struct {
 
 // configWhat says how each configuration's texts are made.
 var configWhat = map[string]string{
-	"source":     "the source products' own descriptions (the reference)",
+	"source":     "the source products' own descriptions",
 	"captioned":  "BLIP-2 (+ LoRA) captions, one per image",
 	"rewritten":  "sentence descriptions an LLM wrote from each product's keywords",
 	"translated": "the source descriptions machine-translated by an LLM",

@@ -149,3 +149,17 @@ func TestParquetSchemaIsFixed(t *testing.T) {
 		t.Errorf("parquet file mode %v, want 0644", st1.Mode().Perm())
 	}
 }
+
+func TestImageName(t *testing.T) {
+	for in, want := range map[string]string{
+		"img/a.jpg":         "images/img/a.jpg",
+		"./img/../b.png":    "images/b.png",
+		"../data/img/a.jpg": "images/_up1/data/img/a.jpg",
+		"../../x/a.jpg":     "images/_up2/x/a.jpg",
+		"/srv/photos/a.jpg": "images/_abs/srv/photos/a.jpg",
+	} {
+		if got := ImageName(in); got != want {
+			t.Errorf("ImageName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -2,8 +2,6 @@ package dataset
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -21,15 +19,24 @@ import (
 // folder, Parquet copies under parquet/, and the card README.md.
 
 // ImageName is where an image of a manifest goes inside a configuration folder: under
-// images/, at its manifest-relative path when that path stays inside the folder, else
-// under images/_/ by a hash of its absolute path (so two outside files never collide).
-func ImageName(manifestImage, absPath string) string {
+// images/ at its manifest-relative path; a path that climbs out of the manifest's
+// folder goes under images/_up<N>/ (N the levels it climbs), an absolute one under
+// images/_abs/, so two different files of one manifest never share a name.
+func ImageName(manifestImage string) string {
 	p := filepath.ToSlash(manifestImage)
-	if !filepath.IsAbs(manifestImage) && !strings.HasPrefix(path.Clean(p), "../") && path.Clean(p) != ".." {
-		return "images/" + path.Clean(p)
+	if filepath.IsAbs(manifestImage) {
+		return "images/_abs/" + strings.TrimLeft(path.Clean(p), "/")
 	}
-	h := sha256.Sum256([]byte(absPath))
-	return "images/_/" + hex.EncodeToString(h[:6]) + "_" + filepath.Base(absPath)
+	p = path.Clean(p)
+	up := 0
+	for p == ".." || strings.HasPrefix(p, "../") {
+		up++
+		p = strings.TrimPrefix(strings.TrimPrefix(p, ".."), "/")
+	}
+	if up > 0 {
+		return fmt.Sprintf("images/_up%d/%s", up, p)
+	}
+	return "images/" + p
 }
 
 // LinkImage puts the file src at dst: a hard link when src and dst share a file

@@ -78,7 +78,7 @@ func buildRows(pub Publication) (published, error) {
 	for _, it := range items {
 		p := products[it.ID]
 		row := dataset.Row{
-			FileName: dataset.ImageName(it.Image, it.Path), Dataset: pub.Name, ID: it.ID, Image: it.Image,
+			FileName: dataset.ImageName(it.Image), Dataset: pub.Name, ID: it.ID, Image: it.Image,
 			Keywords: p.Keywords, Category: optional(p.Category), Title: optional(p.Title), Lang: optional(p.Lang),
 		}
 		if pub.Output == "" {

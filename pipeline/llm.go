@@ -113,6 +113,21 @@ func (p *LLMParams) systemInstruction(step string) (string, error) {
 	return s, nil
 }
 
+// checkJob is the start of an LLM step's check: its settings, nobody else writing its
+// output, an output that is not its input, an input that parses.
+func checkJob(step string, params interface{ Validate() error }, in, out string) error {
+	if err := params.Validate(); err != nil {
+		return err
+	}
+	if err := probeLock(out); err != nil {
+		return err
+	}
+	if filepath.Clean(in) == filepath.Clean(out) {
+		return badf("out", "is the manifest %s", in)
+	}
+	return checkInput(step, "in", in)
+}
+
 // checkModel loads the model's vocabulary and chat template (not its weights) and
 // builds the step's prompt on it.
 func (p *LLMParams) checkModel(step string, build func(m *llamacpp.Model) error) error {

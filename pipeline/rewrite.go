@@ -119,16 +119,7 @@ func (s *Rewrite) prompt() (examples []llm.Example, system string, glossary *llm
 // that the output was not made with other settings.
 func (s *Rewrite) Check(env *Env) error {
 	p := &s.Params
-	if err := p.Validate(); err != nil {
-		return err
-	}
-	if err := probeLock(s.Out); err != nil {
-		return err
-	}
-	if filepath.Clean(s.In) == filepath.Clean(s.Out) {
-		return badf("out", "is the manifest %s", s.In)
-	}
-	if err := checkInput(s.Name(), "in", s.In); err != nil {
+	if err := checkJob(s.Name(), p, s.In, s.Out); err != nil {
 		return err
 	}
 	for _, f := range [][2]string{{"examples", p.Examples}, {"examples-from", p.ExamplesFrom}, {"system-file", p.SystemFile}, {"glossary", p.Glossary}} {

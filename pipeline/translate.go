@@ -104,16 +104,7 @@ func (s *Translate) config() (llm.TranslateConfig, error) {
 // and chat template, builds the prompt, and checks the output's provenance.
 func (s *Translate) Check(env *Env) error {
 	p := &s.Params
-	if err := p.Validate(); err != nil {
-		return err
-	}
-	if err := probeLock(s.Out); err != nil {
-		return err
-	}
-	if filepath.Clean(s.In) == filepath.Clean(s.Out) {
-		return badf("out", "is the manifest %s", s.In)
-	}
-	if err := checkInput(s.Name(), "in", s.In); err != nil {
+	if err := checkJob(s.Name(), p, s.In, s.Out); err != nil {
 		return err
 	}
 	cfg, err := s.config()

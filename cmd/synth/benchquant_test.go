@@ -27,7 +27,7 @@ func TestBenchQuantDemoModels(t *testing.T) {
 	// One thread: llama.cpp's threads wait for each other by spinning, which on a
 	// machine busy with other tests costs more than the tiny model's work.
 	code, stdout, stderr := runCLI(t, "--threads", "1", "bench", "quant", "--caption-model", in.BLIP2, "--eval-model", in.LongCLIP,
-		"--rewrite-model", in.Llama, "--rewrite-level", "f16="+in.LlamaLevels["f16"], "--rewrite-level", "q4_0="+in.LlamaLevels["q4_0"],
+		"--rewrite-model", in.Llama, "--rewrite-levels", "f16="+in.LlamaLevels["f16"]+",q4_0="+in.LlamaLevels["q4_0"],
 		"--levels", "f16,q5_k,q4_0", "--sample", in.Sample, "--n", "8", "--caption-tokens", "12", "--rewrite-tokens", "16", "--out", out)
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -69,8 +69,9 @@ func TestBenchQuantUsageErrors(t *testing.T) {
 		{"--eval-model", "m.pt", "--levels", "q8", "--sample", sample, "--out", "x"},
 		{"--eval-model", "m.pt", "--levels", "f16,f16", "--sample", sample, "--out", "x"},
 		{"--eval-model", "m.pt", "--sample", sample + ".missing", "--out", "x"},
-		{"--eval-model", "m.pt", "--rewrite-level", "q4_0=a.gguf", "--sample", sample, "--out", "x"},
-		{"--rewrite-model", "r.gguf", "--rewrite-level", "q4_0", "--sample", sample, "--out", "x"},
+		{"--eval-model", "m.pt", "--rewrite-levels", "q4_0=a.gguf", "--sample", sample, "--out", "x"},
+		{"--rewrite-model", "r.gguf", "--rewrite-levels", "q4_0", "--sample", sample, "--out", "x"},
+		{"--eval-model", "m.pt", "--sample", sample}, // no --out
 		{"--eval-model", "m.pt", "--n", "1", "--sample", sample, "--out", "x"},
 		{"--eval-model", "m.pt", "--device", "nowhere", "--sample", sample, "--out", "x"},
 	} {

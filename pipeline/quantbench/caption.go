@@ -68,7 +68,9 @@ func runCaption(ctx context.Context, cfg *Config) (*quant.Model, error) {
 	}
 	defer store.close()
 
-	cfg.progress("caption: reference %s", c.Model)
+	task := cfg.start(quant.RoleCaption, len(levels))
+	defer task.End()
+	task.Note("reference")
 	ref, cost, err := cfg.captionLevel(ctx, c.Model, native.F32, size, sample, tok, nil, store, nil)
 	if err != nil {
 		return nil, err
@@ -76,12 +78,14 @@ func runCaption(ctx context.Context, cfg *Config) (*quant.Model, error) {
 	m := &quant.Model{Role: quant.RoleCaption, Name: "BLIP-2 (OPT)", Path: c.Model, Items: len(sample.ids),
 		ItemsAre:  fmt.Sprintf("images (the first of each of the first %d products with one), greedy captions of up to %d tokens", len(sample.ids), cfg.CaptionTokens),
 		Reference: quant.Level{Level: "f32", Cost: cost}, Notes: notes}
+	task.Add(1)
 	for _, l := range levels {
 		if l.skip != "" {
 			m.Levels = append(m.Levels, skipped(l.name, l.skip))
+			task.Add(1)
 			continue
 		}
-		cfg.progress("caption: %s", l.name)
+		task.Note(l.name)
 		path, stored, secs, err := cfg.convertLevel(quant.RoleCaption, c.Model, l, "blip-2", nil)
 		if err != nil {
 			return nil, err
@@ -99,6 +103,7 @@ func runCaption(ctx context.Context, cfg *Config) (*quant.Model, error) {
 		cost.ConvertSeconds = secs
 		m.Levels = append(m.Levels, quant.Level{Level: l.name, Stored: stored, RunsAs: l.runsAs, Cost: cost,
 			NextToken: &nt, Text: agreement(ref.tokens, run.tokens, ref.texts, run.texts)})
+		task.Add(1)
 	}
 	return m, nil
 }

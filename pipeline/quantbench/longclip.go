@@ -61,7 +61,9 @@ func runEval(ctx context.Context, cfg *Config) (*quant.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.progress("eval: reference %s", e.Model)
+	task := cfg.start(quant.RoleEval, len(levels))
+	defer task.End()
+	task.Note("reference")
 	ref, err := cfg.evalLevel(ctx, e.Model, native.F32, size, tok)
 	if err != nil {
 		return nil, err
@@ -70,12 +72,14 @@ func runEval(ctx context.Context, cfg *Config) (*quant.Model, error) {
 		Items: ref.rep.Datasets[0].Used, ItemsAre: fmt.Sprintf("products (Table 1 sample, seed %d), %d images each and the text", cfg.Seed, ref.rep.Params.ImagesPerProduct),
 		Reference: quant.Level{Level: "f32", Cost: ref.cost}}
 	m.Notes = append(m.Notes, ref.rep.Datasets[0].Notes...)
+	task.Add(1)
 	for _, l := range levels {
 		if l.skip != "" {
 			m.Levels = append(m.Levels, skipped(l.name, l.skip))
+			task.Add(1)
 			continue
 		}
-		cfg.progress("eval: %s", l.name)
+		task.Note(l.name)
 		path, stored, secs, err := cfg.convertLevel(quant.RoleEval, e.Model, l, "longclip", config)
 		if err != nil {
 			return nil, err
@@ -95,6 +99,7 @@ func runEval(ctx context.Context, cfg *Config) (*quant.Model, error) {
 			return nil, err
 		}
 		m.Levels = append(m.Levels, lv)
+		task.Add(1)
 	}
 	return m, nil
 }

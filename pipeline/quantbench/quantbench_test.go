@@ -11,7 +11,7 @@ import (
 )
 
 func TestParseLevels(t *testing.T) {
-	files, err := ParseLevelFiles([]string{"Q4_K_M=a.gguf", "f16=b.gguf"})
+	files, err := ParseLevelFiles("Q4_K_M=a.gguf, f16=b.gguf")
 	if err != nil || files["q4_k_m"] != "a.gguf" || files["f16"] != "b.gguf" {
 		t.Fatalf("ParseLevelFiles: %v %v", files, err)
 	}
@@ -24,7 +24,7 @@ func TestParseLevels(t *testing.T) {
 			t.Errorf("ParseLevels(%q): no error", bad)
 		}
 	}
-	for _, bad := range [][]string{{"q4_0"}, {"=a.gguf"}, {"q4_0="}, {"a=x", "A=y"}} {
+	for _, bad := range []string{"q4_0", "=a.gguf", "q4_0=", "a=x,A=y"} {
 		if _, err := ParseLevelFiles(bad); err == nil {
 			t.Errorf("ParseLevelFiles(%q): no error", bad)
 		}

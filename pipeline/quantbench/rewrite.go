@@ -42,17 +42,6 @@ func runRewrite(ctx context.Context, cfg *Config) (*quant.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	var store *rowStore
-	cfg.progress("rewrite: reference %s", r.Model)
-	ref, cost, err := cfg.rewriteLevel(ctx, r.Model, refSize, items, nil, &store, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer store.close()
-	m := &quant.Model{Role: quant.RoleRewrite, Name: "Llama (llama.cpp)", Path: r.Model, Items: len(items),
-		ItemsAre:  fmt.Sprintf("rewrite prompts (built-in instruction and examples; the first %d products with keywords), greedy rewrites of up to %d tokens", len(items), cfg.RewriteTokens),
-		Reference: quant.Level{Level: dominant(refStored), Stored: refStored, Cost: cost}}
-
 	names := slices.Clone(cfg.Levels)
 	var extra []string
 	for name := range r.Files {
@@ -61,13 +50,28 @@ func runRewrite(ctx context.Context, cfg *Config) (*quant.Model, error) {
 		}
 	}
 	sort.Strings(extra)
-	for _, name := range append(names, extra...) {
+	names = append(names, extra...)
+	task := cfg.start(quant.RoleRewrite, len(names))
+	defer task.End()
+	task.Note("reference")
+	var store *rowStore
+	ref, cost, err := cfg.rewriteLevel(ctx, r.Model, refSize, items, nil, &store, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer store.close()
+	m := &quant.Model{Role: quant.RoleRewrite, Name: "Llama (llama.cpp)", Path: r.Model, Items: len(items),
+		ItemsAre:  fmt.Sprintf("rewrite prompts (built-in instruction and examples; the first %d products with keywords), greedy rewrites of up to %d tokens", len(items), cfg.RewriteTokens),
+		Reference: quant.Level{Level: dominant(refStored), Stored: refStored, Cost: cost}}
+	task.Add(1)
+	for _, name := range names {
 		path, ok := r.Files[name]
 		if !ok {
-			m.Levels = append(m.Levels, skipped(name, "no GGUF file given for this level (--rewrite-level "+name+"=FILE.gguf); synth does not quantize Llama GGUFs yet: llama.cpp's llama-quantize writes one from an F16 GGUF"))
+			m.Levels = append(m.Levels, skipped(name, "no GGUF file given for this level (--rewrite-levels "+name+"=FILE.gguf); synth does not quantize Llama GGUFs yet: llama.cpp's llama-quantize writes one from an F16 GGUF"))
+			task.Add(1)
 			continue
 		}
-		cfg.progress("rewrite: %s %s", name, path)
+		task.Note(name)
 		stored, size, err := ggufStored(path)
 		if err != nil {
 			return nil, err
@@ -85,6 +89,7 @@ func runRewrite(ctx context.Context, cfg *Config) (*quant.Model, error) {
 		lv.Text = agreement(refTok, lvTok, ref.texts, run.texts)
 		lv.Coverage = coverage(items, ref.texts, run.texts)
 		m.Levels = append(m.Levels, lv)
+		task.Add(1)
 	}
 	return m, nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"synth/eval/quant"
+	"synth/internal/progress"
 	"synth/native"
 	"synth/vision/nn"
 	"synth/weights"
@@ -37,8 +38,8 @@ type Config struct {
 	Rewrite *Rewrite
 	Eval    *Eval
 
-	// Progress, when set, gets a line as each model and level starts.
-	Progress func(string)
+	// Progress shows each model's levels as they are measured (nil: nothing shown).
+	Progress *progress.Reporter
 }
 
 // Caption is the BLIP-2 captioner to compare.
@@ -74,19 +75,19 @@ var DefaultLevels = []string{"f16", "q8_0", "q5_k", "q4_k", "q4_0"}
 // reported as a level no model can take).
 func CheckLevels(levels []string, files map[string]string) error {
 	if len(levels) == 0 {
-		return errors.New("quantbench: no level to compare")
+		return errors.New("no level to compare")
 	}
 	seen := map[string]bool{}
 	for _, l := range levels {
 		if seen[l] {
-			return fmt.Errorf("quantbench: level %q given twice", l)
+			return fmt.Errorf("level %q given twice", l)
 		}
 		seen[l] = true
 		if _, ok := files[l]; ok {
 			continue
 		}
 		if _, err := weights.ParseDType(l); err != nil {
-			return fmt.Errorf("quantbench: level %q is not a ggml type (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k, ...) nor a --rewrite-level file", l)
+			return fmt.Errorf("level %q is neither a ggml type (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k, ...) nor one of the Llama's level files", l)
 		}
 	}
 	return nil
@@ -133,7 +134,10 @@ func (c *Config) Validate() error {
 	if _, err := os.Stat(c.Sample); err != nil {
 		return fmt.Errorf("quantbench: sample: %w", err)
 	}
-	return CheckLevels(c.Levels, files)
+	if err := CheckLevels(c.Levels, files); err != nil {
+		return fmt.Errorf("quantbench: levels: %w", err)
+	}
+	return nil
 }
 
 // Run compares every model given at every level and returns the report (written by
@@ -179,10 +183,9 @@ func Run(ctx context.Context, cfg Config) (*quant.Report, error) {
 // work is the folder of level files and logits while Run runs.
 func (c *Config) work() string { return filepath.Join(c.Out, ".quantbench") }
 
-func (c *Config) progress(format string, args ...any) {
-	if c.Progress != nil {
-		c.Progress(fmt.Sprintf(format, args...))
-	}
+// start begins a model's progress task: the reference and its levels.
+func (c *Config) start(role string, levels int) *progress.Task {
+	return c.Progress.Start("bench quant: "+role, "levels", levels+1)
 }
 
 // visionLevel is how a vision model takes a level: the stored type and the type the
@@ -344,33 +347,4 @@ func (m *meter) done(items float64, unit string, work time.Duration) *quant.Cost
 	}
 	c := m.cost
 	return &c
-}
-
-// ParseLevels reads a comma list of level names (lower-cased, blanks dropped) and
-// checks it with CheckLevels against the Llama level files.
-func ParseLevels(list string, files map[string]string) ([]string, error) {
-	var out []string
-	for _, f := range strings.Split(list, ",") {
-		if f = strings.ToLower(strings.TrimSpace(f)); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out, CheckLevels(out, files)
-}
-
-// ParseLevelFiles reads LEVEL=FILE pairs (the Llama's level files) into a map.
-func ParseLevelFiles(pairs []string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, p := range pairs {
-		name, file, ok := strings.Cut(p, "=")
-		name = strings.ToLower(strings.TrimSpace(name))
-		if !ok || name == "" || file == "" {
-			return nil, fmt.Errorf("quantbench: %q: want LEVEL=FILE.gguf", p)
-		}
-		if _, dup := out[name]; dup {
-			return nil, fmt.Errorf("quantbench: level %q given twice", name)
-		}
-		out[name] = file
-	}
-	return out, nil
 }

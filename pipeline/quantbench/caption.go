@@ -58,7 +58,7 @@ func runCaption(ctx context.Context, cfg *Config) (*quant.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	size, err := filesSize(c.Model)
+	refStored, size, err := storedTypes(c.Model)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +77,7 @@ func runCaption(ctx context.Context, cfg *Config) (*quant.Model, error) {
 	}
 	m := &quant.Model{Role: quant.RoleCaption, Name: "BLIP-2 (OPT)", Path: c.Model, Items: len(sample.ids),
 		ItemsAre:  fmt.Sprintf("images (the first of each of the first %d products with one), greedy captions of up to %d tokens", len(sample.ids), cfg.CaptionTokens),
-		Reference: quant.Level{Level: "f32", Cost: cost}, Notes: notes}
+		Reference: quant.Level{Level: dominant(refStored), Stored: refStored, Cost: cost}, Notes: notes}
 	task.Add(1)
 	for _, l := range levels {
 		if l.skip != "" {
@@ -87,8 +87,10 @@ func runCaption(ctx context.Context, cfg *Config) (*quant.Model, error) {
 		}
 		task.Note(l.name)
 		path, stored, secs, err := cfg.convertLevel(quant.RoleCaption, c.Model, l, "blip-2", nil)
-		if err != nil {
-			return nil, err
+		if err != nil { // a type this build cannot write after all: the level's reason, not the run's end
+			m.Levels = append(m.Levels, skipped(l.name, err.Error()))
+			task.Add(1)
+			continue
 		}
 		size, err := filesSize(path)
 		if err != nil {

@@ -57,7 +57,7 @@ func runEval(ctx context.Context, cfg *Config) (*quant.Model, error) {
 	levels := visionLevels(cfg.Levels, src, "longclip")
 	src.Close()
 
-	size, err := filesSize(e.Model)
+	refStored, size, err := storedTypes(e.Model)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +70,7 @@ func runEval(ctx context.Context, cfg *Config) (*quant.Model, error) {
 	}
 	m := &quant.Model{Role: quant.RoleEval, Name: "Long-CLIP", Path: e.Model,
 		Items: ref.rep.Datasets[0].Used, ItemsAre: fmt.Sprintf("products (Table 1 sample, seed %d), %d images each and the text", cfg.Seed, ref.rep.Params.ImagesPerProduct),
-		Reference: quant.Level{Level: "f32", Cost: ref.cost}}
+		Reference: quant.Level{Level: dominant(refStored), Stored: refStored, Cost: ref.cost}}
 	m.Notes = append(m.Notes, ref.rep.Datasets[0].Notes...)
 	task.Add(1)
 	for _, l := range levels {
@@ -81,8 +81,10 @@ func runEval(ctx context.Context, cfg *Config) (*quant.Model, error) {
 		}
 		task.Note(l.name)
 		path, stored, secs, err := cfg.convertLevel(quant.RoleEval, e.Model, l, "longclip", config)
-		if err != nil {
-			return nil, err
+		if err != nil { // a type this build cannot write after all: the level's reason, not the run's end
+			m.Levels = append(m.Levels, skipped(l.name, err.Error()))
+			task.Add(1)
+			continue
 		}
 		size, err := filesSize(path)
 		if err != nil {

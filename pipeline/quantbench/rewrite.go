@@ -6,14 +6,12 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"synth/dataset"
 	"synth/eval/quant"
 	"synth/llm"
 	"synth/llm/llamacpp"
-	"synth/weights"
 )
 
 // rewriteRun is one level's greedy rewrites.
@@ -38,7 +36,7 @@ func runRewrite(ctx context.Context, cfg *Config) (*quant.Model, error) {
 	if len(items) == 0 {
 		return nil, fmt.Errorf("quantbench: rewrite: no product of %s has keywords", cfg.Sample)
 	}
-	refStored, refSize, err := ggufStored(r.Model)
+	refStored, refSize, err := storedTypes(r.Model)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +70,7 @@ func runRewrite(ctx context.Context, cfg *Config) (*quant.Model, error) {
 			continue
 		}
 		task.Note(name)
-		stored, size, err := ggufStored(path)
+		stored, size, err := storedTypes(path)
 		if err != nil {
 			return nil, err
 		}
@@ -212,42 +210,6 @@ func coverage(items []dataset.Product, ref, lv []string) *quant.Coverage {
 	}
 	c.Delta = c.Level - c.Reference
 	return c
-}
-
-// ggufStored counts a GGUF's tensors by stored type and returns its size.
-func ggufStored(path string) (map[string]int, int64, error) {
-	src, err := weights.Open(path)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer src.Close()
-	out := map[string]int{}
-	for _, t := range src.Tensors() {
-		out[strings.ToLower(t.DType.String())]++
-	}
-	size, err := filesSize(path)
-	return out, size, err
-}
-
-// dominant names the most common stored type but f32 (norms stay f32 at every level),
-// or f32.
-func dominant(stored map[string]int) string {
-	best, n := "f32", 0
-	for _, k := range sortedKeys(stored) {
-		if k != "f32" && stored[k] > n {
-			best, n = k, stored[k]
-		}
-	}
-	return best
-}
-
-func sortedKeys(m map[string]int) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func tokenIDs(t []llamacpp.Token) []int32 {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 
@@ -287,6 +288,42 @@ func filesSize(path string) (int64, error) {
 		n += st.Size()
 	}
 	return n, nil
+}
+
+// storedTypes counts a checkpoint's tensors by stored type and returns its size.
+func storedTypes(path string) (map[string]int, int64, error) {
+	src, err := weights.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer src.Close()
+	out := map[string]int{}
+	for _, t := range src.Tensors() {
+		out[strings.ToLower(t.DType.String())]++
+	}
+	size, err := filesSize(path)
+	return out, size, err
+}
+
+// dominant names the most common stored type but f32 (norms stay f32 at every level),
+// or f32.
+func dominant(stored map[string]int) string {
+	best, n := "f32", 0
+	for _, k := range sortedKeys(stored) {
+		if k != "f32" && stored[k] > n {
+			best, n = k, stored[k]
+		}
+	}
+	return best
+}
+
+func sortedKeys(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func fileSHA256(path string) (string, error) {

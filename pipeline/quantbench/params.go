@@ -26,6 +26,7 @@ type Params struct {
 	Batch            int    `set:"batch" def:"0" usage:"images per forward pass (0: 8 on a CPU, 64 on a GPU)"`
 	CaptionTokens    int    `set:"caption-tokens" def:"30" usage:"longest greedy caption, in tokens"`
 	RewriteTokens    int    `set:"rewrite-tokens" def:"64" usage:"longest greedy rewrite, in tokens"`
+	RewriteParallel  int    `set:"rewrite-parallel" def:"4" usage:"rewrites decoded together (llama.cpp sequences)"`
 	Seed             uint64 `set:"seed" def:"0" usage:"seed of Long-CLIP's Table 1 sample"`
 }
 
@@ -51,6 +52,8 @@ func (p *Params) Validate() error {
 		return bad("caption-tokens", "%d: want 1 to 4096", p.CaptionTokens)
 	case p.RewriteTokens < 1 || p.RewriteTokens > 1<<16:
 		return bad("rewrite-tokens", "%d: want 1 to 65536", p.RewriteTokens)
+	case p.RewriteParallel < 1 || p.RewriteParallel > 256:
+		return bad("rewrite-parallel", "%d: want 1 to 256", p.RewriteParallel)
 	}
 	if _, err := ParseLevels(p.Levels, files); err != nil {
 		return bad("levels", "%v", err)
@@ -74,7 +77,7 @@ func (p *Params) Config(out string, threads int, r *progress.Reporter) (Config, 
 	files, _ := ParseLevelFiles(p.RewriteLevels)
 	levels, _ := ParseLevels(p.Levels, files)
 	cfg := Config{Sample: p.Sample, N: p.N, Levels: levels, Out: out, Device: dev, Threads: threads, Batch: p.Batch,
-		CaptionTokens: p.CaptionTokens, RewriteTokens: p.RewriteTokens, Seed: p.Seed, Progress: r}
+		CaptionTokens: p.CaptionTokens, RewriteTokens: p.RewriteTokens, RewriteParallel: p.RewriteParallel, Seed: p.Seed, Progress: r}
 	if p.CaptionModel != "" {
 		cfg.Caption = &Caption{Model: p.CaptionModel, Tokenizer: p.CaptionTokenizer}
 	}

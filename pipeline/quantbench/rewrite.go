@@ -121,13 +121,20 @@ func (cfg *Config) rewriteLevel(ctx context.Context, path string, size int64, it
 			return nil, nil, fmt.Errorf("quantbench: rewrite: product %s: %w", it.ID, err)
 		}
 	}
-	ctxPerSeq, _ := llm.ContextPerSeq(0, len(prefix), cfg.RewriteTokens, model.NCtxTrain())
+	// The positions a product needs and no more: llama.cpp attends over every cell of the
+	// KV cache, so a context sized for any prompt slows a small model's steps severalfold.
+	longest := 0
+	for _, s := range suffixes {
+		longest = max(longest, len(s))
+	}
+	ctxPerSeq := min(len(prefix)+longest+cfg.RewriteTokens+1, model.NCtxTrain())
 	mt.loaded()
 
-	// One sequence at a time: every level's greedy text then comes from the same batch
-	// shapes, which llama.cpp's sums depend on.
+	// Parallel sequences, as rewrite runs them: a text can then differ slightly with the
+	// batch shapes it was decoded in (docs/sharding.md), which the levels share until
+	// their outputs part.
 	start := time.Now()
-	gen, err := llm.NewGenerator(model, prefix, llm.Options{Parallel: 1, MaxTokens: cfg.RewriteTokens, CtxPerSeq: ctxPerSeq, Threads: cfg.Threads})
+	gen, err := llm.NewGenerator(model, prefix, llm.Options{Parallel: min(cfg.RewriteParallel, len(items)), MaxTokens: cfg.RewriteTokens, CtxPerSeq: ctxPerSeq, Threads: cfg.Threads})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -33,7 +33,9 @@ type Config struct {
 	Batch   int            // images per forward pass of the vision models (0: 8 on a CPU, 64 on a GPU)
 	// CaptionTokens and RewriteTokens bound the greedy outputs (default 30 and 64).
 	CaptionTokens, RewriteTokens int
-	Seed                         uint64 // the Long-CLIP evaluation's sample
+	// RewriteParallel is the number of rewrites decoded together (default 4).
+	RewriteParallel int
+	Seed            uint64 // the Long-CLIP evaluation's sample
 
 	Caption *Caption
 	Rewrite *Rewrite
@@ -66,6 +68,7 @@ const (
 	DefaultN             = 50
 	DefaultCaptionTokens = 30
 	DefaultRewriteTokens = 64
+	DefaultParallel      = 4
 )
 
 // DefaultLevels are the levels of the example.
@@ -106,6 +109,9 @@ func (c *Config) Validate() error {
 	if c.RewriteTokens == 0 {
 		c.RewriteTokens = DefaultRewriteTokens
 	}
+	if c.RewriteParallel == 0 {
+		c.RewriteParallel = DefaultParallel
+	}
 	if c.Device == nil {
 		c.Device = native.CPU
 	}
@@ -127,8 +133,8 @@ func (c *Config) Validate() error {
 		return errors.New("quantbench: no model to compare (give a caption, rewrite or eval model)")
 	case c.N < 2:
 		return fmt.Errorf("quantbench: %d products: the evaluation needs at least 2", c.N)
-	case c.CaptionTokens < 1 || c.RewriteTokens < 1:
-		return fmt.Errorf("quantbench: longest outputs of %d and %d tokens: want at least 1", c.CaptionTokens, c.RewriteTokens)
+	case c.CaptionTokens < 1 || c.RewriteTokens < 1 || c.RewriteParallel < 1:
+		return fmt.Errorf("quantbench: longest outputs of %d and %d tokens, %d rewrites at once: want at least 1", c.CaptionTokens, c.RewriteTokens, c.RewriteParallel)
 	case c.Out == "":
 		return errors.New("quantbench: no report folder")
 	}

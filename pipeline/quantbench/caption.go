@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"image"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -79,33 +78,16 @@ func runCaption(ctx context.Context, cfg *Config) (*quant.Model, error) {
 		ItemsAre:  fmt.Sprintf("images (the first of each of the first %d products with one), greedy captions of up to %d tokens", len(sample.ids), cfg.CaptionTokens),
 		Reference: quant.Level{Level: dominant(refStored), Stored: refStored, Cost: cost}, Notes: notes}
 	task.Add(1)
-	for _, l := range levels {
-		if l.skip != "" {
-			m.Levels = append(m.Levels, skipped(l.name, l.skip))
-			task.Add(1)
-			continue
-		}
-		task.Note(l.name)
-		path, stored, secs, err := cfg.convertLevel(quant.RoleCaption, c.Model, l, "blip-2", nil)
-		if err != nil { // a type this build cannot write after all: the level's reason, not the run's end
-			m.Levels = append(m.Levels, skipped(l.name, err.Error()))
-			task.Add(1)
-			continue
-		}
-		size, err := filesSize(path)
-		if err != nil {
-			return nil, err
-		}
+	m.Levels, err = cfg.eachLevel(task, quant.RoleCaption, c.Model, "blip-2", nil, levels, func(l visionLevel, path string, size int64) (quant.Level, error) {
 		var nt quant.NextToken
 		run, cost, err := cfg.captionLevel(ctx, path, l.runs, size, sample, tok, ref, store, &nt)
-		os.Remove(path)
 		if err != nil {
-			return nil, err
+			return quant.Level{}, err
 		}
-		cost.ConvertSeconds = secs
-		m.Levels = append(m.Levels, quant.Level{Level: l.name, Stored: stored, RunsAs: l.runsAs, Cost: cost,
-			NextToken: &nt, Text: agreement(ref.tokens, run.tokens, ref.texts, run.texts)})
-		task.Add(1)
+		return quant.Level{Cost: cost, NextToken: &nt, Text: agreement(ref.tokens, run.tokens, ref.texts, run.texts)}, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -73,35 +73,17 @@ func runEval(ctx context.Context, cfg *Config) (*quant.Model, error) {
 		Reference: quant.Level{Level: dominant(refStored), Stored: refStored, Cost: ref.cost}}
 	m.Notes = append(m.Notes, ref.rep.Datasets[0].Notes...)
 	task.Add(1)
-	for _, l := range levels {
-		if l.skip != "" {
-			m.Levels = append(m.Levels, skipped(l.name, l.skip))
-			task.Add(1)
-			continue
-		}
-		task.Note(l.name)
-		path, stored, secs, err := cfg.convertLevel(quant.RoleEval, e.Model, l, "longclip", config)
-		if err != nil { // a type this build cannot write after all: the level's reason, not the run's end
-			m.Levels = append(m.Levels, skipped(l.name, err.Error()))
-			task.Add(1)
-			continue
-		}
-		size, err := filesSize(path)
-		if err != nil {
-			return nil, err
-		}
+	m.Levels, err = cfg.eachLevel(task, quant.RoleEval, e.Model, "longclip", config, levels, func(l visionLevel, path string, size int64) (quant.Level, error) {
 		run, err := cfg.evalLevel(ctx, path, l.runs, size, tok)
-		os.Remove(path)
 		if err != nil {
-			return nil, err
+			return quant.Level{}, err
 		}
-		run.cost.ConvertSeconds = secs
-		lv := quant.Level{Level: l.name, Stored: stored, RunsAs: l.runsAs, Cost: run.cost}
-		if lv.Embedding, err = compareEmbeddings(man, ref, run); err != nil {
-			return nil, err
-		}
-		m.Levels = append(m.Levels, lv)
-		task.Add(1)
+		lv := quant.Level{Cost: run.cost}
+		lv.Embedding, err = compareEmbeddings(man, ref, run)
+		return lv, err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return m, nil
 }

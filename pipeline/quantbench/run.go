@@ -267,6 +267,46 @@ func (c *Config) convertLevel(role, path string, l visionLevel, arch string, con
 	return out, countStored(plan), time.Since(start).Seconds(), nil
 }
 
+// eachLevel measures a vision model at each level: the reference checkpoint at path
+// converted to the level (convertLevel), measured, removed. A level the model cannot
+// take, or that fails to convert (a type this build cannot write after all), is listed
+// with the reason instead; measure's errors end the run.
+func (c *Config) eachLevel(task *progress.Task, role, path, arch string, config []byte, levels []visionLevel,
+	measure func(l visionLevel, file string, size int64) (quant.Level, error)) ([]quant.Level, error) {
+	var out []quant.Level
+	for _, l := range levels {
+		task.Note(l.name)
+		var file string
+		var stored map[string]int
+		var secs float64
+		if l.skip == "" {
+			var err error
+			if file, stored, secs, err = c.convertLevel(role, path, l, arch, config); err != nil {
+				l.skip = err.Error()
+			}
+		}
+		if l.skip != "" {
+			out = append(out, skipped(l.name, l.skip))
+			task.Add(1)
+			continue
+		}
+		size, err := filesSize(file)
+		var lv quant.Level
+		if err == nil {
+			lv, err = measure(l, file, size)
+		}
+		os.Remove(file)
+		if err != nil {
+			return nil, err
+		}
+		lv.Level, lv.Stored, lv.RunsAs = l.name, stored, l.runsAs
+		lv.Cost.ConvertSeconds = secs
+		out = append(out, lv)
+		task.Add(1)
+	}
+	return out, nil
+}
+
 // skipped is the report entry of a level a model cannot take.
 func skipped(name, why string) quant.Level { return quant.Level{Level: name, Skipped: why} }
 

@@ -43,6 +43,9 @@ func TestTeacherForce(t *testing.T) {
 		}
 		img := in.pixels.F32()
 		per := len(img) / in.b
+		image := func(i int) native.Tensor { // image i alone, [1, 3, S, S]
+			return native.FromF32(img[i*per:(i+1)*per], append([]int{1}, in.pixels.Shape()[1:]...)...)
+		}
 		for i, cp := range caps {
 			if len(rows[i]) != len(cp)*v {
 				t.Fatalf("%s image %d: %d logits for %d tokens of a vocabulary of %d", dir, i, len(rows[i]), len(cp), v)
@@ -52,8 +55,7 @@ func TestTeacherForce(t *testing.T) {
 					t.Errorf("%s image %d position %d: teacher-forced argmax %d, greedy chose %d", dir, i, j, got, tok)
 				}
 			}
-			one := native.FromF32(img[i*per:(i+1)*per], append([]int{1}, in.pixels.Shape()[1:]...)...)
-			alone, err := m.TeacherForce(c, one, nil, caps[i:i+1])
+			alone, err := m.TeacherForce(c, image(i), nil, caps[i:i+1])
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,8 +72,7 @@ func TestTeacherForce(t *testing.T) {
 		fwd := c.ToHost(m.Forward(c, in.pixels, in.ids, nil))
 		for i := 0; i < in.b; i++ {
 			ids := in.ids[i*in.tp : (i+1)*in.tp]
-			one := native.FromF32(img[i*per:(i+1)*per], append([]int{1}, in.pixels.Shape()[1:]...)...)
-			got, err := m.TeacherForce(c, one, ids[:1], [][]int32{ids[1:]})
+			got, err := m.TeacherForce(c, image(i), ids[:1], [][]int32{ids[1:]})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -38,9 +38,6 @@ func benchQuantCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if err := rep.WriteFiles(cfg.Out); err != nil {
-				return err
-			}
 			fmt.Fprint(c.App.Writer, rep.Markdown())
 			fmt.Fprintf(c.App.Writer, "\nreport: %s\n", filepath.Join(cfg.Out, quant.ReportMarkdown))
 			return nil

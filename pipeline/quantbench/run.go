@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"synth/dataset"
 	"synth/eval/quant"
 	"synth/internal/progress"
 	"synth/native"
@@ -147,8 +148,9 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Run compares every model given at every level and returns the report (written by
-// quant.Report.WriteFiles). The models run one after the other, each level loaded alone.
+// Run compares every model given at every level, writes the report into Out
+// (quant.Report.WriteFiles) and returns it. The models run one after the other, each
+// level loaded alone; Out is locked against another run meanwhile.
 func Run(ctx context.Context, cfg Config) (*quant.Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -161,6 +163,11 @@ func Run(ctx context.Context, cfg Config) (*quant.Report, error) {
 	if err := os.MkdirAll(cfg.work(), 0o755); err != nil {
 		return nil, fmt.Errorf("quantbench: %w", err)
 	}
+	lock, err := dataset.LockOutput(cfg.Out)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
 	defer os.RemoveAll(cfg.work())
 	rep := &quant.Report{Sample: cfg.Sample, SampleSHA256: sum, Products: cfg.N, Levels: cfg.Levels,
 		Device: cfg.Device.Name(), Threads: cfg.Threads}
@@ -184,7 +191,7 @@ func Run(ctx context.Context, cfg Config) (*quant.Report, error) {
 		rep.Models = append(rep.Models, *m)
 	}
 	rep.Seconds = time.Since(start).Seconds()
-	return rep, nil
+	return rep, rep.WriteFiles(cfg.Out)
 }
 
 // work is the folder of level files and logits while Run runs.

@@ -236,7 +236,7 @@ func (r *Report) WriteFiles(dir string) error {
 func (r *Report) Markdown() string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Quantization levels against their reference\n\n")
-	fmt.Fprintf(&b, "Sample %s (sha256 %s), up to %d products; levels %s; vision models on %s, %d threads; %.1f s in all.\n",
+	fmt.Fprintf(&b, "Sample %s (sha256 %s), up to %d products; levels %s; vision models on %s, threads %d; %.1f s in all.\n",
 		r.Sample, short(r.SampleSHA256), r.Products, strings.Join(r.Levels, ", "), r.Device, r.Threads, r.Seconds)
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "\n- %s", oneLine(n))

@@ -36,6 +36,7 @@ func benchCommand() *cli.Command {
 				},
 				Action: benchKernels,
 			},
+			benchQuantCommand(),
 		},
 	}
 }

@@ -38,6 +38,7 @@ type cpuExec struct {
 	attn   attnJob
 	i2c    im2colJob
 	gath   gatherJob
+	grad   gradBufs
 }
 
 func newCPUExec(threads int, s *kernels.Set) *cpuExec {

@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"synth/internal/atomicfile"
+	"synth/internal/filelock"
 )
 
 // Output is a resumable JSONL output file: one record a line, each record identified by
@@ -22,6 +25,7 @@ type Output struct {
 	path string
 	f    *os.File
 	opt  OutputOptions
+	lock *filelock.Lock
 	done map[string]bool
 	// Dropped counts what open removed: a torn last line, and error records when
 	// RetryErrors is set.
@@ -62,7 +66,8 @@ func JoinKey(parts ...string) string { return strings.Join(parts, "\x1f") }
 var ErrDuplicate = errors.New("duplicate record key")
 
 // OpenOutput opens (creating if needed) a JSONL output at path and indexes the records
-// already in it.
+// already in it. It holds the output's lock (LockOutput) until Close, so a second run on
+// the same output fails at once instead of writing every record twice.
 func OpenOutput(path string, opt OutputOptions) (*Output, error) {
 	if opt.Key == nil {
 		opt.Key = KeyFields("id")
@@ -72,16 +77,44 @@ func OpenOutput(path string, opt OutputOptions) (*Output, error) {
 			return nil, fmt.Errorf("dataset: output %s: %w", path, err)
 		}
 	}
-	o := &Output{path: path, opt: opt, done: map[string]bool{}}
+	lock, err := LockOutput(path)
+	if err != nil {
+		return nil, err
+	}
+	o := &Output{path: path, opt: opt, lock: lock, done: map[string]bool{}}
 	if err := o.recover(); err != nil {
+		lock.Release()
 		return nil, err
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
+		lock.Release()
 		return nil, fmt.Errorf("dataset: open output: %w", err)
 	}
 	o.f = f
 	return o, nil
+}
+
+// ErrOutputLocked is wrapped by LockOutput's (and OpenOutput's) error when another
+// process is writing the output.
+var ErrOutputLocked = filelock.ErrLocked
+
+// LockOutput takes the lock of an output file or folder: "<path>.lock" beside a file,
+// "<path>/.lock" inside a folder. The error names the process holding it; a lock left
+// by a killed process is taken over. Release it when the output is complete.
+func LockOutput(path string) (*filelock.Lock, error) {
+	lockPath := path + ".lock"
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		lockPath = filepath.Join(path, ".lock")
+	}
+	l, err := filelock.Acquire(lockPath)
+	if errors.Is(err, filelock.ErrLocked) {
+		return nil, fmt.Errorf("dataset: output %s is being written by another synth run: %w; wait for it to finish or stop it", path, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dataset: output %s: %w", path, err)
+	}
+	return l, nil
 }
 
 // recover reads the existing file, indexes its keys, and rewrites it when a torn tail or
@@ -136,22 +169,19 @@ func (o *Output) recover() error {
 	return nil
 }
 
-// replaceFile atomically replaces path with data (temp file, fsync, rename).
+// replaceFile atomically replaces path with data, keeping the file's mode (a resumed
+// output stays as readable as it was).
 func replaceFile(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	mode := atomicfile.DefaultMode
+	if st, err := os.Stat(path); err == nil {
+		mode = st.Mode().Perm()
+	}
+	err := atomicfile.WriteMode(path, mode, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("dataset: rewrite %s: %w", path, err)
-	}
-	_, werr := tmp.Write(data)
-	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("dataset: rewrite %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("dataset: rewrite %s: %w", path, err)
+		return fmt.Errorf("dataset: rewrite output: %w", err)
 	}
 	return nil
 }
@@ -179,6 +209,9 @@ func (o *Output) Write(key string, rec any) error {
 	line = append(line, '\n')
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.f == nil {
+		return fmt.Errorf("dataset: write %s: %w", o.path, os.ErrClosed)
+	}
 	if o.done[key] {
 		return fmt.Errorf("dataset: output %s: %w %q", o.path, ErrDuplicate, key)
 	}
@@ -193,19 +226,27 @@ func (o *Output) Write(key string, rec any) error {
 func (o *Output) Sync() error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.f == nil {
+		return fmt.Errorf("dataset: sync %s: %w", o.path, os.ErrClosed)
+	}
 	if err := o.f.Sync(); err != nil {
 		return fmt.Errorf("dataset: sync %s: %w", o.path, err)
 	}
 	return nil
 }
 
-// Close syncs and closes the file.
+// Close syncs and closes the file and releases the lock. Calling it again is a no-op.
 func (o *Output) Close() error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.f == nil {
+		return nil
+	}
 	serr := o.f.Sync()
 	cerr := o.f.Close()
-	if err := errors.Join(serr, cerr); err != nil {
+	o.f = nil
+	lerr := o.lock.Release()
+	if err := errors.Join(serr, cerr, lerr); err != nil {
 		return fmt.Errorf("dataset: close %s: %w", o.path, err)
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"synth/internal/atomicfile"
 )
 
 // Report is everything an evaluation found; report.json is its JSON form.
@@ -40,6 +42,8 @@ type DatasetReport struct {
 	Ineligible     struct {
 		FewImages int `json:"too_few_images"`
 		NoText    int `json:"no_text"`
+		// Products lists every ineligible product with its reason, in manifest order.
+		Products []Excluded `json:"products"`
 	} `json:"ineligible"`
 	Requested int      `json:"requested"`
 	Used      int      `json:"used"`
@@ -82,7 +86,8 @@ type MeanStat struct {
 	CI95 Interval `json:"ci95"`
 }
 
-// Excluded is a sampled product left out, and why.
+// Excluded is a product left out, and why: a sampled one that failed to embed
+// (DatasetReport.Excluded), or one the protocol cannot use (Ineligible.Products).
 type Excluded struct {
 	ID     string `json:"id"`
 	Reason string `json:"reason"`
@@ -144,26 +149,15 @@ func (r *Report) WriteFiles(dir string) error {
 		{ReportMarkdown, []byte(r.Markdown())},
 		{SimilarityPNG, png},
 	} {
-		if err := writeAtomic(filepath.Join(dir, f.name), f.data); err != nil {
-			return err
+		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data); err != nil {
+			return fmt.Errorf("eval: %w", err)
 		}
 	}
 	return nil
 }
 
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("eval: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("eval: %w", err)
-	}
-	return nil
-}
-
-// maxExcludedListed bounds the exclusions listed in report.md; report.json has them all.
+// maxExcludedListed bounds the products listed per section of report.md; report.json has
+// them all.
 const maxExcludedListed = 50
 
 // Markdown renders the report: Table 1 laid out like the paper's, then what the paper
@@ -258,18 +252,22 @@ func (r *Report) Markdown() string {
 
 	fmt.Fprintf(&b, "\n## Histograms\n\n![same and different product similarity per dataset](%s)\n", SimilarityPNG)
 
-	for _, d := range r.Datasets {
-		if len(d.Excluded) == 0 {
-			continue
+	list := func(title string, xs []Excluded) {
+		if len(xs) == 0 {
+			return
 		}
-		fmt.Fprintf(&b, "\n## Excluded from %s (%d)\n\n", d.Name, len(d.Excluded))
-		for i, x := range d.Excluded {
+		fmt.Fprintf(&b, "\n## %s (%d)\n\n", title, len(xs))
+		for i, x := range xs {
 			if i == maxExcludedListed {
-				fmt.Fprintf(&b, "- ... %d more in %s\n", len(d.Excluded)-i, ReportJSON)
+				fmt.Fprintf(&b, "- ... %d more in %s\n", len(xs)-i, ReportJSON)
 				break
 			}
-			fmt.Fprintf(&b, "- `%s`: %s\n", x.ID, oneLine(x.Reason))
+			fmt.Fprintf(&b, "- `%s`: %s\n", mdCode(x.ID), oneLine(x.Reason))
 		}
+	}
+	for _, d := range r.Datasets {
+		list("Excluded from "+d.Name, d.Excluded)
+		list("Not eligible in "+d.Name, d.Ineligible.Products)
 	}
 
 	fmt.Fprintf(&b, "\n## Parameters\n\n")
@@ -302,6 +300,9 @@ func short(hash string) string {
 func mdCell(s string) string {
 	return strings.ReplaceAll(oneLine(s), "|", "\\|")
 }
+
+// mdCode keeps an id inside its code span.
+func mdCode(s string) string { return strings.ReplaceAll(oneLine(s), "`", "'") }
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")

@@ -12,6 +12,7 @@ import (
 
 	"synth/dataset"
 	"synth/dataset/embcache"
+	"synth/dataset/imagefile"
 )
 
 // Embedder turns image files and texts into embeddings (Long-CLIP in `synth eval`).
@@ -197,13 +198,17 @@ func evalDataset(ctx context.Context, cfg *Config, emb Embedder, ds Dataset, inf
 		Requested:      cfg.Products,
 		Excluded:       []Excluded{},
 	}
+	dr.Ineligible.Products = []Excluded{}
 	var eligible []dataset.Product
 	for _, p := range m.Products {
 		switch {
 		case len(p.Images) < cfg.minImages():
 			dr.Ineligible.FewImages++
+			dr.Ineligible.Products = append(dr.Ineligible.Products, Excluded{ID: p.ID,
+				Reason: fmt.Sprintf("%d of the %d images the protocol needs", len(p.Images), cfg.minImages())})
 		case strings.TrimSpace(p.Text) == "":
 			dr.Ineligible.NoText++
+			dr.Ineligible.Products = append(dr.Ineligible.Products, Excluded{ID: p.ID, Reason: "no text"})
 		default:
 			eligible = append(eligible, p)
 		}
@@ -348,7 +353,8 @@ func (e *embedRun) embedProducts(batch []dataset.Product) ([]productResult, erro
 	var imgMiss, txtMiss []*job
 	for _, j := range jobs {
 		if j.slot >= 0 {
-			b, err := os.ReadFile(j.path)
+			// bounded, and refusing FIFOs and devices, before anything is read
+			b, err := imagefile.ReadFile(j.path, imagefile.Limits{})
 			if err != nil {
 				j.err = fmt.Errorf("%s: %w", j.describe(), unwrapPath(err))
 				continue

@@ -36,6 +36,38 @@ type KV struct {
 	Value any
 }
 
+// ArrayLen is the element count of a metadata value that is an array (one of KV's slice
+// types), -1 for a scalar.
+func ArrayLen(v any) int {
+	switch x := v.(type) {
+	case []string:
+		return len(x)
+	case []uint8:
+		return len(x)
+	case []int8:
+		return len(x)
+	case []uint16:
+		return len(x)
+	case []int16:
+		return len(x)
+	case []uint32:
+		return len(x)
+	case []int32:
+		return len(x)
+	case []uint64:
+		return len(x)
+	case []int64:
+		return len(x)
+	case []float32:
+		return len(x)
+	case []float64:
+		return len(x)
+	case []bool:
+		return len(x)
+	}
+	return -1
+}
+
 // ConfigKey is the GGUF metadata key that holds the config.json text of a converted
 // model, so that a loader gets the same Config() from the GGUF file as from the folder.
 const ConfigKey = "synth.config_json"

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"image"
 	"io/fs"
 	"log/slog"
@@ -20,6 +19,7 @@ import (
 
 	"synth/dataset"
 	"synth/dataset/imagefile"
+	"synth/internal/seed"
 	"synth/native"
 	"synth/vision/blip2"
 	"synth/vision/generate"
@@ -143,6 +143,9 @@ func runCaption(c *cli.Context) error {
 	batch, err := deviceBatch(c, dev, 8, 64)
 	if err != nil {
 		return err
+	}
+	if batch*gp.NumBeams > maxSlots {
+		return usageErrorf("--batch %d x --beams %d = %d sequences: want at most %d", batch, gp.NumBeams, batch*gp.NumBeams, maxSlots)
 	}
 	shard, err := dataset.ParseShard(c.String("shard"))
 	if err != nil {
@@ -272,6 +275,14 @@ func captionGenParams(c *cli.Context) (generate.Params, captionParams, error) {
 	early, err := generate.ParseEarlyStopping(c.String("early-stopping"))
 	if err != nil {
 		return generate.Params{}, captionParams{}, usageErrorf("--early-stopping: %v", err)
+	}
+	if _, err := intInRange(c, "beams", 1, maxBeams); err != nil {
+		return generate.Params{}, captionParams{}, err
+	}
+	// generate treats 0 as "off" like 1; on the command line it is a mistake (transformers
+	// refuses a penalty that is not strictly positive).
+	if rp := c.Float64("repetition-penalty"); !(rp > 0) || math.IsInf(rp, 0) {
+		return generate.Params{}, captionParams{}, usageErrorf("--repetition-penalty %g: want a positive number (1: off)", rp)
 	}
 	p := generate.Params{
 		MaxNewTokens: c.Int("max-new-tokens"), MinNewTokens: c.Int("min-new-tokens"),
@@ -451,9 +462,7 @@ func (r *captionRun) one(pb preparedBatch) (int, int, error) {
 	}
 	prompts := make([]blip2.Prompt, len(ok))
 	for i, it := range ok {
-		h := fnv.New64a()
-		h.Write([]byte(it.ID + "\x00" + it.Image))
-		prompts[i] = blip2.Prompt{IDs: r.prompt, Seed: r.seed ^ h.Sum64()}
+		prompts[i] = blip2.Prompt{IDs: r.prompt, Seed: seed.Item(r.seed, it.ID, it.Image)}
 	}
 	t0 := time.Now()
 	res, err := r.gen.Generate(native.FromF32(pixels, len(ok), 3, r.size, r.size), prompts, r.params)

@@ -173,11 +173,16 @@ func writableType(d weights.DType) bool {
 
 func printPlanSummary(w io.Writer, plan []weights.PlanItem, src *weights.Source, outSize int64) {
 	counts := map[string]int{}
-	merged := 0
+	merged, kept := 0, 0
+	keptWhy := ""
 	for _, it := range plan {
 		counts[it.To.String()]++
 		if it.Merged {
 			merged++
+		}
+		if strings.HasPrefix(it.Reason, "dims not multiples") {
+			kept++
+			keptWhy = it.Reason
 		}
 	}
 	var parts []string
@@ -192,6 +197,9 @@ func printPlanSummary(w io.Writer, plan []weights.PlanItem, src *weights.Source,
 	fmt.Fprintf(w, "tensors: %d (%s)", len(plan), strings.Join(parts, ", "))
 	if merged > 0 {
 		fmt.Fprintf(w, ", %d with LoRA merged", merged)
+	}
+	if kept > 0 {
+		fmt.Fprintf(w, ", %d 2-D weights kept F32 (%s)", kept, keptWhy)
 	}
 	fmt.Fprintf(w, "; input tensor data %s", humanBytes(inBytes))
 	if outSize >= 0 {

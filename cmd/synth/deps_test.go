@@ -36,6 +36,25 @@ func TestDependencyDirection(t *testing.T) {
 			}
 		}
 	}
+	// The infrastructure leaves (issue 15): standard library only, so weights may use them.
+	leaves := map[string]bool{}
+	for _, l := range []string{"atomicfile", "filelock", "filehash", "seed", "escape"} {
+		leaves[module+"/internal/"+l] = true
+	}
+	for _, p := range pkgs {
+		if !leaves[p.ImportPath] {
+			continue
+		}
+		delete(leaves, p.ImportPath)
+		for _, dep := range p.Deps {
+			if first, _, _ := strings.Cut(dep, "/"); first == module || strings.Contains(first, ".") {
+				t.Errorf("%s depends on %s: the internal infrastructure leaves import the standard library only", p.ImportPath, dep)
+			}
+		}
+	}
+	for l := range leaves {
+		t.Errorf("%s not found by go list", l)
+	}
 	// cgo is allowed only in these packages (DESIGN.md).
 	cgoAllowed := map[string]bool{
 		module + "/kernels":           true,

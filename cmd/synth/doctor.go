@@ -108,14 +108,7 @@ func doctor(nthreads int) doctorReport {
 	if r.LlamaCPU == nil {
 		r.LlamaCPU = []string{}
 	}
-	// ggml-cpu's SIMD level is fixed at compile time, unlike our kernels' dispatch: name
-	// the best level this CPU has that the build left out.
-	for _, lv := range []struct{ cpu, ggml, name string }{{"AVX512F", "AVX512", "AVX-512"}, {"AVX2", "AVX2", "AVX2"}} {
-		if slices.Contains(r.Features, lv.cpu) && !slices.Contains(r.LlamaCPU, lv.ggml) {
-			r.LlamaCPUNote = "this CPU has " + lv.name + ", which this build's llama.cpp does not use (a native build, plain make, would)"
-			break
-		}
-	}
+	r.LlamaCPUNote = llamaSIMDGap(r.Features, r.LlamaCPU)
 	for _, m := range mods {
 		if m.Loaded {
 			r.GPUModules = append(r.GPUModules, m.File)
@@ -138,6 +131,19 @@ func doctor(nthreads int) doctorReport {
 		r.GPUNote += fmt.Sprintf("; no CUDA device: build the module (CMakeLists.txt) and name it in $%s", llamacpp.BackendsEnv)
 	}
 	return r
+}
+
+// llamaSIMDGap names the best SIMD level this CPU has that llama.cpp's CPU backend was
+// compiled without, or "". ggml-cpu's SIMD level is fixed at compile time, unlike our
+// kernels' dispatch: plain `go build` or `go install` (no -march) gives a llama.cpp
+// without AVX2, several times slower at rewriting. doctor reports it; rewrite warns.
+func llamaSIMDGap(cpuFeatures, llamaCPU []string) string {
+	for _, lv := range []struct{ cpu, ggml, name string }{{"AVX512F", "AVX512", "AVX-512"}, {"AVX2", "AVX2", "AVX2"}} {
+		if slices.Contains(cpuFeatures, lv.cpu) && !slices.Contains(llamaCPU, lv.ggml) {
+			return "this CPU has " + lv.name + ", which this build's llama.cpp does not use (a native build, plain make, would)"
+		}
+	}
+	return ""
 }
 
 // buildKind classifies the recorded cgo flags by their -march: native-tuned (runs on CPUs

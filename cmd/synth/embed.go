@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -20,6 +19,7 @@ import (
 
 	"synth/dataset"
 	"synth/dataset/imagefile"
+	"synth/internal/atomicfile"
 	"synth/vision/cliptok"
 	"synth/vision/longclip"
 	"synth/vision/nn"
@@ -34,8 +34,9 @@ func embedCommand() *cli.Command {
 		Description: "Runs Long-CLIP's image or text tower over one input source and writes one embedding per item.\n" +
 			"\n" +
 			"Inputs (exactly one): --image FILE (repeatable); --images MANIFEST (a JSONL product manifest,\n" +
-			"every image of every product); --text STR (repeatable); --texts FILE (a .jsonl manifest: each\n" +
-			"product's \"text\"; any other file: one text a line).\n" +
+			"every image of every product); --text STR (repeatable); --texts FILE (.jsonl: a JSON string a\n" +
+			"line, for texts with newlines, or a manifest's product lines, their \"text\"; any other\n" +
+			"file: one text a line).\n" +
 			"\n" +
 			"--model is a folder (config.json, one checkpoint file, bpe_simple_vocab_16e6.txt.gz), or a\n" +
 			"LongCLIP-L.pt / .safetensors / .gguf file (a config.json beside it is read; GGUF from\n" +
@@ -52,7 +53,7 @@ func embedCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "image", Usage: "an image file (repeatable)"},
 			&cli.StringFlag{Name: "images", Usage: "a JSONL product manifest whose images to embed"},
 			&cli.StringSliceFlag{Name: "text", Usage: "a text (repeatable)"},
-			&cli.StringFlag{Name: "texts", Usage: "a .jsonl manifest (product texts) or a file with one text a line"},
+			&cli.StringFlag{Name: "texts", Usage: "a .jsonl file (a JSON string or a product a line) or a file with one text a line"},
 			&cli.StringFlag{Name: "out", Usage: "output `FILE`: .jsonl, .npy or .safetensors", Required: true},
 			&cli.BoolFlag{Name: "normalize", Value: true, Usage: "L2-normalise the embeddings"},
 			&cli.StringFlag{Name: "shard", Usage: "embed only shard `i/n` of the items (by product id, or by path / line)"},
@@ -137,6 +138,27 @@ func runEmbed(c *cli.Context) error {
 			mine = append(mine, it)
 		}
 	}
+	// The output is locked before the model loads, so a second run on it fails at once.
+	var jsonl *dataset.Output
+	if ext == ".jsonl" {
+		key := dataset.KeyFields("id")
+		if !texts {
+			key = dataset.KeyFields("id", "image")
+		}
+		if jsonl, err = dataset.OpenOutput(out, dataset.OutputOptions{Key: key, RetryErrors: true}); err != nil {
+			return err
+		}
+		defer jsonl.Close()
+	} else {
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return fmt.Errorf("embed: %w", err)
+		}
+		lock, err := dataset.LockOutput(out)
+		if err != nil {
+			return err
+		}
+		defer lock.Release()
+	}
 	e, err := openEmbedder(c, texts, c.Bool("normalize"))
 	if err != nil {
 		return err
@@ -149,8 +171,8 @@ func runEmbed(c *cli.Context) error {
 	}
 
 	var sink embedSink
-	if ext == ".jsonl" {
-		sink, err = openJSONLSink(out, identity, texts)
+	if jsonl != nil {
+		sink, err = newJSONLSink(jsonl, out, identity)
 	} else {
 		sink = newArraySink(out, ext, identity, len(mine), e.Dim(), c.Bool("normalize"))
 	}
@@ -293,33 +315,16 @@ func embedItems(c *cli.Context) ([]embedItem, error) {
 			items = append(items, embedItem{ID: strconv.Itoa(i), Text: s, IsText: true})
 		}
 	default:
-		name := c.String("texts")
-		if ext := strings.ToLower(filepath.Ext(name)); ext == ".jsonl" {
-			m, err := dataset.ReadManifest(name)
-			if err != nil {
-				return nil, err
-			}
-			for _, p := range m.Products {
-				it := embedItem{ID: p.ID, Text: p.Text, IsText: true}
-				if strings.TrimSpace(p.Text) == "" {
-					it.Err = fmt.Errorf("product %q has no text", p.ID)
-				}
-				items = append(items, it)
-			}
-			return items, nil
-		}
-		f, err := os.Open(name)
+		texts, err := dataset.ReadTexts(c.String("texts"))
 		if err != nil {
-			return nil, fmt.Errorf("embed: %w", err)
+			return nil, err
 		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 1<<16), 64<<20)
-		for line := 1; sc.Scan(); line++ {
-			items = append(items, embedItem{ID: strconv.Itoa(line), Text: strings.TrimSuffix(sc.Text(), "\r"), IsText: true})
-		}
-		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("embed: read %s: %w", name, err)
+		for _, tx := range texts {
+			it := embedItem{ID: tx.ID, Text: tx.Text, IsText: true}
+			if tx.Product && strings.TrimSpace(tx.Text) == "" {
+				it.Err = fmt.Errorf("product %q has no text", tx.ID)
+			}
+			items = append(items, it)
 		}
 	}
 	return items, nil
@@ -367,7 +372,9 @@ type jsonlSink struct {
 // errFirstRecord stops ReadRecords after the first record.
 var errFirstRecord = errors.New("first record read")
 
-func openJSONLSink(path, identity string, texts bool) (*jsonlSink, error) {
+// newJSONLSink writes to out, an open output at path, after checking that its records
+// were made by the same model.
+func newJSONLSink(out *dataset.Output, path, identity string) (*jsonlSink, error) {
 	// A rerun must not mix embeddings of different models in one file.
 	err := dataset.ReadRecords(path, func(line int, raw json.RawMessage) error {
 		var rec struct {
@@ -382,14 +389,6 @@ func openJSONLSink(path, identity string, texts bool) (*jsonlSink, error) {
 		return nil
 	})
 	if err != nil && !errors.Is(err, errFirstRecord) && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	key := dataset.KeyFields("id")
-	if !texts {
-		key = dataset.KeyFields("id", "image")
-	}
-	out, err := dataset.OpenOutput(path, dataset.OutputOptions{Key: key, RetryErrors: true})
-	if err != nil {
 		return nil, err
 	}
 	return &jsonlSink{out: out, identity: identity}, nil
@@ -505,34 +504,13 @@ func writeNPY(path string, rows []float32, n, d int) error {
 	})
 }
 
-// writeFileAtomic writes path through a temporary file in the same folder and a rename.
+// writeFileAtomic writes path (creating its folder) through internal/atomicfile.
 func writeFileAtomic(path string, fill func(io.Writer) error) error {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("embed: %w", err)
-		}
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("embed: %w", err)
 	}
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	err = fill(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("embed: write %s: %w", path, err)
+	if err := atomicfile.Write(path, fill); err != nil {
+		return fmt.Errorf("embed: %w", err)
 	}
 	return nil
 }

@@ -67,8 +67,11 @@ func runEval(c *cli.Context) error {
 		names[name] = true
 		sets = append(sets, eval.Dataset{Name: name, Manifest: path})
 	}
-	if c.Int("products") < 1 || c.Int("images-per-product") < 1 || c.Int("bootstrap") < 0 {
-		return usageErrorf("--products and --images-per-product must be >= 1, --bootstrap >= 0")
+	if c.Int("products") < 1 || c.Int("images-per-product") < 1 {
+		return usageErrorf("--products and --images-per-product must be >= 1")
+	}
+	if _, err := intInRange(c, "bootstrap", 0, maxBootstrap); err != nil {
+		return err
 	}
 	var cache *embcache.Cache
 	if !c.Bool("no-cache") {

@@ -33,10 +33,33 @@ func globalFlags() []cli.Flag {
 	}
 }
 
+// Bounds of resource flags: far past any real use, and low enough that a mistyped value
+// (--batch 1000000000) is a usage error naming the flag instead of an allocation that
+// kills the process.
+const (
+	maxThreads   = 1024
+	maxBatch     = 1024 // images or texts per forward pass (caption, embed, eval)
+	maxBeams     = 64
+	maxSlots     = 4096 // caption: batch x beams sequences in one KV cache
+	maxContext   = 1 << 16
+	maxLLMCtx    = 1 << 20 // rewrite: positions per product (Llama 3.1 trains at 128K)
+	maxLLMTokens = 1 << 24 // rewrite: --ctx x --parallel in one llama.cpp context
+	maxBootstrap = 1_000_000
+)
+
+// intInRange reads an int flag and checks lo <= value <= hi.
+func intInRange(c *cli.Context, name string, lo, hi int) (int, error) {
+	v := c.Int(name)
+	if v < lo || v > hi {
+		return v, usageErrorf("--%s %d: want %d to %d", name, v, lo, hi)
+	}
+	return v, nil
+}
+
 // setupGlobals validates the global flags and installs the logger.
 func setupGlobals(c *cli.Context) error {
-	if c.Int("threads") < 0 {
-		return usageErrorf("--threads must be >= 0, got %d", c.Int("threads"))
+	if _, err := intInRange(c, "threads", 0, maxThreads); err != nil {
+		return err
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
@@ -103,6 +126,8 @@ func deviceBatch(c *cli.Context, d *native.Device, cpu, gpu int) (int, error) {
 	switch {
 	case b < 0:
 		return 0, usageErrorf("--batch must be at least 1 (0: the device's default), got %d", b)
+	case b > maxBatch:
+		return 0, usageErrorf("--batch %d: want 1 to %d (0: the device's default)", b, maxBatch)
 	case b > 0:
 		return b, nil
 	case d.GPU():

@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"synth/internal/escape"
 	"synth/weights"
 )
 
@@ -197,36 +198,11 @@ func describeMeta(kv weights.KV) inspectMeta {
 			m.Value = v[:maxArrayShown]
 		}
 	default:
-		if n := arrayLen(kv.Value); n >= 0 {
+		if n := weights.ArrayLen(kv.Value); n >= 0 {
 			m.Len = n
 		}
 	}
 	return m
-}
-
-// arrayLen is the length of a metadata slice of another element type, -1 for scalars.
-func arrayLen(v any) int {
-	switch x := v.(type) {
-	case []uint8:
-		return len(x)
-	case []int8:
-		return len(x)
-	case []uint16:
-		return len(x)
-	case []int16:
-		return len(x)
-	case []uint32:
-		return len(x)
-	case []uint64:
-		return len(x)
-	case []int64:
-		return len(x)
-	case []float64:
-		return len(x)
-	case []bool:
-		return len(x)
-	}
-	return -1
 }
 
 func humanBytes(n int64) string {
@@ -291,11 +267,15 @@ func oneLineValue(m inspectMeta) string {
 	return sb.String()
 }
 
+// printInspect prints the report as text. Names from the file (tensor names, metadata
+// keys, config keys, module names) go through escape.Control: a checkpoint can hold
+// escape sequences or NUL bytes in them, which must not reach the terminal.
 func printInspect(w io.Writer, r *inspectReport) {
-	fmt.Fprintf(w, "path:       %s\n", r.Path)
+	esc := escape.Control
+	fmt.Fprintf(w, "path:       %s\n", esc(r.Path))
 	fmt.Fprintf(w, "format:     %s\n", r.Format)
 	for _, f := range r.Files {
-		fmt.Fprintf(w, "file:       %s (%s, %d tensors)\n", f.Path, humanBytes(f.Bytes), f.Tensors)
+		fmt.Fprintf(w, "file:       %s (%s, %d tensors)\n", esc(f.Path), humanBytes(f.Bytes), f.Tensors)
 	}
 	fmt.Fprintf(w, "tensors:    %d, %s parameters (%d), %s of tensor data\n", r.NumTensors, humanCount(r.Params), r.Params, humanBytes(r.Bytes))
 	var dts []string
@@ -317,37 +297,37 @@ func printInspect(w io.Writer, r *inspectReport) {
 				fmt.Fprintf(w, "  %s = (config.json, %d bytes, shown above)\n", m.Key, len(r.Config))
 				continue
 			}
-			fmt.Fprintf(w, "  %s = %s\n", m.Key, oneLineValue(m))
+			fmt.Fprintf(w, "  %s = %s\n", esc(m.Key), oneLineValue(m))
 		}
 	}
 	if a := r.Adapter; a != nil {
 		fmt.Fprintf(w, "adapter:    LoRA r=%d alpha=%g rslora=%v, %d modules\n", a.R, a.Alpha, a.RSLoRA, len(a.Modules))
 		if a.TargetRegex != "" {
-			fmt.Fprintf(w, "  target_modules (regex): %s\n", a.TargetRegex)
+			fmt.Fprintf(w, "  target_modules (regex): %s\n", esc(a.TargetRegex))
 		} else {
-			fmt.Fprintf(w, "  target_modules: %s\n", strings.Join(a.TargetModules, ", "))
+			fmt.Fprintf(w, "  target_modules: %s\n", esc(strings.Join(a.TargetModules, ", ")))
 		}
 		for i, m := range a.Modules {
-			fmt.Fprintf(w, "  %s (scale %g)\n", m, a.Scales[i])
+			fmt.Fprintf(w, "  %s (scale %g)\n", esc(m), a.Scales[i])
 		}
 		for _, s := range a.Saved {
-			fmt.Fprintf(w, "  modules_to_save: %s\n", s)
+			fmt.Fprintf(w, "  modules_to_save: %s\n", esc(s))
 		}
 	}
 	fmt.Fprintln(w, "tensors:")
 	width := 0
 	for _, t := range r.Tensors {
-		width = max(width, len(t.Name))
+		width = max(width, len(esc(t.Name)))
 	}
 	for _, t := range r.Tensors {
-		line := fmt.Sprintf("  %-*s  %-5s %-18s %10d", width, t.Name, t.DType, fmt.Sprint(t.Shape), t.Bytes)
+		line := fmt.Sprintf("  %-*s  %-5s %-18s %10d", width, esc(t.Name), t.DType, fmt.Sprint(t.Shape), t.Bytes)
 		if t.File != "" {
-			line += "  " + t.File
+			line += "  " + esc(t.File)
 		}
 		fmt.Fprintln(w, line)
 	}
 	for _, n := range r.Notes {
-		fmt.Fprintf(w, "note: %s\n", n)
+		fmt.Fprintf(w, "note: %s\n", esc(n))
 	}
 }
 
@@ -377,6 +357,6 @@ func printConfig(w io.Writer, indent, prefix string, v any) {
 		if len(s) > 100 {
 			s = s[:96] + "..."
 		}
-		fmt.Fprintf(w, "%s%s = %s\n", indent, strings.TrimSuffix(prefix, "."), s)
+		fmt.Fprintf(w, "%s%s = %s\n", indent, escape.Control(strings.TrimSuffix(prefix, ".")), s)
 	}
 }

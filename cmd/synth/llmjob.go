@@ -20,6 +20,7 @@ import (
 	"synth/dataset"
 	"synth/llm"
 	"synth/llm/llamacpp"
+	"synth/native"
 )
 
 // The LLM commands (rewrite, translate) share the engine (llm.Generator + llm.RunJob),
@@ -82,13 +83,20 @@ func parseGenerationFlags(c *cli.Context, name string) (genConfig, error) {
 		dateLines: c.Bool("date-lines"), retryErrors: c.Bool("retry-errors"), failFast: c.Bool("fail-fast"),
 		quiet: c.Bool("quiet"), threads: threads(c),
 	}
+	for _, b := range []struct {
+		name   string
+		lo, hi int
+	}{{"parallel", 1, 256}, {"max-tokens", 1, maxLLMCtx}, {"ctx", 0, maxLLMCtx}, {"batch", 1, maxLLMCtx}} {
+		if _, err := intInRange(c, b.name, b.lo, b.hi); err != nil {
+			return cfg, err
+		}
+	}
 	switch {
-	case cfg.parallel < 1 || cfg.parallel > 256:
-		return cfg, usageErrorf("--parallel %d: want 1 to 256", cfg.parallel)
-	case cfg.maxTokens < 1:
-		return cfg, usageErrorf("--max-tokens %d: want at least 1", cfg.maxTokens)
-	case cfg.ctx < 0:
-		return cfg, usageErrorf("--ctx %d: want 0 (auto) or a positive count", cfg.ctx)
+	case cfg.ctx*cfg.parallel > maxLLMTokens:
+		return cfg, usageErrorf("--ctx %d x --parallel %d = %d positions in one context: want at most %d", cfg.ctx, cfg.parallel, cfg.ctx*cfg.parallel, maxLLMTokens)
+	case !(c.Float64("repeat-penalty") > 0):
+		// llama.cpp divides logits by it: 0 made them infinite (1 is off)
+		return cfg, usageErrorf("--repeat-penalty %g: want a positive number (1: off)", c.Float64("repeat-penalty"))
 	case cfg.batch < cfg.parallel:
 		return cfg, usageErrorf("--batch %d is smaller than --parallel %d: each slot needs a token per step", cfg.batch, cfg.parallel)
 	case c.Float64("temperature") < 0 || math.IsNaN(c.Float64("temperature")):
@@ -183,6 +191,9 @@ func runLLMJob(c *cli.Context, j llmJob) error {
 		return out.Close()
 	}
 
+	if gap := llamaSIMDGap(native.CPUFeatures().Features, llamacpp.CPUFeatures()); gap != "" {
+		slog.Warn(j.name + ": " + gap + ": generation will be several times slower")
+	}
 	model, err := llamacpp.LoadModel(cfg.modelPath, llamacpp.ModelParams{GPULayers: cfg.gpuLayers})
 	if err != nil {
 		return err

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 
+	"synth/internal/escape"
+
 	"github.com/urfave/cli/v2"
 )
 
@@ -76,6 +78,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 	}
 	markUsageErrors(app.Commands)
+	requireValues(app.Commands)
 	return app
 }
 
@@ -129,13 +132,55 @@ func markUsageErrors(cmds []*cli.Command) {
 	}
 }
 
-func oneLine(s string) string {
-	out := make([]rune, 0, len(s))
-	for _, r := range s {
-		if r == '\n' || r == '\r' {
-			r = ' '
+// requireValues makes a required string flag given as "" a usage error naming it (before,
+// --out "" got as far as "open : no such file or directory").
+func requireValues(cmds []*cli.Command) {
+	for _, cmd := range cmds {
+		var required []string
+		for _, f := range cmd.Flags {
+			switch fl := f.(type) {
+			case *cli.StringFlag:
+				if fl.Required {
+					required = append(required, fl.Name)
+				}
+			case *cli.StringSliceFlag:
+				if fl.Required {
+					required = append(required, fl.Name)
+				}
+			}
 		}
-		out = append(out, r)
+		if len(required) > 0 {
+			before := cmd.Before
+			cmd.Before = func(c *cli.Context) error {
+				for _, name := range required {
+					if empty(c, name) {
+						return usageErrorf("--%s is empty", name)
+					}
+				}
+				if before != nil {
+					return before(c)
+				}
+				return nil
+			}
+		}
+		requireValues(cmd.Subcommands)
 	}
-	return string(out)
+}
+
+func empty(c *cli.Context, name string) bool {
+	if vs := c.StringSlice(name); len(vs) > 0 {
+		for _, v := range vs {
+			if strings.TrimSpace(v) == "" {
+				return true
+			}
+		}
+		return false
+	}
+	return c.IsSet(name) && strings.TrimSpace(c.String(name)) == ""
+}
+
+// oneLine makes an error one line of plain text: line breaks become spaces and other
+// control characters (from names in a file, say) are escaped.
+func oneLine(s string) string {
+	return escape.Control(strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s))
 }

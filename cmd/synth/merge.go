@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"synth/dataset"
+	"synth/internal/atomicfile"
 )
 
 func mergeCommand() *cli.Command {
@@ -115,7 +116,7 @@ func mergeAction(c *cli.Context) error {
 		b.Write(recs[k])
 		b.WriteByte('\n')
 	}
-	if err := os.WriteFile(out, []byte(b.String()), 0o644); err != nil {
+	if err := atomicfile.WriteFile(out, []byte(b.String())); err != nil {
 		return fmt.Errorf("merge: %w", err)
 	}
 	fmt.Fprintf(c.App.ErrWriter, "merge: %d records from %d files -> %s\n", len(order), len(files), out)

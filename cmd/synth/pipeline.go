@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -263,8 +261,25 @@ func (p *pipeline) run() error {
 	if err := os.MkdirAll(p.out, 0o755); err != nil {
 		return fmt.Errorf("pipeline: %w", err)
 	}
+	if !p.dryRun {
+		// One pipeline per output folder: a second one would run every step twice.
+		lock, err := dataset.LockOutput(p.out)
+		if err != nil {
+			return err
+		}
+		defer lock.Release()
+	}
 	if cfg.Threads > 0 {
 		p.threads = cfg.Threads
+	}
+	// Every manifest the config names is read before any step runs: a missing or broken
+	// data.source used to fail at eval, after captioning and rewriting.
+	for _, m := range []string{cfg.Data.Source, cfg.Data.Unlabeled, cfg.Data.Foreign} {
+		if m != "" {
+			if _, err := dataset.ReadManifest(cfg.resolve(m)); err != nil {
+				return fmt.Errorf("pipeline: %s: %w", cfg.path, err)
+			}
+		}
 	}
 	p.hashes = loadHashCache(filepath.Join(p.out, ".model-hashes.json"))
 	start := time.Now()
@@ -428,45 +443,4 @@ func outputStatus(out string, m *dataset.Manifest, perImage bool) (stepStatus, e
 		return nil
 	})
 	return st, err
-}
-
-// fileSHA256 hashes a file (or, for a folder, the sorted names and contents of its
-// regular files) for provenance.
-func fileSHA256(path string) (string, error) {
-	h := sha256.New()
-	info, err := os.Stat(path)
-	if err != nil {
-		return "", err
-	}
-	var files []string
-	if info.IsDir() {
-		err = filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.Type().IsRegular() {
-				files = append(files, p)
-			}
-			return err
-		})
-		if err != nil {
-			return "", err
-		}
-		sort.Strings(files)
-	} else {
-		files = []string{path}
-	}
-	for _, f := range files {
-		if info.IsDir() {
-			rel, _ := filepath.Rel(path, f)
-			fmt.Fprintf(h, "%s\n", rel)
-		}
-		fh, err := os.Open(f)
-		if err != nil {
-			return "", err
-		}
-		_, err = io.Copy(h, fh)
-		fh.Close()
-		if err != nil {
-			return "", err
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"synth/dataset"
+	"synth/internal/atomicfile"
+	"synth/internal/filehash"
 )
 
 // evalSet is one dataset handed to synth eval.
@@ -137,11 +139,7 @@ func writeIfChanged(path string, data []byte) error {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
 		return nil
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("pipeline: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteFile(path, data); err != nil {
 		return fmt.Errorf("pipeline: %w", err)
 	}
 	return nil
@@ -161,11 +159,9 @@ func (p *pipeline) eval(sets []evalSet) error {
 	h := sha256.New()
 	fmt.Fprintf(h, "%q\n", args)
 	for _, s := range sets {
-		data, err := os.ReadFile(s.manifest)
-		if err != nil {
+		if _, err := filehash.Add(h, s.manifest); err != nil {
 			return fmt.Errorf("pipeline: %w", err)
 		}
-		h.Write(data)
 	}
 	if st, err := os.Stat(p.cfg.resolve(p.cfg.Eval.values["model"])); err == nil {
 		fmt.Fprintf(h, "%d %d\n", st.Size(), st.ModTime().UnixNano())
@@ -458,7 +454,7 @@ func (h *hashCache) sum(path string) (string, error) {
 	if e, ok := h.entries[path]; ok && e.Size == size && e.ModTime == mtime {
 		return e.SHA256, nil
 	}
-	sum, err := fileSHA256(path)
+	sum, err := filehash.Tree(path)
 	if err != nil {
 		return "", err
 	}

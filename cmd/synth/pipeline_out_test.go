@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"testing"
 
+	"synth/internal/faults"
+
 	"github.com/parquet-go/parquet-go"
 )
 
@@ -116,4 +118,29 @@ func value(t *testing.T, v parquet.Value) any {
 	}
 	t.Fatalf("column %d: unexpected kind %v", v.Column(), v.Kind())
 	return nil
+}
+
+// A pipeline file (card, Parquet copy, eval manifest) rewritten on a disk that fills up
+// keeps its finished content and leaves no ".tmp" beside it.
+func TestPipelineFilesSurviveFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	card := filepath.Join(dir, "README.md")
+	if err := writeIfChanged(card, []byte("# finished card\n")); err != nil {
+		t.Fatal(err)
+	}
+	restore, child := faults.DiskFull(t, 1<<10)
+	if !child {
+		return
+	}
+	err := writeIfChanged(card, make([]byte, 64<<10))
+	restore()
+	if err == nil {
+		t.Fatal("no error from a write past the full disk")
+	}
+	if got, _ := os.ReadFile(card); string(got) != "# finished card\n" {
+		t.Errorf("card holds %d bytes after the failed rewrite", len(got))
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("%d files in the folder, want the card alone", len(ents))
+	}
 }

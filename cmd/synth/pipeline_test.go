@@ -45,3 +45,19 @@ func TestPipelineConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// A data manifest the steps cannot read stops the pipeline before any step runs (a
+// missing data.source used to surface at eval, after captioning and rewriting).
+func TestPipelineChecksDataBeforeWork(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "u.jsonl"), []byte(`{"id":"p1","images":["a.jpg"]}`+"\n"), 0o644)
+	cfg := filepath.Join(dir, "synth.yaml")
+	os.WriteFile(cfg, []byte("output: ds\ndata: {unlabeled: u.jsonl, source: missing.jsonl}\ncaption:\n  model: no-model\neval:\n  model: m.pt\n"), 0o644)
+	code, _, errOut := runCLI(t, "pipeline", "--config", cfg)
+	if code != exitRuntime || !strings.Contains(errOut, "missing.jsonl") {
+		t.Errorf("exit %d, %q; want an error naming missing.jsonl", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ds", captionedFile)); err == nil {
+		t.Error("the caption step ran before the bad data.source was found")
+	}
+}

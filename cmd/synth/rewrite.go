@@ -32,7 +32,12 @@ func rewriteCommand() *cli.Command {
 			"gen_tokens, ms, finish_reason (stop|length|context), coverage, ...} or {..., error}.\n" +
 			"coverage is the fraction of keywords whose words appear in the text (a lexical check).\n" +
 			"The run is resumable: rerun the same command after a kill and done products are\n" +
-			"skipped (--retry-errors redoes failed ones). Progress goes to stderr.",
+			"skipped (--retry-errors redoes failed ones). Progress goes to stderr.\n\n" +
+			"Reproducibility: each product's sampler seed comes from --seed and its id, not its\n" +
+			"slot. The same command gives the same texts, but --parallel 1 and --parallel 3 do\n" +
+			"not: llama.cpp decodes the slots' tokens as one batch, and the batch's shape changes\n" +
+			"the order of its floating-point sums, so logits differ in the last bits and a\n" +
+			"sampled token, and the text after it, can differ (docs/sharding.md).",
 		Flags: append(generationFlags(256, 0.6),
 			&cli.StringFlag{Name: "examples", Usage: "few-shot style examples, JSONL {keywords, text}"},
 			&cli.StringFlag{Name: "examples-from", Usage: "draw the few-shot examples from this `MANIFEST`'s products with a text and keywords"},

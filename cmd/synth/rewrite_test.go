@@ -439,3 +439,11 @@ func TestRewriteKorean(t *testing.T) {
 		t.Errorf("--lang fr: exit %d", code)
 	}
 }
+
+// The help says why the same seed gives other texts at another --parallel (issue 20).
+func TestRewriteHelpDocumentsParallel(t *testing.T) {
+	code, out, _ := runCLI(t, "rewrite", "--help")
+	if code != exitOK || !strings.Contains(out, "--parallel 1 and --parallel 3 do") || !strings.Contains(out, "floating-point sums") {
+		t.Errorf("rewrite --help does not explain --parallel and reproducibility:\n%s", out)
+	}
+}

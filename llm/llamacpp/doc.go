@@ -34,6 +34,9 @@
 // Models, contexts, batches and samplers own C memory: Close them. A Context is used by
 // one goroutine at a time; a Model may be shared.
 //
-// llamacpp imports only synth/native/ggml from synth: the one owner of ggml's backend
-// registry, which loads the GPU modules once for llama.cpp and native alike.
+// Before llama.cpp sees a file, LoadModel reads it with synth's own GGUF parser and checks
+// the metadata llama.cpp trusts (check.go), so a malformed model is an error, not an
+// abort. From synth, llamacpp imports synth/native/ggml, the one owner of ggml's backend
+// registry (it loads the GPU modules once for llama.cpp and native alike), and weights,
+// the standard-library leaf that parses GGUF.
 package llamacpp

@@ -106,8 +106,8 @@ func LoadAdapter(dir string, linears map[string]*nn.Linear) (*Adapter, error) {
 	}
 	defer ad.Close()
 	pc := ad.Config
-	if pc.FanInFanOut || pc.Bias != "none" || len(ad.Saved) > 0 {
-		return nil, fmt.Errorf("finetune: adapter %s: fan_in_fan_out, biases and modules_to_save cannot be trained here", dir)
+	if pc.Bias != "none" || len(ad.Saved) > 0 {
+		return nil, fmt.Errorf("finetune: adapter %s: biases and modules_to_save cannot be trained here", dir)
 	}
 	raw, err := os.ReadFile(filepath.Join(dir, "adapter_config.json"))
 	if err != nil {

@@ -1,18 +1,15 @@
 package longclip
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"image"
-	"io"
-	"os"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
 
+	"synth/internal/filehash"
 	"synth/native"
 	"synth/vision/cliptok"
 	"synth/vision/preprocess"
@@ -321,21 +318,9 @@ func (m *Model) Fingerprint() (string, error) {
 			m.fp = "memory:" + strings.Join(m.files, ",")
 			return
 		}
-		h := sha256.New()
-		for _, f := range m.files {
-			fh, err := os.Open(f)
-			if err != nil {
-				m.fpErr = fmt.Errorf("longclip: fingerprint: %w", err)
-				return
-			}
-			_, err = io.Copy(h, fh)
-			fh.Close()
-			if err != nil {
-				m.fpErr = fmt.Errorf("longclip: fingerprint %s: %w", f, err)
-				return
-			}
+		if m.fp, m.fpErr = filehash.Files(m.files...); m.fpErr != nil {
+			m.fpErr = fmt.Errorf("longclip: fingerprint: %w", m.fpErr)
 		}
-		m.fp = hex.EncodeToString(h.Sum(nil))
 	})
 	return m.fp, m.fpErr
 }

@@ -168,11 +168,16 @@ func TestPoolsAtFirstMaximum(t *testing.T) {
 	b := []int32{598, 10, 11, 599, 40, 41, 42, 43, 599}
 	out := c.ToHost(m.EncodeText(c, [][]int32{a, b}))
 	e := m.Config.EmbedDim
-	if d, _ := maxErr(out[:e], out[e:]); d > 1e-6 {
+	// The rows pooled here are computed along different float paths (7, 9 and 4 tokens:
+	// attention sums over other key counts, reductions split differently), so they agree
+	// to float32 rounding, a few 1e-7 relative per layer, not bit for bit; pooling at the
+	// wrong position would differ at O(1).
+	const tol = 1e-5
+	if d, _ := maxErr(out[:e], out[e:]); d > tol {
 		t.Errorf("texts equal up to the first maximum differ by %g", d)
 	}
 	cut := c.ToHost(m.EncodeText(c, [][]int32{a[:4]}))
-	if d, _ := maxErr(cut, out[:e]); d > 1e-6 {
+	if d, _ := maxErr(cut, out[:e]); d > tol {
 		t.Errorf("text cut after its first maximum differs by %g", d)
 	}
 }

@@ -3,7 +3,9 @@ package nn
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
+	"sort"
 	"strings"
 
 	"synth/native"
@@ -44,16 +46,34 @@ type Loader struct {
 	used map[string]bool    // adapter modules applied, to report adapter modules that matched nothing
 	mods map[string]*Linear // every Linear loaded, by module name (shared by Subs)
 	errs *[]error
+	made *matrixStats
+}
+
+// matrixStats counts the weight matrices made per dtype, and those that stayed float32
+// though another dtype was asked for, for the summary Finish logs.
+type matrixStats struct {
+	dtypes map[native.DType]int
+	kept   []string // names whose rows do not fill whole blocks of the requested dtype
 }
 
 // NewLoader returns a Loader over s.
 func NewLoader(s *weights.Scope, opt Options) *Loader {
-	return &Loader{S: s, opt: opt, used: map[string]bool{}, mods: map[string]*Linear{}, errs: new([]error)}
+	return &Loader{S: s, opt: opt, used: map[string]bool{}, mods: map[string]*Linear{}, errs: new([]error), made: &matrixStats{dtypes: map[native.DType]int{}}}
 }
 
 // Sub is the Loader for a sub-scope (see weights.Scope.Sub); it shares the state.
 func (l *Loader) Sub(prefix string, parts ...any) *Loader {
-	return &Loader{S: l.S.Sub(prefix, parts...), opt: l.opt, used: l.used, mods: l.mods, errs: l.errs}
+	return &Loader{S: l.S.Sub(prefix, parts...), opt: l.opt, used: l.used, mods: l.mods, errs: l.errs, made: l.made}
+}
+
+// MatrixDTypes counts the weight matrices made so far by dtype (e.g. {"q8_0": 40,
+// "f32": 12}).
+func (l *Loader) MatrixDTypes() map[string]int {
+	out := map[string]int{}
+	for dt, n := range l.made.dtypes {
+		out[strings.ToLower(dt.String())] = n
+	}
+	return out
 }
 
 func (l *Loader) fail(err error) { *l.errs = append(*l.errs, err) }
@@ -65,8 +85,24 @@ func (l *Loader) Err() error {
 }
 
 // Finish is Err plus the scope's unused-tensor check and adapter modules that matched no
-// layer of the model (an adapter for another model must not load silently).
+// layer of the model (an adapter for another model must not load silently). When a dtype
+// other than F32 was asked for, it logs how many weight matrices each dtype holds and
+// which stayed float32 because their rows do not fill whole blocks (the right fallback,
+// said once instead of silently).
 func (l *Loader) Finish() error {
+	if l.opt.DType != native.F32 && len(l.made.dtypes) > 0 {
+		var parts []string
+		for dt, n := range l.made.dtypes {
+			parts = append(parts, fmt.Sprintf("%s x%d", strings.ToLower(dt.String()), n))
+		}
+		sort.Strings(parts)
+		args := []any{"dtype", strings.ToLower(l.opt.DType.String()), "matrices", strings.Join(parts, ", ")}
+		if k := l.made.kept; len(k) > 0 {
+			args = append(args, "kept_f32", len(k), "reason", fmt.Sprintf("rows not a multiple of %d values", l.opt.DType.BlockSize()),
+				"first", strings.Join(k[:min(len(k), 3)], ", "))
+		}
+		slog.Info("nn: weights loaded", args...)
+	}
 	if l.opt.Adapter != nil {
 		for _, m := range l.opt.Adapter.Modules() {
 			if !l.used[m] {
@@ -112,9 +148,9 @@ func (l *Loader) linear(module, weight, bias string, out, in int) *Linear {
 	}
 	if lora != nil {
 		l.used[module] = true
-		if lora.In != in || lora.Out != out || lora.FanInFanOut {
-			l.fail(fmt.Errorf("nn: adapter %s: %s has lora in %d out %d (fan_in_fan_out %v), layer is [%d, %d]",
-				l.opt.Adapter.Dir, module, lora.In, lora.Out, lora.FanInFanOut, out, in))
+		if lora.In != in || lora.Out != out {
+			l.fail(fmt.Errorf("nn: adapter %s: %s has lora in %d out %d, layer is [%d, %d]",
+				l.opt.Adapter.Dir, module, lora.In, lora.Out, out, in))
 			return lin
 		}
 	}
@@ -274,6 +310,8 @@ func (l *Loader) matrix(full string, t weights.Tensor, n, k int) *native.Matrix 
 		var err error
 		if m, err = l.opt.device().NewMatrix(dt, t.Data, n, k); err != nil {
 			l.fail(fmt.Errorf("nn: %s: %w", full, err))
+		} else {
+			l.made.dtypes[dt]++
 		}
 	} else if v, ok := t.F32View(); ok {
 		m = l.matrixF32(full, v, n, k)
@@ -298,6 +336,7 @@ func (l *Loader) matrixF32(full string, w []float32, n, k int) *native.Matrix {
 	dt := l.opt.DType
 	if dt != native.F32 && k%dt.BlockSize() != 0 {
 		dt = native.F32 // rows that do not fill whole blocks stay float32
+		l.made.kept = append(l.made.kept, full)
 	}
 	if dt == native.F32 {
 		m, err = l.opt.device().NewMatrixF32(w, n, k)
@@ -306,7 +345,9 @@ func (l *Loader) matrixF32(full string, w []float32, n, k int) *native.Matrix {
 	}
 	if err != nil {
 		l.fail(fmt.Errorf("nn: %s: %w", full, err))
+		return m
 	}
+	l.made.dtypes[dt]++
 	return m
 }
 

@@ -1,8 +1,10 @@
 package nn
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -136,8 +138,19 @@ func TestLoaderDTypesAndProjection(t *testing.T) {
 	a := ld.Linear("a", out, in, false)
 	h := ld.Linear("h", out, in, false)
 	pr := ld.Projection("proj", 3, 2)
+	var logs bytes.Buffer
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
 	if err := ld.Finish(); err != nil {
 		t.Fatal(err)
+	}
+	// The float32 fallback of a matrix whose rows do not fill whole blocks is right, and
+	// said: the counts per dtype, and which stayed float32.
+	if got := ld.MatrixDTypes(); got["q8_0"] != 2 || got["f32"] != 1 || len(got) != 2 {
+		t.Errorf("matrix dtypes %v, want q8_0 x2 and f32 x1", got)
+	}
+	if l := logs.String(); !strings.Contains(l, "kept_f32=1") || !strings.Contains(l, "proj") || !strings.Contains(l, "q8_0 x2") {
+		t.Errorf("Finish logged %q, want the counts and the float32 fallback of proj", l)
 	}
 	if a.W.DType() != native.Q8_0 || h.W.DType() != native.Q8_0 {
 		t.Fatalf("dtypes %v %v, want q8_0 for both", a.W.DType(), h.W.DType())

@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"synth/internal/filehash"
 )
 
 // Sentinel errors callers branch on.
@@ -68,7 +70,7 @@ func Make(paths ...string) ([]Entry, error) {
 	sort.Strings(files)
 	out := make([]Entry, 0, len(files))
 	for _, f := range files {
-		sum, size, err := hashFile(filepath.FromSlash(f))
+		sum, size, err := filehash.FileSize(filepath.FromSlash(f))
 		if err != nil {
 			return nil, fmt.Errorf("modellock: %w", err)
 		}
@@ -104,21 +106,6 @@ func walkFiles(root string, fn func(path string) error) error {
 		}
 		return nil
 	})
-}
-
-// hashFile is the SHA-256 (hex) and length of a file's content.
-func hashFile(path string) (sum string, size int64, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	size, err = io.Copy(h, f)
-	if err != nil {
-		return "", 0, fmt.Errorf("%s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), size, nil
 }
 
 const header = `# synth models.lock: the sha256, size in bytes and path of every model file.
@@ -244,7 +231,7 @@ func (l *Lock) Check() *Report {
 			r.Problems = append(r.Problems, Problem{e.Path, fmt.Sprintf("size %d, want %d", st.Size(), e.Size)})
 			continue
 		}
-		sum, size, err := hashFile(p)
+		sum, size, err := filehash.FileSize(p)
 		switch {
 		case err != nil:
 			r.Problems = append(r.Problems, Problem{e.Path, err.Error()})

@@ -225,6 +225,13 @@ func (x *cpuExec) copy(dst, src Tensor) {
 	}
 }
 
+func (x *cpuExec) zero(t Tensor) {
+	rows, _ := t.Dims2()
+	for r := 0; r < rows; r++ {
+		clear(t.Row(r))
+	}
+}
+
 func (x *cpuExec) fillAt(t Tensor, at []int32, v float32) {
 	d := t.F32()
 	for _, i := range at {

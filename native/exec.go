@@ -45,6 +45,8 @@ type executor interface {
 	gatherRows(dst, table Tensor, ids []int32)
 	// dst = src (same 2-D shape, views allowed, no overlap).
 	copy(dst, src Tensor)
+	// t = 0.
+	zero(t Tensor)
 	// x[at[i]] = v for flat indices of x's 2-D form (contiguous x).
 	fillAt(x Tensor, at []int32, v float32)
 	// x[at[i]] = x < 0 ? x*p : x/p (repetition penalty), flat indices as fillAt.

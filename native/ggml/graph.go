@@ -290,3 +290,6 @@ func (g *Graph) Transpose(a T) T {
 	g.viewInit(r)
 	return r
 }
+
+// Fill is a tensor of a's shape with every element v.
+func (g *Graph) Fill(a T, v float32) T { return g.made(C.ggml_fill(g.ctx, a.t, C.float(v))) }

@@ -14,7 +14,7 @@ import (
 	"unicode/utf8"
 )
 
-// Product is one line of a manifest (DESIGN.md):
+// Product is one line of a manifest (docs/manifest.md):
 //
 //	{"id": "p123", "images": ["img/p123_0.jpg"], "text": "...", "keywords": ["blue jeans"],
 //	 "category": "...", "title": "...", "lang": "en"}

@@ -27,8 +27,9 @@ type Output struct {
 	opt  OutputOptions
 	lock *filelock.Lock
 	done map[string]bool
-	// Dropped counts what open removed: a torn last line, and error records when
-	// RetryErrors is set.
+	errs int // records with an "error" field
+	// Dropped counts what open removed: a torn last line, error records when
+	// RetryErrors is set, and what Drop chose.
 	Dropped int
 }
 
@@ -39,6 +40,9 @@ type OutputOptions struct {
 	// RetryErrors drops records that carry an "error" field at open, so those items are
 	// done again instead of skipped.
 	RetryErrors bool
+	// Drop, when set, removes the records it returns true for at open (e.g. records made
+	// with other settings, when a rerun recomputes them).
+	Drop func(rec map[string]json.RawMessage) bool
 }
 
 // KeyFields builds a Key function from string fields, e.g. KeyFields("id", "image") for
@@ -148,7 +152,8 @@ func (o *Output) recover() error {
 		if err := json.Unmarshal(line, &rec); err != nil {
 			return fmt.Errorf("dataset: output %s:%d is not a JSON object (%v); move the file away to start over", o.path, lineNo, err)
 		}
-		if _, failed := rec["error"]; failed && o.opt.RetryErrors {
+		_, failed := rec["error"]
+		if (failed && o.opt.RetryErrors) || (o.opt.Drop != nil && o.opt.Drop(rec)) {
 			o.Dropped++
 			rewrite = true
 			continue
@@ -161,6 +166,9 @@ func (o *Output) recover() error {
 			return fmt.Errorf("dataset: output %s:%d: %w %q", o.path, lineNo, ErrDuplicate, key)
 		}
 		o.done[key] = true
+		if failed {
+			o.errs++
+		}
 		keep.Write(line)
 	}
 	if rewrite {
@@ -169,19 +177,24 @@ func (o *Output) recover() error {
 	return nil
 }
 
-// replaceFile atomically replaces path with data, keeping the file's mode (a resumed
-// output stays as readable as it was).
+// replaceFile atomically replaces path with data (writeAtomic).
 func replaceFile(path string, data []byte) error {
+	return writeAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// writeAtomic replaces path with what fill writes, atomically (internal/atomicfile),
+// keeping the mode of the file it replaces (a resumed output stays as readable as it
+// was).
+func writeAtomic(path string, fill func(io.Writer) error) error {
 	mode := atomicfile.DefaultMode
 	if st, err := os.Stat(path); err == nil {
 		mode = st.Mode().Perm()
 	}
-	err := atomicfile.WriteMode(path, mode, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("dataset: rewrite output: %w", err)
+	if err := atomicfile.WriteMode(path, mode, fill); err != nil {
+		return fmt.Errorf("dataset: %w", err)
 	}
 	return nil
 }
@@ -198,6 +211,13 @@ func (o *Output) Len() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return len(o.done)
+}
+
+// Errors is the number of records in the output that carry an "error" field.
+func (o *Output) Errors() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.errs
 }
 
 // Write appends rec (marshalled as one JSON line) under key.
@@ -219,6 +239,12 @@ func (o *Output) Write(key string, rec any) error {
 		return fmt.Errorf("dataset: write %s: %w", o.path, err)
 	}
 	o.done[key] = true
+	var probe struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(line, &probe) == nil && len(probe.Error) > 0 {
+		o.errs++
+	}
 	return nil
 }
 

@@ -20,6 +20,10 @@ type Report struct {
 	Histogram Histogram `json:"histogram"`
 	// Warnings about the inputs, e.g. texts Long-CLIP cannot read (every dataset's).
 	Warnings []string `json:"warnings,omitempty"`
+	// Fingerprint and Version identify what made the report (set by synth pipeline:
+	// the model's hash, every parameter and synth's version; see docs/provenance.md).
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Version     string `json:"version,omitempty"`
 }
 
 // Params are the exact parameters of the run.

@@ -233,7 +233,7 @@ func TestCaptionManifestLoRAAndShards(t *testing.T) {
 				t.Fatalf("shard %s: exit %d: %s", shard, code, errOut)
 			}
 			for _, r := range readCaptionRecords(t, out) {
-				if r["lora"] != set || r["error"] != nil {
+				if r["lora"] != filepath.Base(set) || r["error"] != nil {
 					t.Errorf("record %v", r)
 				}
 				ids[r["id"].(string)]++

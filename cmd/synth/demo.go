@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -16,35 +17,33 @@ func demoCommand() *cli.Command {
 		Description: "Writes into --out: garment-like product images with source descriptions in Korean\n" +
 			"(and English), a glossary, unlabeled products and keyword-list products (data/), tiny\n" +
 			"random-weight models in the real formats (an HF BLIP-2 folder with a PEFT LoRA adapter,\n" +
-			"a Long-CLIP .pt, a Llama GGUF) (models/) and synth.yaml; then runs `synth pipeline\n" +
-			"--config synth.yaml`, which translates the Korean descriptions, captions, rewrites and\n" +
-			"evaluates into out/. Running it again recomputes nothing.\n\n" +
+			"a Long-CLIP .pt, a Llama GGUF) (models/) and synth.yaml; then runs its pipeline, which\n" +
+			"translates the Korean descriptions, captions, rewrites, evaluates and publishes the\n" +
+			"dataset into out/. Running it again recomputes nothing.\n\n" +
 			"Random weights make meaningless text: the demo shows the pipeline, not quality.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Value: "demo", Usage: "demo folder"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the drawn products and random weights"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.Args().Present() {
-				return usageErrorf("demo takes no arguments, got %q", c.Args().Slice())
+			if err := noArgs(c); err != nil {
+				return err
 			}
 			start := time.Now()
 			l, built, err := demo.Build(c.String("out"), c.Uint64("seed"))
 			if err != nil {
 				return err
 			}
-			w := c.App.ErrWriter
 			if built {
-				fmt.Fprintf(w, "demo: built data and tiny models in %s (%s)\n", l.Dir, time.Since(start).Round(time.Millisecond))
+				slog.Info("demo: built data and tiny models", "dir", l.Dir, "took", time.Since(start).Round(time.Millisecond))
 			} else {
-				fmt.Fprintf(w, "demo: data and models already in %s\n", l.Dir)
+				slog.Info("demo: data and models already there", "dir", l.Dir)
 			}
-			fmt.Fprint(w, demoNotice)
-			args := []string{"synth", fmt.Sprintf("--threads=%d", threads(c)), "pipeline", "--config", l.Config}
-			if err := newApp(c.App.Writer, c.App.ErrWriter).Run(args); err != nil {
+			fmt.Fprint(c.App.ErrWriter, demoNotice)
+			if err := runPipeline(c, l.Config, false, false); err != nil {
 				return err
 			}
-			fmt.Fprint(w, demoNotice)
+			fmt.Fprint(c.App.ErrWriter, demoNotice)
 			return nil
 		},
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"synth/dataset"
+	"synth/pipeline"
 )
 
 // TestDemoKilledResumedAndRerun is issue 9's acceptance: the demo pipeline killed part way
@@ -36,7 +37,7 @@ func TestDemoKilledResumedAndRerun(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- first.Wait() }()
-	captions := filepath.Join(dir, "out", captionedFile)
+	captions := filepath.Join(dir, "out", pipeline.CaptionedFile)
 	killed := false
 	// The first run must be over (killed or finished) before the second starts: two runs
 	// appending to one output would write each record twice.
@@ -69,23 +70,24 @@ poll:
 	if err != nil {
 		t.Fatalf("second run: %v\n%s", err, out)
 	}
-	checkComplete(t, filepath.Join(dir, "data", "source_ko.jsonl"), filepath.Join(dir, "out", translatedFile), false)
+	checkComplete(t, filepath.Join(dir, "data", "source_ko.jsonl"), filepath.Join(dir, "out", pipeline.TranslatedFile), false)
 	checkComplete(t, filepath.Join(dir, "data", "unlabeled.jsonl"), captions, true)
-	checkComplete(t, filepath.Join(dir, "data", "foreign.jsonl"), filepath.Join(dir, "out", rewrittenFile), false)
+	checkComplete(t, filepath.Join(dir, "data", "foreign.jsonl"), filepath.Join(dir, "out", pipeline.RewrittenFile), false)
 	report, err := os.ReadFile(filepath.Join(dir, "out", "eval", "report.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, row := range []string{"| source |", "| captioned |", "| rewritten |"} {
+	for _, row := range []string{"| translated |", "| captioned |", "| rewritten |"} {
 		if !strings.Contains(string(report), row) {
 			t.Errorf("report.md has no Table 1 row %q", row)
 		}
 	}
-	// The evaluation's source set is the translation of the Korean descriptions.
-	if !strings.Contains(string(report), "- source: "+filepath.Join(dir, "out", translatedFile)) {
+	// The evaluation's reference set is the translation of the Korean descriptions.
+	if !strings.Contains(string(report), "| translated |") || strings.Contains(string(report), "| source |") {
 		t.Errorf("report.md does not evaluate the translated source:\n%s", report)
 	}
-	for _, f := range []string{"README.md", "translated.parquet", "captioned.parquet", "rewritten.parquet", "eval/similarity.png", "eval/report.json"} {
+	for _, f := range []string{"README.md", "parquet/translated.parquet", "parquet/captioned.parquet", "parquet/rewritten.parquet",
+		"source/metadata.jsonl", "translated/metadata.jsonl", "captioned/metadata.jsonl", "index.html", "eval/similarity.png", "eval/report.json"} {
 		if st, err := os.Stat(filepath.Join(dir, "out", f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s missing or empty", f)
 		}
@@ -93,7 +95,7 @@ poll:
 
 	// Third run: every step is found complete; no output changes.
 	before := map[string]time.Time{}
-	for _, f := range []string{translatedFile, captionedFile, rewrittenFile, "eval/report.json", "captioned.parquet", "README.md"} {
+	for _, f := range []string{pipeline.TranslatedFile, pipeline.CaptionedFile, pipeline.RewrittenFile, "eval/report.json", "parquet/captioned.parquet", "README.md", "index.html"} {
 		st, _ := os.Stat(filepath.Join(dir, "out", f))
 		before[f] = st.ModTime()
 	}
@@ -102,7 +104,7 @@ poll:
 	if err != nil {
 		t.Fatalf("third run: %v\n%s", err, out)
 	}
-	for _, step := range []string{"translate: complete", "caption: complete", "rewrite: complete", "eval: report for these inputs exists"} {
+	for _, step := range []string{"translate: complete", "caption: complete", "rewrite: complete", "eval: the report for these inputs and settings exists"} {
 		if !strings.Contains(string(out), step) {
 			t.Errorf("third run did not skip (%q missing):\n%s", step, out)
 		}

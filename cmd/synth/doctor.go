@@ -3,48 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
-	"runtime"
-	"slices"
 	"strings"
 
-	"github.com/klauspost/cpuid/v2"
 	"github.com/urfave/cli/v2"
 
 	"synth/llm/llamacpp"
-	"synth/native"
+	"synth/pipeline"
 )
-
-// doctorReport is what `synth doctor` prints; the JSON field names are stable.
-type doctorReport struct {
-	Version        string              `json:"version"`
-	CPU            string              `json:"cpu"`
-	Arch           string              `json:"arch"`
-	LogicalCPUs    int                 `json:"logical_cpus"`
-	Features       []string            `json:"features"`
-	Build          string              `json:"build"`      // portable, native-tuned, tuned, unknown
-	BuildArch      string              `json:"build_arch"` // the -march value: x86-64-v3, native, ...
-	CgoFlags       string              `json:"cgo_flags"`  // CGO_CFLAGS at build time ("" when not recorded)
-	KernelVariant  string              `json:"kernel_variant"`
-	KernelRunnable []string            `json:"kernel_variants_runnable"` // compiled in and runnable here, best first
-	Threads        int                 `json:"threads"`
-	LlamaCPPSystem string              `json:"llama_cpp_system_info"`
-	LlamaCPU       []string            `json:"llama_cpp_cpu_features"` // fixed at build time by -march
-	LlamaCPUNote   string              `json:"llama_cpp_cpu_note"`
-	GPUModulesFrom string              `json:"gpu_modules_from"` // "" when nowhere to look
-	GPUModules     []string            `json:"gpu_modules"`      // module files loaded
-	GPUModulesBad  []string            `json:"gpu_modules_failed"`
-	LlamaGPU       bool                `json:"llama_cpp_gpu_offload"`
-	LlamaDevices   []string            `json:"llama_cpp_devices"`
-	Devices        []native.DeviceInfo `json:"devices"` // synth's compute devices (cpu, ggml:...)
-	CUDABuild      bool                `json:"cuda_build"`
-	CUDADevices    []string            `json:"cuda_devices"`
-	GPUPresent     bool                `json:"gpu_present"`
-	GPUNote        string              `json:"gpu_note"`
-	GoVersion      string              `json:"go_version"`
-	CCVersion      string              `json:"cgo_cc_version"`
-}
 
 func doctorCommand() *cli.Command {
 	return &cli.Command{
@@ -60,7 +25,7 @@ func doctorCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 		},
 		Action: func(c *cli.Context) error {
-			r := doctor(threads(c))
+			r := pipeline.Doctor(version, cgoFlags, threads(c))
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")
@@ -72,114 +37,7 @@ func doctorCommand() *cli.Command {
 	}
 }
 
-func doctor(nthreads int) doctorReport {
-	cpu := native.CPUFeatures()
-	kind, arch := buildKind(cgoFlags)
-	from, mods := llamacpp.Modules()
-	r := doctorReport{
-		Version:        version,
-		CPU:            cpuid.CPU.BrandName,
-		Arch:           runtime.GOOS + "/" + runtime.GOARCH,
-		LogicalCPUs:    runtime.NumCPU(),
-		Features:       cpu.Features,
-		Build:          kind,
-		BuildArch:      arch,
-		CgoFlags:       cgoFlags,
-		KernelVariant:  cpu.Variant,
-		KernelRunnable: cpu.Runnable,
-		Threads:        nthreads,
-		LlamaCPPSystem: llamacpp.SystemInfo(),
-		LlamaCPU:       llamacpp.CPUFeatures(),
-		GPUModulesFrom: from,
-		GPUModules:     []string{},
-		GPUModulesBad:  []string{},
-		LlamaGPU:       llamacpp.SupportsGPUOffload(),
-		LlamaDevices:   []string{},
-		Devices:        native.Devices(),
-		GoVersion:      runtime.Version(),
-		CCVersion:      cpu.Compiler,
-	}
-	if r.Features == nil {
-		r.Features = []string{}
-	}
-	if r.KernelRunnable == nil {
-		r.KernelRunnable = []string{}
-	}
-	if r.LlamaCPU == nil {
-		r.LlamaCPU = []string{}
-	}
-	r.LlamaCPUNote = llamaSIMDGap(r.Features, r.LlamaCPU)
-	for _, m := range mods {
-		if m.Loaded {
-			r.GPUModules = append(r.GPUModules, m.File)
-		} else {
-			r.GPUModulesBad = append(r.GPUModulesBad, m.File)
-		}
-	}
-	for _, d := range llamacpp.Devices() {
-		r.LlamaDevices = append(r.LlamaDevices, d.String())
-	}
-	r.CUDADevices = []string{}
-	for _, d := range r.Devices {
-		if strings.HasPrefix(d.Name, "ggml:CUDA") {
-			r.CUDABuild = true
-			r.CUDADevices = append(r.CUDADevices, d.Name)
-		}
-	}
-	r.GPUPresent, r.GPUNote = nvidiaGPUPresent()
-	if r.GPUPresent && !r.CUDABuild {
-		r.GPUNote += fmt.Sprintf("; no CUDA device: build the module (CMakeLists.txt) and name it in $%s", llamacpp.BackendsEnv)
-	}
-	return r
-}
-
-// llamaSIMDGap names the best SIMD level this CPU has that llama.cpp's CPU backend was
-// compiled without, or "". ggml-cpu's SIMD level is fixed at compile time, unlike our
-// kernels' dispatch: plain `go build` or `go install` (no -march) gives a llama.cpp
-// without AVX2, several times slower at rewriting. doctor reports it; rewrite warns.
-func llamaSIMDGap(cpuFeatures, llamaCPU []string) string {
-	for _, lv := range []struct{ cpu, ggml, name string }{{"AVX512F", "AVX512", "AVX-512"}, {"AVX2", "AVX2", "AVX2"}} {
-		if slices.Contains(cpuFeatures, lv.cpu) && !slices.Contains(llamaCPU, lv.ggml) {
-			return "this CPU has " + lv.name + ", which this build's llama.cpp does not use (a native build, plain make, would)"
-		}
-	}
-	return ""
-}
-
-// buildKind classifies the recorded cgo flags by their -march: native-tuned (runs on CPUs
-// with the build machine's features), portable (a generic x86-64 level), tuned (another
-// named CPU) or unknown (not recorded: built without make).
-func buildKind(flags string) (kind, arch string) {
-	for _, f := range strings.Fields(flags) {
-		if v, ok := strings.CutPrefix(f, "-march="); ok {
-			arch = v // the last one wins, as in gcc
-		}
-	}
-	switch {
-	case arch == "native":
-		return "native-tuned", arch
-	case arch == "x86-64" || strings.HasPrefix(arch, "x86-64-v") || strings.HasPrefix(arch, "armv8"):
-		return "portable", arch
-	case arch != "":
-		return "tuned", arch
-	}
-	return "unknown", ""
-}
-
-// nvidiaGPUPresent looks for the NVIDIA kernel driver's view of GPUs, which needs no CUDA
-// libraries, so a CPU-only build can still say that a GPU is there.
-func nvidiaGPUPresent() (bool, string) {
-	gpus, _ := filepath.Glob("/proc/driver/nvidia/gpus/*")
-	if len(gpus) > 0 {
-		return true, fmt.Sprintf("%d NVIDIA GPU(s) seen by the driver", len(gpus))
-	}
-	if _, err := os.Stat("/dev/nvidia0"); err == nil {
-		return true, "/dev/nvidia0 present"
-	}
-	return false, "no NVIDIA driver or device found"
-}
-
-func printDoctor(c *cli.Context, r doctorReport) {
+func printDoctor(c *cli.Context, r pipeline.DoctorReport) {
 	w := c.App.Writer
 	yes := func(b bool) string {
 		if b {

@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"testing"
+
+	"synth/pipeline"
+)
 
 func TestBuildKind(t *testing.T) {
 	for _, c := range []struct{ flags, kind, arch string }{
@@ -11,7 +15,7 @@ func TestBuildKind(t *testing.T) {
 		{"-O2", "unknown", ""},
 		{"", "unknown", ""},
 	} {
-		if kind, arch := buildKind(c.flags); kind != c.kind || arch != c.arch {
+		if kind, arch := pipeline.BuildKind(c.flags); kind != c.kind || arch != c.arch {
 			t.Errorf("buildKind(%q) = %s, %s; want %s, %s", c.flags, kind, arch, c.kind, c.arch)
 		}
 	}

@@ -274,7 +274,7 @@ func TestEmbedManifestShardsAndArrays(t *testing.T) {
 		t.Fatal(stderr)
 	}
 	// Array outputs and their .items.jsonl are as readable as every other output.
-	for _, p := range []string{npy, st, itemsPath(npy), itemsPath(st)} {
+	for _, p := range []string{npy, st, dataset.ItemsPath(npy), dataset.ItemsPath(st)} {
 		if info, err := os.Stat(p); err != nil || info.Mode().Perm() != 0o644 {
 			t.Errorf("%s: mode %v (%v), want 0644", filepath.Base(p), info.Mode().Perm(), err)
 		}

@@ -3,48 +3,34 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"github.com/klauspost/cpuid/v2"
 	"github.com/urfave/cli/v2"
 
-	"synth/native"
-	"synth/native/ggml"
+	"synth/internal/progress"
+	"synth/pipeline"
 )
 
 func globalFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.IntFlag{
-			Name:  "threads",
-			Usage: "worker threads for compute (0 = physical cores available to this process)",
-			Value: 0,
-		},
-		&cli.StringFlag{
-			Name:  "log-level",
-			Usage: "debug, info, warn or error",
-			Value: "info",
-		},
-		&cli.StringFlag{
-			Name:  "log-format",
-			Usage: "text or json (logs go to stderr)",
-			Value: "text",
-		},
+		&cli.IntFlag{Name: "threads", Usage: "worker threads for compute (0 = physical cores available to this process)"},
+		&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info"},
+		&cli.StringFlag{Name: "log-format", Usage: "text or json (logs and progress go to stderr)", Value: "text"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar or progress lines (--log-level warn also silences the info logs)"},
 	}
 }
 
-// Bounds of resource flags: far past any real use, and low enough that a mistyped value
-// (--batch 1000000000) is a usage error naming the flag instead of an allocation that
-// kills the process.
+// Bounds of the global and tokenizer flags (the steps' settings carry their own):
+// far past any real use, and low enough that a mistyped value is a usage error naming
+// the flag instead of an allocation that kills the process.
 const (
-	maxThreads   = 1024
-	maxBatch     = 1024 // images or texts per forward pass (caption, embed, eval)
-	maxBeams     = 64
-	maxSlots     = 4096 // caption: batch x beams sequences in one KV cache
-	maxContext   = 1 << 16
-	maxLLMCtx    = 1 << 20 // rewrite: positions per product (Llama 3.1 trains at 128K)
-	maxLLMTokens = 1 << 24 // rewrite: --ctx x --parallel in one llama.cpp context
-	maxBootstrap = 1_000_000
+	maxThreads = 1024
+	maxContext = 1 << 16
 )
 
 // intInRange reads an int flag and checks lo <= value <= hi.
@@ -65,18 +51,112 @@ func setupGlobals(c *cli.Context) error {
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return usageErrorf("--log-level: %q is not one of debug, info, warn, error", c.String("log-level"))
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler
-	switch strings.ToLower(c.String("log-format")) {
-	case "text":
-		h = slog.NewTextHandler(c.App.ErrWriter, opts)
-	case "json":
-		h = slog.NewJSONHandler(c.App.ErrWriter, opts)
-	default:
+	if f := strings.ToLower(c.String("log-format")); f != "text" && f != "json" {
 		return usageErrorf("--log-format: %q is not text or json", c.String("log-format"))
 	}
-	slog.SetDefault(slog.New(h))
+	installLogger(c, nil)
 	return nil
+}
+
+// installLogger makes the default logger for the flags in c's lineage, writing through
+// the progress reporter so log lines never land inside a progress bar.
+func installLogger(c *cli.Context, r *progress.Reporter) {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.String("log-level"))) // checked by setupGlobals
+	opts := &slog.HandlerOptions{Level: level}
+	w := r.LogWriter(c.App.ErrWriter)
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if strings.EqualFold(c.String("log-format"), "json") {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	slog.SetDefault(slog.New(h))
+}
+
+// quiet reports --quiet given before or after the command.
+func quiet(c *cli.Context) bool {
+	for _, l := range c.Lineage() {
+		if l.IsSet("quiet") && l.Bool("quiet") {
+			return true
+		}
+	}
+	return false
+}
+
+// env is what the pipeline's steps share, from the global flags: threads, version,
+// the progress reporter (a bar on a terminal, log lines otherwise, nothing with
+// --quiet) and the model hash memory.
+func env(c *cli.Context, force bool) *pipeline.Env {
+	mode := progress.Auto(c.App.ErrWriter, quiet(c), strings.EqualFold(c.String("log-format"), "json"))
+	r := progress.New(progress.Options{Mode: mode, W: c.App.ErrWriter})
+	installLogger(c, r)
+	e := &pipeline.Env{Threads: threads(c), Version: version, Force: force, Progress: r, Log: slog.Default()}
+	if dir, err := os.UserCacheDir(); err == nil {
+		e.Hashes = pipeline.OpenHashes(filepath.Join(dir, "synth", "model-hashes.json"))
+	}
+	return e
+}
+
+// settingFlags are the flags of a step's settings (pipeline.Settings): one place names
+// them for the command line and synth.yaml.
+func settingFlags(params any) []cli.Flag {
+	pipeline.SetDefaults(params)
+	var out []cli.Flag
+	for _, s := range pipeline.Settings(params) {
+		def := pipeline.Get(params, s.Name)
+		if s.Bool {
+			out = append(out, &cli.BoolFlag{Name: s.Name, Aliases: s.Aliases, Usage: s.Usage, Value: def == "true", Required: s.Required})
+			continue
+		}
+		if s.Default == "" { // no default to show (an optional path, say)
+			def = ""
+		}
+		out = append(out, &cli.StringFlag{Name: s.Name, Aliases: s.Aliases, Usage: s.Usage, Value: def, Required: s.Required})
+	}
+	return out
+}
+
+// readSettings fills params from the command line and validates them; a bad value is
+// a usage error naming its flag.
+func readSettings(c *cli.Context, params interface{ Validate() error }) error {
+	pipeline.SetDefaults(params)
+	for _, s := range pipeline.Settings(params) {
+		if !c.IsSet(s.Name) {
+			continue
+		}
+		v := c.String(s.Name)
+		if s.Bool {
+			v = strconv.FormatBool(c.Bool(s.Name))
+		}
+		if err := pipeline.Set(params, s.Name, v); err != nil {
+			return usageErrorf("--%s %v", s.Name, err)
+		}
+	}
+	if err := params.Validate(); err != nil {
+		if _, ok := pipeline.AsSettingError(err); ok {
+			return stepError(err)
+		}
+		return usageErrorf("%v", err)
+	}
+	return nil
+}
+
+// noArgs rejects positional arguments of a command that takes none.
+func noArgs(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageErrorf("%s takes no arguments, got %q (see synth help %s)", c.Command.Name, c.Args().Slice(), c.Command.Name)
+	}
+	return nil
+}
+
+// stepError makes a step's bad setting a usage error naming its flag.
+func stepError(err error) error {
+	if se, ok := pipeline.AsSettingError(err); ok {
+		if se.Key == "" {
+			return usageErrorf("%s", se.Msg)
+		}
+		return usageErrorf("--%s %s", se.Key, se.Msg)
+	}
+	return err
 }
 
 // threads is the worker count the user asked for, or the physical cores this process may
@@ -102,36 +182,4 @@ func describeThreads(c *cli.Context) string {
 		return fmt.Sprintf("%d (--threads)", n)
 	}
 	return fmt.Sprintf("%d (physical cores available)", defaultThreads())
-}
-
-// deviceFlag is --device of the commands that run BLIP-2 or Long-CLIP.
-func deviceFlag() cli.Flag {
-	return &cli.StringFlag{Name: "device", Value: "cpu",
-		Usage: "where the model runs: cpu (synth's kernels), ggml:CPU, cuda:0 or another ggml device (synth doctor lists them; GPU modules load from $" + ggml.BackendsEnv + " or lib/synth beside the binary)"}
-}
-
-// openDevice opens --device; an unknown name is a usage error naming the devices there are.
-func openDevice(c *cli.Context) (*native.Device, error) {
-	d, err := native.OpenDevice(c.String("device"))
-	if err != nil {
-		return nil, usageErrorf("--device: %v", err)
-	}
-	return d, nil
-}
-
-// deviceBatch is --batch, or when it is 0 the default for the device: small batches
-// keep a CPU's caches warm, a GPU needs many images at once to be busy.
-func deviceBatch(c *cli.Context, d *native.Device, cpu, gpu int) (int, error) {
-	b := c.Int("batch")
-	switch {
-	case b < 0:
-		return 0, usageErrorf("--batch must be at least 1 (0: the device's default), got %d", b)
-	case b > maxBatch:
-		return 0, usageErrorf("--batch %d: want 1 to %d (0: the device's default)", b, maxBatch)
-	case b > 0:
-		return b, nil
-	case d.GPU():
-		return gpu, nil
-	}
-	return cpu, nil
 }

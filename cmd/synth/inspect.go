@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -15,57 +13,6 @@ import (
 	"synth/internal/escape"
 	"synth/weights"
 )
-
-// inspectReport is what `synth inspect --json` prints; the field names are stable.
-type inspectReport struct {
-	Path       string          `json:"path"`
-	Format     string          `json:"format"`
-	Files      []inspectFile   `json:"files"`
-	Config     json.RawMessage `json:"config,omitempty"`
-	Metadata   []inspectMeta   `json:"metadata"`
-	Tensors    []inspectTensor `json:"tensors"`
-	NumTensors int             `json:"num_tensors"`
-	Params     int64           `json:"parameters"`
-	Bytes      int64           `json:"tensor_bytes"`
-	DTypes     map[string]int  `json:"dtypes"`
-	Adapter    *inspectAdapter `json:"adapter,omitempty"`
-	Notes      []string        `json:"notes,omitempty"`
-}
-
-type inspectFile struct {
-	Path    string `json:"path"`
-	Bytes   int64  `json:"bytes"`
-	Tensors int    `json:"tensors"`
-}
-
-type inspectMeta struct {
-	Key   string `json:"key"`
-	Type  string `json:"type"`
-	Value any    `json:"value,omitempty"` // full value, or the first elements of a long array
-	Len   int    `json:"len,omitempty"`   // arrays: element count
-}
-
-type inspectTensor struct {
-	Name  string `json:"name"`
-	DType string `json:"dtype"`
-	Shape []int  `json:"shape"`
-	Bytes int    `json:"bytes"`
-	File  string `json:"file,omitempty"` // sharded checkpoints only
-}
-
-type inspectAdapter struct {
-	R             int       `json:"r"`
-	Alpha         float64   `json:"lora_alpha"`
-	RSLoRA        bool      `json:"use_rslora"`
-	TargetRegex   string    `json:"target_regex,omitempty"`
-	TargetModules []string  `json:"target_modules,omitempty"`
-	Modules       []string  `json:"modules"`
-	Scales        []float64 `json:"scales"`
-	Saved         []string  `json:"modules_to_save_tensors,omitempty"`
-}
-
-// maxArrayShown: longer metadata arrays (vocabularies, merges) are summarised.
-const maxArrayShown = 16
 
 func inspectCommand() *cli.Command {
 	return &cli.Command{
@@ -85,7 +32,7 @@ func inspectCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return usageErrorf("inspect takes one PATH (see synth inspect --help)")
 			}
-			r, err := inspect(c.Args().First())
+			r, err := weights.Inspect(c.Args().First())
 			if err != nil {
 				return err
 			}
@@ -98,111 +45,6 @@ func inspectCommand() *cli.Command {
 			return nil
 		},
 	}
-}
-
-func inspect(path string) (*inspectReport, error) {
-	r := &inspectReport{Path: path, DTypes: map[string]int{}, Metadata: []inspectMeta{}, Tensors: []inspectTensor{}}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		if _, err := os.Stat(filepath.Join(path, "adapter_config.json")); err == nil {
-			// an adapter synth cannot load (DoRA, ...) is still worth inspecting
-			if a, err := weights.LoadAdapter(path); err != nil {
-				r.Notes = append(r.Notes, "adapter: "+err.Error())
-			} else {
-				r.Adapter = describeAdapter(a)
-				a.Close()
-			}
-		}
-	}
-	src, err := weights.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer src.Close()
-	r.Format = string(src.Format())
-	counts := map[string]int{}
-	for _, t := range src.Tensors() {
-		counts[src.FileOf(t.Name)]++
-	}
-	for _, f := range src.Files() {
-		var size int64
-		if st, err := os.Stat(f); err == nil {
-			size = st.Size()
-		}
-		r.Files = append(r.Files, inspectFile{Path: f, Bytes: size, Tensors: counts[f]})
-	}
-	if cfg := src.Config(); len(cfg) > 0 {
-		if json.Valid(cfg) {
-			r.Config = json.RawMessage(cfg)
-		} else {
-			r.Notes = append(r.Notes, "config.json is not valid JSON")
-		}
-	}
-	for _, kv := range src.Metadata() {
-		r.Metadata = append(r.Metadata, describeMeta(kv))
-	}
-	sharded := len(src.Files()) > 1
-	longNames := 0
-	for _, t := range src.Tensors() {
-		it := inspectTensor{Name: t.Name, DType: t.DType.String(), Shape: t.Shape, Bytes: len(t.Data)}
-		if it.Shape == nil {
-			it.Shape = []int{}
-		}
-		if sharded {
-			it.File = filepath.Base(src.FileOf(t.Name))
-		}
-		r.Tensors = append(r.Tensors, it)
-		r.Bytes += int64(len(t.Data))
-		r.DTypes[t.DType.String()]++
-		if len(t.Name) >= 64 {
-			longNames++
-		}
-	}
-	r.NumTensors = src.Len()
-	r.Params = src.ParamCount()
-	if src.Format() == weights.FormatGGUF && longNames > 0 {
-		r.Notes = append(r.Notes, fmt.Sprintf("%d tensor names are 64 bytes or longer: synth reads them, ggml's own GGUF reader does not", longNames))
-	}
-	return r, nil
-}
-
-func describeAdapter(a *weights.Adapter) *inspectAdapter {
-	c := a.Config
-	d := &inspectAdapter{R: c.R, Alpha: c.LoraAlpha, RSLoRA: c.UseRSLoRA, TargetRegex: c.TargetRegex,
-		TargetModules: c.TargetModules, Modules: a.Modules()}
-	for _, m := range d.Modules {
-		d.Scales = append(d.Scales, a.Lookup(m).Scale)
-	}
-	for k := range a.Saved {
-		d.Saved = append(d.Saved, k)
-	}
-	sort.Strings(d.Saved)
-	return d
-}
-
-func describeMeta(kv weights.KV) inspectMeta {
-	m := inspectMeta{Key: kv.Key, Type: fmt.Sprintf("%T", kv.Value), Value: kv.Value}
-	switch v := kv.Value.(type) {
-	case []string:
-		m.Len = len(v)
-		if len(v) > maxArrayShown {
-			m.Value = v[:maxArrayShown]
-		}
-	case []int32:
-		m.Len = len(v)
-		if len(v) > maxArrayShown {
-			m.Value = v[:maxArrayShown]
-		}
-	case []float32:
-		m.Len = len(v)
-		if len(v) > maxArrayShown {
-			m.Value = v[:maxArrayShown]
-		}
-	default:
-		if n := weights.ArrayLen(kv.Value); n >= 0 {
-			m.Len = n
-		}
-	}
-	return m
 }
 
 func humanBytes(n int64) string {
@@ -232,7 +74,7 @@ func humanCount(n int64) string {
 
 // oneLineValue renders a metadata value on one line: long strings cut, long arrays shown
 // by their first elements and their length.
-func oneLineValue(m inspectMeta) string {
+func oneLineValue(m weights.InspectedMeta) string {
 	if str, ok := m.Value.(string); ok {
 		s := fmt.Sprintf("%q", str)
 		if len(s) > 80 {
@@ -270,7 +112,7 @@ func oneLineValue(m inspectMeta) string {
 // printInspect prints the report as text. Names from the file (tensor names, metadata
 // keys, config keys, module names) go through escape.Control: a checkpoint can hold
 // escape sequences or NUL bytes in them, which must not reach the terminal.
-func printInspect(w io.Writer, r *inspectReport) {
+func printInspect(w io.Writer, r *weights.Inspection) {
 	esc := escape.Control
 	fmt.Fprintf(w, "path:       %s\n", esc(r.Path))
 	fmt.Fprintf(w, "format:     %s\n", r.Format)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"synth/native"
+	"synth/pipeline"
 )
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -61,7 +62,7 @@ func TestDoctorJSON(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("doctor --json: code %d, stderr %q", code, errOut)
 	}
-	var r doctorReport
+	var r pipeline.DoctorReport
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("doctor --json output is not JSON: %v\n%s", err, out)
 	}
@@ -74,7 +75,7 @@ func TestDoctorJSON(t *testing.T) {
 	if !strings.Contains(r.LlamaCPPSystem, "CPU :") {
 		t.Errorf("llama.cpp system info %q has no CPU line", r.LlamaCPPSystem)
 	}
-	if (r.LlamaCPUNote != "") != (llamaSIMDGap(r.Features, r.LlamaCPU) != "") {
+	if (r.LlamaCPUNote != "") != (pipeline.LlamaSIMDGap(r.Features, r.LlamaCPU) != "") {
 		t.Errorf("llama.cpp note %q disagrees with the features %v / %v", r.LlamaCPUNote, r.Features, r.LlamaCPU)
 	}
 }
@@ -87,7 +88,7 @@ func TestLlamaCPPBuiltWithMarch(t *testing.T) {
 	if !strings.Contains(os.Getenv("CGO_CFLAGS"), "-march=") {
 		t.Skip("CGO_CFLAGS has no -march (plain go test): llama.cpp is compiled without SIMD flags here; run make test to check the build")
 	}
-	r := doctor(1)
+	r := pipeline.Doctor(version, cgoFlags, 1)
 	if slices.Contains(r.Features, "AVX2") && !strings.Contains(r.LlamaCPPSystem, "AVX2 = 1") {
 		t.Errorf("CPU has AVX2 but llama.cpp was built without it (%q): build through make, which sets CGO_CFLAGS=-O3 -march=native", r.LlamaCPPSystem)
 	}
@@ -103,7 +104,7 @@ func TestLlamaSIMDGap(t *testing.T) {
 		{[]string{"AVX2", "AVX512F"}, []string{"AVX2"}, "AVX-512"},
 		{[]string{"SSE4"}, nil, ""},
 	} {
-		if got := llamaSIMDGap(c.cpu, c.llama); !strings.Contains(got, c.want) || (c.want == "") != (got == "") {
+		if got := pipeline.LlamaSIMDGap(c.cpu, c.llama); !strings.Contains(got, c.want) || (c.want == "") != (got == "") {
 			t.Errorf("%v / %v: %q, want a note naming %q", c.cpu, c.llama, got, c.want)
 		}
 	}

@@ -1,15 +1,9 @@
 package main
 
 import (
-	"fmt"
-	"path/filepath"
-	"strings"
-
 	"github.com/urfave/cli/v2"
 
-	"synth/dataset"
-	"synth/llm"
-	"synth/llm/llamacpp"
+	"synth/pipeline"
 )
 
 func translateCommand() *cli.Command {
@@ -31,68 +25,15 @@ func translateCommand() *cli.Command {
 			"The output is a manifest the other commands read directly: each line is the product with\n" +
 			"the translated fields in place of the originals, lang set to --to and image paths relative\n" +
 			"to the output's folder, followed by the originals as <field>_<from> (text_ko, keywords_ko),\n" +
-			"the model, the parameters and what each field's translation found. A product that fails\n" +
-			"keeps only its originals and an error. A product whose lang is already --to is copied.\n\n" +
+			"the model, the parameters, what each field's translation found and the provenance. A\n" +
+			"product that fails keeps only its originals and an error. A product whose lang is already\n" +
+			"--to is copied.\n\n" +
 			"--glossary: a TSV file, one \"source<TAB>target\" term pair a line (# comments), e.g.\n" +
 			"슬림핏<TAB>slim fit; the prompt lists every pair.",
-		Flags: append(generationFlags(512, 0.2),
-			&cli.StringFlag{Name: "from", Value: "ko", Usage: "source language code (" + strings.Join(llm.LanguageCodes(), ", ") + ")"},
-			&cli.StringFlag{Name: "to", Value: "en", Usage: "target language code"},
-			&cli.StringFlag{Name: "fields", Value: "text,title,keywords", Usage: "comma-separated fields to translate: text, title, keywords, category"},
-			&cli.StringFlag{Name: "glossary", Usage: "TSV `FILE` of term pairs (source<TAB>target) the prompt asks the model to use"},
-			&cli.Float64Flag{Name: "min-faithful", Value: 0, Usage: "retry a field once with another seed when the share of numbers, units and\n\tLatin words it kept is below this, then keep the better attempt (low_faithfulness\n\tif still below); 0 = off"},
-		),
-		Action: translateAction,
-	}
-}
-
-func translateAction(c *cli.Context) error {
-	cfg, err := parseGenerationFlags(c, "translate")
-	if err != nil {
-		return err
-	}
-	minFaithful, err := minScoreFlag(c, "min-faithful")
-	if err != nil {
-		return err
-	}
-	from, to := c.String("from"), c.String("to")
-	if llm.LanguageName(from) == "" || llm.LanguageName(to) == "" || from == to {
-		return usageErrorf("--from %q --to %q: want two different languages of %s", from, to, strings.Join(llm.LanguageCodes(), ", "))
-	}
-	var fields []string
-	for _, f := range strings.Split(c.String("fields"), ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			fields = append(fields, f)
-		}
-	}
-	if err := llm.CheckFields(fields); err != nil {
-		return usageErrorf("--fields: %v", err)
-	}
-	system, err := cfg.systemInstruction("translate")
-	if err != nil {
-		return err
-	}
-	var glossary *llm.Glossary
-	if c.String("glossary") != "" {
-		if glossary, err = llm.ReadGlossary(c.String("glossary")); err != nil {
-			return err
-		}
-	}
-	outDir := filepath.Dir(cfg.out)
-	return runLLMJob(c, llmJob{
-		name: "translate", cfg: cfg, minScore: minFaithful,
-		score: "faithfulness", scoredOver: "fields with numbers, units or Latin words", lowField: "low_faithfulness",
-		recorder: func(m *llamacpp.Model, man *dataset.Manifest) (jobRecorder, string, error) {
-			tr, err := llm.NewTranslator(m, llm.TranslateConfig{
-				From: from, To: to, Fields: fields, Glossary: glossary, System: system, DateLines: cfg.dateLines,
-				Model: modelName(cfg.modelPath), Params: llm.NewGenParams(cfg.sampling, cfg.seed, cfg.maxTokens, 0),
-				Image: func(img string) string { return man.ImagePathFrom(img, outDir) },
-			})
-			if err != nil {
-				return nil, "", err
-			}
-			p := tr.Params()
-			return tr, fmt.Sprintf("%s to %s, %s, %d examples, %d glossary terms", from, to, strings.Join(p.Fields, ","), p.Shots, p.Terms), nil
+		Flags: append(settingFlags(&pipeline.TranslateParams{}), llmIOFlags()...),
+		Action: func(c *cli.Context) error {
+			s := &pipeline.Translate{In: c.String("in"), Out: c.String("out")}
+			return shardedStep(c, s, &s.Params, &s.Shard, "products")
 		},
-	})
+	}
 }

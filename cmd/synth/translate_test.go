@@ -172,7 +172,7 @@ func TestTranslateWritesEveryProduct(t *testing.T) {
 					}
 				}
 			}
-			if !strings.Contains(errOut, fmt.Sprintf("%d products written", len(fx.ids))) || !strings.Contains(errOut, "prefill tokens avoided") {
+			if !strings.Contains(errOut, fmt.Sprintf("products=%d ", len(fx.ids))) || !strings.Contains(errOut, "prefix_tokens_avoided=") {
 				t.Errorf("summary:\n%s", errOut)
 			}
 		})
@@ -261,7 +261,7 @@ func TestTranslateFlagsADroppedNumber(t *testing.T) {
 			list.Category != "" || list.CategoryKo == nil || *list.CategoryKo != "바지" || !slices.Equal(list.KeywordsKo, []string{"허리 32cm", "면"}) {
 			t.Errorf("--min-faithful %s: short keyword list recorded as %+v", minFaithful, list)
 		}
-		if minFaithful == "1" && !strings.Contains(errOut, "retried below 1.00, 1 still below (low_faithfulness)") {
+		if minFaithful == "1" && !strings.Contains(errOut, " low=1") {
 			t.Errorf("summary:\n%s", errOut)
 		}
 	}

@@ -20,7 +20,7 @@ func TestInspectLongCLIP(t *testing.T) {
 			if code != exitOK {
 				t.Fatalf("inspect %s: code %d, %s", p, code, errOut)
 			}
-			var r inspectReport
+			var r weights.Inspection
 			if err := json.Unmarshal([]byte(out), &r); err != nil {
 				t.Fatalf("inspect --json output: %v", err)
 			}
@@ -49,7 +49,7 @@ func TestInspectAdapterAndGGUF(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("code %d: %s", code, errOut)
 		}
-		var r inspectReport
+		var r weights.Inspection
 		json.Unmarshal([]byte(out), &r)
 		if r.Adapter == nil || len(r.Adapter.Modules) == 0 || r.Adapter.R <= 0 {
 			t.Errorf("%s: adapter not described: %+v", set, r.Adapter)
@@ -61,7 +61,7 @@ func TestInspectAdapterAndGGUF(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("code %d: %s", code, errOut)
 		}
-		var r inspectReport
+		var r weights.Inspection
 		json.Unmarshal([]byte(out), &r)
 		src, err := weights.Open(llm)
 		if err != nil {
@@ -71,7 +71,7 @@ func TestInspectAdapterAndGGUF(t *testing.T) {
 		src.Close()
 		n := len(toks.([]string))
 		for _, m := range r.Metadata {
-			if m.Key == "tokenizer.ggml.tokens" && (m.Len != n || len(m.Value.([]any)) != min(n, maxArrayShown)) {
+			if m.Key == "tokenizer.ggml.tokens" && (m.Len != n || len(m.Value.([]any)) != min(n, weights.MaxArrayShown)) {
 				t.Errorf("%s: tokens summarised as %d of %d, the file has %d", filepath.Base(llm), len(m.Value.([]any)), m.Len, n)
 			}
 		}
@@ -112,6 +112,17 @@ func TestConvertCLI(t *testing.T) {
 			}
 		}
 		src.Close()
+		// an existing output is replaced only with --force
+		code, _, errOut = runCLI(t, "convert", "--in", filepath.Join(set, "model.pt"), "--type", "f16", "--out", out)
+		if code != exitUsage || !strings.Contains(errOut, "exists") || !strings.Contains(errOut, "--force") {
+			t.Errorf("convert over an existing file: code %d: %s", code, errOut)
+		}
+		if code, _, errOut = runCLI(t, "convert", "--in", filepath.Join(set, "model.pt"), "--type", "f16", "--out", out, "--force"); code != exitOK {
+			t.Errorf("convert --force: code %d: %s", code, errOut)
+		}
+		if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o644 {
+			t.Errorf("converted file mode: %v %v", st.Mode(), err)
+		}
 	}
 	for _, args := range [][]string{
 		{"convert", "--in", "x", "--out", "y.gguf"},                            // no --type

@@ -139,5 +139,5 @@ eval:
   products: 24
   images-per-product: 2
   seed: 0
-  cache: out/embedding-cache
+  cache: cache/embeddings
 `, "\n")

@@ -17,7 +17,7 @@ import (
 	"synth/weights"
 )
 
-// Tolerances (fixtures/longclip/tiny-a/README.md): an independent float64 forward pass
+// Tolerances (docs/longclip.md): an independent float64 forward pass
 // is within 8.5e-7 of the fixtures, so 1e-4 on raw embeddings of magnitude O(1) (relative
 // above 1) and 1e-5 on cosines leave room for float32 reassociation only.
 const (

@@ -9,28 +9,29 @@ import (
 	"synth/vision/opt"
 )
 
-// Example is one training pair: an image (or its cached prefix) and its caption's
-// token ids, BOS + caption + EOS.
-type Example struct {
-	ID     string
-	Prefix []float32 // [Q*E], the projected queries; nil when the Q-Former trains
-	Pixels []float32 // [3*S*S], when the Q-Former trains (it is then recomputed)
-	IDs    []int32
-}
-
 // Dropouts are the training-mode dropout rates of the frozen model.
 type Dropouts struct {
 	OPT     float32 // after attention and after fc2 (OPTConfig.dropout)
 	QFormer float32 // the Q-Former's hidden dropout (hidden_dropout_prob)
 }
 
+// batch is one micro-batch of texts: each example's token ids (BOS + prompt + caption
+// [+ EOS]) and how many of its leading tokens are never targets (1 + the prompt's).
+type batch struct {
+	ids    [][]int32
+	noLoss []int
+}
+
 // model runs BLIP-2's training forward and backward passes with the adapter live.
 type model struct {
-	m   *blip2.Model
-	ad  *Adapter
-	by  map[*nn.Linear]*Param // the adapted layers
-	dr  Dropouts
-	eps float32 // OPT's LayerNorm eps
+	m  *blip2.Model
+	ad *Adapter
+	by map[*nn.Linear]*Param // the adapted layers
+	dr Dropouts
+	// train turns the dropouts on; gscale multiplies every gradient added to the
+	// adapter's (1 / the micro-batches of the step: their losses are averaged).
+	train  bool
+	gscale float32
 }
 
 // linTape is what a Linear's backward needs: its input and, when adapted, the
@@ -58,7 +59,7 @@ func (md *model) linear(c *native.Ctx, lin *nn.Linear, x native.Tensor, sd *seed
 		return y, tp
 	}
 	tp.xd = x
-	if d := md.ad.Config.Dropout; d > 0 {
+	if d := md.ad.Config.Dropout; d > 0 && md.train {
 		rows, cols := x.Dims2()
 		tp.xd = c.Alloc(rows, cols)
 		c.Copy(tp.xd, x)
@@ -77,16 +78,26 @@ func (md *model) backward(c *native.Ctx, tp linTape, dy native.Tensor) native.Te
 	if tp.p == nil {
 		return dx
 	}
-	p, s := tp.p, tp.p.Scale
-	u := c.LinearBackward(dy, tp.lin.LoRA.B)                           // dy B [.., R]
-	addScaled(p.GB, c.ToHost(c.MatMulTN(dy, tp.t)), s)                  // dB = s dy^T (xd A^T)
-	addScaled(p.GA, c.ToHost(c.MatMulTN(u, tp.xd)), s)                  // dA = s (dy B)^T xd
-	dxd := c.LinearBackward(u, tp.lin.LoRA.A)                           // (dy B) A [.., In]
-	if d := md.ad.Config.Dropout; d > 0 {
-		c.DropoutInPlace(dxd, d, tp.seed)
+	u := md.gradsOnly(c, tp, dy)
+	dxd := c.LinearBackward(u, tp.lin.LoRA.A) // (dy B) A [.., In]
+	if tp.seed != 0 {
+		c.DropoutInPlace(dxd, md.ad.Config.Dropout, tp.seed)
 	}
-	c.AddScaledInPlace(dx, dxd, s)
+	c.AddScaledInPlace(dx, dxd, tp.p.Scale)
 	return dx
+}
+
+// gradsOnly adds the adapter's gradients of dy to dA and dB (none for a layer without
+// one) and returns dy B [.., R].
+func (md *model) gradsOnly(c *native.Ctx, tp linTape, dy native.Tensor) native.Tensor {
+	if tp.p == nil {
+		return native.Tensor{}
+	}
+	p, s := tp.p, tp.p.Scale*md.gscale
+	u := c.LinearBackward(dy, tp.lin.LoRA.B)           // dy B
+	addScaled(p.GB, c.ToHost(c.MatMulTN(dy, tp.t)), s) // dB = s dy^T (xd A^T)
+	addScaled(p.GA, c.ToHost(c.MatMulTN(u, tp.xd)), s) // dA = s (dy B)^T xd
+	return u
 }
 
 func addScaled(dst, src []float32, s float32) {
@@ -97,37 +108,38 @@ func addScaled(dst, src []float32, s float32) {
 
 // layerTape is one OPT decoder layer's forward, for its backward.
 type layerTape struct {
-	xin, h1          native.Tensor
-	q, k, v          linTape
-	qo, ko, vo       native.Tensor // the projections
-	out              linTape
-	xmid, h2         native.Tensor
-	fc1, fc2         linTape
-	fpre             native.Tensor // fc1's output before the activation
-	drop1, drop2     uint64
-	attn             native.AttnParams
+	xin, h1      native.Tensor
+	q, k, v      linTape
+	qo, ko, vo   native.Tensor // the projections
+	out          linTape
+	xmid, h2     native.Tensor
+	fc1, fc2     linTape
+	fpre         native.Tensor // fc1's output before the activation
+	drop1, drop2 uint64
+	attn         native.AttnParams
 }
 
-// Loss runs the forward and backward passes of one micro-batch with inputs x [B*(Q+T),
-// E] (each example's Q prefix rows, then its T text rows), the text ids padded to T,
-// and returns the summed loss and the number of labelled tokens, having added
-// gradScale times each parameter's gradient of the summed loss to its GA, GB. It
-// returns dPrefix [B*Q, E] (the gradient of the prefix rows) when wantPrefix.
-func (md *model) loss(c *native.Ctx, x native.Tensor, ids [][]int32, q int, sd *seeds, gradScale float32, wantPrefix bool) (loss float64, labelled int, dPrefix native.Tensor) {
+// loss runs the language model's forward pass over one micro-batch, inputs x [B*(Q+T),
+// E] (each example's Q prefix rows, then its T text rows, T the longest text), and
+// returns HF's loss: the mean cross-entropy over the labelled targets (the text shifted
+// by one; padding, the prefix and the first noLoss tokens are never targets), and how
+// many targets there were. With backward it then adds md.gscale times the gradient of
+// that mean to every adapted layer's GA and GB, and, with wantPrefix, returns the
+// gradient of the prefix rows [B*Q, E], scaled alike.
+func (md *model) loss(c *native.Ctx, x native.Tensor, bt batch, q int, sd *seeds, backward, wantPrefix bool) (loss float64, labelled int, dPrefix native.Tensor) {
 	lm := md.m.LM
 	cfg := lm.Cfg
-	b := len(ids)
+	b := len(bt.ids)
 	t := 0
-	for _, r := range ids {
+	for _, r := range bt.ids {
 		t = max(t, len(r))
 	}
 	n := q + t
-	// attention mask and positions: the prefix and the real tokens, right padding
+	// the attention mask (the prefix and the real tokens: right padding), positions,
+	// and the targets of text positions 0..T-2
 	keyMask := make([]bool, b*n)
-	var pos []int32
-	var targets []int32
-	var pick []int32 // rows whose logits predict a token: text positions 0..T-2
-	for i, r := range ids {
+	var pos, targets, pick []int32
+	for i, r := range bt.ids {
 		row := keyMask[i*n : (i+1)*n]
 		for j := range row {
 			row[j] = j < q+len(r)
@@ -136,7 +148,7 @@ func (md *model) loss(c *native.Ctx, x native.Tensor, ids [][]int32, q int, sd *
 		for j := 0; j < t-1; j++ {
 			pick = append(pick, int32(i*n+q+j))
 			tg := int32(native.IgnoreIndex)
-			if j+1 < len(r) {
+			if j+1 < len(r) && j+1 >= bt.noLoss[i] {
 				tg = r[j+1]
 				labelled++
 			}
@@ -163,7 +175,7 @@ func (md *model) loss(c *native.Ctx, x native.Tensor, ids [][]int32, q int, sd *
 		a := c.Attention(tp.qo, tp.ko, tp.vo, b, attn)
 		o, otp := md.linear(c, ly.Out, a, sd)
 		tp.out = otp
-		if md.dr.OPT > 0 {
+		if md.train && md.dr.OPT > 0 {
 			tp.drop1 = sd.next()
 			c.DropoutInPlace(o, md.dr.OPT, tp.drop1)
 		}
@@ -173,7 +185,7 @@ func (md *model) loss(c *native.Ctx, x native.Tensor, ids [][]int32, q int, sd *
 		f := c.Activation(tp.fpre, ly.Act)
 		o2, f2 := md.linear(c, ly.FC2, f, sd)
 		tp.fc2 = f2
-		if md.dr.OPT > 0 {
+		if md.train && md.dr.OPT > 0 {
 			tp.drop2 = sd.next()
 			c.DropoutInPlace(o2, md.dr.OPT, tp.drop2)
 		}
@@ -190,10 +202,10 @@ func (md *model) loss(c *native.Ctx, x native.Tensor, ids [][]int32, q int, sd *
 	}
 	hsel := c.GatherRows(hf, pick)
 	logits := lm.Logits(c, hsel)
-	loss, dl := c.CrossEntropy(logits, targets) // mean over the labelled tokens
-	loss *= float64(labelled)
-	// the gradient of the summed loss, scaled: dl is of the mean
-	c.AddScaledInPlace(dl, dl, float32(labelled)*gradScale-1)
+	loss, dl := c.CrossEntropy(logits, targets)
+	if !backward || labelled == 0 {
+		return loss, labelled, native.Tensor{}
+	}
 
 	// backward
 	dsel := c.LinearBackward(dl, lm.Embed) // [rows picked, P]
@@ -212,7 +224,7 @@ func (md *model) loss(c *native.Ctx, x native.Tensor, ids [][]int32, q int, sd *
 		ly, tp := lm.Layers[i], &tapes[i]
 		// x_out = x_mid + drop(fc2(act(fc1(LN2(x_mid)))))
 		d := dupe(c, dh)
-		if md.dr.OPT > 0 {
+		if tp.drop2 != 0 {
 			c.DropoutInPlace(d, md.dr.OPT, tp.drop2)
 		}
 		d = md.backward(c, tp.fc2, d)
@@ -222,7 +234,7 @@ func (md *model) loss(c *native.Ctx, x native.Tensor, ids [][]int32, q int, sd *
 		c.AddInPlace(dmid, dh)
 		// x_mid = x_in + drop(out(attention(q, k, v of LN1(x_in))))
 		d = dupe(c, dmid)
-		if md.dr.OPT > 0 {
+		if tp.drop1 != 0 {
 			c.DropoutInPlace(d, md.dr.OPT, tp.drop1)
 		}
 		d = md.backward(c, tp.out, d)
@@ -235,9 +247,6 @@ func (md *model) loss(c *native.Ctx, x native.Tensor, ids [][]int32, q int, sd *
 	}
 	if !wantPrefix {
 		return loss, labelled, native.Tensor{}
-	}
-	if lm.ProjIn != nil {
-		return 0, 0, native.Tensor{} // unreachable: BLIP-2 refuses a projected OPT (config check)
 	}
 	dPrefix = c.Alloc(b*q, cfg.Hidden)
 	for i := 0; i < b; i++ {

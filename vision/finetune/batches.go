@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"image"
+	"path/filepath"
 
 	"synth/dataset/embcache"
 	"synth/dataset/imagefile"
@@ -204,7 +205,7 @@ func (tr *trainer) encodeImages(exs []example) ([][]float32, error) {
 func (tr *trainer) cachePrefixes(ctx context.Context) error {
 	dir := tr.o.Cache
 	if dir == "" {
-		dir = tr.o.Out + "/" + prefixCacheDir
+		dir = filepath.Clean(tr.o.Out) + prefixCacheSuffix
 	}
 	var err error
 	if tr.cache, err = embcache.Open(dir); err != nil {

@@ -104,15 +104,10 @@ func (tr *trainer) loadCheckpoint() (state, error) {
 // tr.sum). Output of another run is never silently reused or overwritten.
 func (tr *trainer) startState() (int, error) {
 	o := tr.o
-	var prior []string
-	for _, f := range []string{CheckpointFile, LogFile, WeightsFile, SummaryFile} {
-		if _, err := os.Stat(tr.path(f)); err == nil {
-			prior = append(prior, f)
-		}
+	if err := CheckOut(o.Out, o.Resume); err != nil {
+		return 0, err
 	}
-	if len(prior) > 0 && !o.Resume {
-		return 0, fmt.Errorf("finetune: %s already holds a training run (%s): pass --resume to continue or reuse it, or choose another --out", o.Out, prior[0])
-	}
+	prior := priorRun(o.Out)
 	if o.Resume {
 		if b, err := os.ReadFile(tr.path(SummaryFile)); err == nil {
 			var s Summary
@@ -120,6 +115,7 @@ func (tr *trainer) startState() (int, error) {
 				if _, err := os.Stat(tr.path(WeightsFile)); err == nil {
 					slog.Info("finetune: the run in --out is complete", "out", o.Out, "steps", s.Steps)
 					tr.sum = s
+					tr.sum.Reused = true
 					return -1, nil
 				}
 			}
@@ -141,6 +137,26 @@ func (tr *trainer) startState() (int, error) {
 		return 0, err
 	}
 	return start, nil
+}
+
+// priorRun lists the files of a training run that out holds.
+func priorRun(out string) []string {
+	var prior []string
+	for _, f := range []string{CheckpointFile, LogFile, WeightsFile, SummaryFile} {
+		if _, err := os.Stat(filepath.Join(out, f)); err == nil {
+			prior = append(prior, f)
+		}
+	}
+	return prior
+}
+
+// CheckOut refuses an output folder that holds a training run, unless resuming: its
+// output is never silently overwritten.
+func CheckOut(out string, resume bool) error {
+	if prior := priorRun(out); len(prior) > 0 && !resume {
+		return fmt.Errorf("finetune: %s already holds a training run (%s): pass --resume to continue or keep it, or choose another --out", out, prior[0])
+	}
+	return nil
 }
 
 // reopenLog keeps the log lines of the first start steps (those a resumed run does not

@@ -13,10 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"synth/dataset"
 	"synth/dataset/embcache"
 	"synth/dataset/imagefile"
 	"synth/internal/filehash"
-	"synth/internal/filelock"
 	"synth/internal/progress"
 	"synth/internal/seed"
 	"synth/native"
@@ -35,8 +35,9 @@ const (
 	LogFile        = "train_log.jsonl"
 	PlotFile       = "loss.png"
 	SummaryFile    = "summary.json"
-	lockFile       = ".finetune.lock"
-	prefixCacheDir = "prefix-cache"
+	// prefixCacheSuffix names the default prefix cache, beside the output folder (not
+	// in it: the folder is the adapter, and its hash is part of caption's provenance).
+	prefixCacheSuffix = ".prefix-cache"
 )
 
 // Options is one training run: synth finetune's flags.
@@ -45,7 +46,7 @@ type Options struct {
 	Tokenizer string // the folder with vocab.json and merges.txt ("": the model's)
 	Data      string // the product manifest
 	Out       string // the adapter folder written
-	Cache     string // the prefix cache ("": OUT/prefix-cache)
+	Cache     string // the prefix cache ("": OUT.prefix-cache beside OUT)
 	Text      Text
 	LoRA      LoRAConfig
 	// FromAdapter starts from this PEFT adapter instead of a fresh one (LoRA's shape
@@ -98,6 +99,8 @@ type Summary struct {
 	PrefixCache   string    `json:"prefix_cache,omitempty"`
 	ResumedAtStep int       `json:"resumed_at_step,omitempty"`
 	Finished      time.Time `json:"finished"`
+	// Reused is set when OUT already held this run finished: nothing was trained.
+	Reused bool `json:"-"`
 }
 
 // LogLine is one line of train_log.jsonl: an optimizer step, or a validation.
@@ -175,9 +178,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("finetune: --out: %w", err)
 	}
-	lock, err := filelock.Acquire(filepath.Join(o.Out, lockFile))
+	lock, err := dataset.LockOutput(o.Out)
 	if err != nil {
-		return nil, fmt.Errorf("finetune: %s: %w", o.Out, err)
+		return nil, err
 	}
 	defer lock.Release()
 	tr := &trainer{o: &o}

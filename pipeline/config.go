@@ -32,8 +32,8 @@ type Config struct {
 	// when translate runs); caption then uses it unless caption.lora names another.
 	Finetune *FinetuneParams
 	Caption  *CaptionParams
-	Rewrite   *RewriteParams
-	Eval      *EvalParams
+	Rewrite  *RewriteParams
+	Eval     *EvalParams
 
 	// lines maps "section.key" to its line, for messages about values found later.
 	lines map[string]int

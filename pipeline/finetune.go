@@ -33,7 +33,7 @@ type FinetuneParams struct {
 	LoRAR         int     `set:"lora-r" def:"16" usage:"LoRA rank"`
 	LoRAAlpha     float64 `set:"lora-alpha" def:"32" usage:"LoRA alpha (scaling alpha/r, or alpha/sqrt(r) with rslora)"`
 	LoRADropout   float64 `set:"lora-dropout" def:"0.05" usage:"dropout on the adapters' inputs"`
-	TargetModules string  `set:"target-modules" def:"q_proj,k_proj" usage:"comma-separated module names or their last parts (PEFT's target_modules): any Linear of OPT\n\t(q_proj, k_proj, v_proj, out_proj, fc1, fc2) or the Q-Former (query, key, value, dense, ...)"`
+	TargetModules string  `set:"target-modules" def:"q_proj,k_proj" usage:"comma-separated module names or their last parts (PEFT's target_modules list): any Linear of\n\tOPT (q_proj, k_proj, v_proj, out_proj, fc1, fc2), the Q-Former (query, key, value, dense, ...) or\n\tlanguage_projection; a value with regex characters is a regular expression the whole module name\n\tmatches (PEFT's string form), e.g. '.*decoder.*(q_proj|v_proj)'. Vision-encoder layers stay frozen"`
 	RSLoRA        bool    `set:"rslora" usage:"rank-stabilized LoRA: scaling alpha/sqrt(r)"`
 	FromAdapter   string  `set:"from-adapter" path:"1" usage:"start from this PEFT adapter (its r, alpha and targets) instead of a fresh one"`
 
@@ -71,9 +71,13 @@ func (p *FinetuneParams) options() (finetune.Options, error) {
 	o.ValFraction, o.EvalEvery = p.ValFraction, p.EvalEvery
 	o.Epochs, o.MaxSteps, o.SaveEvery, o.Batch, o.GradAccum, o.Seed = p.Epochs, p.MaxSteps, p.SaveEvery, p.Batch, p.GradAccum, p.Seed
 	o.LoRA = finetune.LoRAConfig{R: p.LoRAR, Alpha: p.LoRAAlpha, Dropout: float32(p.LoRADropout), RSLoRA: p.RSLoRA}
-	for _, t := range strings.Split(p.TargetModules, ",") {
-		if t = strings.TrimSpace(t); t != "" {
-			o.LoRA.Targets = append(o.LoRA.Targets, t)
+	if strings.ContainsAny(p.TargetModules, `*+?()[]{}|^$\`) {
+		o.LoRA.TargetRegex = p.TargetModules // a pattern: the whole module name must match
+	} else {
+		for _, t := range strings.Split(p.TargetModules, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				o.LoRA.Targets = append(o.LoRA.Targets, t)
+			}
 		}
 	}
 	if p.Model == "" {
@@ -90,7 +94,7 @@ func (p *FinetuneParams) options() (finetune.Options, error) {
 			return o, badf("lora-alpha", "%g: want a positive number", p.LoRAAlpha)
 		case !(p.LoRADropout >= 0 && p.LoRADropout < 1):
 			return o, badf("lora-dropout", "%g: want a rate in [0, 1)", p.LoRADropout)
-		case len(o.LoRA.Targets) == 0:
+		case len(o.LoRA.Targets) == 0 && o.LoRA.TargetRegex == "":
 			return o, badf("target-modules", "is empty: name at least one Linear module (q_proj,k_proj)")
 		}
 	}

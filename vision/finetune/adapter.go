@@ -23,7 +23,10 @@ type LoRAConfig struct {
 	Alpha   float64  // lora_alpha (32)
 	Dropout float32  // lora_dropout on the adapter's input (0.05)
 	Targets []string // target_modules: module names or their last parts (q_proj, k_proj)
-	RSLoRA  bool     // scaling alpha/sqrt(r) instead of alpha/r
+	// TargetRegex, when set, replaces Targets: a regular expression the whole module
+	// name must match (PEFT's target_modules given as a string).
+	TargetRegex string
+	RSLoRA      bool // scaling alpha/sqrt(r) instead of alpha/r
 	// Base names the base model in adapter_config.json (base_model_name_or_path).
 	Base string
 }
@@ -45,14 +48,21 @@ type Param struct {
 type Adapter struct {
 	Config LoRAConfig
 	Params []*Param // sorted by module name
-	peft   []byte   // adapter_config.json
+	// Frozen counts the vision-encoder layers the targets also match: synth trains OPT
+	// and Q-Former layers only, so those stay without an adapter.
+	Frozen int
+	peft   []byte // adapter_config.json
 }
 
 // peftConfig is adapter_config.json for c (PEFT 0.10's keys).
 func peftConfig(c LoRAConfig) ([]byte, error) {
+	var targets any = c.Targets
+	if c.TargetRegex != "" {
+		targets = c.TargetRegex
+	}
 	return json.MarshalIndent(map[string]any{
 		"peft_type": "LORA", "task_type": nil, "r": c.R, "lora_alpha": c.Alpha, "lora_dropout": c.Dropout,
-		"target_modules": c.Targets, "bias": "none", "fan_in_fan_out": false, "use_rslora": c.RSLoRA,
+		"target_modules": targets, "bias": "none", "fan_in_fan_out": false, "use_rslora": c.RSLoRA,
 		"use_dora": false, "init_lora_weights": true, "inference_mode": true, "modules_to_save": nil,
 		"layers_to_transform": nil, "layers_pattern": nil, "rank_pattern": map[string]any{},
 		"alpha_pattern": map[string]any{}, "base_model_name_or_path": c.Base, "revision": nil,
@@ -83,6 +93,10 @@ func NewAdapter(linears map[string]*nn.Linear, c LoRAConfig, seed uint64) (*Adap
 		if !pc.Targets(name) {
 			continue
 		}
+		if strings.HasPrefix(name, visionPrefix) {
+			a.Frozen++
+			continue
+		}
 		lin := linears[name]
 		p := newParam(name, lin, c.R, float32(pc.Scaling(name)))
 		bound := 1 / math.Sqrt(float64(p.In))
@@ -92,7 +106,7 @@ func NewAdapter(linears map[string]*nn.Linear, c LoRAConfig, seed uint64) (*Adap
 		a.Params = append(a.Params, p)
 	}
 	if len(a.Params) == 0 {
-		return nil, fmt.Errorf("finetune: target modules %v match no Linear layer of the model", c.Targets)
+		return nil, fmt.Errorf("finetune: target modules %s match no Linear layer of OPT or the Q-Former", raw2targets(c))
 	}
 	return a, nil
 }
@@ -113,10 +127,7 @@ func LoadAdapter(dir string, linears map[string]*nn.Linear) (*Adapter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("finetune: %w", err)
 	}
-	c := LoRAConfig{R: pc.R, Alpha: pc.LoraAlpha, Targets: pc.TargetModules, RSLoRA: pc.UseRSLoRA, Base: pc.BaseModel}
-	if pc.TargetRegex != "" {
-		c.Targets = []string{pc.TargetRegex}
-	}
+	c := LoRAConfig{R: pc.R, Alpha: pc.LoraAlpha, Targets: pc.TargetModules, TargetRegex: pc.TargetRegex, RSLoRA: pc.UseRSLoRA, Base: pc.BaseModel}
 	var cfg struct {
 		Dropout float32 `json:"lora_dropout"`
 	}
@@ -130,6 +141,9 @@ func LoadAdapter(dir string, linears map[string]*nn.Linear) (*Adapter, error) {
 		if lin == nil {
 			return nil, fmt.Errorf("finetune: adapter %s wraps %s, which is not a Linear layer of the model", dir, name)
 		}
+		if strings.HasPrefix(name, visionPrefix) {
+			return nil, fmt.Errorf("finetune: adapter %s wraps %s in the vision encoder, which synth does not train", dir, name)
+		}
 		if lin.In() != l.In || lin.Out() != l.Out {
 			return nil, fmt.Errorf("finetune: adapter %s: %s is [%d, %d], the layer [%d, %d]", dir, name, l.Out, l.In, lin.Out(), lin.In())
 		}
@@ -142,6 +156,16 @@ func LoadAdapter(dir string, linears map[string]*nn.Linear) (*Adapter, error) {
 		return nil, fmt.Errorf("finetune: adapter %s wraps no module", dir)
 	}
 	return a, nil
+}
+
+// visionPrefix starts the vision encoder's module names.
+const visionPrefix = "vision_model."
+
+func raw2targets(c LoRAConfig) string {
+	if c.TargetRegex != "" {
+		return fmt.Sprintf("%q", c.TargetRegex)
+	}
+	return strings.Join(c.Targets, ",")
 }
 
 func newParam(module string, lin *nn.Linear, r int, scale float32) *Param {

@@ -251,12 +251,12 @@ func (tr *trainer) open() error {
 		return err
 	}
 	for _, p := range ad.Params {
-		switch {
-		case strings.HasPrefix(p.Module, "vision_model."):
-			return fmt.Errorf("finetune: target module %s is in the vision encoder, which synth does not train: target OPT or Q-Former layers", p.Module)
-		case !strings.HasPrefix(p.Module, "language_model."):
+		if !strings.HasPrefix(p.Module, "language_model.") {
 			tr.qTrain = true
 		}
+	}
+	if ad.Frozen > 0 {
+		slog.Info("finetune: the target modules also match vision-encoder layers, which stay frozen (synth trains OPT and Q-Former layers)", "layers", ad.Frozen)
 	}
 	dr := Dropouts{OPT: m.Cfg.Text.Dropout, QFormer: m.Cfg.QFormer.HiddenDropout}
 	if o.BaseDropout >= 0 {

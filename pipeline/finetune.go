@@ -10,9 +10,10 @@ import (
 
 	"synth/dataset"
 	"synth/native"
+	"synth/pipeline/finetune"
 	"synth/vision/blip2"
-	"synth/vision/finetune"
 	"synth/vision/gpt2tok"
+	"synth/vision/lora"
 	"synth/vision/nn"
 	"synth/weights"
 )
@@ -70,7 +71,7 @@ func (p *FinetuneParams) options() (finetune.Options, error) {
 	o.Text = finetune.Text{Field: p.TextField, Prompt: p.Prompt, NoEOS: p.NoEOS, MaxLen: p.MaxLength}
 	o.ValFraction, o.EvalEvery = p.ValFraction, p.EvalEvery
 	o.Epochs, o.MaxSteps, o.SaveEvery, o.Batch, o.GradAccum, o.Seed = p.Epochs, p.MaxSteps, p.SaveEvery, p.Batch, p.GradAccum, p.Seed
-	o.LoRA = finetune.LoRAConfig{R: p.LoRAR, Alpha: p.LoRAAlpha, Dropout: float32(p.LoRADropout), RSLoRA: p.RSLoRA}
+	o.LoRA = lora.LoRAConfig{R: p.LoRAR, Alpha: p.LoRAAlpha, Dropout: float32(p.LoRADropout), RSLoRA: p.RSLoRA}
 	if strings.ContainsAny(p.TargetModules, `*+?()[]{}|^$\`) {
 		o.LoRA.TargetRegex = p.TargetModules // a pattern: the whole module name must match
 	} else {

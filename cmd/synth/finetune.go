@@ -7,7 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"synth/pipeline"
-	"synth/vision/finetune"
+	"synth/pipeline/finetune"
 )
 
 func finetuneCommand() *cli.Command {

@@ -1,7 +1,6 @@
-package finetune
+package lora
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -186,7 +185,7 @@ func sortedModules(m map[string]*nn.Linear) []string {
 
 // attach puts the current A and B on the model's layers (live LoRA) on dev, replacing
 // the previous step's matrices.
-func (a *Adapter) attach(dev *native.Device) error {
+func (a *Adapter) Attach(dev *native.Device) error {
 	for _, p := range a.Params {
 		am, err := dev.NewMatrixF32(p.A, p.R, p.In)
 		if err != nil {
@@ -206,7 +205,7 @@ func (a *Adapter) attach(dev *native.Device) error {
 }
 
 // detach takes the adapter off the model's layers.
-func (a *Adapter) detach() {
+func (a *Adapter) Detach() {
 	for _, p := range a.Params {
 		if p.lin.LoRA != nil {
 			p.lin.LoRA.A.Free()
@@ -217,7 +216,7 @@ func (a *Adapter) detach() {
 }
 
 // zeroGrads clears the accumulated gradients.
-func (a *Adapter) zeroGrads() {
+func (a *Adapter) ZeroGrads() {
 	for _, p := range a.Params {
 		clear(p.GA)
 		clear(p.GB)
@@ -230,8 +229,8 @@ func (a *Adapter) Tensors() []weights.Tensor {
 	var out []weights.Tensor
 	for _, p := range a.Params {
 		out = append(out,
-			weights.Tensor{Name: "base_model.model." + p.Module + ".lora_A.weight", DType: weights.F32, Shape: []int{p.R, p.In}, Data: f32Bytes(p.A)},
-			weights.Tensor{Name: "base_model.model." + p.Module + ".lora_B.weight", DType: weights.F32, Shape: []int{p.Out, p.R}, Data: f32Bytes(p.B)})
+			weights.F32Tensor("base_model.model."+p.Module+".lora_A.weight", []int{p.R, p.In}, p.A),
+			weights.F32Tensor("base_model.model."+p.Module+".lora_B.weight", []int{p.Out, p.R}, p.B))
 	}
 	return out
 }
@@ -265,12 +264,4 @@ func (a *Adapter) Describe() string {
 	}
 	sort.Strings(parts)
 	return fmt.Sprintf("%s; %d trainable parameters", strings.Join(parts, ", "), n)
-}
-
-func f32Bytes(v []float32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
-	return b
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image"
 	"path/filepath"
+	"synth/vision/lora"
 
 	"synth/dataset/embcache"
 	"synth/dataset/imagefile"
@@ -41,11 +42,11 @@ func (tr *trainer) micros(s int) [][]int {
 func (tr *trainer) step(s int) (loss float64, tokens int, norm float64, err error) {
 	o, md, c := tr.o, tr.md, tr.c
 	ms := tr.micros(s)
-	md.train, md.gscale = true, 1/float32(len(ms))
-	md.ad.zeroGrads()
+	md.Train, md.GradScale = true, 1/float32(len(ms))
+	md.Adapter.ZeroGrads()
 	for k, idx := range ms {
 		exs := pick(tr.data.train, idx)
-		sd := &seeds{base: seed.Item(o.Seed, "dropout", fmt.Sprint(s), fmt.Sprint(k))}
+		sd := &lora.Seeds{Base: seed.Item(o.Seed, "dropout", fmt.Sprint(s), fmt.Sprint(k))}
 		if err := guard(func() error {
 			mk := c.Mark()
 			defer c.Release(mk)
@@ -53,9 +54,9 @@ func (tr *trainer) step(s int) (loss float64, tokens int, norm float64, err erro
 			if err != nil {
 				return err
 			}
-			l, _, dPrefix := md.loss(c, x, bt, tr.m.Cfg.NumQueryTokens, sd, true, tr.qTrain)
+			l, _, dPrefix := md.Loss(c, x, bt, tr.m.Cfg.NumQueryTokens, sd, true, tr.qTrain)
 			if qt != nil {
-				md.encodeBackward(c, qt, dPrefix)
+				md.EncodeBackward(c, qt, dPrefix)
 			}
 			loss += l / float64(len(ms))
 			for _, e := range exs {
@@ -66,9 +67,9 @@ func (tr *trainer) step(s int) (loss float64, tokens int, norm float64, err erro
 			return 0, 0, 0, fmt.Errorf("finetune: step %d: %w", s+1, err)
 		}
 	}
-	norm = o.Optim.clip(md.ad.Params)
-	o.Optim.update(md.ad.Params, s+1, o.Optim.rate(s, tr.total))
-	if err := md.ad.attach(tr.m.Device()); err != nil {
+	norm = o.Optim.Clip(md.Adapter.Params)
+	o.Optim.Update(md.Adapter.Params, s+1, o.Optim.Rate(s, tr.total))
+	if err := md.Adapter.Attach(tr.m.Device()); err != nil {
 		return 0, 0, 0, err
 	}
 	return loss, tokens, norm, nil
@@ -86,19 +87,19 @@ func pick(exs []example, idx []int) []example {
 // then its T text rows (token embeddings, padding after the text). The prefixes come
 // from the cache; when the Q-Former trains, from a recorded forward pass whose tape is
 // returned for the backward pass (train), or from its plain forward pass.
-func (tr *trainer) inputs(exs []example, sd *seeds, train bool) (native.Tensor, batch, *qTape, error) {
+func (tr *trainer) inputs(exs []example, sd *lora.Seeds, train bool) (native.Tensor, lora.Batch, *lora.QTape, error) {
 	c, lm := tr.c, tr.m.LM
 	q, e := tr.m.Cfg.NumQueryTokens, tr.m.Cfg.Text.Hidden
-	var bt batch
+	var bt lora.Batch
 	t := 0
 	for _, ex := range exs {
-		bt.ids = append(bt.ids, ex.ids)
-		bt.noLoss = append(bt.noLoss, ex.noLoss)
+		bt.IDs = append(bt.IDs, ex.ids)
+		bt.NoLoss = append(bt.NoLoss, ex.noLoss)
 		t = max(t, len(ex.ids))
 	}
 	b, n := len(exs), q+t
 	x := c.Alloc(b*n, e)
-	var qt *qTape
+	var qt *lora.QTape
 	switch {
 	case tr.qTrain && train:
 		px, err := tr.pixels(exs)
@@ -106,7 +107,7 @@ func (tr *trainer) inputs(exs []example, sd *seeds, train bool) (native.Tensor, 
 			return x, bt, nil, err
 		}
 		var prefix native.Tensor
-		prefix, qt = tr.md.encode(c, c.Upload(px, b, 3, tr.size(), tr.size()), b, sd)
+		prefix, qt = tr.md.Encode(c, c.Upload(px, b, 3, tr.size(), tr.size()), b, sd)
 		for i := range exs {
 			c.Copy(x.Rows(i*n, i*n+q), prefix.Rows(i*q, (i+1)*q))
 		}
@@ -128,7 +129,7 @@ func (tr *trainer) inputs(exs []example, sd *seeds, train bool) (native.Tensor, 
 		}
 	}
 	padded := make([]int32, 0, b*t)
-	for _, r := range bt.ids {
+	for _, r := range bt.IDs {
 		padded = append(padded, r...)
 		for j := len(r); j < t; j++ {
 			padded = append(padded, lm.Cfg.PAD)
@@ -258,8 +259,8 @@ func (tr *trainer) cachePrefixes(ctx context.Context) error {
 // dropouts off.
 func (tr *trainer) validate(step int) error {
 	md, c := tr.md, tr.c
-	md.train = false
-	defer func() { md.train = true }()
+	md.Train = false
+	defer func() { md.Train = true }()
 	var sum float64
 	var count int
 	for lo := 0; lo < len(tr.data.val); lo += tr.o.Batch {
@@ -267,11 +268,11 @@ func (tr *trainer) validate(step int) error {
 		if err := guard(func() error {
 			mk := c.Mark()
 			defer c.Release(mk)
-			x, bt, _, err := tr.inputs(exs, &seeds{}, false)
+			x, bt, _, err := tr.inputs(exs, &lora.Seeds{}, false)
 			if err != nil {
 				return err
 			}
-			l, n, _ := md.loss(c, x, bt, tr.m.Cfg.NumQueryTokens, &seeds{}, false, false)
+			l, n, _ := md.Loss(c, x, bt, tr.m.Cfg.NumQueryTokens, &lora.Seeds{}, false, false)
 			sum += l * float64(n)
 			count += n
 			return nil
@@ -280,7 +281,7 @@ func (tr *trainer) validate(step int) error {
 		}
 	}
 	v := sum / float64(max(count, 1))
-	return tr.writeLog(LogLine{Step: step, Epoch: tr.epochAt(step), ValLoss: &v, LR: tr.o.Optim.rate(step-1, tr.total)})
+	return tr.writeLog(LogLine{Step: step, Epoch: tr.epochAt(step), ValLoss: &v, LR: tr.o.Optim.Rate(step-1, tr.total)})
 }
 
 // guard runs fn, turning a device's out-of-memory panic into an error.

@@ -1,4 +1,4 @@
-package finetune
+package lora
 
 import (
 	"synth/native"
@@ -32,8 +32,8 @@ type qLayerTape struct {
 	drop        uint64
 }
 
-// qTape is a recorded Q-Former + projection forward pass.
-type qTape struct {
+// QTape is a recorded Q-Former + projection forward pass.
+type QTape struct {
 	b      int
 	layers []qLayerTape
 	proj   linTape
@@ -42,16 +42,16 @@ type qTape struct {
 
 // dropout applies the Q-Former's hidden dropout in training, returning its seed (0:
 // none).
-func (md *model) qDropout(c *native.Ctx, x native.Tensor, sd *seeds) uint64 {
-	if !md.train || md.dr.QFormer <= 0 {
+func (md *Model) qDropout(c *native.Ctx, x native.Tensor, sd *Seeds) uint64 {
+	if !md.Train || md.Dropouts.QFormer <= 0 {
 		return 0
 	}
-	s := sd.next()
-	c.DropoutInPlace(x, md.dr.QFormer, s)
+	s := sd.Next()
+	c.DropoutInPlace(x, md.Dropouts.QFormer, s)
 	return s
 }
 
-func (md *model) attnForward(c *native.Ctx, a *blip2.Attention, x, kv native.Tensor, b int, p native.AttnParams, sd *seeds, cross bool) (native.Tensor, *attnTape) {
+func (md *Model) attnForward(c *native.Ctx, a *blip2.Attention, x, kv native.Tensor, b int, p native.AttnParams, sd *Seeds, cross bool) (native.Tensor, *attnTape) {
 	tp := &attnTape{a: a, cross: cross, x: x}
 	tp.qo, tp.q = md.linear(c, a.Query, x, sd)
 	tp.ko, tp.k = md.linear(c, a.Key, kv, sd)
@@ -66,8 +66,8 @@ func (md *model) attnForward(c *native.Ctx, a *blip2.Attention, x, kv native.Ten
 
 // encode is BLIP-2's image encoding with a tape: pixels [B, 3, S, S] -> the projected
 // queries [B*Q, E].
-func (md *model) encode(c *native.Ctx, pixels native.Tensor, b int, sd *seeds) (native.Tensor, *qTape) {
-	m := md.m
+func (md *Model) Encode(c *native.Ctx, pixels native.Tensor, b int, sd *Seeds) (native.Tensor, *QTape) {
+	m := md.BLIP2
 	qf := m.QFormer
 	img := m.Vision.Forward(c, pixels)
 	nq, h := qf.Queries.Dim(0), qf.Cfg.Hidden
@@ -77,7 +77,7 @@ func (md *model) encode(c *native.Ctx, pixels native.Tensor, b int, sd *seeds) (
 		c.Copy(x.Rows(i*nq, (i+1)*nq), q0)
 	}
 	md.qDropout(c, x, sd) // the embeddings' dropout: nothing before it trains
-	tp := &qTape{b: b, attn: native.AttnParams{Heads: qf.Cfg.Heads, HeadDim: h / qf.Cfg.Heads, Scale: nn.InvSqrt(h / qf.Cfg.Heads)}}
+	tp := &QTape{b: b, attn: native.AttnParams{Heads: qf.Cfg.Heads, HeadDim: h / qf.Cfg.Heads, Scale: nn.InvSqrt(h / qf.Cfg.Heads)}}
 	for i := range qf.Layers {
 		ly := &qf.Layers[i]
 		var lt qLayerTape
@@ -103,11 +103,11 @@ func (md *model) encode(c *native.Ctx, pixels native.Tensor, b int, sd *seeds) (
 // attnBackward returns the gradient of the block's input x given dy of its output (a
 // cross-attention's keys and values come from the frozen image: only their adapters'
 // gradients are taken).
-func (md *model) attnBackward(c *native.Ctx, tp *attnTape, dy native.Tensor, b int, p native.AttnParams) native.Tensor {
+func (md *Model) attnBackward(c *native.Ctx, tp *attnTape, dy native.Tensor, b int, p native.AttnParams) native.Tensor {
 	dpre := c.LayerNormBackward(dy, tp.pre, tp.a.Norm.W, tp.a.Norm.Eps)
 	d := dupe(c, dpre)
 	if tp.drop != 0 {
-		c.DropoutInPlace(d, md.dr.QFormer, tp.drop)
+		c.DropoutInPlace(d, md.Dropouts.QFormer, tp.drop)
 	}
 	d = md.backward(c, tp.dense, d)
 	dq, dk, dv := c.AttentionBackward(tp.qo, tp.ko, tp.vo, d, b, p)
@@ -125,15 +125,15 @@ func (md *model) attnBackward(c *native.Ctx, tp *attnTape, dy native.Tensor, b i
 
 // encodeBackward takes the gradient of the projected queries back through the
 // projection and the Q-Former layers, adding to the adapters' gradients.
-func (md *model) encodeBackward(c *native.Ctx, tp *qTape, dPrefix native.Tensor) {
-	qf := md.m.QFormer
+func (md *Model) EncodeBackward(c *native.Ctx, tp *QTape, dPrefix native.Tensor) {
+	qf := md.BLIP2.QFormer
 	d := md.backward(c, tp.proj, dPrefix)
 	for i := len(tp.layers) - 1; i >= 0; i-- {
 		ly, lt := &qf.Layers[i], &tp.layers[i]
 		dpre := c.LayerNormBackward(d, lt.pre, ly.Norm.W, ly.Norm.Eps)
 		g := dupe(c, dpre)
 		if lt.drop != 0 {
-			c.DropoutInPlace(g, md.dr.QFormer, lt.drop)
+			c.DropoutInPlace(g, md.Dropouts.QFormer, lt.drop)
 		}
 		g = md.backward(c, lt.fc2, g)
 		g = c.ActivationBackward(g, lt.fpre, qf.Activation())

@@ -41,15 +41,14 @@ func (tr *trainer) checkpoint(step int) error {
 		return err
 	}
 	var ts []weights.Tensor
-	for _, p := range tr.md.ad.Params {
+	for _, p := range tr.md.Adapter.Params {
 		for _, t := range []struct {
 			name string
 			v    []float32
 			rows int
 		}{{"A", p.A, p.R}, {"B", p.B, p.Out}, {"exp_avg.A", p.MA, p.R}, {"exp_avg_sq.A", p.VA, p.R},
 			{"exp_avg.B", p.MB, p.Out}, {"exp_avg_sq.B", p.VB, p.Out}} {
-			ts = append(ts, weights.Tensor{Name: p.Module + "." + t.name, DType: weights.F32,
-				Shape: []int{t.rows, len(t.v) / t.rows}, Data: f32Bytes(t.v)})
+			ts = append(ts, weights.F32Tensor(p.Module+"."+t.name, []int{t.rows, len(t.v) / t.rows}, t.v))
 		}
 	}
 	if err := weights.WriteSafetensors(tr.path(CheckpointFile), ts, map[string]string{stateKey: string(js)}); err != nil {
@@ -80,7 +79,7 @@ func (tr *trainer) loadCheckpoint() (state, error) {
 	if st.Step < 0 || st.Step > tr.total {
 		return st, fmt.Errorf("finetune: %s: step %d outside the run's %d", path, st.Step, tr.total)
 	}
-	for _, p := range tr.md.ad.Params {
+	for _, p := range tr.md.Adapter.Params {
 		for _, t := range []struct {
 			name string
 			dst  []float32
@@ -233,7 +232,7 @@ func (tr *trainer) finish(start int, began time.Time, tokens int64) (*Summary, e
 	if err := tr.checkpoint(tr.total); err != nil {
 		return nil, err
 	}
-	if err := tr.md.ad.Save(o.Out); err != nil {
+	if err := tr.md.Adapter.Save(o.Out); err != nil {
 		return nil, err
 	}
 	png, err := plotLosses(tr.losses, tr.vals, tr.perEp)
@@ -250,7 +249,7 @@ func (tr *trainer) finish(start int, began time.Time, tokens int64) (*Summary, e
 	if s.Seconds > 0 && tr.total > start {
 		s.TokensPerSec = float64(tokens) / s.Seconds
 	}
-	s.Adapter, s.Params, s.Fingerprint, s.Finished = o.Out, tr.md.ad.Describe(), tr.fp, time.Now().UTC()
+	s.Adapter, s.Params, s.Fingerprint, s.Finished = o.Out, tr.md.Adapter.Describe(), tr.fp, time.Now().UTC()
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return nil, err

@@ -10,11 +10,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"synth/vision/lora"
 	"testing"
 
 	"synth/internal/fixtures"
+	"synth/internal/parity"
 	"synth/native"
-	"synth/vision/internal/parity"
 )
 
 // goldenTol is the fixture README's bound: float32 with another summation order.
@@ -131,21 +132,21 @@ func TestGoldenStep(t *testing.T) {
 				if err := tr.cachePrefixes(context.Background()); err != nil {
 					t.Fatal(err)
 				}
-				ad := tr.md.ad
-				if err := ad.attach(tr.m.Device()); err != nil {
+				ad := tr.md.Adapter
+				if err := ad.Attach(tr.m.Device()); err != nil {
 					t.Fatal(err)
 				}
-				defer ad.detach()
+				defer ad.Detach()
 				idx := make([]int, len(tr.data.train))
 				for i := range idx {
 					idx[i] = i
 				}
-				tr.md.train, tr.md.gscale = true, 1
-				x, bt, _, err := tr.inputs(pick(tr.data.train, idx), &seeds{}, true)
+				tr.md.Train, tr.md.GradScale = true, 1
+				x, bt, _, err := tr.inputs(pick(tr.data.train, idx), &lora.Seeds{}, true)
 				if err != nil {
 					t.Fatal(err)
 				}
-				loss, _, _ := tr.md.loss(tr.c, x, bt, tr.m.Cfg.NumQueryTokens, &seeds{}, true, false)
+				loss, _, _ := tr.md.Loss(tr.c, x, bt, tr.m.Cfg.NumQueryTokens, &lora.Seeds{}, true, false)
 				if d := math.Abs(loss-g.Losses[0]) / math.Abs(g.Losses[0]); d > goldenTol {
 					t.Errorf("loss %.7f, want %.7f (rel %.2g)", loss, g.Losses[0], d)
 				}

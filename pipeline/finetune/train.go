@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"synth/vision/lora"
 	"time"
 
 	"synth/dataset"
@@ -48,11 +49,11 @@ type Options struct {
 	Out       string // the adapter folder written
 	Cache     string // the prefix cache ("": OUT.prefix-cache beside OUT)
 	Text      Text
-	LoRA      LoRAConfig
+	LoRA      lora.LoRAConfig
 	// FromAdapter starts from this PEFT adapter instead of a fresh one (LoRA's shape
 	// then comes from its adapter_config.json).
 	FromAdapter string
-	Optim       Optim
+	Optim       lora.Optim
 	ValFraction float64
 	EvalEvery   int // validation every this many steps (0: at the end of each epoch)
 	Epochs      int // passes over the training set (when MaxSteps is 0)
@@ -153,7 +154,7 @@ func (o *Options) Validate() error {
 type trainer struct {
 	o      *Options
 	m      *blip2.Model
-	md     *model
+	md     *lora.Model
 	c      *native.Ctx
 	data   *corpus
 	cache  *embcache.Cache
@@ -233,39 +234,32 @@ func (tr *trainer) open() error {
 	if err != nil {
 		return fmt.Errorf("finetune: %w", err)
 	}
-	if err := checkModel(m); err != nil {
+	if err := lora.CheckModel(m); err != nil {
 		return err
 	}
 	tr.m = m
 	if tr.modelH, err = hashModel(o.Model); err != nil {
 		return err
 	}
-	var ad *Adapter
+	var ad *lora.Adapter
 	if o.FromAdapter != "" {
-		ad, err = LoadAdapter(o.FromAdapter, m.Linears)
+		ad, err = lora.LoadAdapter(o.FromAdapter, m.Linears)
 	} else {
 		o.LoRA.Base = filepath.Base(filepath.Clean(o.Model))
-		ad, err = NewAdapter(m.Linears, o.LoRA, seed.Item(o.Seed, "lora-init"))
+		ad, err = lora.NewAdapter(m.Linears, o.LoRA, seed.Item(o.Seed, "lora-init"))
 	}
 	if err != nil {
 		return err
 	}
-	for _, p := range ad.Params {
-		if !strings.HasPrefix(p.Module, "language_model.") {
-			tr.qTrain = true
-		}
-	}
 	if ad.Frozen > 0 {
 		slog.Info("finetune: the target modules also match vision-encoder layers, which stay frozen (synth trains OPT and Q-Former layers)", "layers", ad.Frozen)
 	}
-	dr := Dropouts{OPT: m.Cfg.Text.Dropout, QFormer: m.Cfg.QFormer.HiddenDropout}
+	dr := lora.Dropouts{OPT: m.Cfg.Text.Dropout, QFormer: m.Cfg.QFormer.HiddenDropout}
 	if o.BaseDropout >= 0 {
-		dr = Dropouts{OPT: float32(o.BaseDropout), QFormer: float32(o.BaseDropout)}
+		dr = lora.Dropouts{OPT: float32(o.BaseDropout), QFormer: float32(o.BaseDropout)}
 	}
-	tr.md = &model{m: m, ad: ad, dr: dr, by: map[*nn.Linear]*Param{}}
-	for _, p := range ad.Params {
-		tr.md.by[p.lin] = p
-	}
+	tr.md = lora.NewModel(m, ad, dr)
+	tr.qTrain = tr.md.QFormerTrains()
 	if o.Text.MaxLen == 0 {
 		o.Text.MaxLen = min(defaultMaxLen, m.Cfg.Text.MaxPositions-m.Cfg.NumQueryTokens)
 	}
@@ -302,7 +296,7 @@ func (tr *trainer) open() error {
 
 // fingerprint hashes everything the trained adapter depends on: a checkpoint of another
 // fingerprint cannot be resumed. Speed settings (threads, device) are left out.
-func (tr *trainer) fingerprint(ad *Adapter, dt native.DType) string {
+func (tr *trainer) fingerprint(ad *lora.Adapter, dt native.DType) string {
 	o := tr.o
 	h := sha256.New()
 	var init string
@@ -312,7 +306,7 @@ func (tr *trainer) fingerprint(ad *Adapter, dt native.DType) string {
 	js, _ := json.Marshal(map[string]any{
 		"model": tr.modelH, "dtype": dt.String(), "lora": ad.Config, "from_adapter": init,
 		"text": o.Text, "optim": o.Optim, "val_fraction": o.ValFraction, "steps": tr.total,
-		"batch": o.Batch, "grad_accum": o.GradAccum, "seed": o.Seed, "dropout": tr.md.dr,
+		"batch": o.Batch, "grad_accum": o.GradAccum, "seed": o.Seed, "dropout": tr.md.Dropouts,
 	})
 	h.Write(js)
 	for _, set := range [][]example{tr.data.train, tr.data.val} {
@@ -349,7 +343,7 @@ func storedDType(src *weights.Source) native.DType {
 
 func (tr *trainer) run(ctx context.Context) (*Summary, error) {
 	o := tr.o
-	ad := tr.md.ad
+	ad := tr.md.Adapter
 	start, err := tr.startState()
 	if err != nil {
 		return nil, err
@@ -358,7 +352,7 @@ func (tr *trainer) run(ctx context.Context) (*Summary, error) {
 		return &tr.sum, nil // already complete
 	}
 	slog.Info("finetune", "examples", len(tr.data.train), "val_examples", len(tr.data.val), "products", tr.data.products,
-		"steps", tr.total, "steps_per_epoch", tr.perEp, "adapter", ad.Describe(), "dropout_opt", tr.md.dr.OPT,
+		"steps", tr.total, "steps_per_epoch", tr.perEp, "adapter", ad.Describe(), "dropout_opt", tr.md.Dropouts.OPT,
 		"device", tr.c.Device(), "threads", tr.c.Threads(), "resume_at", start)
 	if tr.data.truncated > 0 {
 		slog.Warn("finetune: captions cut at --max-length", "examples", tr.data.truncated, "max_length", o.Text.MaxLen)
@@ -376,10 +370,10 @@ func (tr *trainer) run(ctx context.Context) (*Summary, error) {
 	} else {
 		slog.Info("finetune: LoRA on the Q-Former or projection: image prefixes are recomputed every step (no prefix cache)")
 	}
-	if err := ad.attach(tr.m.Device()); err != nil {
+	if err := ad.Attach(tr.m.Device()); err != nil {
 		return nil, err
 	}
-	defer ad.detach()
+	defer ad.Detach()
 	task := o.Progress.Start("finetune", "steps", tr.total)
 	task.Add(start)
 	defer task.End()
@@ -399,7 +393,7 @@ func (tr *trainer) run(ctx context.Context) (*Summary, error) {
 		}
 		stepTokens += int64(tokens)
 		dt := time.Since(t0).Seconds()
-		line := LogLine{Step: s + 1, Epoch: tr.epochAt(s + 1), Loss: &loss, LR: o.Optim.rate(s, tr.total), GradNorm: &norm,
+		line := LogLine{Step: s + 1, Epoch: tr.epochAt(s + 1), Loss: &loss, LR: o.Optim.Rate(s, tr.total), GradNorm: &norm,
 			Tokens: tokens, TokensSec: float64(tokens) / dt}
 		if err := tr.writeLog(line); err != nil {
 			return nil, err
@@ -445,8 +439,8 @@ const defaultMaxLen = 128
 func Defaults() Options {
 	return Options{
 		Text:        Text{Field: "text"},
-		LoRA:        LoRAConfig{R: 16, Alpha: 32, Dropout: 0.05, Targets: []string{"q_proj", "k_proj"}},
-		Optim:       Optim{LR: 5e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Schedule: "linear", GradClip: 1},
+		LoRA:        lora.LoRAConfig{R: 16, Alpha: 32, Dropout: 0.05, Targets: []string{"q_proj", "k_proj"}},
+		Optim:       lora.Optim{LR: 5e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Schedule: "linear", GradClip: 1},
 		ValFraction: 0.05, Epochs: 3, SaveEvery: 200, Batch: 4, GradAccum: 1, BaseDropout: -1,
 	}
 }

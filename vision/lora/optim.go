@@ -1,4 +1,4 @@
-package finetune
+package lora
 
 import (
 	"fmt"
@@ -50,7 +50,7 @@ func (o Optim) Validate() error {
 
 // rate is the learning rate of optimizer step s (0-based) of total, as transformers'
 // get_{constant,linear,cosine}_schedule_with_warmup give it (constant: with warm-up).
-func (o Optim) rate(s, total int) float64 {
+func (o Optim) Rate(s, total int) float64 {
 	if s < o.Warmup {
 		return o.LR * float64(s) / float64(max(1, o.Warmup))
 	}
@@ -67,7 +67,7 @@ func (o Optim) rate(s, total int) float64 {
 // clip scales the gradients so their global L2 norm is at most GradClip, as
 // torch.nn.utils.clip_grad_norm_ (coefficient max/(norm+1e-6), only when below 1), and
 // returns the norm before clipping.
-func (o Optim) clip(ps []*Param) float64 {
+func (o Optim) Clip(ps []*Param) float64 {
 	var sum float64
 	for _, p := range ps {
 		for _, g := range [][]float32{p.GA, p.GB} {
@@ -95,7 +95,7 @@ func (o Optim) clip(ps []*Param) float64 {
 // update is one AdamW step (step counts from 1) at learning rate lr on every parameter,
 // in torch's order of float32 operations: decay, moments, then
 // p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
-func (o Optim) update(ps []*Param, step int, lr float64) {
+func (o Optim) Update(ps []*Param, step int, lr float64) {
 	bc1 := 1 - math.Pow(o.Beta1, float64(step))
 	bc2 := math.Sqrt(1 - math.Pow(o.Beta2, float64(step)))
 	stepSize := float32(lr / bc1)

@@ -6,11 +6,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"synth/vision/lora"
 	"testing"
 
 	"synth/internal/fixtures"
+	"synth/internal/parity"
 	"synth/native"
-	"synth/vision/internal/parity"
 )
 
 // TestLossGradient checks the whole training backward pass (OPT, the language
@@ -26,7 +27,7 @@ func TestLossGradient(t *testing.T) {
 			o := Defaults()
 			o.Model, o.Data, o.Out = smoothModel(t, filepath.Join(set, "model")), filepath.Join(set, "products.jsonl"), t.TempDir()
 			o.DType, o.Device, o.Threads, o.ValFraction = native.F32, dev, 1, 0
-			o.LoRA = LoRAConfig{R: 3, Alpha: 6, Dropout: 0.2,
+			o.LoRA = lora.LoRAConfig{R: 3, Alpha: 6, Dropout: 0.2,
 				TargetRegex: `.*(qformer.*(query|key|value|dense)|language_projection|decoder.*(q_proj|k_proj|v_proj|out_proj|fc1|fc2))`}
 			o.BaseDropout = 0.15
 			tr := &trainer{o: &o}
@@ -37,7 +38,7 @@ func TestLossGradient(t *testing.T) {
 			if !tr.qTrain {
 				t.Fatal("Q-Former targets did not switch to recomputed prefixes")
 			}
-			ad := tr.md.ad
+			ad := tr.md.Adapter
 			r := rand.New(rand.NewPCG(3, 4))
 			for _, p := range ad.Params { // B = 0 would leave A's gradient zero
 				for i := range p.B {
@@ -46,25 +47,25 @@ func TestLossGradient(t *testing.T) {
 			}
 			exs := tr.data.train
 			lossAt := func(backward bool) float64 {
-				if err := ad.attach(tr.m.Device()); err != nil {
+				if err := ad.Attach(tr.m.Device()); err != nil {
 					t.Fatal(err)
 				}
 				c := tr.c
 				mk := c.Mark()
 				defer c.Release(mk)
-				tr.md.train, tr.md.gscale = true, 1
-				sd := &seeds{base: 77}
+				tr.md.Train, tr.md.GradScale = true, 1
+				sd := &lora.Seeds{Base: 77}
 				x, bt, qt, err := tr.inputs(exs, sd, true)
 				if err != nil {
 					t.Fatal(err)
 				}
-				l, _, dp := tr.md.loss(c, x, bt, tr.m.Cfg.NumQueryTokens, sd, backward, true)
+				l, _, dp := tr.md.Loss(c, x, bt, tr.m.Cfg.NumQueryTokens, sd, backward, true)
 				if backward {
-					tr.md.encodeBackward(c, qt, dp)
+					tr.md.EncodeBackward(c, qt, dp)
 				}
 				return l
 			}
-			ad.zeroGrads()
+			ad.ZeroGrads()
 			lossAt(true)
 			checked := 0
 			for _, p := range ad.Params {

@@ -1,7 +1,8 @@
-package finetune
+package lora
 
 import (
 	"fmt"
+	"strings"
 
 	"synth/native"
 	"synth/vision/blip2"
@@ -15,23 +16,43 @@ type Dropouts struct {
 	QFormer float32 // the Q-Former's hidden dropout (hidden_dropout_prob)
 }
 
-// batch is one micro-batch of texts: each example's token ids (BOS + prompt + caption
+// Batch is one micro-batch of texts: each example's token ids (BOS + prompt + caption
 // [+ EOS]) and how many of its leading tokens are never targets (1 + the prompt's).
-type batch struct {
-	ids    [][]int32
-	noLoss []int
+type Batch struct {
+	IDs    [][]int32
+	NoLoss []int
 }
 
-// model runs BLIP-2's training forward and backward passes with the adapter live.
-type model struct {
-	m  *blip2.Model
-	ad *Adapter
-	by map[*nn.Linear]*Param // the adapted layers
-	dr Dropouts
-	// train turns the dropouts on; gscale multiplies every gradient added to the
-	// adapter's (1 / the micro-batches of the step: their losses are averaged).
-	train  bool
-	gscale float32
+// Model runs BLIP-2's training forward and backward passes with the adapter live.
+type Model struct {
+	BLIP2    *blip2.Model
+	Adapter  *Adapter
+	Dropouts Dropouts
+	// Train turns the dropouts on; GradScale multiplies every gradient added to the
+	// adapter's (1 / the micro-batches of a step, whose losses are averaged).
+	Train     bool
+	GradScale float32
+	by        map[*nn.Linear]*Param // the adapted layers
+}
+
+// NewModel trains ad on m (whose Linears ad's parameters belong to).
+func NewModel(m *blip2.Model, ad *Adapter, dr Dropouts) *Model {
+	md := &Model{BLIP2: m, Adapter: ad, Dropouts: dr, GradScale: 1, by: map[*nn.Linear]*Param{}}
+	for _, p := range ad.Params {
+		md.by[p.lin] = p
+	}
+	return md
+}
+
+// QFormerTrains reports whether an adapted layer is outside the language model, so that
+// image prefixes change with training (they cannot be cached).
+func (md *Model) QFormerTrains() bool {
+	for _, p := range md.Adapter.Params {
+		if !strings.HasPrefix(p.Module, "language_model.") {
+			return true
+		}
+	}
+	return false
 }
 
 // linTape is what a Linear's backward needs: its input and, when adapted, the
@@ -45,25 +66,29 @@ type linTape struct {
 	seed uint64
 }
 
-// seeds: each dropout site of a step has its own mask seed, a function of the step's
-// seed and the site, so a rerun draws the same masks.
-type seeds struct{ base, n uint64 }
+// Seeds give each dropout site of a pass its own mask seed, a function of Base (the
+// pass's seed) and the site's order, so a rerun draws the same masks.
+type Seeds struct {
+	Base uint64
+	n    uint64
+}
 
-func (s *seeds) next() uint64 { s.n++; return s.base ^ (s.n * 0xd1342543de82ef95) }
+// Next is the next site's seed.
+func (s *Seeds) Next() uint64 { s.n++; return s.Base ^ (s.n * 0xd1342543de82ef95) }
 
 // linear is Linear's training forward: y = x W^T + b + s (drop(x) A^T) B^T.
-func (md *model) linear(c *native.Ctx, lin *nn.Linear, x native.Tensor, sd *seeds) (native.Tensor, linTape) {
+func (md *Model) linear(c *native.Ctx, lin *nn.Linear, x native.Tensor, sd *Seeds) (native.Tensor, linTape) {
 	tp := linTape{lin: lin, p: md.by[lin], x: x}
 	y := c.Linear(x, lin.W, lin.B, native.None, native.Tensor{})
 	if tp.p == nil {
 		return y, tp
 	}
 	tp.xd = x
-	if d := md.ad.Config.Dropout; d > 0 && md.train {
+	if d := md.Adapter.Config.Dropout; d > 0 && md.Train {
 		rows, cols := x.Dims2()
 		tp.xd = c.Alloc(rows, cols)
 		c.Copy(tp.xd, x)
-		tp.seed = sd.next()
+		tp.seed = sd.Next()
 		c.DropoutInPlace(tp.xd, d, tp.seed)
 	}
 	tp.t = c.Linear(tp.xd, lin.LoRA.A, native.Tensor{}, native.None, native.Tensor{})
@@ -73,7 +98,7 @@ func (md *model) linear(c *native.Ctx, lin *nn.Linear, x native.Tensor, sd *seed
 
 // backward is dx = dy W (+ the adapter's path), adding the adapter's gradients to
 // dA and dB of the step (on the host).
-func (md *model) backward(c *native.Ctx, tp linTape, dy native.Tensor) native.Tensor {
+func (md *Model) backward(c *native.Ctx, tp linTape, dy native.Tensor) native.Tensor {
 	dx := c.LinearBackward(dy, tp.lin.W)
 	if tp.p == nil {
 		return dx
@@ -81,7 +106,7 @@ func (md *model) backward(c *native.Ctx, tp linTape, dy native.Tensor) native.Te
 	u := md.gradsOnly(c, tp, dy)
 	dxd := c.LinearBackward(u, tp.lin.LoRA.A) // (dy B) A [.., In]
 	if tp.seed != 0 {
-		c.DropoutInPlace(dxd, md.ad.Config.Dropout, tp.seed)
+		c.DropoutInPlace(dxd, md.Adapter.Config.Dropout, tp.seed)
 	}
 	c.AddScaledInPlace(dx, dxd, tp.p.Scale)
 	return dx
@@ -89,11 +114,11 @@ func (md *model) backward(c *native.Ctx, tp linTape, dy native.Tensor) native.Te
 
 // gradsOnly adds the adapter's gradients of dy to dA and dB (none for a layer without
 // one) and returns dy B [.., R].
-func (md *model) gradsOnly(c *native.Ctx, tp linTape, dy native.Tensor) native.Tensor {
+func (md *Model) gradsOnly(c *native.Ctx, tp linTape, dy native.Tensor) native.Tensor {
 	if tp.p == nil {
 		return native.Tensor{}
 	}
-	p, s := tp.p, tp.p.Scale*md.gscale
+	p, s := tp.p, tp.p.Scale*md.GradScale
 	u := c.LinearBackward(dy, tp.lin.LoRA.B)           // dy B
 	addScaled(p.GB, c.ToHost(c.MatMulTN(dy, tp.t)), s) // dB = s dy^T (xd A^T)
 	addScaled(p.GA, c.ToHost(c.MatMulTN(u, tp.xd)), s) // dA = s (dy B)^T xd
@@ -123,15 +148,15 @@ type layerTape struct {
 // E] (each example's Q prefix rows, then its T text rows, T the longest text), and
 // returns HF's loss: the mean cross-entropy over the labelled targets (the text shifted
 // by one; padding, the prefix and the first noLoss tokens are never targets), and how
-// many targets there were. With backward it then adds md.gscale times the gradient of
+// many targets there were. With backward it then adds md.GradScale times the gradient of
 // that mean to every adapted layer's GA and GB, and, with wantPrefix, returns the
 // gradient of the prefix rows [B*Q, E], scaled alike.
-func (md *model) loss(c *native.Ctx, x native.Tensor, bt batch, q int, sd *seeds, backward, wantPrefix bool) (loss float64, labelled int, dPrefix native.Tensor) {
-	lm := md.m.LM
+func (md *Model) Loss(c *native.Ctx, x native.Tensor, bt Batch, q int, sd *Seeds, backward, wantPrefix bool) (loss float64, labelled int, dPrefix native.Tensor) {
+	lm := md.BLIP2.LM
 	cfg := lm.Cfg
-	b := len(bt.ids)
+	b := len(bt.IDs)
 	t := 0
-	for _, r := range bt.ids {
+	for _, r := range bt.IDs {
 		t = max(t, len(r))
 	}
 	n := q + t
@@ -139,7 +164,7 @@ func (md *model) loss(c *native.Ctx, x native.Tensor, bt batch, q int, sd *seeds
 	// and the targets of text positions 0..T-2
 	keyMask := make([]bool, b*n)
 	var pos, targets, pick []int32
-	for i, r := range bt.ids {
+	for i, r := range bt.IDs {
 		row := keyMask[i*n : (i+1)*n]
 		for j := range row {
 			row[j] = j < q+len(r)
@@ -148,7 +173,7 @@ func (md *model) loss(c *native.Ctx, x native.Tensor, bt batch, q int, sd *seeds
 		for j := 0; j < t-1; j++ {
 			pick = append(pick, int32(i*n+q+j))
 			tg := int32(native.IgnoreIndex)
-			if j+1 < len(r) && j+1 >= bt.noLoss[i] {
+			if j+1 < len(r) && j+1 >= bt.NoLoss[i] {
 				tg = r[j+1]
 				labelled++
 			}
@@ -175,9 +200,9 @@ func (md *model) loss(c *native.Ctx, x native.Tensor, bt batch, q int, sd *seeds
 		a := c.Attention(tp.qo, tp.ko, tp.vo, b, attn)
 		o, otp := md.linear(c, ly.Out, a, sd)
 		tp.out = otp
-		if md.train && md.dr.OPT > 0 {
-			tp.drop1 = sd.next()
-			c.DropoutInPlace(o, md.dr.OPT, tp.drop1)
+		if md.Train && md.Dropouts.OPT > 0 {
+			tp.drop1 = sd.Next()
+			c.DropoutInPlace(o, md.Dropouts.OPT, tp.drop1)
 		}
 		tp.xmid = c.Add(h, o)
 		tp.h2 = ly.Norm2.Forward(c, tp.xmid)
@@ -185,9 +210,9 @@ func (md *model) loss(c *native.Ctx, x native.Tensor, bt batch, q int, sd *seeds
 		f := c.Activation(tp.fpre, ly.Act)
 		o2, f2 := md.linear(c, ly.FC2, f, sd)
 		tp.fc2 = f2
-		if md.train && md.dr.OPT > 0 {
-			tp.drop2 = sd.next()
-			c.DropoutInPlace(o2, md.dr.OPT, tp.drop2)
+		if md.Train && md.Dropouts.OPT > 0 {
+			tp.drop2 = sd.Next()
+			c.DropoutInPlace(o2, md.Dropouts.OPT, tp.drop2)
 		}
 		h = c.Add(tp.xmid, o2)
 	}
@@ -225,7 +250,7 @@ func (md *model) loss(c *native.Ctx, x native.Tensor, bt batch, q int, sd *seeds
 		// x_out = x_mid + drop(fc2(act(fc1(LN2(x_mid)))))
 		d := dupe(c, dh)
 		if tp.drop2 != 0 {
-			c.DropoutInPlace(d, md.dr.OPT, tp.drop2)
+			c.DropoutInPlace(d, md.Dropouts.OPT, tp.drop2)
 		}
 		d = md.backward(c, tp.fc2, d)
 		d = c.ActivationBackward(d, tp.fpre, ly.Act)
@@ -235,7 +260,7 @@ func (md *model) loss(c *native.Ctx, x native.Tensor, bt batch, q int, sd *seeds
 		// x_mid = x_in + drop(out(attention(q, k, v of LN1(x_in))))
 		d = dupe(c, dmid)
 		if tp.drop1 != 0 {
-			c.DropoutInPlace(d, md.dr.OPT, tp.drop1)
+			c.DropoutInPlace(d, md.Dropouts.OPT, tp.drop1)
 		}
 		d = md.backward(c, tp.out, d)
 		dq, dk, dv := c.AttentionBackward(tp.qo, tp.ko, tp.vo, d, b, tp.attn)
@@ -264,7 +289,7 @@ func dupe(c *native.Ctx, x native.Tensor) native.Tensor {
 }
 
 // checkModel refuses what the training passes do not cover.
-func checkModel(m *blip2.Model) error {
+func CheckModel(m *blip2.Model) error {
 	if m.LM.Cfg.ProjDim() != m.LM.Cfg.Hidden {
 		return fmt.Errorf("finetune: OPT with word_embed_proj_dim %d != hidden_size %d is not supported", m.LM.Cfg.ProjDim(), m.LM.Cfg.Hidden)
 	}

@@ -74,6 +74,9 @@ type Options struct {
 	// Stop, when set, is polled between steps: training then saves a checkpoint and
 	// returns ErrStopped (SIGINT).
 	Stop func() bool
+	// OnStep, when set, is called after each optimizer step is logged (before its
+	// checkpoint): the resume test kills the process there.
+	OnStep func(step int)
 }
 
 // ErrStopped is returned when Options.Stop asked training to stop; a checkpoint was
@@ -400,6 +403,9 @@ func (tr *trainer) run(ctx context.Context) (*Summary, error) {
 		}
 		task.Add(1)
 		task.Note(fmt.Sprintf("loss %.4f", loss))
+		if o.OnStep != nil {
+			o.OnStep(s + 1)
+		}
 		if len(tr.data.val) > 0 && tr.evalDue(s+1) {
 			if err := tr.validate(s + 1); err != nil {
 				return nil, err

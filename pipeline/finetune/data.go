@@ -3,6 +3,7 @@ package finetune
 import (
 	"crypto/sha256"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -60,8 +61,8 @@ type corpus struct {
 }
 
 // readCorpus reads the manifest: one example per image of each product with text; a
-// seeded fraction of the products (at least one when the fraction is positive) is held
-// out for validation, so no product is in both sets.
+// seeded fraction of the products (rounded) is held out for validation, so no product
+// is in both sets.
 func readCorpus(path string, t Text, tok *gpt2tok.Tokenizer, eos int32, valFraction float64, runSeed uint64) (*corpus, error) {
 	m, err := dataset.ReadManifest(path)
 	if err != nil {
@@ -96,12 +97,12 @@ func readCorpus(path string, t Text, tok *gpt2tok.Tokenizer, eos int32, valFract
 	if c.products == 0 {
 		return nil, fmt.Errorf("finetune: %s: no product has both images and a %q text", path, t.Field)
 	}
-	nVal := 0
-	if valFraction > 0 {
-		nVal = max(1, int(math.Round(valFraction*float64(c.products))))
-		if nVal >= c.products {
-			return nil, fmt.Errorf("finetune: --val-fraction %g leaves no product of %d to train on", valFraction, c.products)
-		}
+	nVal := int(math.Round(valFraction * float64(c.products)))
+	if nVal >= c.products {
+		return nil, fmt.Errorf("finetune: --val-fraction %g leaves no product of %d to train on", valFraction, c.products)
+	}
+	if valFraction > 0 && nVal == 0 {
+		slog.Warn("finetune: --val-fraction of so few products holds out none: no validation loss", "val_fraction", valFraction, "products", c.products)
 	}
 	order := rand.New(rand.NewPCG(seed.Item(runSeed, "val-split"), 0)).Perm(c.products)
 	for i, j := range order {

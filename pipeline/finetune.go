@@ -244,8 +244,9 @@ func (s *Finetune) Run(ctx context.Context, env *Env) (Status, error) {
 	}
 	s.Summary = sum
 	done := sum.Steps - sum.ResumedAtStep
-	if sum.Finished.IsZero() {
+	if sum.Reused {
 		done = 0
+		env.log().Info("finetune: complete, nothing to do", "out", s.Out, "steps", sum.Steps, "fingerprint", sum.Fingerprint)
 	}
 	return Status{Step: s.Name(), Output: s.Out, Items: sum.Steps, Records: sum.Steps, Done: done, Ran: done > 0}, nil
 }

@@ -61,18 +61,18 @@ func finetuneCommand() *cli.Command {
 				}
 				return stepError(err)
 			}
-			printSummary(c, s.Summary)
+			printSummary(c, s.Out, s.Summary)
 			return e.Hashes.Save()
 		},
 	}
 }
 
-func printSummary(c *cli.Context, s *finetune.Summary) {
+func printSummary(c *cli.Context, out string, s *finetune.Summary) {
 	w := c.App.Writer
 	if s.Reused {
-		fmt.Fprintf(w, "finetune: %s already holds this run, finished (%d steps); nothing to do\n", s.Adapter, s.Steps)
+		fmt.Fprintf(w, "finetune: %s already holds this run, finished (%d steps); nothing to do\n", out, s.Steps)
 	}
-	fmt.Fprintf(w, "adapter:  %s (%s)\n", s.Adapter, s.Params)
+	fmt.Fprintf(w, "adapter:  %s (%s)\n", out, s.Params)
 	fmt.Fprintf(w, "examples: %d training, %d validation, from %d products (%d captions cut at --max-length)\n", s.Examples, s.ValExamples, s.Products, s.Truncated)
 	fmt.Fprintf(w, "trained:  %d steps (%.2f epochs), %d text tokens", s.Steps, s.Epochs, s.Tokens)
 	if !s.Reused {

@@ -212,7 +212,7 @@ func (tr *trainer) cachePrefixes(ctx context.Context) error {
 	if tr.cache, err = embcache.Open(dir); err != nil {
 		return fmt.Errorf("finetune: prefix cache: %w", err)
 	}
-	tr.sum.PrefixCache = dir
+	tr.sum.PrefixCache = filepath.Base(dir)
 	var todo []example
 	seen := map[embcache.Key]bool{}
 	for _, set := range [][]example{tr.data.train, tr.data.val} {

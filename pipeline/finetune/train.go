@@ -97,10 +97,10 @@ type Summary struct {
 	FirstLoss     float64   `json:"first_loss"`
 	FinalLoss     float64   `json:"final_loss"`
 	FinalValLoss  *float64  `json:"final_val_loss,omitempty"`
-	Adapter       string    `json:"adapter"`
+	Adapter       string    `json:"adapter"` // the output folder's name
 	Params        string    `json:"trainable"`
 	Fingerprint   string    `json:"fingerprint"`
-	PrefixCache   string    `json:"prefix_cache,omitempty"`
+	PrefixCache   string    `json:"prefix_cache,omitempty"` // the cache folder's name
 	ResumedAtStep int       `json:"resumed_at_step,omitempty"`
 	Finished      time.Time `json:"finished"`
 	// Reused is set when OUT already held this run finished: nothing was trained.
@@ -355,7 +355,7 @@ func (tr *trainer) run(ctx context.Context) (*Summary, error) {
 		return &tr.sum, nil // already complete
 	}
 	slog.Info("finetune", "examples", len(tr.data.train), "val_examples", len(tr.data.val), "products", tr.data.products,
-		"steps", tr.total, "steps_per_epoch", tr.perEp, "adapter", ad.Describe(), "dropout_opt", tr.md.Dropouts.OPT,
+		"steps", tr.total, "steps_per_epoch", tr.perEp, "adapter", ad.Describe(), "base_dropout", fmt.Sprintf("%g/%g", tr.md.Dropouts.OPT, tr.md.Dropouts.QFormer),
 		"device", tr.c.Device(), "threads", tr.c.Threads(), "resume_at", start)
 	if tr.data.truncated > 0 {
 		slog.Warn("finetune: captions cut at --max-length", "examples", tr.data.truncated, "max_length", o.Text.MaxLen)

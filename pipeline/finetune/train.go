@@ -383,9 +383,12 @@ func (tr *trainer) run(ctx context.Context) (*Summary, error) {
 	began := time.Now()
 	var stepTokens int64
 	for s := start; s < tr.total; s++ {
-		if err := ctx.Err(); err != nil || (o.Stop != nil && o.Stop()) {
+		if cerr := ctx.Err(); cerr != nil || (o.Stop != nil && o.Stop()) {
 			if err := tr.checkpoint(s); err != nil {
 				return nil, err
+			}
+			if cerr != nil {
+				return nil, fmt.Errorf("%w (%w)", ErrStopped, cerr)
 			}
 			return nil, ErrStopped
 		}

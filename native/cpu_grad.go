@@ -96,6 +96,12 @@ func (x *cpuExec) gemmMat(y, in kernels.Mat, w *kernels.Weights) {
 }
 
 func (x *cpuExec) linearBackward(dx, dy Tensor, w *Matrix) {
+	if w.dt.BlockSize() > 1 {
+		if t := w.transposedQ8(); t != nil {
+			x.linear(dx, dy, t, Tensor{}, None, Tensor{})
+			return
+		}
+	}
 	n, k := w.N(), w.K()
 	// W [N, K] dequantized, then transposed: dx = dy W = dy (W^T)^T, a GEMM with W^T as
 	// its weights

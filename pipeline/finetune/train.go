@@ -232,6 +232,10 @@ func (tr *trainer) open() error {
 	dt := o.DType
 	if o.AutoDType {
 		dt = storedDType(src)
+		if dt == native.F32 && src.ParamCount() > 1e9 {
+			slog.Info("finetune: the frozen weights stay F32 as stored (--dtype auto); --dtype f16 halves their memory, q8_0 (QLoRA-style, integer products) quarters it and trains fastest on the cpu",
+				"params", src.ParamCount())
+		}
 	}
 	m, err := blip2.Load(src, blip2.Options{DType: dt, Device: o.Device})
 	if err != nil {

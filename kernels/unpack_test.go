@@ -114,7 +114,7 @@ func TestGatherRowsParity(t *testing.T) {
 							if sel == nil {
 								rows = sh.n
 							}
-							what := name("isa", s.ISA(), "dt", dt, "n", sh.n, "k", k, "nr", ws.PanelNR, "rows", rows, "nth", nth)
+							what := name("isa", setName(s), "dt", dt, "n", sh.n, "k", k, "nr", ws.PanelNR, "rows", rows, "nth", nth)
 							out := newGuarded(rows, k, k+3)
 							if err := runShares(nth, func(ith int, _ []float32) error { return s.GatherRows(ws, sel, out.mat(), ith, nth) }); err != nil {
 								t.Fatalf("%s: %v", what, err)
@@ -197,7 +197,7 @@ func TestStoreRowsF16Parity(t *testing.T) {
 		}
 		for _, s := range variants(t) {
 			for _, nth := range threadCounts {
-				what := name("isa", s.ISA(), "cols", cols, "nth", nth)
+				what := name("isa", setName(s), "cols", cols, "nth", nth)
 				const guard = 0x7dea // a signaling NaN half: no conversion produces one
 				y := Mat16{Data: make([]uint16, 7*(cols+1)), Rows: 7, Cols: cols, LD: cols + 1}
 				for i := range y.Data {

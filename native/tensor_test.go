@@ -205,8 +205,8 @@ func TestMatrixOtherVariants(t *testing.T) {
 		if !slices.Equal(mat.Dequantize(), deq) {
 			t.Fatalf("%s: Dequantize differs from the source's", dt)
 		}
-		want := linearOracle(x.F32(), deq, nil, None, nil, m, n, k)
 		forEachCtx(t, func(t *testing.T, c *Ctx) {
+			want := linearRef(c, mat, x.F32(), deq, nil, None, nil, m, n, k)
 			near(t, dt.String(), c.Linear(x, mat, nil, None, Tensor{}).F32(), want, 1e-5, 1)
 			c.Reset()
 		})

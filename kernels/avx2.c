@@ -28,6 +28,8 @@ typedef __m256 vm; // compare results are all-ones / all-zeros lanes
 #define vfnma(a, b, c) _mm256_fnmadd_ps(a, b, c) // c - a*b
 #define vabs(a) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a)
 #define vround(a) _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define vtrunc(a) _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
+#define vor_sign(a, s) _mm256_or_ps(a, _mm256_and_ps(s, _mm256_set1_ps(-0.0f))) // a with s's sign bit or-ed in
 #define vlt(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
 #define veq(a, b) _mm256_cmp_ps(a, b, _CMP_EQ_OQ)
 #define visnan(a) _mm256_cmp_ps(a, a, _CMP_UNORD_Q)

@@ -28,6 +28,8 @@ typedef __mmask16 vm;
 #define vfnma(a, b, c) _mm512_fnmadd_ps(a, b, c) // c - a*b
 #define vabs(a) _mm512_abs_ps(a)
 #define vround(a) _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define vtrunc(a) _mm512_roundscale_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
+#define vor_sign(a, s) _mm512_or_ps(a, _mm512_and_ps(s, _mm512_set1_ps(-0.0f))) // a with s's sign bit or-ed in
 #define vlt(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)
 #define veq(a, b) _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ)
 #define visnan(a) _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q)

@@ -37,6 +37,11 @@ int synth_gemm_quantizes_x(int isa, int dt, int64_t m) {
 // VARIANTS lists op's variants in SYNTH_ISA_* order.
 #define VARIANTS(op) {op##_ref, op##_avx2, op##_avx512, op##_avx512_vnni}
 
+int synth_quantize(int isa, int dt, const float *src, void *dst, int64_t n) {
+	static int (*const f[SYNTH_NISA])(int, const float *, void *, int64_t) = VARIANTS(synth_quantize);
+	return bad(isa) ? SYNTH_EARG : f[isa](dt, src, dst, n);
+}
+
 int synth_layernorm(int isa, const float *x, int64_t ldx, const float *gamma, const float *beta, float eps,
                     float *y, int64_t ldy, int64_t rows, int64_t cols, int ith, int nth) {
 	static int (*const f[SYNTH_NISA])(const float *, int64_t, const float *, const float *, float, float *, int64_t,

@@ -65,6 +65,12 @@ int64_t synth_row_bytes(int dt, int64_t k);
 int synth_quantize_ref(int dt, const float *src, void *dst, int64_t n);
 // dst: n f32 from n values of dt in src (exact for every dtype).
 int synth_dequantize_ref(int dt, const void *src, float *dst, int64_t n);
+// synth_quantize_ref's bytes, bit for bit, with vectors where a variant has them (F16,
+// Q8_0); synth_quantize dispatches by variant index.
+int synth_quantize_avx2(int dt, const float *src, void *dst, int64_t n);
+int synth_quantize_avx512(int dt, const float *src, void *dst, int64_t n);
+int synth_quantize_avx512_vnni(int dt, const float *src, void *dst, int64_t n);
+int synth_quantize(int isa, int dt, const float *src, void *dst, int64_t n);
 
 // ---- weight packing ---------------------------------------------------------------------
 // The SIMD GEMMs read weights packed once at load into panels of nr rows (nr = the

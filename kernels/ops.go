@@ -181,8 +181,14 @@ func Unpack(dt DType, packed []byte, n, k, nr int, out []byte, ith, nth int) err
 }
 
 // Quantize converts f32 values to dt (bit-exact with ggml's reference quantizers);
-// len(src) must be a multiple of dt's block size and dst hold RowBytes(dt, len(src)).
-func Quantize(dt DType, src []float32, dst []byte) error {
+// len(src) must be a multiple of dt's block size and dst hold RowBytes(dt, len(src)). It
+// runs the host's vector quantizer where there is one (F16, Q8_0: the same bytes).
+func Quantize(dt DType, src []float32, dst []byte) error { return hostQuant.Quantize(dt, src, dst) }
+
+var hostQuant = Host()
+
+// Quantize is the package's Quantize with s's quantizers (the reference's for ref).
+func (s *Set) Quantize(dt DType, src []float32, dst []byte) error {
 	n := len(src)
 	if !dt.Valid() || n%dt.BlockSize() != 0 || len(dst) < RowBytes(dt, n) {
 		return fmt.Errorf("kernels: quantize %d values to %s into %d bytes", n, dt, len(dst))
@@ -190,7 +196,7 @@ func Quantize(dt DType, src []float32, dst []byte) error {
 	if n == 0 {
 		return nil
 	}
-	return status("quantize", C.synth_quantize_ref(C.int(dt), fptr(src), bptr(dst), C.int64_t(n)))
+	return status("quantize", C.synth_quantize(s.idx, C.int(dt), fptr(src), bptr(dst), C.int64_t(n)))
 }
 
 // Dequantize converts len(dst) values of dt from src to f32 (exact).

@@ -65,12 +65,21 @@ func quantInputs(t *testing.T) []float32 {
 func TestQuantizeMatchesGGML(t *testing.T) {
 	src := quantInputs(t)
 	for _, dt := range allDTypes {
-		ours := make([]byte, RowBytes(dt, len(src)))
-		if err := Quantize(dt, src, ours); err != nil {
-			t.Fatal(err)
-		}
 		theirs, err := ggmlref.Quantize(ggmlType[dt], src, len(src)/256, 256)
 		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range variants(t) { // every variant's quantizer gives ggml's bytes
+			got := make([]byte, RowBytes(dt, len(src)))
+			if err := s.Quantize(dt, src, got); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, theirs) {
+				t.Fatalf("%s %s: bytes differ from ggml's", setName(s), dt)
+			}
+		}
+		ours := make([]byte, RowBytes(dt, len(src)))
+		if err := refSet(t).Quantize(dt, src, ours); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(ours, theirs) {
@@ -256,4 +265,28 @@ func packedValue(t *testing.T, dt DType, base []byte, nr, j, kk int, half func([
 	d1 := half(blk[2*j:]) * float32(blk[(4+c)*nr+j])
 	m1 := half(blk[(2*nr+2*j):]) * float32(blk[(12+c)*nr+j])
 	return float32(d1*float32(q)) - m1
+}
+
+// TestQuantizeNonFinite: blocks holding NaN or inf give every variant the reference's
+// bytes (the vector quantizers hand such blocks to it).
+func TestQuantizeNonFinite(t *testing.T) {
+	r := newRand(t)
+	src := randSlice(r, 256, 1)
+	src[3], src[40], src[77] = float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))
+	src[100] = -float32(math.NaN())
+	for _, dt := range []DType{F16, Q8_0} {
+		want := make([]byte, RowBytes(dt, len(src)))
+		if err := refSet(t).Quantize(dt, src, want); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range variants(t) {
+			got := make([]byte, len(want))
+			if err := s.Quantize(dt, src, got); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s %s: bytes differ from the reference's", setName(s), dt)
+			}
+		}
+	}
 }

@@ -1387,6 +1387,60 @@ int ISA_SFX(synth_gather_rows)(int dt, const void *w, int64_t n, int64_t k, int6
 	return SYNTH_OK;
 }
 
+// ---- load-time conversions ----------------------------------------------------------------
+
+// Quantize with vectors, bit for bit synth_quantize_ref (and so ggml's quantize_row_*_ref):
+// F16 by the hardware conversion (round to nearest even, as the reference), Q8_0 with the
+// reference's d = amax/127 and id = 1/d in scalar f32, x*id per lane (the same f32
+// products) and roundf emulated exactly (trunc, then away from zero when the fraction,
+// exact in f32, is at least one half). Blocks or vectors holding NaN or inf go to the
+// reference (its NaN payloads and NaN ordering). Other types: the reference.
+int ISA_SFX(synth_quantize)(int dt, const float *src, void *dst, int64_t n) {
+	if (dt != SYNTH_F16 && dt != SYNTH_Q8_0) return synth_quantize_ref(dt, src, dst, n);
+	if (!valid_dt(dt) || n < 0 || n % block_vals(dt) != 0) return SYNTH_EARG;
+	uint8_t *out = dst;
+	if (dt == SYNTH_F16) {
+		int64_t i = 0;
+		for (; i + VL <= n; i += VL) {
+			vf v = vload(src + i);
+			if (vany(visnan(v))) synth_quantize_ref(SYNTH_F16, src + i, out + 2 * i, VL);
+			else vstoren_f16((uint16_t *)(out + 2 * i), v, VL);
+		}
+		return i < n ? synth_quantize_ref(SYNTH_F16, src + i, out + 2 * i, n - i) : SYNTH_OK;
+	}
+	for (int64_t b = 0; b < n / QK; b++) {
+		const float *x = src + b * QK;
+		uint8_t *blk = out + b * Q8_BYTES;
+		vf am = vzero(), nf = vzero();
+		for (int l = 0; l < QK; l += VL) {
+			vf v = vload(x + l);
+			am = vmax(vabs(v), am);
+			nf = vadd(nf, vmul(v, vzero()));
+		}
+		float nonfinite = vhsum(nf);
+		if (nonfinite != nonfinite) {
+			synth_quantize_ref(SYNTH_Q8_0, x, blk, QK);
+			continue;
+		}
+		float d = vhmax(am) / 127;
+		float id = d != 0 ? 1.0f / d : 0.0f;
+		uint16_t dh = f32_to_f16(d);
+		memcpy(blk, &dh, 2);
+		vf idv = vset1(id), half = vset1(0.5f), one = vset1(1.0f);
+		for (int l = 0; l < QK; l += 2 * VL) {
+			vf r[2];
+			for (int e = 0; e < 2; e++) {
+				vf v = vmul(vload(x + l + e * VL), idv);
+				vf t = vtrunc(v);
+				vf away = vsel(vlt(vabs(vsub(v, t)), half), vor_sign(one, v), vzero()); // ±1 where |frac| >= 1/2
+				r[e] = vadd(t, away);
+			}
+			vstore_q8((int8_t *)blk + 2 + l, r[0], r[1]);
+		}
+	}
+	return SYNTH_OK;
+}
+
 // ---- f16 rows -----------------------------------------------------------------------------
 
 // f16 rows: the hardware conversion (F16C / AVX-512 vcvtps2ph) rounding to nearest even,

@@ -67,7 +67,7 @@ func captionCommand() *cli.Command {
 			&cli.StringFlag{Name: "tokenizer", Usage: "folder with vocab.json and merges.txt (default: beside the model)"},
 			&cli.StringFlag{Name: "prompt", Usage: "text prompt the captions continue (default: none, BOS alone)"},
 			&cli.IntFlag{Name: "batch", Value: 8, Usage: "images per batch"},
-			&cli.StringFlag{Name: "dtype", Value: "auto", Usage: "weights in memory: auto (as stored), f32, f16, bf16, q8_0 or q4_0"},
+			&cli.StringFlag{Name: "dtype", Value: "auto", Usage: "weights in memory: auto (as stored), f32, f16, bf16, q8_0, q4_0, q4_k, q5_k or q6_k"},
 			&cli.StringFlag{Name: "kv-cache", Value: "f16", Usage: "KV cache element type: f16 or f32"},
 			&cli.IntFlag{Name: "max-new-tokens", Value: 120, Usage: "longest caption, in tokens"},
 			&cli.IntFlag{Name: "min-new-tokens", Value: 0, Usage: "forbid EOS before this many tokens"},

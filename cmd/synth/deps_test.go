@@ -40,6 +40,7 @@ func TestDependencyDirection(t *testing.T) {
 	cgoAllowed := map[string]bool{
 		module + "/kernels":           true,
 		module + "/native":            true,
+		module + "/native/ggml":       true,
 		module + "/llm/llamacpp":      true,
 		module + "/dataset/turbojpeg": true,
 		// tests only: the linked ggml's quantizers as the reference for ours

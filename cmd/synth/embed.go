@@ -68,7 +68,7 @@ func longclipFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "model", Usage: "Long-CLIP model folder or weights file (.pt, .safetensors, .gguf)", Required: true},
 		&cli.StringFlag{Name: "vocab", Usage: "the BPE merges file (default: " + clipVocabName + " beside the model)"},
-		&cli.StringFlag{Name: "dtype", Value: "f32", Usage: "weights in memory: f32, f16, bf16, q8_0, q4_0 (quantized GGUF weights stay as stored)"},
+		&cli.StringFlag{Name: "dtype", Value: "f32", Usage: "weights in memory: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k (quantized GGUF weights stay as stored)"},
 		&cli.BoolFlag{Name: "upstream-fp16", Usage: "round the weights upstream's loader casts to float16, like longclip.load"},
 		&cli.IntFlag{Name: "batch", Value: 8, Usage: "items per forward pass"},
 	}

@@ -9,6 +9,8 @@
 //   - generate.go: the Generator, continuous batching over P slots in one unified KV
 //     cache; the prefix is shared with every slot, each step is one llama_decode.
 //   - coverage.go: the faithfulness measure (fraction of keywords found in the text).
+//   - quantize.go: quantizing the user's F16 GGUF to a llama.cpp file type (synth
+//     quantize), with an importance matrix read from llama-imatrix's files.
 //
 // llm may import llm/llamacpp, weights and dataset. It must not import vision, eval,
 // native or cmd.

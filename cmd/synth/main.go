@@ -86,6 +86,7 @@ func commands() []*cli.Command {
 		tokenizeCommand(),
 		inspectCommand(),
 		convertCommand(),
+		quantizeCommand(),
 		mergeCommand(),
 		doctorCommand(),
 		benchCommand(),

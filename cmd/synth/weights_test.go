@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"synth/internal/fixtures"
+	"synth/internal/llamagguf"
 	"synth/weights"
 )
 
@@ -205,4 +206,41 @@ func writeJSON(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestQuantizeCLI: synth quantize turns the tiny Llama's F16 GGUF into a Q4_K_M file
+// llama.cpp-typed weights, and refuses bad requests as usage errors.
+func TestQuantizeCLI(t *testing.T) {
+	dir := t.TempDir()
+	cfg := llamagguf.Tiny
+	cfg.DType = weights.F16
+	in := filepath.Join(dir, "tiny-f16.gguf")
+	if err := llamagguf.Write(in, cfg); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "tiny-q4km.gguf")
+	code, stdout, errOut := runCLI(t, "quantize", "--in", in, "--type", "Q4_K_M", "--out", out)
+	if code != exitOK || !strings.Contains(stdout, "wrote") {
+		t.Fatalf("quantize: code %d: %s %s", code, stdout, errOut)
+	}
+	src, err := weights.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if q, err := src.Tensor("blk.0.ffn_down.weight"); err != nil || !q.DType.IsQuantized() {
+		t.Errorf("ffn_down: %v %v", q.DType, err)
+	}
+	for _, args := range [][]string{
+		{"quantize", "--in", in, "--type", "Q9_K", "--out", out},
+		{"quantize", "--in", in, "--out", out},
+		{"quantize", "--in", in, "--type", "Q8_0", "--out", out, "extra"},
+	} {
+		if code, _, errOut := runCLI(t, args...); code != exitUsage {
+			t.Errorf("%v: code %d (%s), want usage error", args, code, errOut)
+		}
+	}
+	if code, _, _ := runCLI(t, "quantize", "--in", filepath.Join(dir, "none.gguf"), "--type", "Q8_0", "--out", out); code != exitRuntime {
+		t.Errorf("missing input: code %d", code)
+	}
 }

@@ -20,6 +20,8 @@
 //     from Go without a cgo call per token.
 //   - Sampler: a llama.cpp sampler chain (temperature, top-k, top-p, min-p, repeat
 //     penalty, logit bias, seed) sampling from a Decode's outputs.
+//   - Quantize: llama_model_quantize for a llama.cpp file type, with an importance
+//     matrix handed over through quantize.cpp (the API takes it as a C++ map).
 //
 // Safety: llama.cpp aborts the process on some bad input (token or sequence ids out of
 // range, a batch larger than n_batch, reading logits that were not requested). Every

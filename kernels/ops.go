@@ -47,10 +47,11 @@ func newSet(isa ISA, vnni bool) *Set {
 	return &Set{isa: isa, idx: C.int(idx)}
 }
 
-// Host returns the kernels dispatch picks for this CPU.
+// Host returns the kernels dispatch picks for this CPU, or the ones EnvVariant names
+// (HostChoice: an invalid value leaves Pick's).
 func Host() *Set {
-	f := HostFeatures()
-	return newSet(Pick(f), f.AVX512VNNI)
+	isa, _ := HostChoice()
+	return newSet(isa, HostFeatures().AVX512VNNI)
 }
 
 // ISA is the variant family of s.

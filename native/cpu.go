@@ -9,8 +9,21 @@ type CPUInfo struct {
 	Compiler string   // C compiler that built the kernels
 }
 
-// CPU reports the host's kernel-relevant features and the variant dispatch picks.
+// CPU reports the host's kernel-relevant features and the variant the Ctxs use: the one
+// dispatch picks, or the one SYNTH_KERNELS names (KernelsOverride).
 func CPU() CPUInfo {
 	f := kernels.HostFeatures()
-	return CPUInfo{Features: f.Names(), Variant: string(kernels.Pick(f)), Compiler: kernels.CompilerVersion()}
+	v := string(hostSet.ISA())
+	if hostSet.VNNI() {
+		v += " (vnni)"
+	}
+	return CPUInfo{Features: f.Names(), Variant: v, Compiler: kernels.CompilerVersion()}
+}
+
+// KernelsOverride reports a SYNTH_KERNELS value that names no variant this binary and
+// CPU run (dispatch's pick is used instead): callers turn it into a usage error rather
+// than measure the wrong kernels.
+func KernelsOverride() error {
+	_, err := kernels.HostChoice()
+	return err
 }

@@ -103,6 +103,7 @@ func (c *Ctx) run(j job) {
 	if c.closed {
 		panic("native: Ctx used after Close")
 	}
+	defer profileOp(c, j)() // profile.go: times j when a Profile is running
 	if err := c.pool.run(j); err != nil {
 		panic(fmt.Sprintf("native: %v", err))
 	}

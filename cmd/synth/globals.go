@@ -8,6 +8,8 @@ import (
 
 	"github.com/klauspost/cpuid/v2"
 	"github.com/urfave/cli/v2"
+
+	"synth/native"
 )
 
 func globalFlags() []cli.Flag {
@@ -34,6 +36,9 @@ func globalFlags() []cli.Flag {
 func setupGlobals(c *cli.Context) error {
 	if c.Int("threads") < 0 {
 		return usageErrorf("--threads must be >= 0, got %d", c.Int("threads"))
+	}
+	if err := native.KernelsOverride(); err != nil {
+		return usageErrorf("%v", err)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"synth/native"
 	"synth/vision/generate"
 	"synth/vision/nn"
+	"synth/vision/opt"
 	"synth/weights"
 )
 
@@ -478,4 +480,94 @@ func peakRSS() (int64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// BenchmarkCaptionProfile is BenchmarkCaption for one batch of 8 images split into its
+// phases (vision encoder, Q-Former, prefill, decode, sampling: generate.Run's host work
+// between decoding steps) with each op's time, GFLOP/s and GB/s against the GEMM rate
+// and copy bandwidth measured in the same run (native.Profile), printed after the run:
+//
+//	go test -run '^$' -bench CaptionProfile -benchtime 1x ./vision/blip2/ -blip2.dtypes q8_0
+//
+// SYNTH_KERNELS=avx2 profiles the AVX2 kernels on an AVX-512 machine.
+func BenchmarkCaptionProfile(b *testing.B) {
+	for _, dt := range strings.Split(*benchDTypes, ",") {
+		cfg, _ := benchConfig(b)
+		b.Run(fmt.Sprintf("%s/dtype=%s/kv=%s/batch=8/tokens=%d", cfg.depthName(), dt, *benchKVCache, *benchTokens), func(b *testing.B) {
+			m, _ := benchModelFor(b, dt)
+			m.LM.KVCache = benchKV(b)
+			c := native.NewCtx(*benchThreadsF)
+			defer c.Close()
+			const n = 8
+			nq := cfg.NumQueryTokens
+			p := generate.Params{MaxNewTokens: *benchTokens, NumBeams: 1}
+			s, err := m.LM.NewSession(c, n, nq+1+*benchTokens)
+			if err != nil {
+				b.Fatal(err)
+			}
+			px := benchPixels(n, cfg.Vision.ImageSize)
+			var sc nn.Scratch
+			// the steps of Generator.Generate for prompts of BOS alone, one phase each
+			caption := func(prof *native.Profile) {
+				phase := func(name string) {
+					if prof != nil {
+						prof.Phase(name)
+					}
+				}
+				phase("vision encoder")
+				img := m.Vision.Forward(c, px, &sc, nil)
+				phase("q-former")
+				q := m.QFormer.Forward(c, img, n, &sc, nil)
+				prefix := sc.Tensor("blip2.prefix", n*nq, cfg.Text.Hidden)
+				m.Proj.ForwardInto(c, prefix, q, native.None, native.Tensor{})
+				c.Reset()
+				phase("prefill")
+				ids, slots, lens := make([]int32, n), make([]int, n), make([]int, n)
+				for i := range n {
+					ids[i], slots[i], lens[i] = cfg.Text.BOS, i, nq+1
+				}
+				tok := m.LM.EmbedTokens(c, ids)
+				x := c.Alloc(n*(nq+1), cfg.Text.Hidden)
+				for i := range n {
+					x.Rows(i*(nq+1), i*(nq+1)+nq).CopyFrom(prefix.Rows(i*nq, (i+1)*nq))
+					x.Rows(i*(nq+1)+nq, (i+1)*(nq+1)).CopyFrom(tok.Rows(i, i+1))
+				}
+				lg := s.Prefill(x, slots, lens, nil)
+				rows := make([]generate.Row, n)
+				v := cfg.Text.Vocab
+				for i := range rows {
+					rows[i] = generate.Row{Slots: []int{i}, Logits: slices.Clone(lg[i*v : (i+1)*v])}
+				}
+				phase("sampling")
+				if _, err := generate.Run(profiledSession{s, prof}, p, rows); err != nil {
+					b.Fatal(err)
+				}
+			}
+			caption(nil) // the arena grows to the pass's peak
+			var last *native.Profile
+			for b.Loop() {
+				last = c.StartProfile()
+				caption(last)
+				last.Stop()
+			}
+			b.StopTimer()
+			fmt.Printf("%s: one caption batch, by phase and op:\n", b.Name())
+			last.WriteReport(os.Stdout, native.MeasureRates(c))
+		})
+	}
+}
+
+// profiledSession is the decoder with each Step counted as the "decode" phase; the time
+// between steps (generate.Run choosing tokens) is "sampling".
+type profiledSession struct {
+	*opt.Session
+	prof *native.Profile
+}
+
+func (s profiledSession) Step(slots []int, ids []int32) []float32 {
+	if s.prof != nil {
+		s.prof.Phase("decode")
+		defer s.prof.Phase("sampling")
+	}
+	return s.Session.Step(slots, ids)
 }

@@ -1,11 +1,14 @@
 package dataset
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -102,6 +105,11 @@ func TestOutputResumesAndDropsTornLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.Close()
+	// Dropping the torn line rewrote the file: it keeps its mode (a temporary file alone
+	// would have made it 0600).
+	if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("rewritten output: mode %v (%v), want 0644", st.Mode().Perm(), err)
+	}
 	var ids []string
 	err = ReadRecords(p, func(_ int, raw json.RawMessage) error {
 		var r rec
@@ -186,5 +194,104 @@ func TestShardSplitsEveryIDOnce(t *testing.T) {
 	}
 	if !All.Has("anything") {
 		t.Error("All misses an id")
+	}
+}
+
+// Two writers of one output: the second is refused, naming the first's pid, instead of
+// both appending every record (which made every later resume fail on duplicate keys).
+func TestOutputRefusesSecondWriter(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "out.jsonl")
+	o, err := OpenOutput(p, OutputOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenOutput(p, OutputOptions{})
+	if !errors.Is(err, ErrOutputLocked) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) || !strings.Contains(err.Error(), p) {
+		t.Errorf("second OpenOutput: %v, want ErrOutputLocked naming the output and pid %d", err, os.Getpid())
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := o.Write("p9", rec{ID: "p9"}); err == nil {
+		t.Error("Write after Close succeeded")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("%d files beside the output after Close, want the output alone (the lock file removed)", len(ents)-1)
+	}
+	o, err = OpenOutput(p, OutputOptions{})
+	if err != nil {
+		t.Fatalf("reopen after Close: %v", err)
+	}
+	o.Close()
+
+	// A folder output (the pipeline's) is locked by a file inside it.
+	l, err := LockOutput(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LockOutput(dir); !errors.Is(err, ErrOutputLocked) {
+		t.Errorf("second folder lock: %v", err)
+	}
+	l.Release()
+}
+
+// A byte order mark (Notepad's UTF-8) rejected the whole manifest; invalid UTF-8 was
+// replaced with U+FFFD silently. The first is accepted, the second read with a warning
+// naming the line, in Warnings and in the log.
+func TestManifestEncodings(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "m.jsonl")
+	writeFile(t, p, "\xEF\xBB\xBF{\"id\":\"p1\",\"text\":\"blue\"}\n{\"id\":\"p2\",\"text\":\"caf\xe9 latte\"}\n{\"id\":\"p3\",\"text\":\"ok\"}\n")
+	var logs bytes.Buffer
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	m, err := ReadManifest(p)
+	if err != nil {
+		t.Fatalf("manifest with a BOM: %v", err)
+	}
+	if len(m.Products) != 3 || m.Products[0].ID != "p1" || m.Products[1].Text != "caf\uFFFD latte" {
+		t.Fatalf("products %+v", m.Products)
+	}
+	if len(m.Warnings) != 1 || !strings.Contains(m.Warnings[0], p+":2") {
+		t.Errorf("warnings %q, want one naming %s:2", m.Warnings, p)
+	}
+	if !strings.Contains(logs.String(), "line=2") || !strings.Contains(logs.String(), "UTF-8") {
+		t.Errorf("log %q does not warn about line 2", logs.String())
+	}
+}
+
+// --texts: in a .jsonl file a text is a JSON string (so it may hold a newline) or a
+// product line; in any other file, a line.
+func TestReadTexts(t *testing.T) {
+	dir := t.TempDir()
+	j := filepath.Join(dir, "t.jsonl")
+	writeFile(t, j, "\uFEFF\"first line\\nsecond line\"\n\n{\"id\":\"p7\",\"text\":\"a product\"}\n\"\"\n")
+	got, err := ReadTexts(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Text{{ID: "1", Text: "first line\nsecond line"}, {ID: "p7", Text: "a product", Product: true}, {ID: "4", Text: ""}}
+	if !slices.Equal(got, want) {
+		t.Errorf("jsonl texts %+v, want %+v", got, want)
+	}
+	for name, content := range map[string]string{
+		"duplicate id": "{\"id\":\"2\",\"text\":\"x\"}\n\"a\"\n",
+		"no id":        "{\"text\":\"x\"}\n",
+		"bad json":     "\"unterminated\n",
+	} {
+		p := filepath.Join(dir, "bad.jsonl")
+		writeFile(t, p, content)
+		if _, err := ReadTexts(p); !errors.Is(err, ErrManifest) {
+			t.Errorf("%s: %v, want ErrManifest", name, err)
+		}
+	}
+	txt := filepath.Join(dir, "t.txt")
+	writeFile(t, txt, "one\r\n\nthree")
+	got, err = ReadTexts(txt)
+	if err != nil || !slices.Equal(got, []Text{{ID: "1", Text: "one"}, {ID: "2", Text: ""}, {ID: "3", Text: "three"}}) {
+		t.Errorf("line texts %+v, %v", got, err)
 	}
 }

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 )
 
-// Product is one line of a manifest (DESIGN.md):
+// Product is one line of a manifest (docs/manifest.md):
 //
 //	{"id": "p123", "images": ["img/p123_0.jpg"], "text": "...", "keywords": ["blue jeans"],
 //	 "category": "...", "title": "...", "lang": "en"}
@@ -33,6 +35,9 @@ type Manifest struct {
 	Path     string // the file it was read from
 	Dir      string // the folder image paths are relative to
 	Products []Product
+	// Warnings name the lines read with a repair (invalid UTF-8 replaced by U+FFFD); each
+	// is also logged at warn level.
+	Warnings []string
 }
 
 // ErrManifest marks a malformed manifest; the message names the file and line.
@@ -43,30 +48,21 @@ var ErrManifest = errors.New("malformed manifest")
 const maxLine = 16 << 20
 
 // ReadManifest parses a JSONL manifest. Blank lines are skipped; every product needs a
-// non-empty unique id. Errors name the file and the 1-based line.
+// non-empty unique id. Errors name the file and the 1-based line. A UTF-8 byte order mark
+// at the start (Windows editors write one) is skipped; a line that is not valid UTF-8 is
+// read with U+FFFD in place of the bad bytes, as encoding/json does, and a warning names
+// it.
 func ReadManifest(path string) (*Manifest, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("dataset: open manifest: %w", err)
-	}
-	defer f.Close()
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("dataset: manifest %s: %w", path, err)
 	}
 	m := &Manifest{Path: path, Dir: filepath.Dir(abs)}
 	seen := map[string]int{}
-	err = eachLine(f, func(lineNo int, line []byte) error {
-		var p Product
-		dec := json.NewDecoder(bytes.NewReader(line))
-		if err := dec.Decode(&p); err != nil {
-			return fmt.Errorf("%w: %s:%d: %v", ErrManifest, path, lineNo, err)
-		}
-		if dec.More() {
-			return fmt.Errorf("%w: %s:%d: more than one JSON value on the line", ErrManifest, path, lineNo)
-		}
-		if p.ID == "" {
-			return fmt.Errorf("%w: %s:%d: product has no \"id\"", ErrManifest, path, lineNo)
+	m.Warnings, err = eachJSONLine(path, func(lineNo int, line []byte) error {
+		p, err := parseProduct(path, lineNo, line)
+		if err != nil {
+			return err
 		}
 		if first, dup := seen[p.ID]; dup {
 			return fmt.Errorf("%w: %s:%d: duplicate id %q (first on line %d)", ErrManifest, path, lineNo, p.ID, first)
@@ -81,9 +77,60 @@ func ReadManifest(path string) (*Manifest, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("dataset: %w", err)
+		return nil, err
 	}
 	return m, nil
+}
+
+// eachJSONLine calls fn for every non-blank line of the JSONL file at path, a UTF-8 byte
+// order mark at the start skipped, and returns the warnings for lines that are not valid
+// UTF-8 (also logged). Errors are wrapped "dataset: ...".
+func eachJSONLine(path string, fn func(lineNo int, line []byte) error) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("dataset: open manifest: %w", err)
+	}
+	defer f.Close()
+	var warnings []string
+	err = eachLine(f, func(lineNo int, line []byte) error {
+		if lineNo == 1 {
+			line = bytes.TrimPrefix(line, []byte("\uFEFF"))
+		}
+		if w := checkUTF8(path, lineNo, line); w != "" {
+			warnings = append(warnings, w)
+		}
+		return fn(lineNo, line)
+	})
+	if err != nil {
+		return warnings, fmt.Errorf("dataset: %w", err)
+	}
+	return warnings, nil
+}
+
+// parseProduct decodes one manifest line: exactly one JSON object with a non-empty id.
+func parseProduct(path string, lineNo int, line []byte) (Product, error) {
+	var p Product
+	dec := json.NewDecoder(bytes.NewReader(line))
+	if err := dec.Decode(&p); err != nil {
+		return p, fmt.Errorf("%w: %s:%d: %v", ErrManifest, path, lineNo, err)
+	}
+	if dec.More() {
+		return p, fmt.Errorf("%w: %s:%d: more than one JSON value on the line", ErrManifest, path, lineNo)
+	}
+	if p.ID == "" {
+		return p, fmt.Errorf("%w: %s:%d: product has no \"id\"", ErrManifest, path, lineNo)
+	}
+	return p, nil
+}
+
+// checkUTF8 returns (and logs) a warning naming the line when it is not valid UTF-8,
+// which encoding/json reads with U+FFFD in place of the bad bytes.
+func checkUTF8(path string, lineNo int, line []byte) string {
+	if utf8.Valid(line) {
+		return ""
+	}
+	slog.Warn("dataset: line is not valid UTF-8; bad bytes replaced by U+FFFD", "file", path, "line", lineNo)
+	return fmt.Sprintf("%s:%d is not valid UTF-8: its bad bytes read as U+FFFD", path, lineNo)
 }
 
 // ImagePath resolves an image path of the manifest against its folder.

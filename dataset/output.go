@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"synth/internal/atomicfile"
+	"synth/internal/filelock"
 )
 
 // Output is a resumable JSONL output file: one record a line, each record identified by
@@ -22,9 +25,11 @@ type Output struct {
 	path string
 	f    *os.File
 	opt  OutputOptions
+	lock *filelock.Lock
 	done map[string]bool
-	// Dropped counts what open removed: a torn last line, and error records when
-	// RetryErrors is set.
+	errs int // records with an "error" field
+	// Dropped counts what open removed: a torn last line, error records when
+	// RetryErrors is set, and what Drop chose.
 	Dropped int
 }
 
@@ -35,6 +40,9 @@ type OutputOptions struct {
 	// RetryErrors drops records that carry an "error" field at open, so those items are
 	// done again instead of skipped.
 	RetryErrors bool
+	// Drop, when set, removes the records it returns true for at open (e.g. records made
+	// with other settings, when a rerun recomputes them).
+	Drop func(rec map[string]json.RawMessage) bool
 }
 
 // KeyFields builds a Key function from string fields, e.g. KeyFields("id", "image") for
@@ -62,7 +70,8 @@ func JoinKey(parts ...string) string { return strings.Join(parts, "\x1f") }
 var ErrDuplicate = errors.New("duplicate record key")
 
 // OpenOutput opens (creating if needed) a JSONL output at path and indexes the records
-// already in it.
+// already in it. It holds the output's lock (LockOutput) until Close, so a second run on
+// the same output fails at once instead of writing every record twice.
 func OpenOutput(path string, opt OutputOptions) (*Output, error) {
 	if opt.Key == nil {
 		opt.Key = KeyFields("id")
@@ -72,16 +81,44 @@ func OpenOutput(path string, opt OutputOptions) (*Output, error) {
 			return nil, fmt.Errorf("dataset: output %s: %w", path, err)
 		}
 	}
-	o := &Output{path: path, opt: opt, done: map[string]bool{}}
+	lock, err := LockOutput(path)
+	if err != nil {
+		return nil, err
+	}
+	o := &Output{path: path, opt: opt, lock: lock, done: map[string]bool{}}
 	if err := o.recover(); err != nil {
+		lock.Release()
 		return nil, err
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
+		lock.Release()
 		return nil, fmt.Errorf("dataset: open output: %w", err)
 	}
 	o.f = f
 	return o, nil
+}
+
+// ErrOutputLocked is wrapped by LockOutput's (and OpenOutput's) error when another
+// process is writing the output.
+var ErrOutputLocked = filelock.ErrLocked
+
+// LockOutput takes the lock of an output file or folder: "<path>.lock" beside a file,
+// "<path>/.lock" inside a folder. The error names the process holding it; a lock left
+// by a killed process is taken over. Release it when the output is complete.
+func LockOutput(path string) (*filelock.Lock, error) {
+	lockPath := path + ".lock"
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		lockPath = filepath.Join(path, ".lock")
+	}
+	l, err := filelock.Acquire(lockPath)
+	if errors.Is(err, filelock.ErrLocked) {
+		return nil, fmt.Errorf("dataset: output %s is being written by another synth run: %w; wait for it to finish or stop it", path, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dataset: output %s: %w", path, err)
+	}
+	return l, nil
 }
 
 // recover reads the existing file, indexes its keys, and rewrites it when a torn tail or
@@ -115,7 +152,8 @@ func (o *Output) recover() error {
 		if err := json.Unmarshal(line, &rec); err != nil {
 			return fmt.Errorf("dataset: output %s:%d is not a JSON object (%v); move the file away to start over", o.path, lineNo, err)
 		}
-		if _, failed := rec["error"]; failed && o.opt.RetryErrors {
+		_, failed := rec["error"]
+		if (failed && o.opt.RetryErrors) || (o.opt.Drop != nil && o.opt.Drop(rec)) {
 			o.Dropped++
 			rewrite = true
 			continue
@@ -128,6 +166,9 @@ func (o *Output) recover() error {
 			return fmt.Errorf("dataset: output %s:%d: %w %q", o.path, lineNo, ErrDuplicate, key)
 		}
 		o.done[key] = true
+		if failed {
+			o.errs++
+		}
 		keep.Write(line)
 	}
 	if rewrite {
@@ -136,22 +177,24 @@ func (o *Output) recover() error {
 	return nil
 }
 
-// replaceFile atomically replaces path with data (temp file, fsync, rename).
+// replaceFile atomically replaces path with data (writeAtomic).
 func replaceFile(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("dataset: rewrite %s: %w", path, err)
+	return writeAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// writeAtomic replaces path with what fill writes, atomically (internal/atomicfile),
+// keeping the mode of the file it replaces (a resumed output stays as readable as it
+// was).
+func writeAtomic(path string, fill func(io.Writer) error) error {
+	mode := atomicfile.DefaultMode
+	if st, err := os.Stat(path); err == nil {
+		mode = st.Mode().Perm()
 	}
-	_, werr := tmp.Write(data)
-	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("dataset: rewrite %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("dataset: rewrite %s: %w", path, err)
+	if err := atomicfile.WriteMode(path, mode, fill); err != nil {
+		return fmt.Errorf("dataset: %w", err)
 	}
 	return nil
 }
@@ -170,6 +213,13 @@ func (o *Output) Len() int {
 	return len(o.done)
 }
 
+// Errors is the number of records in the output that carry an "error" field.
+func (o *Output) Errors() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.errs
+}
+
 // Write appends rec (marshalled as one JSON line) under key.
 func (o *Output) Write(key string, rec any) error {
 	line, err := json.Marshal(rec)
@@ -179,6 +229,9 @@ func (o *Output) Write(key string, rec any) error {
 	line = append(line, '\n')
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.f == nil {
+		return fmt.Errorf("dataset: write %s: %w", o.path, os.ErrClosed)
+	}
 	if o.done[key] {
 		return fmt.Errorf("dataset: output %s: %w %q", o.path, ErrDuplicate, key)
 	}
@@ -186,6 +239,12 @@ func (o *Output) Write(key string, rec any) error {
 		return fmt.Errorf("dataset: write %s: %w", o.path, err)
 	}
 	o.done[key] = true
+	var probe struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(line, &probe) == nil && len(probe.Error) > 0 {
+		o.errs++
+	}
 	return nil
 }
 
@@ -193,19 +252,27 @@ func (o *Output) Write(key string, rec any) error {
 func (o *Output) Sync() error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.f == nil {
+		return fmt.Errorf("dataset: sync %s: %w", o.path, os.ErrClosed)
+	}
 	if err := o.f.Sync(); err != nil {
 		return fmt.Errorf("dataset: sync %s: %w", o.path, err)
 	}
 	return nil
 }
 
-// Close syncs and closes the file.
+// Close syncs and closes the file and releases the lock. Calling it again is a no-op.
 func (o *Output) Close() error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.f == nil {
+		return nil
+	}
 	serr := o.f.Sync()
 	cerr := o.f.Close()
-	if err := errors.Join(serr, cerr); err != nil {
+	o.f = nil
+	lerr := o.lock.Release()
+	if err := errors.Join(serr, cerr, lerr); err != nil {
 		return fmt.Errorf("dataset: close %s: %w", o.path, err)
 	}
 	return nil

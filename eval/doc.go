@@ -7,7 +7,7 @@
 // through an Embedder (Long-CLIP, or a fake in tests) with an optional
 // dataset/embcache in front, and computes:
 //
-//   - Table 1 exactly as DESIGN.md's protocol: n products with >= 2 images (and a
+//   - Table 1 exactly as docs/evaluation.md's protocol: n products with >= 2 images (and a
 //     text), k images each; same = cos(I_pk, T_p) (n*k values), diff = cos(I_pk, T_q)
 //     for q != p (n*k*(n-1) values); mean and population variance (ddof 0), counts.
 //   - std; a 95% percentile-bootstrap interval of each mean, resampling products (see
@@ -18,9 +18,13 @@
 //   - for each dataset after the first, the Kolmogorov-Smirnov statistic and the
 //     Wasserstein-1 distance of its same and its diff distribution to the reference's.
 //
+// Score is the per-record score: the cosine of each record's own image and text, every
+// distinct input embedded once through the same cache; Ranks orders a product's records.
+//
 // Report.WriteFiles writes report.md, report.json (every number, the parameters, model
 // and manifest hashes, sampled ids and images, exclusions with reasons) and
-// similarity.png (histograms with gonum/plot).
+// similarity.png (histograms with gonum/plot on one y scale with the means marked, and
+// the datasets' empirical CDFs compared on one panel).
 //
 // Sampling is reproducible across Go versions (rng.go): products are ranked by
 // SHA-256(seed, id), images chosen by a Fisher-Yates shuffle on math/rand/v2's PCG-DXSM

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"synth/internal/atomicfile"
 )
 
 // Report is everything an evaluation found; report.json is its JSON form.
@@ -16,6 +18,12 @@ type Report struct {
 	Datasets []DatasetReport `json:"datasets"` // the first is the reference
 	// Histogram bins shared by every dataset's same and diff counts.
 	Histogram Histogram `json:"histogram"`
+	// Warnings about the inputs, e.g. texts Long-CLIP cannot read (every dataset's).
+	Warnings []string `json:"warnings,omitempty"`
+	// Fingerprint and Version identify what made the report (set by synth pipeline:
+	// the model's hash, every parameter and synth's version; see docs/provenance.md).
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Version     string `json:"version,omitempty"`
 }
 
 // Params are the exact parameters of the run.
@@ -38,12 +46,18 @@ type DatasetReport struct {
 	Ineligible     struct {
 		FewImages int `json:"too_few_images"`
 		NoText    int `json:"no_text"`
+		// Products lists every ineligible product with its reason, in manifest order.
+		Products []Excluded `json:"products"`
 	} `json:"ineligible"`
-	Requested int              `json:"requested"`
-	Used      int              `json:"used"`
-	Notes     []string         `json:"notes,omitempty"`
-	Excluded  []Excluded       `json:"excluded"`
-	Sampled   []SampledProduct `json:"sampled"`
+	Requested int      `json:"requested"`
+	Used      int      `json:"used"`
+	Notes     []string `json:"notes,omitempty"`
+	// Scripts are the writing systems of the eligible texts; Warnings say when they are
+	// mostly not the Latin script Long-CLIP's English tokenizer reads.
+	Scripts  Scripts          `json:"scripts"`
+	Warnings []string         `json:"warnings,omitempty"`
+	Excluded []Excluded       `json:"excluded"`
+	Sampled  []SampledProduct `json:"sampled"`
 
 	// The paper's Table 1: cos(I_pk, T_p) and cos(I_pk, T_q), q != p.
 	Same MeanStat `json:"same"`
@@ -76,7 +90,8 @@ type MeanStat struct {
 	CI95 Interval `json:"ci95"`
 }
 
-// Excluded is a sampled product left out, and why.
+// Excluded is a product left out, and why: a sampled one that failed to embed
+// (DatasetReport.Excluded), or one the protocol cannot use (Ineligible.Products).
 type Excluded struct {
 	ID     string `json:"id"`
 	Reason string `json:"reason"`
@@ -138,26 +153,15 @@ func (r *Report) WriteFiles(dir string) error {
 		{ReportMarkdown, []byte(r.Markdown())},
 		{SimilarityPNG, png},
 	} {
-		if err := writeAtomic(filepath.Join(dir, f.name), f.data); err != nil {
-			return err
+		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data); err != nil {
+			return fmt.Errorf("eval: %w", err)
 		}
 	}
 	return nil
 }
 
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("eval: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("eval: %w", err)
-	}
-	return nil
-}
-
-// maxExcludedListed bounds the exclusions listed in report.md; report.json has them all.
+// maxExcludedListed bounds the products listed per section of report.md; report.json has
+// them all.
 const maxExcludedListed = 50
 
 // Markdown renders the report: Table 1 laid out like the paper's, then what the paper
@@ -168,6 +172,13 @@ func (r *Report) Markdown() string {
 	fmt.Fprintf(&b, "# Image-text similarity (Long-CLIP protocol, Table 1)\n\n")
 	fmt.Fprintf(&b, "%d products per dataset (those with >= %d images and a text), %d images each, seed %d; model %s (sha256 %s).\n\n",
 		p.Products, max(2, p.ImagesPerProduct), p.ImagesPerProduct, p.Seed, r.Model.Name, short(r.Model.SHA256))
+	if len(r.Warnings) > 0 {
+		fmt.Fprintf(&b, "## Warnings\n\n")
+		for _, w := range r.Warnings {
+			fmt.Fprintf(&b, "- **warning**: %s.\n", oneLine(w))
+		}
+		fmt.Fprintln(&b)
+	}
 
 	fmt.Fprintf(&b, "## Table 1\n\n")
 	fmt.Fprintf(&b, "| Dataset | Same product: mean | Same product: variance | Different product: mean | Different product: variance |\n")
@@ -245,18 +256,22 @@ func (r *Report) Markdown() string {
 
 	fmt.Fprintf(&b, "\n## Histograms\n\n![same and different product similarity per dataset](%s)\n", SimilarityPNG)
 
-	for _, d := range r.Datasets {
-		if len(d.Excluded) == 0 {
-			continue
+	list := func(title string, xs []Excluded) {
+		if len(xs) == 0 {
+			return
 		}
-		fmt.Fprintf(&b, "\n## Excluded from %s (%d)\n\n", d.Name, len(d.Excluded))
-		for i, x := range d.Excluded {
+		fmt.Fprintf(&b, "\n## %s (%d)\n\n", title, len(xs))
+		for i, x := range xs {
 			if i == maxExcludedListed {
-				fmt.Fprintf(&b, "- ... %d more in %s\n", len(d.Excluded)-i, ReportJSON)
+				fmt.Fprintf(&b, "- ... %d more in %s\n", len(xs)-i, ReportJSON)
 				break
 			}
-			fmt.Fprintf(&b, "- `%s`: %s\n", x.ID, oneLine(x.Reason))
+			fmt.Fprintf(&b, "- `%s`: %s\n", mdCode(x.ID), oneLine(x.Reason))
 		}
+	}
+	for _, d := range r.Datasets {
+		list("Excluded from "+d.Name, d.Excluded)
+		list("Not eligible in "+d.Name, d.Ineligible.Products)
 	}
 
 	fmt.Fprintf(&b, "\n## Parameters\n\n")
@@ -289,6 +304,9 @@ func short(hash string) string {
 func mdCell(s string) string {
 	return strings.ReplaceAll(oneLine(s), "|", "\\|")
 }
+
+// mdCode keeps an id inside its code span.
+func mdCode(s string) string { return strings.ReplaceAll(oneLine(s), "`", "'") }
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")

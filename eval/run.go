@@ -12,6 +12,7 @@ import (
 
 	"synth/dataset"
 	"synth/dataset/embcache"
+	"synth/dataset/imagefile"
 )
 
 // Embedder turns image files and texts into embeddings (Long-CLIP in `synth eval`).
@@ -70,12 +71,15 @@ type Config struct {
 	Cache *embcache.Cache
 	// Progress, when not nil, is called after each batch.
 	Progress func(Progress)
+	// Warn, when not nil, gets each warning as soon as it is found (the report keeps
+	// them too): e.g. a dataset whose texts are mostly not English.
+	Warn func(string)
 }
 
 // Progress reports how far Run has come with one dataset.
 type Progress struct {
 	Dataset    string
-	Done, Want int // products embedded successfully so far, and the target n
+	Done, Want int // products embedded successfully so far, and the target: n, or fewer when fewer are eligible
 	Excluded   int
 }
 
@@ -159,6 +163,7 @@ func Run(ctx context.Context, cfg Config, emb Embedder) (*Report, error) {
 			return nil, err
 		}
 		rep.Datasets = append(rep.Datasets, *dr)
+		rep.Warnings = append(rep.Warnings, dr.Warnings...)
 		sims = append(sims, s)
 	}
 	ref := sims[0]
@@ -193,21 +198,33 @@ func evalDataset(ctx context.Context, cfg *Config, emb Embedder, ds Dataset, inf
 		Requested:      cfg.Products,
 		Excluded:       []Excluded{},
 	}
+	dr.Ineligible.Products = []Excluded{}
 	var eligible []dataset.Product
 	for _, p := range m.Products {
 		switch {
 		case len(p.Images) < cfg.minImages():
 			dr.Ineligible.FewImages++
+			dr.Ineligible.Products = append(dr.Ineligible.Products, Excluded{ID: p.ID,
+				Reason: fmt.Sprintf("%d of the %d images the protocol needs", len(p.Images), cfg.minImages())})
 		case strings.TrimSpace(p.Text) == "":
 			dr.Ineligible.NoText++
+			dr.Ineligible.Products = append(dr.Ineligible.Products, Excluded{ID: p.ID, Reason: "no text"})
 		default:
 			eligible = append(eligible, p)
 		}
 	}
 	dr.Eligible = len(eligible)
 	ids := make([]string, len(eligible))
+	words := make([]string, len(eligible))
 	for i, p := range eligible {
-		ids[i] = p.ID
+		ids[i], words[i] = p.ID, p.Text
+	}
+	dr.Scripts = CountScripts(words)
+	if w := dr.Scripts.warning(ds.Name); w != "" {
+		dr.Warnings = append(dr.Warnings, w)
+		if cfg.Warn != nil {
+			cfg.Warn(w)
+		}
 	}
 	order := rankOrder(cfg.Seed, ids)
 
@@ -242,7 +259,7 @@ func evalDataset(ctx context.Context, cfg *Config, emb Embedder, ds Dataset, inf
 			dr.Sampled = append(dr.Sampled, SampledProduct{ID: p.ID, Images: r.paths})
 		}
 		if cfg.Progress != nil {
-			cfg.Progress(Progress{Dataset: ds.Name, Done: len(texts), Want: cfg.Products, Excluded: len(dr.Excluded)})
+			cfg.Progress(Progress{Dataset: ds.Name, Done: len(texts), Want: min(cfg.Products, len(eligible)), Excluded: len(dr.Excluded)})
 		}
 	}
 	dr.Embedding = e.stats
@@ -333,44 +350,7 @@ func (e *embedRun) embedProducts(batch []dataset.Product) ([]productResult, erro
 		jobs = append(jobs, &job{product: i, slot: -1, text: p.Text})
 	}
 
-	var imgMiss, txtMiss []*job
-	for _, j := range jobs {
-		if j.slot >= 0 {
-			b, err := os.ReadFile(j.path)
-			if err != nil {
-				j.err = fmt.Errorf("%s: %w", j.describe(), unwrapPath(err))
-				continue
-			}
-			j.key = embcache.ImageKey(e.info.SHA256, e.info.ImagePreprocessing, sha256.Sum256(b))
-		} else {
-			j.key = embcache.TextKey(e.info.SHA256, e.info.TextPreprocessing, j.text)
-		}
-		if e.cfg.Cache != nil {
-			v, ok, err := e.cfg.Cache.Get(j.key)
-			if err != nil {
-				return nil, fmt.Errorf("eval: %w", err)
-			}
-			if ok {
-				j.vec = v
-				if j.slot >= 0 {
-					e.stats.ImagesCached++
-				} else {
-					e.stats.TextsCached++
-				}
-				continue
-			}
-		}
-		if j.slot >= 0 {
-			imgMiss = append(imgMiss, j)
-		} else {
-			txtMiss = append(txtMiss, j)
-		}
-	}
-
-	if err := e.embed(imgMiss, true); err != nil {
-		return nil, err
-	}
-	if err := e.embed(txtMiss, false); err != nil {
+	if err := e.resolve(jobs); err != nil {
 		return nil, err
 	}
 
@@ -397,6 +377,54 @@ func (e *embedRun) embedProducts(batch []dataset.Product) ([]productResult, erro
 		}
 	}
 	return res, nil
+}
+
+// resolve fills every job's vector or error: its cache key, the cache, then the
+// embedder for what the cache did not have.
+func (e *embedRun) resolve(jobs []*job) error {
+	var imgMiss, txtMiss []*job
+	for _, j := range jobs {
+		if j.slot >= 0 {
+			// bounded, and refusing FIFOs and devices, before anything is read
+			b, err := imagefile.ReadFile(j.path, imagefile.Limits{})
+			if err != nil {
+				j.err = fmt.Errorf("%s: %w", j.describe(), unwrapPath(err))
+				continue
+			}
+			j.key = embcache.ImageKey(e.info.SHA256, e.info.ImagePreprocessing, sha256.Sum256(b))
+		} else {
+			j.key = embcache.TextKey(e.info.SHA256, e.info.TextPreprocessing, j.text)
+		}
+		if e.cfg.Cache != nil {
+			v, ok, err := e.cfg.Cache.Get(j.key)
+			if err != nil {
+				return fmt.Errorf("eval: %w", err)
+			}
+			if ok {
+				j.vec = v
+				if j.slot >= 0 {
+					e.stats.ImagesCached++
+				} else {
+					e.stats.TextsCached++
+				}
+				continue
+			}
+		}
+		if j.slot >= 0 {
+			imgMiss = append(imgMiss, j)
+		} else {
+			txtMiss = append(txtMiss, j)
+		}
+	}
+
+	if err := e.embed(imgMiss, true); err != nil {
+		return err
+	}
+	if err := e.embed(txtMiss, false); err != nil {
+		return err
+	}
+
+	return nil
 }
 
 // embed runs the embedder on jobs and stores what it returns in the cache.

@@ -16,11 +16,14 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"gonum.org/v1/gonum/stat"
 
 	"synth/dataset/embcache"
+	"synth/internal/faults"
 )
 
 // fakeDim is Long-CLIP's embedding width.
@@ -350,6 +353,11 @@ func TestRunEndToEnd(t *testing.T) {
 	if s.Products != 45 || s.Eligible != 43 || s.Ineligible.FewImages != 1 || s.Ineligible.NoText != 1 {
 		t.Errorf("source counts: %d products, %d eligible, ineligible %+v", s.Products, s.Eligible, s.Ineligible)
 	}
+	// Every product left out is listed by id and reason, the ineligible ones too.
+	if got := s.Ineligible.Products; len(got) != 2 || got[0].ID != "one-image" || !strings.Contains(got[0].Reason, "1 of the 2 images the protocol needs") ||
+		got[1].ID != "no-text" || got[1].Reason != "no text" {
+		t.Errorf("ineligible products %+v", got)
+	}
 	if s.Used != 40 || len(s.Sampled) != 40 || s.Same.Count != 80 || s.Diff.Count != 80*39 || len(s.Notes) != 0 {
 		t.Errorf("source: used %d, sampled %d, counts %d %d, notes %q", s.Used, len(s.Sampled), s.Same.Count, s.Diff.Count, s.Notes)
 	}
@@ -358,7 +366,7 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	// Every bad product is excluded with its reason, and the sampler took the next
 	// products instead: 40 of the 43 eligible were used.
-	wantReason := map[string]string{"missing": "img/missing_1.jpg: open: no such file", "corrupt": "not an image", "rejected": "text: tokenize: rejected"}
+	wantReason := map[string]string{"missing": "img/missing_1.jpg: stat: no such file", "corrupt": "not an image", "rejected": "text: tokenize: rejected"}
 	if len(s.Excluded) != len(wantReason) {
 		t.Errorf("excluded %+v", s.Excluded)
 	}
@@ -432,6 +440,26 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkFiles(t, out, rep)
+
+	// Rewriting the report on a disk that fills up keeps the finished files whole and
+	// leaves no temporary file beside them.
+	restore, child := faults.DiskFull(t, 4<<10)
+	if !child {
+		return
+	}
+	err = rep.WriteFiles(out)
+	restore()
+	if err == nil {
+		t.Fatal("writing the report on a full disk gave no error")
+	}
+	checkFiles(t, out, rep)
+	if ents, _ := os.ReadDir(out); len(ents) != 3 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("files in the report folder after a failed write: %v", names)
+	}
 }
 
 // checkSample: distinct eligible products, k distinct images of each.
@@ -483,10 +511,13 @@ func checkFiles(t *testing.T, dir string, rep *Report) {
 		if !strings.Contains(string(md), row) {
 			t.Errorf("report.md has no Table 1 row %q", row)
 		}
-		for _, x := range d.Excluded {
-			if !strings.Contains(string(md), "`"+x.ID+"`") {
-				t.Errorf("report.md does not list excluded %s", x.ID)
+		for _, x := range append(slices.Clone(d.Excluded), d.Ineligible.Products...) {
+			if !strings.Contains(string(md), "`"+x.ID+"`: "+x.Reason) {
+				t.Errorf("report.md does not list %s left out (%s)", x.ID, x.Reason)
 			}
+		}
+		if len(back.Datasets) > 0 && len(back.Datasets[0].Ineligible.Products) != len(rep.Datasets[0].Ineligible.Products) {
+			t.Error("report.json does not list the ineligible products")
 		}
 	}
 	f, err := os.Open(filepath.Join(dir, SimilarityPNG))
@@ -652,5 +683,52 @@ func TestRunRejectsBadInput(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error containing %q", c.name, err, c.want)
 		}
+	}
+}
+
+// Images that are not regular files are excluded, not read: a FIFO blocked eval forever
+// in open (and it ignored SIGTERM then), /dev/zero was read until memory ran out, with
+// or without the cache.
+func TestNonRegularImagesExcluded(t *testing.T) {
+	dir := t.TempDir()
+	products := goodProducts("p", 4, 2, func(id string) string { return id + ": text" })
+	products = append(products,
+		testProduct{id: "fifo", images: []string{"product fifo image 0", ""}, text: "fifo: text"},
+		testProduct{id: "zero", images: []string{"product zero image 0", ""}, text: "zero: text"},
+	)
+	m := writeDataset(t, dir, products)
+	if err := syscall.Mkfifo(filepath.Join(dir, "img", "fifo_1.jpg"), 0o644); err != nil {
+		t.Skipf("cannot make a FIFO here: %v", err)
+	}
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "img", "zero_1.jpg")); err != nil {
+		t.Skipf("cannot link /dev/zero: %v", err)
+	}
+	type result struct {
+		rep *Report
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rep, err := Run(context.Background(), Config{Datasets: []Dataset{{Name: "d", Manifest: m}}, Products: 6, Bootstrap: 10}, &fakeEmbedder{})
+		done <- result{rep, err}
+	}()
+	var rep *Report
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		rep = r.rep
+	case <-time.After(time.Minute): // a watchdog for the hang, not a timing assertion
+		t.Fatal("eval did not finish: blocked on the FIFO")
+	}
+	want := map[string]string{"fifo": "not a regular file (a FIFO)", "zero": "not a regular file (a character device)"}
+	for _, x := range rep.Datasets[0].Excluded {
+		if w, ok := want[x.ID]; ok && strings.Contains(x.Reason, w) {
+			delete(want, x.ID)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("not excluded with the reason: %v; excluded: %+v", want, rep.Datasets[0].Excluded)
 	}
 }

@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
+	"strconv"
 	"strings"
 	"time"
 
+	"synth/internal/seed"
 	"synth/llm/llamacpp"
 )
 
@@ -400,10 +401,8 @@ func (g *Generator) release(s *slot) error {
 // ItemSeed derives a product's sampler seed from the run's seed, its id and the attempt
 // (0 first, 1 for a retry), so that a product's text depends neither on the order nor
 // on the slot it ran in. It never returns 0xFFFFFFFF, which llama.cpp takes as "random".
-func ItemSeed(seed uint64, id string, attempt int) uint32 {
-	h := fnv.New64a()
-	fmt.Fprintf(h, "%d\x00%s\x00%d", seed, id, attempt)
-	v := h.Sum64()
+func ItemSeed(run uint64, id string, attempt int) uint32 {
+	v := seed.Item(run, id, strconv.Itoa(attempt))
 	s := uint32(v ^ v>>32)
 	if s == 0xFFFFFFFF {
 		s--

@@ -14,15 +14,6 @@ import (
 	"synth/llm/llamacpp"
 )
 
-// DefaultSystem is the instruction of the rewrite prompt: what to write, in which style
-// (the examples'), and to use only the given attributes.
-const DefaultSystem = "You write product descriptions for a fashion store. " +
-	"Given a product's keywords, and its category and title when they are known, write one long, " +
-	"fluent description of the product in full sentences, in the same style, tone and length as " +
-	"the example descriptions. Use only the attributes that are given: do not invent colours, " +
-	"materials, patterns, sizes, brands or any other detail that is not listed. " +
-	"Reply with the description only, without a heading, a list or a comment."
-
 // Example is one few-shot pair of the style file: keywords and a description in the
 // target style.
 type Example struct {
@@ -115,54 +106,89 @@ type Item struct {
 	Title    string
 }
 
-// UserTurn renders an item as the user's message; examples are rendered the same way,
-// so the model sees one format throughout.
-func UserTurn(it Item) string {
+// UserTurn renders an item as the user's message of an English rewrite prompt;
+// examples are rendered the same way, so the model sees one format throughout.
+func UserTurn(it Item) string { return UserTurnIn("en", it) }
+
+// UserTurnIn renders an item with the labels of lang ("en" or "ko").
+func UserTurnIn(lang string, it Item) string {
+	l := turnLabels[lang]
+	if l.keywords == "" {
+		l = turnLabels["en"]
+	}
 	var b strings.Builder
 	if c := strings.TrimSpace(it.Category); c != "" {
-		fmt.Fprintf(&b, "Category: %s\n", c)
+		fmt.Fprintf(&b, "%s: %s\n", l.category, c)
 	}
 	if t := strings.TrimSpace(it.Title); t != "" {
-		fmt.Fprintf(&b, "Title: %s\n", t)
+		fmt.Fprintf(&b, "%s: %s\n", l.title, t)
 	}
-	fmt.Fprintf(&b, "Keywords: %s", strings.Join(CleanKeywords(it.Keywords), ", "))
+	fmt.Fprintf(&b, "%s: %s", l.keywords, strings.Join(CleanKeywords(it.Keywords), ", "))
 	return b.String()
 }
 
 // PromptConfig is the shared part of every rewrite prompt.
 type PromptConfig struct {
-	System   string // instruction; "" means DefaultSystem
+	System   string // instruction; "" means the built-in one of Lang
 	Examples []Example
+	// Lang is the language the descriptions are written in: "en" (default) or "ko". It
+	// chooses the built-in instruction and the labels of the user turns.
+	Lang string
 	// DateLines prepends the "Cutting Knowledge Date / Today Date" lines that Llama 3.1's
 	// Jinja template writes at the top of the system turn (HF transformers renders them;
 	// llama.cpp's formatter does not), when the model's template has them.
 	DateLines bool
 }
 
-// Prompter builds the token sequence of each product's prompt as a shared prefix
-// (system turn + examples as user/assistant turns, decoded once) and a per-product
-// suffix (the product's user turn and the assistant header).
+// Shot is one few-shot pair of a chat prompt: a user turn and the assistant's answer.
+type Shot struct{ User, Assistant string }
+
+// Prompter builds the token sequence of each prompt as a shared prefix (system turn +
+// few-shot pairs as user/assistant turns, decoded once) and a per-item suffix (the
+// item's user turn and the assistant header). The rewrite and the translation prompts
+// are both Prompters; they differ in their system turn, shots and user turns.
 type Prompter struct {
 	model      *llamacpp.Model
+	lang       string // the rewrite's user-turn labels (Suffix, Messages)
 	prefixMsgs []llamacpp.ChatMessage
 	prefixText string
 	prefix     []llamacpp.Token
 }
 
-// NewPrompter formats and tokenizes the shared prefix with the model's chat template.
+// NewPrompter formats and tokenizes the shared prefix of the rewrite prompt with the
+// model's chat template.
 func NewPrompter(m *llamacpp.Model, cfg PromptConfig) (*Prompter, error) {
+	lang, err := rewriteLang(cfg.Lang)
+	if err != nil {
+		return nil, err
+	}
 	system := cfg.System
 	if strings.TrimSpace(system) == "" {
-		system = DefaultSystem
+		system = SystemPrompt(lang)
 	}
-	if cfg.DateLines {
+	shots := make([]Shot, len(cfg.Examples))
+	for i, ex := range cfg.Examples {
+		shots[i] = Shot{User: UserTurnIn(lang, Item{Keywords: ex.Keywords}), Assistant: ex.Text}
+	}
+	p, err := NewChatPrompter(m, system, shots, cfg.DateLines)
+	if err != nil {
+		return nil, err
+	}
+	p.lang = lang
+	return p, nil
+}
+
+// NewChatPrompter formats and tokenizes the shared prefix of any chat prompt: the system
+// turn (with the template's date lines first when dateLines is set) and the shots.
+func NewChatPrompter(m *llamacpp.Model, system string, shots []Shot, dateLines bool) (*Prompter, error) {
+	if dateLines {
 		system = DateLines(m.ChatTemplate()) + system
 	}
 	msgs := []llamacpp.ChatMessage{{Role: "system", Content: system}}
-	for _, ex := range cfg.Examples {
+	for _, s := range shots {
 		msgs = append(msgs,
-			llamacpp.ChatMessage{Role: "user", Content: UserTurn(Item{Keywords: ex.Keywords})},
-			llamacpp.ChatMessage{Role: "assistant", Content: ex.Text})
+			llamacpp.ChatMessage{Role: "user", Content: s.User},
+			llamacpp.ChatMessage{Role: "assistant", Content: s.Assistant})
 	}
 	text, err := m.ApplyChatTemplate("", msgs, false)
 	if err != nil {
@@ -172,15 +198,20 @@ func NewPrompter(m *llamacpp.Model, cfg PromptConfig) (*Prompter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("llm: prompt: %w", err)
 	}
-	return &Prompter{model: m, prefixMsgs: msgs, prefixText: text, prefix: toks}, nil
+	return &Prompter{model: m, lang: "en", prefixMsgs: msgs, prefixText: text, prefix: toks}, nil
 }
 
 // Prefix is the shared prefix's tokens (BOS, system turn, examples).
 func (p *Prompter) Prefix() []llamacpp.Token { return slices.Clone(p.prefix) }
 
-// Messages is the whole chat for an item, as the model sees it.
+// Messages is the whole rewrite chat for an item, as the model sees it.
 func (p *Prompter) Messages(it Item) []llamacpp.ChatMessage {
-	return append(slices.Clone(p.prefixMsgs), llamacpp.ChatMessage{Role: "user", Content: UserTurn(it)})
+	return p.MessagesFor(UserTurnIn(p.lang, it))
+}
+
+// MessagesFor is the whole chat for a user turn.
+func (p *Prompter) MessagesFor(user string) []llamacpp.ChatMessage {
+	return append(slices.Clone(p.prefixMsgs), llamacpp.ChatMessage{Role: "user", Content: user})
 }
 
 // ErrPrefix means that a product's full prompt does not start with the shared prefix's
@@ -188,13 +219,20 @@ func (p *Prompter) Messages(it Item) []llamacpp.ChatMessage {
 // separated by special tokens could do this).
 var ErrPrefix = errors.New("prompt does not extend the shared prefix")
 
-// Suffix returns the tokens that follow the shared prefix in the item's prompt. It checks
-// that prefix + suffix is exactly the tokenization of the whole formatted prompt.
+// Suffix returns the tokens that follow the shared prefix in the rewrite prompt of an
+// item (see SuffixFor).
 func (p *Prompter) Suffix(it Item) ([]llamacpp.Token, error) {
 	if len(CleanKeywords(it.Keywords)) == 0 {
 		return nil, errors.New("llm: prompt: product has no keywords")
 	}
-	full, err := p.model.ApplyChatTemplate("", p.Messages(it), true)
+	return p.SuffixFor(UserTurnIn(p.lang, it))
+}
+
+// SuffixFor returns the tokens that follow the shared prefix in the prompt whose last
+// user turn is user. It checks that prefix + suffix is exactly the tokenization of the
+// whole formatted prompt.
+func (p *Prompter) SuffixFor(user string) ([]llamacpp.Token, error) {
+	full, err := p.model.ApplyChatTemplate("", p.MessagesFor(user), true)
 	if err != nil {
 		return nil, fmt.Errorf("llm: prompt: %w", err)
 	}

@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,15 +14,7 @@ import (
 // The tiny GGUF the command tests build must be a Llama 3.1 to llama.cpp: its
 // tokenizer, special tokens, chat template and generation.
 func TestGeneratedTinyLlamaLoads(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "tiny.gguf")
-	if err := llamagguf.Write(path, llamagguf.Tiny); err != nil {
-		t.Fatal(err)
-	}
-	m, err := llamacpp.LoadModel(path, llamacpp.ModelParams{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := tinyModel(t)
 	cfg := llamagguf.Tiny
 	first := llamacpp.Token(cfg.Vocab - cfg.Specials)
 	if m.NVocab() != cfg.Vocab || m.NLayer() != cfg.Layers || m.NEmbd() != cfg.Embd || m.NCtxTrain() != cfg.CtxTrain {
@@ -74,4 +67,57 @@ func TestGeneratedTinyLlamaLoads(t *testing.T) {
 	if r := res["a"]; r.Err != nil || len(r.Tokens) == 0 {
 		t.Errorf("generation: %+v", r)
 	}
+}
+
+func TestScriptedTinyLlamaWritesItsScript(t *testing.T) {
+	const text = "slim fit 32 cm"
+	path := filepath.Join(t.TempDir(), "scripted.gguf")
+	if err := llamagguf.WriteScripted(path, text); err != nil {
+		t.Fatal(err)
+	}
+	m, err := llamacpp.LoadModel(path, llamacpp.ModelParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	p, err := NewChatPrompter(m, "Translate.", []Shot{{User: "a", Assistant: "b"}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs []Request
+	for i, user := range []string{"허리 32cm", "something else entirely", "3"} {
+		suffix, err := p.SuffixFor(user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs = append(reqs, Request{ID: fmt.Sprint(i), Suffix: suffix, Seed: uint32(i)})
+	}
+	for _, temp := range []float32{0, 1} {
+		g, err := NewGenerator(m, p.Prefix(), Options{Parallel: 2, MaxTokens: 32, CtxPerSeq: 256, Threads: 1,
+			Sampling: llamacpp.SamplerParams{Temperature: temp, TopK: 40, TopP: 0.9}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id, r := range runAll(t, g, reqs) {
+			if r.Err != nil || r.Text != text || r.Finish != FinishStop {
+				t.Errorf("temperature %g, prompt %s: %q (%s, %v), want %q then the end of the turn", temp, id, r.Text, r.Finish, r.Err, text)
+			}
+		}
+		g.Close()
+	}
+}
+
+// tinyModel writes and loads llamagguf.Tiny, closed when the test ends.
+func tinyModel(t *testing.T) *llamacpp.Model {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tiny.gguf")
+	if err := llamagguf.Write(path, llamagguf.Tiny); err != nil {
+		t.Fatal(err)
+	}
+	m, err := llamacpp.LoadModel(path, llamacpp.ModelParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
 }

@@ -21,25 +21,6 @@ type AttnParams struct {
 // MaxHeadDim is the largest HeadDim the attention kernels take.
 const MaxHeadDim = kernels.MaxHeadDim
 
-type attnJob struct {
-	set        *kernels.Set
-	q, k, v, o kernels.Mat
-	k16, v16   kernels.Mat16 // f16 keys and values (an f16 cache) instead of k and v
-	f16        bool
-	seq        []int64
-	mask       []byte
-	h, d       int
-	scale      float32
-	causal     bool
-}
-
-func (j *attnJob) run(ith, nth int, sc []float32) error {
-	if j.f16 {
-		return j.set.AttentionF16(j.q, j.k16, j.v16, j.o, j.seq, j.mask, j.h, j.d, j.scale, j.causal, ith, nth, sc)
-	}
-	return j.set.Attention(j.q, j.k, j.v, j.o, j.seq, j.mask, j.h, j.d, j.scale, j.causal, ith, nth, sc)
-}
-
 func (p AttnParams) check(op string) {
 	if p.Heads < 1 || p.HeadDim < 1 || p.HeadDim > MaxHeadDim {
 		panic(fmt.Sprintf("native: %s: %d heads of %d (head dim 1..%d)", op, p.Heads, p.HeadDim, MaxHeadDim))
@@ -47,7 +28,6 @@ func (p AttnParams) check(op string) {
 }
 
 func widthOf(op, name string, t Tensor, w int) int {
-	t.mustCPU(op)
 	rows, cols := t.Dims2()
 	if cols != w {
 		panic(fmt.Sprintf("native: %s: %s %v has %d columns, heads need %d", op, name, t.Shape(), cols, w))
@@ -59,13 +39,15 @@ func widthOf(op, name string, t Tensor, w int) int {
 // q [B*Tq, H*D], k and v [B*Tk, H*D] (column views of a packed projection allowed),
 // sequence b being rows b*Tq.. of q and b*Tk.. of k and v. The result is [B*Tq, H*D].
 // Covers encoder self-attention, causal text attention with padding, and
-// cross-attention (Tk != Tq). The kernel is flash-style: it never holds more than a
+// cross-attention (Tk != Tq). The cpu kernel is flash-style: it never holds more than a
 // block of scores per worker.
 //
 // Masked keys are excluded; a query that sees no key at all (every key padded) gets the
 // uniform average of v over the sequence's Tk keys, which is what HF's finfo.min
 // masking gives.
 func (c *Ctx) Attention(q, k, v Tensor, batch int, p AttnParams) Tensor {
+	c.live("Attention")
+	c.onDevice("Attention", q, k, v)
 	p.check("Attention")
 	w := p.Heads * p.HeadDim
 	qr := widthOf("Attention", "q", q, w)
@@ -95,7 +77,7 @@ func (c *Ctx) Attention(q, k, v Tensor, batch int, p AttnParams) Tensor {
 	}
 	c.maskBuf = mask
 	out := c.Alloc(qr, w)
-	c.attend(q.mat(), k.mat(), v.mat(), out.mat(), seq, mask, p)
+	c.x.attention(out, q, actOperand(k), actOperand(v), seq, mask, p)
 	return out
 }
 
@@ -106,49 +88,50 @@ func b2u8(b bool) byte {
 	return 0
 }
 
-func (c *Ctx) attend(q, k, v, o kernels.Mat, seq []int64, mask []byte, p AttnParams) {
-	c.attn = attnJob{set: c.set, q: q, k: k, v: v, o: o, seq: seq, mask: mask, h: p.Heads, d: p.HeadDim, scale: p.Scale, causal: p.Causal}
-	c.run(&c.attn)
-	c.attn = attnJob{}
-}
-
-// KVCache holds a decoder's keys and values: per layer and slot (a sequence being
-// generated), K and V [maxLen, width] in the cache's element type, F32 or F16, plus how
-// many positions each holds. Slots have independent lengths, so a batch of sequences of
-// different lengths needs no padding.
+// KVCache holds a decoder's keys and values on a device: per layer and slot (a sequence
+// being generated), K and V [maxLen, width] in the cache's element type, F32 or F16,
+// plus how many positions each holds. Slots have independent lengths, so a batch of
+// sequences of different lengths needs no padding.
 //
-// An F16 cache takes half the memory and memory traffic of an F32 one: Append rounds
-// keys and values to f16 (to nearest even) and AttentionCached widens them back exactly,
-// so attention sees each key and value with a relative error of at most 2^-11.
+// An F16 cache takes half the memory and memory traffic of an F32 one: appending rounds
+// keys and values to f16 (to nearest even) and attention widens them back exactly, so
+// attention sees each key and value with a relative error of at most 2^-11.
 //
-// A forward step appends the new positions' k and v at every layer (Append), then
-// attends over them (AttentionCached). Len is the length of the last layer, so it grows
-// once every layer has appended: read it before the step for position ids.
+// A forward step appends the new positions' k and v at every layer (Ctx.AppendKV), then
+// attends over them (Ctx.AttentionCached). Len is the length of the last layer, so it
+// grows once every layer has appended: read it before the step for position ids. The
+// lengths are host bookkeeping; the keys and values never leave the device.
 //
-// Memory is taken from the OS when the cache is made but only becomes resident as
-// positions are written (fresh zero pages), so a slot costs what its sequence holds.
+// On the cpu, memory is taken from the OS when the cache is made but only becomes
+// resident as positions are written (fresh zero pages), so a slot costs what its
+// sequence holds.
 type KVCache struct {
+	dev                          *Device
 	dt                           DType
 	layers, slots, maxLen, width int
-	k, v                         [][]float32 // F32: [layer][slot*maxLen*width + pos*width + col]
-	k16, v16                     [][]uint16  // F16: the same layout
+	k, v                         [][]float32 // cpu F32: [layer][(slot*maxLen + pos)*width + col]
+	k16, v16                     [][]uint16  // cpu F16: the same layout
+	g                            []gkv       // ggml devices: per layer
 	lens                         [][]int     // [layer][slot]
-	dst                          []int64     // Append's destination rows (F16), reused
+	dst                          []int64     // AppendKV's destination rows, reused
 }
 
-// NewKVCache allocates a cache for layers x slots sequences of up to maxLen positions of
-// width (heads*headDim) values each for K and for V, stored as dt: F32, or F16 for half
-// the memory.
-func NewKVCache(layers, slots, maxLen, width int, dt DType) *KVCache {
+// NewKVCache allocates a cache on dev for layers x slots sequences of up to maxLen
+// positions of width (heads*headDim) values each for K and for V, stored as dt: F32,
+// or F16 for half the memory.
+func (d *Device) NewKVCache(layers, slots, maxLen, width int, dt DType) *KVCache {
 	if layers < 1 || slots < 1 || maxLen < 1 || width < 1 || (dt != F32 && dt != F16) {
 		panic(fmt.Sprintf("native: NewKVCache(%d, %d, %d, %d, %s): every size must be positive, the type F32 or F16", layers, slots, maxLen, width, dt))
 	}
-	kv := &KVCache{dt: dt, layers: layers, slots: slots, maxLen: maxLen, width: width}
+	kv := &KVCache{dev: d, dt: dt, layers: layers, slots: slots, maxLen: maxLen, width: width}
 	for l := 0; l < layers; l++ {
-		if dt == F16 {
+		switch {
+		case !d.host():
+			kv.g = append(kv.g, d.g.newKV(slots*maxLen, width, dt))
+		case dt == F16:
 			kv.k16 = append(kv.k16, make([]uint16, slots*maxLen*width))
 			kv.v16 = append(kv.v16, make([]uint16, slots*maxLen*width))
-		} else {
+		default:
 			kv.k = append(kv.k, alignedFloats(slots*maxLen*width))
 			kv.v = append(kv.v, alignedFloats(slots*maxLen*width))
 		}
@@ -156,6 +139,25 @@ func NewKVCache(layers, slots, maxLen, width int, dt DType) *KVCache {
 	}
 	return kv
 }
+
+// NewKVCache is Device.NewKVCache on the cpu device.
+func NewKVCache(layers, slots, maxLen, width int, dt DType) *KVCache {
+	return CPU.NewKVCache(layers, slots, maxLen, width, dt)
+}
+
+// FreeKV frees kv's device memory once the work c has recorded is done (host memory is
+// left to the collector). kv must not be used afterwards.
+func (c *Ctx) FreeKV(kv *KVCache) {
+	kv.mustOn(c.dev, "FreeKV")
+	c.Sync()
+	for _, g := range kv.g {
+		kv.dev.g.freeKV(g)
+	}
+	kv.g, kv.k, kv.v, kv.k16, kv.v16 = nil, nil, nil, nil, nil
+}
+
+// Device is where the cache lives.
+func (kv *KVCache) Device() *Device { return kv.dev }
 
 // DType is the element type keys and values are stored in (F32 or F16).
 func (kv *KVCache) DType() DType { return kv.dt }
@@ -181,22 +183,24 @@ func (kv *KVCache) SetLen(slot, n int) {
 	}
 }
 
-// CopySlot makes slot dst a copy of slot src at every layer (beam search reordering).
-func (kv *KVCache) CopySlot(dst, src int) {
+// CopyKVSlot makes slot dst of kv a copy of slot src at every layer (beam search
+// reordering), on the device.
+func (c *Ctx) CopyKVSlot(kv *KVCache, dst, src int) {
+	c.live("CopyKVSlot")
+	kv.mustOn(c.dev, "CopyKVSlot")
 	kv.checkSlot(dst)
 	kv.checkSlot(src)
 	if dst == src {
 		return
 	}
+	n := 0
 	for l := 0; l < kv.layers; l++ {
-		n, d, s := kv.lens[l][src]*kv.width, dst*kv.maxLen*kv.width, src*kv.maxLen*kv.width
-		if kv.dt == F16 {
-			copy(kv.k16[l][d:][:n], kv.k16[l][s:][:n])
-			copy(kv.v16[l][d:][:n], kv.v16[l][s:][:n])
-		} else {
-			copy(kv.k[l][d:][:n], kv.k[l][s:][:n])
-			copy(kv.v[l][d:][:n], kv.v[l][s:][:n])
-		}
+		n = max(n, kv.lens[l][src])
+	}
+	if n > 0 {
+		c.x.kvCopy(kv, dst*kv.maxLen, src*kv.maxLen, n)
+	}
+	for l := 0; l < kv.layers; l++ {
 		kv.lens[l][dst] = kv.lens[l][src]
 	}
 }
@@ -208,22 +212,55 @@ func (kv *KVCache) checkSlot(s int) int {
 	return s
 }
 
-// Append adds positions to slots at one layer: for slots[i], lens[i] rows of k and v
-// (the rows of all slots stacked in order; lens nil means k's rows split evenly). k and
-// v are [sum(lens), width], views allowed.
-func (kv *KVCache) Append(layer int, slots, lens []int, k, v Tensor) {
-	if layer < 0 || layer >= kv.layers {
-		panic(fmt.Sprintf("native: KVCache.Append: layer %d of %d", layer, kv.layers))
+func (kv *KVCache) mustOn(dev *Device, op string) {
+	if kv.dev != dev {
+		panic(fmt.Sprintf("native: %s: KV cache on %s, the Ctx runs on %s", op, kv.dev, dev))
 	}
-	rows := widthOf("KVCache.Append", "k", k, kv.width)
-	if vr := widthOf("KVCache.Append", "v", v, kv.width); vr != rows {
-		panic(fmt.Sprintf("native: KVCache.Append: k has %d rows, v %d", rows, vr))
+}
+
+// layerF32 and layerF16 are one layer's storage on the cpu (nil otherwise).
+func (kv *KVCache) layerF32(s [][]float32, layer int) []float32 {
+	if s == nil {
+		return nil
+	}
+	return s[layer]
+}
+
+func (kv *KVCache) layerF16(s [][]uint16, layer int) []uint16 {
+	if s == nil {
+		return nil
+	}
+	return s[layer]
+}
+
+// mat32 and mat16 are one layer's K or V as a kernel operand: every slot's rows.
+func (kv *KVCache) mat32(s []float32) kernels.Mat {
+	return kernels.Mat{Data: s, Rows: kv.slots * kv.maxLen, Cols: kv.width, LD: kv.width}
+}
+
+func (kv *KVCache) mat16(s []uint16) kernels.Mat16 {
+	return kernels.Mat16{Data: s, Rows: kv.slots * kv.maxLen, Cols: kv.width, LD: kv.width}
+}
+
+// AppendKV adds positions to slots at one layer of kv: for slots[i], lens[i] rows of k
+// and v (the rows of all slots stacked in order; lens nil means k's rows split
+// evenly). k and v are [sum(lens), width], views allowed.
+func (c *Ctx) AppendKV(kv *KVCache, layer int, slots, lens []int, k, v Tensor) {
+	c.live("AppendKV")
+	c.onDevice("AppendKV", k, v)
+	kv.mustOn(c.dev, "AppendKV")
+	if layer < 0 || layer >= kv.layers {
+		panic(fmt.Sprintf("native: AppendKV: layer %d of %d", layer, kv.layers))
+	}
+	rows := widthOf("AppendKV", "k", k, kv.width)
+	if vr := widthOf("AppendKV", "v", v, kv.width); vr != rows {
+		panic(fmt.Sprintf("native: AppendKV: k has %d rows, v %d", rows, vr))
 	}
 	if lens == nil && (len(slots) == 0 || rows%len(slots) != 0) {
-		panic(fmt.Sprintf("native: KVCache.Append: %d rows do not split over %d slots", rows, len(slots)))
+		panic(fmt.Sprintf("native: AppendKV: %d rows do not split over %d slots", rows, len(slots)))
 	}
 	if lens != nil && len(lens) != len(slots) {
-		panic(fmt.Sprintf("native: KVCache.Append: %d lengths for %d slots", len(lens), len(slots)))
+		panic(fmt.Sprintf("native: AppendKV: %d lengths for %d slots", len(lens), len(slots)))
 	}
 	r := 0
 	kv.dst = kv.dst[:0]
@@ -235,39 +272,20 @@ func (kv *KVCache) Append(layer int, slots, lens []int, k, v Tensor) {
 		kv.checkSlot(s)
 		at := kv.lens[layer][s]
 		if n < 0 || at+n > kv.maxLen || r+n > rows {
-			panic(fmt.Sprintf("native: KVCache.Append: slot %d holds %d of %d positions, cannot add %d (rows %d..%d of %d)", s, at, kv.maxLen, n, r, r+n, rows))
+			panic(fmt.Sprintf("native: AppendKV: slot %d holds %d of %d positions, cannot add %d (rows %d..%d of %d)", s, at, kv.maxLen, n, r, r+n, rows))
 		}
-		base := s*kv.maxLen + at // the slot's next cache row
 		for j := 0; j < n; j++ {
-			if kv.dt == F16 {
-				kv.dst = append(kv.dst, int64(base+j))
-				continue
-			}
-			copy(kv.k[layer][(base+j)*kv.width:][:kv.width], k.Row(r+j))
-			copy(kv.v[layer][(base+j)*kv.width:][:kv.width], v.Row(r+j))
+			kv.dst = append(kv.dst, int64(s*kv.maxLen+at+j)) // the slot's next cache rows
 		}
 		kv.lens[layer][s] = at + n
 		r += n
 	}
 	if r != rows {
-		panic(fmt.Sprintf("native: KVCache.Append: lengths cover %d of %d rows", r, rows))
+		panic(fmt.Sprintf("native: AppendKV: lengths cover %d of %d rows", r, rows))
 	}
-	if kv.dt == F16 && rows > 0 {
-		// one conversion call for all rows of k, one for v, on the caller's goroutine
-		for _, kv16 := range []struct {
-			src Tensor
-			dst []uint16
-		}{{k, kv.k16[layer]}, {v, kv.v16[layer]}} {
-			if err := hostSet.StoreRowsF16(kv16.src.mat(), kv.dst, kv.mat16(kv16.dst), 0, 1); err != nil {
-				panic(fmt.Sprintf("native: KVCache.Append: %v", err)) // rows were checked above
-			}
-		}
+	if rows > 0 {
+		c.x.kvStore(kv, layer, k, v, kv.dst)
 	}
-}
-
-// mat16 is one layer's K or V of an F16 cache as a kernel operand: every slot's rows.
-func (kv *KVCache) mat16(s []uint16) kernels.Mat16 {
-	return kernels.Mat16{Data: s, Rows: kv.slots * kv.maxLen, Cols: kv.width, LD: kv.width}
 }
 
 // AttentionCached is decoder attention over the cache at one layer for a batch of
@@ -279,6 +297,9 @@ func (kv *KVCache) mat16(s []uint16) kernels.Mat16 {
 // = padded); nil or a nil entry means every position is valid. Fully masked queries get
 // the uniform average, as in Attention. The result is [sum(qLens), H*D].
 func (c *Ctx) AttentionCached(q Tensor, kv *KVCache, layer int, slots []int, qLens []int, p AttnParams, keyMask [][]bool) Tensor {
+	c.live("AttentionCached")
+	c.onDevice("AttentionCached", q)
+	kv.mustOn(c.dev, "AttentionCached")
 	p.check("AttentionCached")
 	w := p.Heads * p.HeadDim
 	if w != kv.width {
@@ -315,16 +336,6 @@ func (c *Ctx) AttentionCached(q Tensor, kv *KVCache, layer int, slots []int, qLe
 	}
 	c.seqBuf, c.maskBuf = seq, mask
 	out := c.Alloc(qr, w)
-	if kv.dt == F16 {
-		c.attn = attnJob{set: c.set, q: q.mat(), k16: kv.mat16(kv.k16[layer]), v16: kv.mat16(kv.v16[layer]), f16: true, o: out.mat(),
-			seq: seq, mask: mask, h: p.Heads, d: p.HeadDim, scale: p.Scale, causal: p.Causal}
-		c.run(&c.attn)
-		c.attn = attnJob{}
-		return out
-	}
-	cache := func(s []float32) kernels.Mat {
-		return kernels.Mat{Data: s, Rows: kv.slots * kv.maxLen, Cols: w, LD: w}
-	}
-	c.attend(q.mat(), cache(kv.k[layer]), cache(kv.v[layer]), out.mat(), seq, mask, p)
+	c.x.attention(out, q, kvOperand{cache: kv, layer: layer}, kvOperand{cache: kv, layer: layer, which: 1}, seq, mask, p)
 	return out
 }

@@ -152,7 +152,7 @@ func BenchKernels(o BenchOptions) (*BenchReport, error) {
 			}
 		}
 	}
-	b := &bencher{o: o, rep: &BenchReport{Threads: o.Threads, Variants: o.Variants, CPU: CPU()}, peak: map[string]float64{}, gemmRate: map[string]float64{}}
+	b := &bencher{o: o, rep: &BenchReport{Threads: o.Threads, Variants: o.Variants, CPU: CPUFeatures()}, peak: map[string]float64{}, gemmRate: map[string]float64{}}
 	for _, v := range o.Variants {
 		c, err := NewCtxVariant(o.Threads, v)
 		if err != nil {
@@ -249,7 +249,7 @@ func (b *bencher) machine() {
 	if len(b.ctxs) == 0 {
 		return
 	}
-	probe := b.ctxs[0].set // the best variant measured: the probe's own loop must not be the limit
+	probe := b.ctxs[0].kernelSet() // the best variant measured: the probe's own loop must not be the limit
 	if probe.ISA() == kernels.ISARef {
 		return
 	}
@@ -330,11 +330,11 @@ func (b *bencher) gemms() {
 		for _, c := range b.ctxs {
 			b.progress("%s %s %s %s %s", op, sh.Model, shape, sh.DType, c.Variant())
 			for _, w := range ws {
-				w.weightsFor(c.set) // pack outside the timing
+				w.weightsFor(c.kernelSet()) // pack outside the timing
 			}
 			next := 0
 			sec := b.measure(func() {
-				c.LinearInto(y, x, ws[next], nil, None, Tensor{})
+				c.LinearInto(y, x, ws[next], Tensor{}, None, Tensor{})
 				next = (next + 1) % len(ws)
 			})
 			r := BenchResult{Op: op, Model: sh.Model, Shape: shape, DType: sh.DType.String(), Variant: c.Variant(), Seconds: sec, GFLOPS: flops / sec / 1e9}
@@ -411,7 +411,7 @@ func (b *bencher) mlpBlock() {
 	m, d, hid := 257*b.o.Batch, 1024, 4096
 	shape := fmt.Sprintf("m=%d %d-%d-%d", m, d, hid, d)
 	w1f, w2f := benchFloats(11, hid*d, 0.02), benchFloats(12, d*hid, 0.02)
-	b1, b2 := benchFloats(13, hid, 0.1), benchFloats(14, d, 0.1)
+	b1, b2 := FromF32(benchFloats(13, hid, 0.1), hid), FromF32(benchFloats(14, d, 0.1), d)
 	w1, _ := NewMatrixF32(w1f, hid, d)
 	w2, _ := NewMatrixF32(w2f, d, hid)
 	x := FromF32(benchFloats(15, m*d, 1), m, d)
@@ -422,17 +422,17 @@ func (b *bencher) mlpBlock() {
 		b.progress("mlp block openblas")
 		blasSec = b.measureBLAS(func() {
 			b.blas.SGEMM(x.F32(), w1f, h.F32(), m, hid, d)
-			b.blas.BiasQuickGELU(h.F32(), b1, m, hid)
+			b.blas.BiasQuickGELU(h.F32(), b1.F32(), m, hid)
 			b.blas.SGEMM(h.F32(), w2f, o.F32(), m, d, hid)
-			b.blas.BiasResidual(o.F32(), b2, x.F32(), m, d)
+			b.blas.BiasResidual(o.F32(), b2.F32(), x.F32(), m, d)
 		})
 		b.add(BenchResult{Op: "mlp_block", Model: "vit-l mlp + residual", Shape: shape, DType: "F32", Variant: "openblas + loops",
 			Seconds: blasSec, GFLOPS: flops / blasSec / 1e9, PeakFraction: flops / blasSec / 1e9 / b.bestPeak()})
 	}
 	for _, c := range b.ctxs {
 		b.progress("mlp block %s", c.Variant())
-		w1.weightsFor(c.set)
-		w2.weightsFor(c.set)
+		w1.weightsFor(c.kernelSet())
+		w2.weightsFor(c.kernelSet())
 		sec := b.measure(func() {
 			c.LinearInto(h, x, w1, b1, QuickGELU, Tensor{})
 			c.LinearInto(o, h, w2, b2, None, x)
@@ -491,17 +491,20 @@ func (b *bencher) attention() {
 			for s := range slots {
 				slots[s], qLens[s] = s, ac.tq
 			}
-			kv.Append(0, slots, nil, k, v)
+			c := NewCtx(1)
+			c.AppendKV(kv, 0, slots, nil, k, v)
+			c.Close()
 		}
 		for _, c := range b.ctxs {
 			b.progress("attention %s %s", ac.model, c.Variant())
 			sec := b.measure(func() {
+				m := c.Mark()
 				if ac.cache {
 					c.AttentionCached(q, kv, 0, slots, qLens, p, nil)
 				} else {
 					c.Attention(q, k, v, ac.batch, p)
 				}
-				c.Reset()
+				c.Release(m)
 			})
 			r := BenchResult{Op: "attention", Model: ac.model, Shape: shape, DType: "F32", Variant: c.Variant(), Seconds: sec, GFLOPS: flops / sec / 1e9}
 			if ac.cache { // decoding reads the whole cache: bandwidth matters
@@ -525,14 +528,14 @@ func (b *bencher) attention() {
 func (b *bencher) rowOps() {
 	m := 257 * b.o.Batch
 	x := FromF32(benchFloats(31, m*1408, 1), m, 1408)
-	g, be := benchFloats(32, 1408, 1), benchFloats(33, 1408, 1)
+	g, be := FromF32(benchFloats(32, 1408, 1), 1408), FromF32(benchFloats(33, 1408, 1), 1408)
 	logits := FromF32(benchFloats(34, 8*50272, 3), 8, 50272)
 	for _, c := range b.ctxs {
 		b.progress("row ops %s", c.Variant())
-		sec := b.measure(func() { c.LayerNorm(x, g, be, 1e-6); c.Reset() })
+		sec := b.measure(func() { m := c.Mark(); c.LayerNorm(x, g, be, 1e-6); c.Release(m) })
 		b.add(BenchResult{Op: "layernorm", Model: "eva-g", Shape: fmt.Sprintf("%dx1408", m), DType: "F32", Variant: c.Variant(), Seconds: sec,
 			GBps: 2 * 4 * float64(m*1408) / sec / 1e9})
-		sec = b.measure(func() { c.LogSoftmax(logits); c.Reset() })
+		sec = b.measure(func() { m := c.Mark(); c.LogSoftmax(logits); c.Release(m) })
 		b.add(BenchResult{Op: "softmax", Model: "opt logits (log)", Shape: "8x50272", DType: "F32", Variant: c.Variant(), Seconds: sec,
 			GBps: 2 * 4 * 8 * 50272 / sec / 1e9})
 	}
@@ -555,8 +558,9 @@ func (b *bencher) gather() {
 			for i := range ids {
 				ids[i] = int32(r.IntN(vocab))
 			}
+			m := c.Mark()
 			c.Gather(w, ids)
-			c.Reset()
+			c.Release(m)
 		})
 		b.add(BenchResult{Op: "gather", Model: "opt-2.7b embed_tokens", Shape: fmt.Sprintf("%d rows of %dx%d", rows, vocab, width), DType: "Q8_0",
 			Variant: c.Variant(), Seconds: sec, GBps: 4 * rows * width / sec / 1e9})

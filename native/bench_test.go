@@ -68,9 +68,9 @@ func BenchmarkLinear(b *testing.B) {
 				}
 				defer c.Close()
 				w := benchMatrix(b, sh.DType, sh.N, sh.K)
-				c.LinearInto(y, x, w, nil, None, Tensor{})
+				c.LinearInto(y, x, w, Tensor{}, None, Tensor{})
 				for b.Loop() {
-					c.LinearInto(y, x, w, nil, None, Tensor{})
+					c.LinearInto(y, x, w, Tensor{}, None, Tensor{})
 				}
 				report(b)
 			})
@@ -85,7 +85,7 @@ func BenchmarkMLPBlock(b *testing.B) {
 	const m, d, hid = 257, 1024, 4096
 	r := rand.New(rand.NewPCG(7, 8))
 	w1f, w2f := randFloats(r, hid*d, 0.02), randFloats(r, d*hid, 0.02)
-	b1, b2 := randFloats(r, hid, 0.1), randFloats(r, d, 0.1)
+	b1, b2 := FromF32(randFloats(r, hid, 0.1), hid), FromF32(randFloats(r, d, 0.1), d)
 	x := randTensor(r, 1, m, d)
 	h, o := NewTensor(m, hid), NewTensor(m, d)
 	report := func(b *testing.B) {
@@ -95,9 +95,9 @@ func BenchmarkMLPBlock(b *testing.B) {
 		b.Run("isa=openblas+loops", func(b *testing.B) {
 			for b.Loop() {
 				blas.SGEMM(x.F32(), w1f, h.F32(), m, hid, d)
-				blas.BiasQuickGELU(h.F32(), b1, m, hid)
+				blas.BiasQuickGELU(h.F32(), b1.F32(), m, hid)
 				blas.SGEMM(h.F32(), w2f, o.F32(), m, d, hid)
-				blas.BiasResidual(o.F32(), b2, x.F32(), m, d)
+				blas.BiasResidual(o.F32(), b2.F32(), x.F32(), m, d)
 			}
 			report(b)
 		})
@@ -148,7 +148,7 @@ func BenchmarkAttention(b *testing.B) {
 				p := AttnParams{Heads: ac.h, HeadDim: ac.d, Scale: 0.125, Causal: ac.causal}
 				for b.Loop() {
 					c.Attention(q, k, vv, 1, p)
-					c.Reset()
+					c.Release(Mark{})
 				}
 				pairs := float64(ac.tq * ac.tk)
 				if ac.causal {
@@ -185,16 +185,16 @@ func BenchmarkAttentionCached(b *testing.B) {
 					}
 					k, vv := randTensor(r, 1, slots*sh.len, w), randTensor(r, 1, slots*sh.len, w)
 					for l := 0; l < sh.layers; l++ {
-						kv.Append(l, ids, nil, k, vv)
+						c.AppendKV(kv, l, ids, nil, k, vv)
 					}
 					q := randTensor(r, 1, slots, w)
 					p := AttnParams{Heads: h, HeadDim: d, Scale: 1 / float32(math.Sqrt(d)), Causal: true}
 					c.AttentionCached(q, kv, 0, ids, ones, p, nil) // grow the arena
-					c.Reset()
+					c.Release(Mark{})
 					layer := 0
 					for b.Loop() {
 						c.AttentionCached(q, kv, layer, ids, ones, p, nil)
-						c.Reset()
+						c.Release(Mark{})
 						layer = (layer + 1) % sh.layers
 					}
 					es := 4
@@ -225,13 +225,13 @@ func BenchmarkGather(b *testing.B) {
 				r := rand.New(rand.NewPCG(9, 10))
 				ids := make([]int32, rows)
 				c.Gather(w, ids) // grow the arena
-				c.Reset()
+				c.Release(Mark{})
 				for b.Loop() {
 					for i := range ids {
 						ids[i] = int32(r.IntN(vocab))
 					}
 					c.Gather(w, ids)
-					c.Reset()
+					c.Release(Mark{})
 				}
 			})
 		}

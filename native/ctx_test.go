@@ -21,26 +21,27 @@ func TestForwardPassAllocatesNothing(t *testing.T) {
 		}
 		return m
 	}
-	qkvW, outW, fc1, fc2 := mk(3*width, width), mk(width, width), mk(4*width, width), mk(width, 4*width)
+	qkvW, outW, fc1, fc2 := mk(3*width, width), mk(width, width), mk(width, width), mk(width, width)
 	embed, err := QuantizeMatrix(randFloats(r, 50*width, 0.1), 50, width, Q8_0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ids := []int32{4, 49, 0}
-	g, b := randFloats(r, width, 1), randFloats(r, width, 1)
+	g, b := randTensor(r, 1, width), randTensor(r, 1, width)
 	p := AttnParams{Heads: heads, HeadDim: width / heads, Scale: 0.25, Causal: true}
 	c := NewCtx(3)
 	defer c.Close()
 	pass := func() {
+		mk := c.Mark()
 		h := c.LayerNorm(x, g, b, 1e-5)
-		qkv := c.Linear(h, qkvW, nil, None, Tensor{})
+		qkv := c.Linear(h, qkvW, Tensor{}, None, Tensor{})
 		a := c.Attention(qkv.Cols(0, width), qkv.Cols(width, width), qkv.Cols(2*width, width), 1, p)
-		y := c.Linear(a, outW, nil, None, x)
+		y := c.Linear(a, outW, Tensor{}, None, x)
 		h = c.LayerNorm(y, g, b, 1e-5)
-		m := c.Linear(h, fc1, nil, QuickGELU, Tensor{})
-		c.LinearInto(y, m, fc2, nil, None, y)
+		m := c.Linear(h, fc1, b, QuickGELU, Tensor{})
+		c.LinearInto(y, m, fc2, Tensor{}, None, y)
 		c.Gather(embed, ids)
-		c.Reset()
+		c.Release(mk)
 	}
 	pass()
 	if n := testing.AllocsPerRun(20, pass); n != 0 {
@@ -48,7 +49,7 @@ func TestForwardPassAllocatesNothing(t *testing.T) {
 	}
 }
 
-// TestArenaGrowthLeavesNoGarbage: when a pass outgrows the arena, Reset collects the old
+// TestArenaGrowthLeavesNoGarbage: when a pass outgrows the arena, Release collects the old
 // slab and the overflow tensors before taking the grown slab, so the heap holds the new
 // slab and not the old memory too.
 func TestArenaGrowthLeavesNoGarbage(t *testing.T) {
@@ -61,7 +62,7 @@ func TestArenaGrowthLeavesNoGarbage(t *testing.T) {
 	before := ms.HeapAlloc
 	c.Alloc(n)
 	c.Alloc(n)
-	c.Reset()
+	c.Release(Mark{})
 	runtime.ReadMemStats(&ms)
 	if grown := int64(ms.HeapAlloc) - int64(before); grown > 2*4*n+(16<<20) {
 		t.Fatalf("the heap grew by %d MiB for a %d MiB arena", grown>>20, 2*4*n>>20)
@@ -73,30 +74,43 @@ func TestArenaReuseAndGrowth(t *testing.T) {
 	defer c.Close()
 	c.Alloc(100) // the first pass overflows the empty arena
 	c.Alloc(3, 5)
-	c.Reset()
-	if len(c.arena.slab) < 112+16 {
-		t.Fatalf("arena did not grow to the pass's peak: %d floats", len(c.arena.slab))
+	c.Release(Mark{})
+	if c.arena.size() < 112+16 {
+		t.Fatalf("arena did not grow to the pass's peak: %d floats", c.arena.size())
 	}
 	a := c.Alloc(100)
 	b := c.Alloc(3, 5)
-	if uintptr(unsafe.Pointer(&a.data[0]))%64 != 0 || uintptr(unsafe.Pointer(&b.data[0]))%64 != 0 {
+	if uintptr(unsafe.Pointer(&a.F32()[0]))%64 != 0 || uintptr(unsafe.Pointer(&b.F32()[0]))%64 != 0 {
 		t.Fatal("arena tensors are not 64-byte aligned")
 	}
-	c.Reset()
-	if a2 := c.Alloc(100); &a2.data[0] != &a.data[0] {
-		t.Fatal("after Reset the arena did not reuse its memory")
+	c.Release(Mark{})
+	if a2 := c.Alloc(100); &a2.F32()[0] != &a.F32()[0] {
+		t.Fatal("after Release the arena did not reuse its memory")
 	}
-	z := c.Zeros(7)
-	for _, v := range z.F32() {
-		if v != 0 {
-			t.Fatal("Zeros is not zero")
-		}
+	// scoped marks: an inner release keeps what was allocated before the mark
+	m := c.Mark()
+	inner := c.Alloc(7)
+	c.Release(m)
+	if again := c.Alloc(7); &again.F32()[0] != &inner.F32()[0] {
+		t.Fatal("an inner Release did not give its memory back")
 	}
 	c.Alloc(50)
-	c.Reset()
-	if len(c.arena.slab) < 112+16+64 {
-		t.Fatalf("arena did not grow to the second pass's peak: %d floats", len(c.arena.slab))
+	c.Release(Mark{})
+	if c.arena.size() < 112+16+64 {
+		t.Fatalf("arena did not grow to the second pass's peak: %d floats", c.arena.size())
 	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("releasing a mark twice did not panic")
+			}
+		}()
+		c.Alloc(5)
+		m := c.Mark()
+		c.Alloc(3)
+		c.Release(Mark{})
+		c.Release(m)
+	}()
 }
 
 // TestCtxsRunConcurrently: separate Ctxs (each with its own pool) may run at once and
@@ -119,14 +133,14 @@ func TestCtxsRunConcurrently(t *testing.T) {
 			c := NewCtx(2)
 			defer c.Close()
 			for i := 0; i < 50; i++ {
-				y := c.Linear(x, m, nil, GELU, Tensor{})
+				y := c.Linear(x, m, Tensor{}, GELU, Tensor{})
 				for j, v := range y.F32() {
 					if math.Abs(float64(v-want[j])) > 1e-5*(math.Abs(float64(want[j]))+1) {
 						errs <- "concurrent Linear differs"
 						return
 					}
 				}
-				c.Reset()
+				c.Release(Mark{})
 			}
 		}()
 	}
@@ -146,7 +160,7 @@ func TestCtxUseAfterClosePanics(t *testing.T) {
 			t.Fatal("op on a closed Ctx did not panic")
 		}
 	}()
-	c.Scale(NewTensor(2, 2), 2)
+	c.L2Normalize(NewTensor(2, 2))
 }
 
 func TestNewCtxVariant(t *testing.T) {

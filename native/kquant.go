@@ -14,9 +14,13 @@ const (
 // Q5_K, Q6_K (I32 is an index type).
 func isWeightDType(dt DType) bool { return dt != I32 && kernels.DType(dt).Valid() }
 
-// QuantizesX reports whether c's Linear on w with rows rows of x quantizes x to 8 bits
-// per 32 values (the integer-dot GEMM of the quantized types: kernels.h synth_qgemm_ref),
-// for tests and tolerances that must know which result to expect.
-func (c *Ctx) QuantizesX(w *Matrix, rows int) bool {
-	return c.set.QuantizesX(kernels.DType(w.DType()), rows)
+// QuantizesX reports whether c's Linear on weights of dt with rows rows of x quantizes x
+// to 8 bits (the integer-dot GEMM of the quantized types: on the cpu per 32 values,
+// kernels.h synth_qgemm_ref; ggml quantizes x for its quantized types too, per block of
+// the weight type), for tests and tolerances that must know which result to expect.
+func (c *Ctx) QuantizesX(dt DType, rows int) bool {
+	if s := c.kernelSet(); s != nil {
+		return s.QuantizesX(kernels.DType(dt), rows)
+	}
+	return kernels.DType(dt).Quantized()
 }

@@ -29,19 +29,32 @@ var ErrShape = errors.New("native: bad weight shape")
 // used. A Ctx of another variant (NewCtxVariant: tests, benchmarks) adds that variant's
 // layout to the Matrix, built from the one copy, for the Matrix's lifetime.
 type Matrix struct {
+	dev         *Device
 	dt          DType
 	n, k        int
-	host        *kernels.Weights // the one copy: panels for the host's GEMM, or the source rows
+	host        *kernels.Weights // cpu: the one copy, panels for the host's GEMM, or the source rows
 	readsSource bool             // host.Raw is the caller's source
+	g           gmat             // ggml devices: the weights in device memory, as stored
 
 	mu    sync.Mutex
 	other map[int]*kernels.Weights // by panel width (0: raw rows), for other variants
 }
 
-// NewMatrixF32 makes a Matrix of w [n, k] row-major. Unless ReadsSource says otherwise
+// NewMatrixF32 makes a cpu Matrix (see Device.NewMatrixF32).
+func NewMatrixF32(w []float32, n, k int) (*Matrix, error) { return CPU.NewMatrixF32(w, n, k) }
+
+// NewMatrix makes a cpu Matrix (see Device.NewMatrix).
+func NewMatrix(dt DType, raw []byte, n, k int) (*Matrix, error) { return CPU.NewMatrix(dt, raw, n, k) }
+
+// QuantizeMatrix makes a cpu Matrix (see Device.QuantizeMatrix).
+func QuantizeMatrix(w []float32, n, k int, dt DType) (*Matrix, error) {
+	return CPU.QuantizeMatrix(w, n, k, dt)
+}
+
+// NewMatrixF32 makes a Matrix on d of w [n, k] row-major. Unless ReadsSource says otherwise
 // (see Matrix), w is not referenced once NewMatrixF32 returns; when it is, do not modify
 // it afterwards.
-func NewMatrixF32(w []float32, n, k int) (*Matrix, error) {
+func (d *Device) NewMatrixF32(w []float32, n, k int) (*Matrix, error) {
 	if n < 0 || k < 0 || len(w) != n*k {
 		return nil, fmt.Errorf("native: F32 matrix [%d, %d] from %d values: %w", n, k, len(w), ErrShape)
 	}
@@ -49,13 +62,13 @@ func NewMatrixF32(w []float32, n, k int) (*Matrix, error) {
 	if len(w) > 0 {
 		raw = unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), 4*len(w))
 	}
-	return newMatrix(F32, raw, n, k, false)
+	return d.newMatrix(F32, raw, n, k, false)
 }
 
-// NewMatrix makes a Matrix of n rows of k values of dt from raw (row-major, ggml blocks
+// NewMatrix makes a Matrix on d of n rows of k values of dt from raw (row-major, ggml blocks
 // for the quantized types; any alignment; it may be mmap'd). Unless ReadsSource says otherwise
 // (see Matrix), raw is not referenced once NewMatrix returns.
-func NewMatrix(dt DType, raw []byte, n, k int) (*Matrix, error) {
+func (d *Device) NewMatrix(dt DType, raw []byte, n, k int) (*Matrix, error) {
 	if !isWeightDType(dt) {
 		return nil, fmt.Errorf("native: %s is not a weight dtype: %w", dt, ErrShape)
 	}
@@ -65,7 +78,7 @@ func NewMatrix(dt DType, raw []byte, n, k int) (*Matrix, error) {
 	if need := n * dt.RowBytes(k); len(raw) != need {
 		return nil, fmt.Errorf("native: %s matrix [%d, %d] needs %d bytes, have %d: %w", dt, n, k, need, len(raw), ErrShape)
 	}
-	return newMatrix(dt, raw, n, k, false)
+	return d.newMatrix(dt, raw, n, k, false)
 }
 
 // quantChunk bounds the bytes of rows QuantizeMatrix converts before packing them: a
@@ -73,10 +86,10 @@ func NewMatrix(dt DType, raw []byte, n, k int) (*Matrix, error) {
 // full copy. (A variable for tests.)
 var quantChunk = 8 << 20
 
-// QuantizeMatrix converts w [n, k] to dt (bit-exact with ggml's quantizers) and makes a
+// QuantizeMatrix converts w [n, k] on d to dt (bit-exact with ggml's quantizers) and makes a
 // Matrix of the result. w is not referenced afterwards. The rows are quantized a chunk
 // at a time straight into the panels.
-func QuantizeMatrix(w []float32, n, k int, dt DType) (*Matrix, error) {
+func (d *Device) QuantizeMatrix(w []float32, n, k int, dt DType) (*Matrix, error) {
 	if !isWeightDType(dt) {
 		return nil, fmt.Errorf("native: %s is not a weight dtype: %w", dt, ErrShape)
 	}
@@ -92,12 +105,12 @@ func QuantizeMatrix(w []float32, n, k int, dt DType) (*Matrix, error) {
 		})
 	}
 	nr := hostSet.PanelWidth(kdt)
-	if nr == 0 || n == 0 || k == 0 {
+	if !d.host() || nr == 0 || n == 0 || k == 0 {
 		raw := make([]byte, n*rb)
 		if err := quantize(0, n, raw); err != nil {
 			return nil, fmt.Errorf("native: quantize to %s: %w", dt, err)
 		}
-		return newMatrix(dt, raw, n, k, true)
+		return d.newMatrix(dt, raw, n, k, true)
 	}
 	packed := alignedBytes(kernels.PackedBytes(kdt, n, k, nr))
 	chunk := max(1, quantChunk/(rb*nr)) * nr // whole panels
@@ -112,13 +125,22 @@ func QuantizeMatrix(w []float32, n, k int, dt DType) (*Matrix, error) {
 			return nil, fmt.Errorf("native: pack [%d, %d]: %w", n, k, err)
 		}
 	}
-	return &Matrix{dt: dt, n: n, k: k, host: &kernels.Weights{DType: kdt, N: n, K: k, Packed: packed, PanelNR: nr}}, nil
+	return &Matrix{dev: d, dt: dt, n: n, k: k, host: &kernels.Weights{DType: kdt, N: n, K: k, Packed: packed, PanelNR: nr}}, nil
 }
 
 // newMatrix packs raw for the host's GEMM, or uses it in place when the GEMM reads raw
-// rows. owned says raw is the Matrix's own (not the caller's source).
-func newMatrix(dt DType, raw []byte, n, k int, owned bool) (*Matrix, error) {
-	m := &Matrix{dt: dt, n: n, k: k}
+// rows; on a ggml device it copies raw to device memory as it is. owned says raw is the
+// Matrix's own (not the caller's source).
+func (d *Device) newMatrix(dt DType, raw []byte, n, k int, owned bool) (*Matrix, error) {
+	m := &Matrix{dev: d, dt: dt, n: n, k: k}
+	if !d.host() {
+		g, err := d.g.newMatrix(dt, raw, n, k)
+		if err != nil {
+			return nil, err
+		}
+		m.g = g
+		return m, nil
+	}
 	nr := hostSet.PanelWidth(kernels.DType(dt))
 	if nr == 0 {
 		m.host = &kernels.Weights{DType: kernels.DType(dt), N: n, K: k, Raw: raw}
@@ -164,8 +186,11 @@ func parallel(f func(ith, nth int) error) error {
 }
 
 // rawRows returns W's raw rows: the source when m reads it, else rebuilt from the panels
-// (a new slice).
+// or read from the device (a new slice).
 func (m *Matrix) rawRows() []byte {
+	if !m.dev.host() {
+		return m.dev.g.readMatrix(m)
+	}
 	if len(m.host.Packed) == 0 {
 		return m.host.Raw
 	}
@@ -214,8 +239,33 @@ func (m *Matrix) K() int { return m.k }
 // DType is the element type of the stored weights.
 func (m *Matrix) DType() DType { return m.dt }
 
+// Device is where the weights live.
+func (m *Matrix) Device() *Device { return m.dev }
+
+func (m *Matrix) mustOn(dev *Device, op string) {
+	if m.dev != dev {
+		panic(fmt.Sprintf("native: %s: weights [%d, %d] on %s, the Ctx runs on %s", op, m.n, m.k, m.dev, dev))
+	}
+}
+
+// Free gives a ggml device's memory for the weights back; the Matrix must not be used
+// afterwards, and the work that reads it must be done (Ctx.Sync on every Ctx that used
+// it). (Host weights are left to the collector.)
+func (m *Matrix) Free() {
+	if !m.dev.host() {
+		m.dev.g.freeMatrix(m)
+	}
+}
+
 // Dequantize returns W [N, K] as f32, row-major (a new slice; exact for every dtype).
 func (m *Matrix) Dequantize() []float32 {
+	if !m.dev.host() {
+		out := make([]float32, m.n*m.k)
+		if err := kernels.Dequantize(kernels.DType(m.dt), m.rawRows(), out); err != nil {
+			panic(err) // sizes were validated at construction
+		}
+		return out
+	}
 	out := make([]float32, m.n*m.k)
 	mat := kernels.Mat{Data: out, Rows: m.n, Cols: m.k, LD: m.k}
 	if err := parallel(func(ith, nth int) error { return hostSet.GatherRows(m.host, nil, mat, ith, nth) }); err != nil {

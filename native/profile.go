@@ -25,7 +25,7 @@ import (
 //	p.Stop()
 //	p.WriteReport(os.Stdout, native.MeasureRates(c))
 type Profile struct {
-	c *Ctx
+	x executor
 
 	mu      sync.Mutex
 	phase   string
@@ -49,14 +49,15 @@ type ProfileOp struct {
 
 var (
 	profiling atomic.Int32 // number of live Profiles: the hook's fast path
-	profiles  sync.Map     // *Ctx -> *Profile
+	profiles  sync.Map     // executor (of a Ctx) -> *Profile
 )
 
 // StartProfile starts timing c's ops (one Profile per Ctx at a time; a new one replaces
-// the old). The phase is "" until Phase names one.
+// the old). The phase is "" until Phase names one. Ops are timed on the cpu device,
+// where each runs when it is called; on a ggml device only the phases' wall times count.
 func (c *Ctx) StartProfile() *Profile {
-	p := &Profile{c: c, start: time.Now(), wall: map[string]time.Duration{}, ops: map[profKey]*ProfileOp{}}
-	if old, loaded := profiles.Swap(c, p); !loaded || old == nil {
+	p := &Profile{x: c.x, start: time.Now(), wall: map[string]time.Duration{}, ops: map[profKey]*ProfileOp{}}
+	if old, loaded := profiles.Swap(c.x, p); !loaded || old == nil {
 		profiling.Add(1)
 	}
 	p.order = append(p.order, "")
@@ -95,18 +96,18 @@ func (p *Profile) Stop() {
 		p.stopped = true
 	}
 	p.mu.Unlock()
-	if profiles.CompareAndDelete(p.c, p) {
+	if profiles.CompareAndDelete(p.x, p) {
 		profiling.Add(-1)
 	}
 }
 
-// profileOp is Ctx.run's hook: it returns the function that records j's time when it
-// ends, or a no-op when c is not being profiled.
-func profileOp(c *Ctx, j job) func() {
+// profileOp is the cpu executor's hook: it returns the function that records j's time
+// when it ends, or a no-op when x's Ctx is not being profiled.
+func profileOp(x executor, j job) func() {
 	if profiling.Load() == 0 {
 		return noop
 	}
-	v, ok := profiles.Load(c)
+	v, ok := profiles.Load(x)
 	if !ok {
 		return noop
 	}
@@ -233,11 +234,12 @@ func MeasureRates(c *Ctx) Rates {
 	best := math.Inf(1)
 	for i := 0; i < 5; i++ {
 		t := time.Now()
-		c.LinearInto(y, x, w, nil, None, Tensor{})
+		c.LinearInto(y, x, w, Tensor{}, None, Tensor{})
 		best = min(best, time.Since(t).Seconds())
 	}
 	r := Rates{Variant: c.Variant(), Threads: c.Threads(), GEMM: 2 * m * n * k / best / 1e9}
-	if c.set.ISA() == kernels.ISARef {
+	set := c.kernelSet()
+	if set == nil || set.ISA() == kernels.ISARef {
 		return r
 	}
 	const words = 32 << 20 // 128 MiB per array: past the caches
@@ -250,7 +252,7 @@ func MeasureRates(c *Ctx) Rates {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_ = c.set.StreamCopy(src, dst, ith, c.Threads())
+				_ = set.StreamCopy(src, dst, ith, c.Threads())
 			}()
 		}
 		wg.Wait()

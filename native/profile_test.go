@@ -18,18 +18,18 @@ func TestProfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	x := randTensor(r, 1, m, k)
-	c.Linear(x, w, nil, None, Tensor{}) // not profiled
+	c.Linear(x, w, Tensor{}, None, Tensor{}) // not profiled
 	p := c.StartProfile()
 	p.Phase("encode")
-	c.Linear(x, w, nil, None, Tensor{})
-	c.Linear(x, w, nil, None, Tensor{})
-	c.LayerNorm(x, nil, nil, 1e-5)
+	c.Linear(x, w, Tensor{}, None, Tensor{})
+	c.Linear(x, w, Tensor{}, None, Tensor{})
+	c.LayerNorm(x, Tensor{}, Tensor{}, 1e-5)
 	p.Phase("decode")
 	q := randTensor(r, 1, 4, 16)
 	c.Attention(q, q, q, 1, AttnParams{Heads: 2, HeadDim: 8, Scale: 0.3, Causal: true})
 	p.Stop()
-	c.Linear(x, w, nil, None, Tensor{}) // not profiled
-	c.Reset()
+	c.Linear(x, w, Tensor{}, None, Tensor{}) // not profiled
+	c.Release(Mark{})
 	got := map[string]ProfileOp{}
 	for _, o := range p.Ops() {
 		got[o.Phase+"/"+o.Op] = o

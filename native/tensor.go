@@ -39,56 +39,54 @@ func (d DType) BlockSize() int { return kernels.DType(d).BlockSize() }
 // BlockSize).
 func (d DType) RowBytes(k int) int { return kernels.RowBytes(kernels.DType(d), k) }
 
-// Device says where a tensor's storage lives. Only CPU exists in this build; a CUDA
-// backend adds its device without changing the ops API.
-type Device uint8
-
-const (
-	DeviceCPU Device = iota
-	DeviceCUDA
-)
-
-func (d Device) String() string {
-	if d == DeviceCUDA {
-		return "cuda"
-	}
-	return "cpu"
-}
-
 // MaxRank is the largest number of dimensions a Tensor has ([B, C, H, W] images).
 const MaxRank = 4
 
-// Tensor is an f32 activation: a shape and storage on a device. A Tensor is a small value
-// (copy it freely); copies share storage. Its storage is contiguous row-major, except
-// for 2-D views made by Cols, whose rows are a fixed stride apart (so q, k and v can be
-// column slices of one packed projection without a copy). The "2-D form" of a tensor of
-// any rank is [product of all dims but the last, last dim].
+// Buffer is f32 storage on a device: a slice of host memory on the cpu device, device
+// memory on a ggml device. Tensors are views of a Buffer at an offset.
+type Buffer struct {
+	dev  *Device
+	n    int       // floats
+	host []float32 // cpu
+	g    gbuf      // ggml devices: the device allocation
+}
+
+// Tensor is an f32 activation: a view of a device Buffer (an offset and a shape). A
+// Tensor is a small value (copy it freely); copies share storage. Its storage is
+// contiguous row-major, except for 2-D views made by Cols, whose rows are a fixed stride
+// apart (so q, k and v can be column slices of one packed projection without a copy).
+// The "2-D form" of a tensor of any rank is [product of all dims but the last, last dim].
+//
+// Only tensors on the cpu device expose their memory (F32, Row); the ops never need
+// that, and code that must see values asks for a copy (Ctx.ToHost).
 //
 // The zero Tensor is empty (Numel 0) and means "none" where an op takes an optional
-// tensor (e.g. Linear's residual).
+// tensor (e.g. Linear's bias and residual).
 type Tensor struct {
-	data  []float32
+	buf   *Buffer
+	off   int // first element, in floats
 	shape [MaxRank]int
 	rank  uint8
 	ld    int // row stride of the 2-D form, in floats
-	dev   Device
 }
 
-// NewTensor returns a zeroed, heap-allocated tensor. Use Ctx.Alloc inside forward
-// passes, which reuses memory.
+// NewTensor returns a zeroed tensor in host memory (the cpu device). Inside forward
+// passes use Ctx.Alloc, which reuses memory and is on the Ctx's device.
 func NewTensor(shape ...int) Tensor {
 	n := numel(shape)
-	return makeTensor(make([]float32, n), shape)
+	return makeTensor(hostBuffer(make([]float32, n)), 0, shape)
 }
 
-// FromF32 wraps data (not copied) as a tensor of the given shape; len(data) must equal
-// the product of the shape.
+// FromF32 wraps host data (not copied) as a cpu tensor of the given shape; len(data)
+// must equal the product of the shape.
 func FromF32(data []float32, shape ...int) Tensor {
 	if n := numel(shape); n != len(data) {
 		panic(fmt.Sprintf("native: FromF32: %d values for shape %v (%d)", len(data), slices.Clone(shape), n))
 	}
-	return makeTensor(data, shape)
+	return makeTensor(hostBuffer(data), 0, shape)
 }
+
+func hostBuffer(data []float32) *Buffer { return &Buffer{dev: CPU, n: len(data), host: data} }
 
 func numel(shape []int) int {
 	if len(shape) == 0 || len(shape) > MaxRank {
@@ -106,8 +104,11 @@ func numel(shape []int) int {
 	return n
 }
 
-func makeTensor(data []float32, shape []int) Tensor {
-	t := Tensor{data: data[:numel(shape):numel(shape)], rank: uint8(len(shape)), dev: DeviceCPU}
+func makeTensor(buf *Buffer, off int, shape []int) Tensor {
+	if off+numel(shape) > buf.n {
+		panic(fmt.Sprintf("native: view of %d floats at %d in a buffer of %d", numel(shape), off, buf.n))
+	}
+	t := Tensor{buf: buf, off: off, rank: uint8(len(shape))}
 	copy(t.shape[:], shape)
 	t.ld = shape[len(shape)-1]
 	return t
@@ -148,8 +149,13 @@ func (t Tensor) Empty() bool { return t.Numel() == 0 }
 // DType is F32: activations are f32 throughout.
 func (t Tensor) DType() DType { return F32 }
 
-// Device is where the storage lives.
-func (t Tensor) Device() Device { return t.dev }
+// Device is where the storage lives (nil for the zero Tensor).
+func (t Tensor) Device() *Device {
+	if t.buf == nil {
+		return nil
+	}
+	return t.buf.dev
+}
 
 // Dims2 is the 2-D form: rows = product of all dims but the last, cols = the last.
 func (t Tensor) Dims2() (rows, cols int) {
@@ -172,30 +178,48 @@ func (t Tensor) Contiguous() bool {
 	return rows <= 1 || t.ld == cols
 }
 
-// F32 is the storage of a contiguous CPU tensor, row-major (not a copy).
-func (t Tensor) F32() []float32 {
-	t.mustCPU("F32")
-	if !t.Contiguous() {
-		panic(fmt.Sprintf("native: F32 of a strided view %v (stride %d): Clone it first", t.Shape(), t.ld))
+// span is the number of floats from the first element to one past the last.
+func (t Tensor) span() int {
+	rows, cols := t.Dims2()
+	if rows == 0 || cols == 0 {
+		return 0
 	}
-	return t.data[:t.Numel()]
+	return (rows-1)*t.ld + cols
 }
 
-// Row is row i of the 2-D form (not a copy); works on strided views too.
+// IsHost reports whether t's memory is host memory (the cpu device).
+func (t Tensor) IsHost() bool { return t.buf == nil || t.buf.dev.host() }
+
+// F32 is the storage of a contiguous host tensor, row-major (not a copy). It panics
+// for tensors on other devices: use Ctx.ToHost.
+func (t Tensor) F32() []float32 {
+	t.mustHost("F32")
+	if !t.Contiguous() {
+		panic(fmt.Sprintf("native: F32 of a strided view %v (stride %d): copy it first", t.Shape(), t.ld))
+	}
+	if t.buf == nil {
+		return nil
+	}
+	return t.buf.host[t.off : t.off+t.Numel()]
+}
+
+// Row is row i of the 2-D form of a host tensor (not a copy); works on strided views
+// too. It panics for tensors on other devices: use Ctx.ToHost.
 func (t Tensor) Row(i int) []float32 {
-	t.mustCPU("Row")
+	t.mustHost("Row")
 	rows, cols := t.Dims2()
 	if i < 0 || i >= rows {
 		panic(fmt.Sprintf("native: Row(%d) of %d rows", i, rows))
 	}
-	return t.data[i*t.ld : i*t.ld+cols : i*t.ld+cols]
+	o := t.off + i*t.ld
+	return t.buf.host[o : o+cols : o+cols]
 }
 
 // Reshape returns the same storage with a new shape of the same size; one dimension may
 // be -1 (inferred). Only contiguous tensors can be reshaped.
 func (t Tensor) Reshape(shape ...int) Tensor {
 	if !t.Contiguous() {
-		panic(fmt.Sprintf("native: Reshape of a strided view %v: Clone it first", t.Shape()))
+		panic(fmt.Sprintf("native: Reshape of a strided view %v: copy it first", t.Shape()))
 	}
 	if len(shape) == 0 || len(shape) > MaxRank {
 		panic(fmt.Sprintf("native: Reshape%v: rank must be 1..%d", slices.Clone(shape), MaxRank))
@@ -232,11 +256,8 @@ func (t Tensor) Rows(i, j int) Tensor {
 	if i < 0 || j < i || j > rows {
 		panic(fmt.Sprintf("native: Rows(%d, %d) of %d rows", i, j, rows))
 	}
-	out := Tensor{rank: 2, ld: t.ld, dev: t.dev}
+	out := Tensor{buf: t.buf, off: t.off + i*t.ld, rank: 2, ld: t.ld}
 	out.shape[0], out.shape[1] = j-i, cols
-	if j > i {
-		out.data = t.data[i*t.ld : (j-1)*t.ld+cols]
-	}
 	return out
 }
 
@@ -246,56 +267,31 @@ func (t Tensor) Cols(off, n int) Tensor {
 	if off < 0 || n < 0 || off+n > cols {
 		panic(fmt.Sprintf("native: Cols(%d, %d) of %d columns", off, n, cols))
 	}
-	out := Tensor{rank: 2, ld: t.ld, dev: t.dev}
+	out := Tensor{buf: t.buf, off: t.off + off, rank: 2, ld: t.ld}
 	out.shape[0], out.shape[1] = rows, n
-	if rows > 0 && n > 0 {
-		out.data = t.data[off : (rows-1)*t.ld+off+n]
-	}
 	return out
 }
 
-// Clone returns a contiguous heap copy with the same shape (the way to keep a result
-// past Ctx.Reset).
-func (t Tensor) Clone() Tensor {
-	if t.rank == 0 {
-		return Tensor{}
-	}
-	shape := t.shape[:t.rank]
-	if !t.Contiguous() {
-		rows, cols := t.Dims2()
-		shape = []int{rows, cols}
-	}
-	out := NewTensor(shape...)
-	out.CopyFrom(t)
-	return out
-}
-
-// CopyFrom copies src into t; both must have the same 2-D form (views allowed).
-func (t Tensor) CopyFrom(src Tensor) {
-	t.mustCPU("CopyFrom")
-	src.mustCPU("CopyFrom")
-	rows, cols := t.Dims2()
-	sr, sc := src.Dims2()
-	if rows != sr || cols != sc {
-		panic(fmt.Sprintf("native: CopyFrom: %v into %v", src.Shape(), t.Shape()))
-	}
-	if t.Contiguous() && src.Contiguous() {
-		copy(t.data[:rows*cols], src.data[:rows*cols])
-		return
-	}
-	for r := 0; r < rows; r++ {
-		copy(t.data[r*t.ld:r*t.ld+cols], src.data[r*src.ld:r*src.ld+cols])
+func (t Tensor) mustHost(op string) {
+	if !t.IsHost() {
+		panic(fmt.Sprintf("native: %s: tensor %v is on %s, not in host memory (use Ctx.ToHost)", op, t.Shape(), t.buf.dev))
 	}
 }
 
-func (t Tensor) mustCPU(op string) {
-	if t.dev != DeviceCPU {
-		panic(fmt.Sprintf("native: %s: tensor on %s; this build computes on the CPU only", op, t.dev))
-	}
-}
-
-// mat is the 2-D form as the kernels see it.
+// mat is the 2-D form of a host tensor as the kernels see it.
 func (t Tensor) mat() kernels.Mat {
 	rows, cols := t.Dims2()
-	return kernels.Mat{Data: t.data, Rows: rows, Cols: cols, LD: t.ld}
+	if t.buf == nil {
+		return kernels.Mat{Rows: rows, Cols: cols, LD: t.ld}
+	}
+	return kernels.Mat{Data: t.buf.host[t.off : t.off+t.span()], Rows: rows, Cols: cols, LD: t.ld}
+}
+
+// vec is a host vector's values (nil for the empty tensor), for kernels that take
+// per-column parameters (bias, LayerNorm weights).
+func (t Tensor) vec() []float32 {
+	if t.Empty() {
+		return nil
+	}
+	return t.F32()
 }

@@ -43,7 +43,6 @@ type AdapterConfig struct {
 	R                 int
 	LoraAlpha         float64
 	UseRSLoRA         bool
-	FanInFanOut       bool
 	Bias              string
 	TargetRegex       string   // target_modules given as a string (a regex), else ""
 	TargetModules     []string // target_modules given as a list
@@ -75,9 +74,6 @@ type LoRA struct {
 	A      []float32 // [R, In] (lora_A.weight)
 	B      []float32 // [Out, R] (lora_B.weight)
 	Scale  float64   // lora_alpha / R, or lora_alpha / sqrt(R) with rsLoRA (pattern-adjusted)
-	// FanInFanOut: the base weight is stored [In, Out] (GPT-2 Conv1D); the delta is
-	// transposed to match. A and B keep their usual layout.
-	FanInFanOut bool
 }
 
 // Adapter is a loaded PEFT LoRA adapter.
@@ -114,8 +110,8 @@ func (a *Adapter) Close() error {
 	return a.src.Close()
 }
 
-// Delta returns Scale * B @ A as a new slice: [Out, In], or [In, Out] with FanInFanOut
-// (the base weight's layout). Accumulates in float64.
+// Delta returns Scale * B @ A as a new slice, [Out, In] like the base weight. Accumulates
+// in float64.
 func (l *LoRA) Delta() []float32 {
 	d := make([]float32, l.Out*l.In)
 	row := make([]float64, l.In)
@@ -129,18 +125,14 @@ func (l *LoRA) Delta() []float32 {
 			}
 		}
 		for i, v := range row {
-			if l.FanInFanOut {
-				d[i*l.Out+o] = float32(l.Scale * v)
-			} else {
-				d[o*l.In+i] = float32(l.Scale * v)
-			}
+			d[o*l.In+i] = float32(l.Scale * v)
 		}
 	}
 	return d
 }
 
-// Merge adds the delta to w, the base module's weight in its stored layout ([Out, In],
-// or [In, Out] with FanInFanOut), in float32: W += Scale * B @ A.
+// Merge adds the delta to w, the base module's weight [Out, In], in float32:
+// W += Scale * B @ A.
 func (l *LoRA) Merge(w []float32) error {
 	if len(w) != l.Out*l.In {
 		return fmt.Errorf("weights: lora %s: %w: base weight has %d values, want %d x %d", l.Module, ErrShape, len(w), l.Out, l.In)
@@ -251,7 +243,7 @@ func ParseAdapterConfig(data []byte) (*AdapterConfig, error) {
 	}
 	for _, f := range []error{
 		str("peft_type", &c.PeftType), str("base_model_name_or_path", &c.BaseModel), str("bias", &c.Bias),
-		boolean("use_rslora", &c.UseRSLoRA), boolean("fan_in_fan_out", &c.FanInFanOut),
+		boolean("use_rslora", &c.UseRSLoRA),
 	} {
 		if f != nil {
 			return nil, f
@@ -266,6 +258,16 @@ func ParseAdapterConfig(data []byte) (*AdapterConfig, error) {
 	}
 	if dora {
 		return nil, unsupported("use_dora is true: DoRA adapters are not supported (only plain LoRA)")
+	}
+	// One rule for every command that loads an adapter (caption, convert --merge): the
+	// transposed layout is GPT-2's Conv1D; synth's models have nn.Linear layers only, and
+	// peft itself turns the flag off on nn.Linear (so the adapters it saves say false).
+	var fanInFanOut bool
+	if err := boolean("fan_in_fan_out", &fanInFanOut); err != nil {
+		return nil, err
+	}
+	if fanInFanOut {
+		return nil, unsupported("fan_in_fan_out is true: that layout is GPT-2's Conv1D, and synth's models have nn.Linear layers only (peft saves false for them)")
 	}
 	if c.Bias != "none" {
 		return nil, unsupported("bias %q: adapters that train biases are not supported (only bias \"none\")", c.Bias)
@@ -294,6 +296,9 @@ func ParseAdapterConfig(data []byte) (*AdapterConfig, error) {
 	if av, ok := raw["lora_alpha"]; ok {
 		if err := json.Unmarshal(av, &c.LoraAlpha); err != nil || math.IsNaN(c.LoraAlpha) || math.IsInf(c.LoraAlpha, 0) {
 			return nil, bad("lora_alpha must be a number, got %s", av)
+		}
+		if math.Abs(c.LoraAlpha) > maxLoRAAlpha {
+			return nil, bad("lora_alpha %g is beyond any LoRA scaling (at most %g)", c.LoraAlpha, float64(maxLoRAAlpha))
 		}
 	} else {
 		c.LoraAlpha = 8 // peft's default
@@ -376,8 +381,8 @@ func ParseAdapterConfig(data []byte) (*AdapterConfig, error) {
 		}
 		for i, k := range keys {
 			var f float64
-			if err := json.Unmarshal(vals[i], &f); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-				return bad("%s[%q]: want a number", key, k)
+			if err := json.Unmarshal(vals[i], &f); err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > maxLoRAAlpha {
+				return bad("%s[%q]: want a number of magnitude at most %g", key, k, float64(maxLoRAAlpha))
 			}
 			re, err := compilePy(`(?:.*\.)?(?:`+k+`)$`, false, key+" key")
 			if err != nil {
@@ -600,18 +605,66 @@ func buildAdapter(dir string, cfg *AdapterConfig, src *Source) (*Adapter, error)
 		if cr != r {
 			return nil, fmt.Errorf("weights: %s: module %q: %w: stored rank %d, but the config gives r = %d", file, module, ErrShape, r, cr)
 		}
-		av, err := p.a.F32()
+		av, err := finiteF32(file, *p.a)
 		if err != nil {
 			return nil, err
 		}
-		bv, err := p.b.F32()
+		bv, err := finiteF32(file, *p.b)
 		if err != nil {
 			return nil, err
 		}
-		a.Layers[module] = &LoRA{Module: module, R: r, In: in, Out: out, A: av, B: bv, Scale: cfg.Scaling(module), FanInFanOut: cfg.FanInFanOut}
+		l := &LoRA{Module: module, R: r, In: in, Out: out, A: av, B: bv, Scale: cfg.Scaling(module)}
+		if err := l.checkRange(); err != nil {
+			return nil, fmt.Errorf("weights: %s: module %q: %w", file, module, err)
+		}
+		a.Layers[module] = l
+	}
+	for name, t := range a.Saved {
+		if t.DType.IsFloat() {
+			if _, err := finiteF32(file, t); err != nil {
+				return nil, fmt.Errorf("%w (modules_to_save %s)", err, name)
+			}
+		}
 	}
 	if len(a.Layers) == 0 && len(a.Saved) == 0 {
 		return nil, fmt.Errorf("weights: %s: %w: no LoRA weights in the adapter", file, ErrMissing)
 	}
 	return a, nil
+}
+
+// maxLoRAAlpha bounds lora_alpha and alpha_pattern values. Trained adapters use alphas of
+// a few times the rank (16, 32, 128); 1e308 overflowed every merged weight to Inf.
+const maxLoRAAlpha = 1e6
+
+// finiteF32 converts an adapter tensor to float32, refusing NaN and Inf (a diverged
+// training run saves them, and they would turn the merged weights into NaN).
+func finiteF32(file string, t Tensor) ([]float32, error) {
+	v, err := t.F32()
+	if err != nil {
+		return nil, err
+	}
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return nil, fmt.Errorf("weights: %s: tensor %q: %w: value %d of %d is %g", file, t.Name, ErrFormat, i, len(v), x)
+		}
+	}
+	return v, nil
+}
+
+// checkRange refuses a LoRA whose update Scale * B @ A could overflow float32: a bound
+// from the largest magnitudes, |Scale| * R * max|A| * max|B|, with a margin of 2^32 so
+// that the merged weights keep their precision.
+func (l *LoRA) checkRange() error {
+	maxAbs := func(v []float32) float64 {
+		m := 0.0
+		for _, x := range v {
+			m = max(m, math.Abs(float64(x)))
+		}
+		return m
+	}
+	bound := math.Abs(l.Scale) * float64(l.R) * maxAbs(l.A) * maxAbs(l.B)
+	if math.IsNaN(bound) || math.IsInf(bound, 0) || bound > math.MaxFloat32/(1<<32) {
+		return fmt.Errorf("%w: the update scale %g x B @ A reaches %g, which float32 weights cannot hold", ErrFormat, l.Scale, bound)
+	}
+	return nil
 }

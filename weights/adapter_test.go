@@ -202,6 +202,9 @@ func TestAdapterRefusesUnsupported(t *testing.T) {
 		{`{"peft_type":"LORA","r":4,"target_modules":"(?<=x)q"}`, "RE2"},
 		{`{"peft_type":"LORA","r":4,"target_modules":"(a)\\1"}`, "RE2"},
 		{`{"peft_type":"LORA","r":4,"target_modules":["q"],"rank_pattern":{"q":2.5}}`, "rank_pattern"},
+		{`{"peft_type":"LORA","r":4,"target_modules":["q"],"fan_in_fan_out":true}`, "fan_in_fan_out"},
+		{`{"peft_type":"LORA","r":4,"target_modules":["q"],"lora_alpha":1e308}`, "lora_alpha"},
+		{`{"peft_type":"LORA","r":4,"target_modules":["q"],"alpha_pattern":{"q":-1e300}}`, "alpha_pattern"},
 		{`not json`, "adapter_config.json"},
 	} {
 		_, err := ParseAdapterConfig([]byte(tc.config))
@@ -247,10 +250,6 @@ func TestAdapterWeightsChecked(t *testing.T) {
 	if err := l.Merge(w); err != nil || w[0] != 3 || w[11] != 0 {
 		t.Errorf("merge %v %v", w, err)
 	}
-	l.FanInFanOut = true // base weight stored [in, out]: the delta is transposed
-	if d := l.Delta(); d[1] != 8 || d[4] != 4 {
-		t.Errorf("fan_in_fan_out delta %v", d)
-	}
 	a.Close()
 
 	for name, tc := range map[string]struct {
@@ -268,6 +267,16 @@ func TestAdapterWeightsChecked(t *testing.T) {
 		"conv": {cfg, []Tensor{{Name: A.Name, DType: F32, Shape: []int{2, 3, 1, 1}, Data: A.Data}, B}, nil, "convolutions"},
 		"stray tensor": {cfg, []Tensor{A, B, {Name: "base_model.model.other.weight", DType: F32, Shape: []int{1}, Data: make([]byte, 4)}},
 			ErrFormat, "other.weight"},
+		// a diverged training run, or weights that overflow once scaled: refused at load,
+		// naming the tensor, instead of merging into NaN or Inf weights
+		"NaN in lora_A": {cfg, []Tensor{{Name: A.Name, DType: F32, Shape: A.Shape, Data: f32Bytes(1, 2, float32(math.NaN()), 4, 5, 6)}, B},
+			ErrFormat, A.Name},
+		"Inf in an F16 lora_B": {cfg, []Tensor{A, {Name: B.Name, DType: F16, Shape: B.Shape, Data: []byte{0, 0x3c, 0, 0x7c, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}}},
+			ErrFormat, B.Name},
+		"overflowing update": {cfg, []Tensor{{Name: A.Name, DType: F32, Shape: A.Shape, Data: f32Bytes(1e25, 2, 3, 4, 5, 6)},
+			{Name: B.Name, DType: F32, Shape: B.Shape, Data: f32Bytes(1e20, 0, 0, 1, 1, 1, 2, -1)}}, ErrFormat, "float32"},
+		"NaN in modules_to_save": {cfg, []Tensor{A, B, {Name: head.Name, DType: F32, Shape: []int{1}, Data: f32Bytes(float32(math.Inf(-1)))}},
+			ErrFormat, "head.weight"},
 	} {
 		_, err := LoadAdapter(writeAdapter(t, tc.cfg, tc.tensors...))
 		if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) || !strings.Contains(err.Error(), tc.mention) {

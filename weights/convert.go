@@ -136,9 +136,6 @@ func Plan(src *Source, opts ConvertOptions) ([]PlanItem, error) {
 		if opts.Adapter != nil && strings.HasSuffix(t.Name, ".weight") {
 			if l := opts.Adapter.Lookup(strings.TrimSuffix(t.Name, ".weight")); l != nil {
 				want := []int{l.Out, l.In}
-				if l.FanInFanOut {
-					want = []int{l.In, l.Out}
-				}
 				if !t.DType.IsFloat() || !shapeMatches(t.Shape, want) {
 					return nil, fmt.Errorf("weights: convert: tensor %q: %w: %s %v cannot take the adapter's %dx%d LoRA (want %v)",
 						t.Name, ErrShape, t.DType, t.Shape, l.Out, l.In, want)

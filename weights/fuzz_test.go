@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"synth/internal/fixtures"
@@ -157,21 +158,73 @@ func FuzzUnpickle(f *testing.F) {
 	f.Add(p.Bytes())
 	f.Add(newPickle().global("os", "system").op('(').str("id").op('t', 'R', '.').Bytes())
 	f.Add([]byte("(dp0\nS'k'\np1\nI1\nsL12L\n."))
+	for _, b := range limitSeeds() {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkAlloc(t, len(data), func() {
 			l := &torchLoader{file: "fuzz", entries: fuzzStorages, storages: map[string]*torchStorage{}, budget: int64(len(data))}
 			obj, err := unpickle(data, l.globals, l.persistentLoad)
 			if err != nil {
+				checkMessage(t, err)
 				return
 			}
 			if d, ok := obj.(*pyDict); ok {
-				var tensors []Tensor
-				if flattenStateDict(d, "", map[*pyDict]bool{}, &tensors) == nil {
+				// the names' budget is the pickle's size, without parseTorchZip's slack, so
+				// that small inputs reach the bound
+				tensors, err := flattenStateDict(d, int64(len(data)))
+				if err == nil {
 					checkTensors(t, tensors)
+				} else {
+					checkMessage(t, err)
 				}
 			}
 		})
 	})
+}
+
+// maxMessage bounds an error message from any input: values from the file are shown
+// cut short, never whole.
+const maxMessage = 4 << 10
+
+func checkMessage(t *testing.T, err error) {
+	if n := len(err.Error()); n > maxMessage {
+		t.Fatalf("error message of %d bytes: %.200s...", n, err.Error())
+	}
+}
+
+// limitSeeds are pickles at the unpickler's limits (issue 20): nesting just within and
+// just past maxDepth, a DAG in an error message, dicts nested within the depth limit
+// whose repeated long keys pass the names' budget.
+func limitSeeds() [][]byte {
+	var out [][]byte
+	for past := range 2 {
+		// n TUPLE1s around an int nest n deep; a dict holding n nested dicts, n+1
+		p := newPickle().int(1)
+		p.Write(bytes.Repeat([]byte{0x85}, maxDepth+past))
+		out = append(out, p.op('.').Bytes())
+		d := newPickle().op('}')
+		n := maxDepth - 1 + past
+		for range n {
+			d.str("k").op('}')
+		}
+		d.Write(bytes.Repeat([]byte{'s'}, n))
+		out = append(out, d.op('.').Bytes())
+	}
+	pid := newPickle().global("collections", "OrderedDict").op(')', 'R').str("w")
+	pid.op('(').dagTuple(30).global("torch", "FloatStorage").str("0").str("cpu").int(16).op('t', 'Q')
+	out = append(out, pid.op('s', '.').Bytes())
+	names := newPickle().str(strings.Repeat("k", 300)).put(0).op('0', '}')
+	for range 8 {
+		names.get(0).op('}')
+	}
+	names.tensor("0", 16, 0, []int{4}, []int{1}).put(1).op('0', '(')
+	for _, k := range []string{"a", "b", "c"} {
+		names.str(k).get(1)
+	}
+	names.op('u')
+	names.Write(bytes.Repeat([]byte{'s'}, 8))
+	return append(out, names.op('.').Bytes())
 }
 
 func FuzzGGUF(f *testing.F) {
@@ -264,6 +317,8 @@ func FuzzTorchZip(f *testing.F) {
 			tensors, err := parseTorchZip(data, "fuzz.pt")
 			if err == nil {
 				checkTensors(t, tensors)
+			} else {
+				checkMessage(t, err)
 			}
 		})
 	})

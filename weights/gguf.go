@@ -54,10 +54,11 @@ type GGUFFile struct {
 }
 
 // ParseGGUF parses and validates a whole GGUF file held in data (a mapped file): magic,
-// version, counts, every key-value (known types, no nested arrays, no duplicate keys,
-// general.alignment a u32 power of two), every tensor info (name unique, at most 4 dims,
-// no negative dims or overflow, known type, row length a multiple of the block size,
-// offset aligned) and the tensor data (in bounds, not overlapping). name is used in errors.
+// version, counts, every key-value (known types, no nested arrays, no empty or duplicate
+// keys, general.alignment a u32 power of two), every tensor info (name unique, at most 4
+// dims, no negative dims or overflow, known type, row length a multiple of the block
+// size, offset aligned) and the tensor data (in bounds, not overlapping). name is used in
+// errors.
 func ParseGGUF(data []byte, name string) (*GGUFFile, error) { return parseGGUF(data, name) }
 
 type ggufReader struct {
@@ -313,6 +314,9 @@ func parseGGUF(data []byte, file string) (*GGUFFile, error) {
 		key, err := r.str(fmt.Sprintf("key %d", i))
 		if err != nil {
 			return nil, err
+		}
+		if key == "" {
+			return nil, r.fail("key %d is empty (ggml aborts on it)", i)
 		}
 		if keys[key] {
 			return nil, r.fail("duplicate key %q", key)

@@ -289,6 +289,7 @@ func TestGGUFRejectsMalformed(t *testing.T) {
 		"huge array":        ggufHeader(0, 1).str("k").u32(ggufArray).u32(ggufUint64).u64(1 << 61).Bytes(),
 		"nested array":      ggufHeader(0, 1).str("k").u32(ggufArray).u32(ggufArray).u64(1).Bytes(),
 		"bad value type":    ggufHeader(0, 1).str("k").u32(13).Bytes(),
+		"empty key":         ggufHeader(0, 1).str("").u32(ggufUint8).op(1).Bytes(), // ggml: GGML_ASSERT(!key.empty())
 		"duplicate key":     ggufHeader(0, 2).str("k").u32(ggufUint8).op(1).str("k").u32(ggufUint8).op(2).Bytes(),
 		"alignment type":    ggufHeader(0, 1).str("general.alignment").u32(ggufUint64).u64(32).Bytes(),
 		"alignment not pow": ggufHeader(0, 1).str("general.alignment").u32(ggufUint32).u32(48).Bytes(),

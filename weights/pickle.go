@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"synth/internal/escape"
 )
 
 // A restricted unpickler: a stack machine for Python's pickle opcodes (protocols 0-5)
@@ -24,26 +26,77 @@ import (
 // functions, which makes the allow-list the whole attack surface and lets every
 // allocation be bounded by the input size (checked by FuzzUnpickle).
 
+// Containers record how deeply they nest (1 for a container of scalars): the unpickler
+// refuses to build one deeper than maxDepth, so no walk over a value recurses without
+// bound. Lists and dicts can still be changed after they were nested (a crafted pickle
+// can even make a cycle through them), so every walk also bounds itself (pyRepr,
+// flattenStateDict).
 type (
 	pyNone  struct{}
-	pyTuple []any
+	pyTuple struct {
+		items []any
+		depth int
+	}
 	pyBytes []byte
-	pyList  struct{ items []any }
-	pyDict  struct {
+	pyList  struct {
+		items []any
+		depth int
+	}
+	pyDict struct {
 		keys  []any
 		vals  []any
 		index map[any]int // made on first insert
+		depth int
 	}
 	// pyGlobal is an allowed global; call builds its value from REDUCE/NEWOBJ arguments
 	// (nil for globals that are only markers, like the storage classes).
 	pyGlobal struct {
 		name string
-		call func(args pyTuple) (any, error)
+		call func(args []any) (any, error)
 	}
 	pyMark struct{}
 )
 
-func newDict() *pyDict { return &pyDict{} }
+// maxDepth bounds container nesting. A torch state dict nests a handful of levels (a
+// checkpoint dict, the state dict, _metadata's dicts, a size tuple); 1 MB of TUPLE1
+// opcodes would otherwise nest a million deep and overflow the stack of any recursive
+// walk (printing the value in an error message did).
+const maxDepth = 64
+
+// depthOf is how deeply v nests: 0 for a scalar.
+func depthOf(v any) int {
+	switch x := v.(type) {
+	case *pyTuple:
+		return x.depth
+	case *pyList:
+		return x.depth
+	case *pyDict:
+		return x.depth
+	}
+	return 0
+}
+
+// nest is the depth of a container holding items (at least depth), or an error past
+// maxDepth.
+func nest(depth int, items ...any) (int, error) {
+	for _, v := range items {
+		depth = max(depth, depthOf(v)+1)
+	}
+	if depth > maxDepth {
+		return 0, fmt.Errorf("containers nested %d deep, more than the %d a state dict needs", depth, maxDepth)
+	}
+	return depth, nil
+}
+
+func newTuple(items []any) (*pyTuple, error) {
+	d, err := nest(1, items...)
+	if err != nil {
+		return nil, err
+	}
+	return &pyTuple{items: items, depth: d}, nil
+}
+
+func newDict() *pyDict { return &pyDict{depth: 1} }
 
 // maxKeyLen bounds dict-key strings: state-dict keys are short, and a bound keeps a
 // crafted pickle that reuses one huge key many times from costing time per reuse.
@@ -60,6 +113,11 @@ func (d *pyDict) set(k, v any) error {
 		// tuples, bytes, ... as keys never occur in a state dict
 		return fmt.Errorf("dict key of type %s is not supported", pyTypeName(k))
 	}
+	depth, err := nest(d.depth, v)
+	if err != nil {
+		return err
+	}
+	d.depth = depth
 	if d.index == nil {
 		d.index = map[any]int{}
 	}
@@ -87,7 +145,7 @@ func pyTypeName(v any) string {
 		return "None"
 	case pyBytes:
 		return "bytes"
-	case pyTuple:
+	case *pyTuple:
 		return "tuple"
 	case *pyList:
 		return "list"
@@ -114,7 +172,9 @@ type unpickler struct {
 	persist func(pid any) (any, error)
 }
 
-// pickleError reports an error at a byte offset of the pickle.
+// errorf reports an error at a byte offset of the pickle. Values from the pickle go in
+// through pyRepr or escape.Bounded, never %v: a value can be a DAG that prints
+// exponentially large.
 func (u *unpickler) errorf(format string, args ...any) error {
 	return fmt.Errorf("pickle offset %d: %s", u.pos, fmt.Sprintf(format, args...))
 }
@@ -204,10 +264,16 @@ func unpickle(data []byte, globals func(module, name string) *pyGlobal, persist 
 	}
 }
 
+// refused is the ErrUnsafe error naming a global, escaped and bounded (the names come
+// from the file and end up on a terminal).
+func refused(module, name string) error {
+	return fmt.Errorf("%w: %s", ErrUnsafe, escape.Bounded(module+"."+name, 200))
+}
+
 func (u *unpickler) global(module, name string) error {
 	g := u.globals(module, name)
 	if g == nil {
-		return fmt.Errorf("%w: %s.%s", ErrUnsafe, module, name)
+		return refused(module, name)
 	}
 	u.push(g)
 	return nil
@@ -304,7 +370,7 @@ func (u *unpickler) step(op byte) (bool, error) {
 		default:
 			v, err := strconv.ParseInt(s, 10, 64)
 			if err != nil {
-				return false, u.errorf("bad INT %q", s)
+				return false, u.errorf("bad INT %s", escape.Bounded(s, 40))
 			}
 			u.push(v)
 		}
@@ -315,7 +381,7 @@ func (u *unpickler) step(op byte) (bool, error) {
 		}
 		v, err := strconv.ParseInt(strings.TrimSuffix(s, "L"), 10, 64)
 		if err != nil {
-			return false, u.errorf("bad or too large LONG %q", s)
+			return false, u.errorf("bad or too large LONG %s", escape.Bounded(s, 40))
 		}
 		u.push(v)
 	case 'F': // FLOAT (text)
@@ -325,7 +391,7 @@ func (u *unpickler) step(op byte) (bool, error) {
 		}
 		v, err := strconv.ParseFloat(s, 64)
 		if err != nil {
-			return false, u.errorf("bad FLOAT %q", s)
+			return false, u.errorf("bad FLOAT %s", escape.Bounded(s, 40))
 		}
 		u.push(v)
 	case 'G': // BINFLOAT, big-endian
@@ -397,32 +463,36 @@ func (u *unpickler) step(op byte) (bool, error) {
 		}
 		u.push(v)
 	case ')':
-		u.push(pyTuple{})
+		u.push(&pyTuple{depth: 1})
 	case 0x85, 0x86, 0x87: // TUPLE1..3
 		n := int(op-0x85) + 1
-		t := make(pyTuple, n)
+		items := make([]any, n)
 		for i := n - 1; i >= 0; i-- {
 			v, err := u.pop()
 			if err != nil {
 				return false, err
 			}
-			t[i] = v
+			items[i] = v
 		}
-		u.push(t)
+		return false, u.pushTuple(items)
 	case 't': // TUPLE
 		items, err := u.popMark()
 		if err != nil {
 			return false, err
 		}
-		u.push(pyTuple(items))
+		return false, u.pushTuple(items)
 	case ']':
-		u.push(&pyList{})
+		u.push(&pyList{depth: 1})
 	case 'l': // LIST
 		items, err := u.popMark()
 		if err != nil {
 			return false, err
 		}
-		u.push(&pyList{items: items})
+		d, err := nest(1, items...)
+		if err != nil {
+			return false, u.errorf("%v", err)
+		}
+		u.push(&pyList{items: items, depth: d})
 	case 'a', 'e', 0x90: // APPEND, APPENDS, ADDITEMS
 		var items []any
 		if op == 'a' {
@@ -445,15 +515,19 @@ func (u *unpickler) step(op byte) (bool, error) {
 		if !ok {
 			return false, u.errorf("append to a %s", pyTypeName(t))
 		}
-		l.items = append(l.items, items...)
+		d, err := nest(l.depth, items...)
+		if err != nil {
+			return false, u.errorf("%v", err)
+		}
+		l.items, l.depth = append(l.items, items...), d
 	case 0x8f: // EMPTY_SET: kept as a list (only data, never used as a key)
-		u.push(&pyList{})
+		u.push(&pyList{depth: 1})
 	case 0x91: // FROZENSET
 		items, err := u.popMark()
 		if err != nil {
 			return false, err
 		}
-		u.push(pyTuple(items))
+		return false, u.pushTuple(items)
 	case '}':
 		u.push(newDict())
 	case 'd': // DICT
@@ -512,7 +586,7 @@ func (u *unpickler) step(op byte) (bool, error) {
 		}
 		i, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			return false, u.errorf("bad PUT index %q", s)
+			return false, u.errorf("bad PUT index %s", escape.Bounded(s, 40))
 		}
 		return false, u.put(i)
 	case 'q', 'r': // BINPUT, LONG_BINPUT
@@ -534,7 +608,7 @@ func (u *unpickler) step(op byte) (bool, error) {
 		}
 		i, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			return false, u.errorf("bad GET index %q", s)
+			return false, u.errorf("bad GET index %s", escape.Bounded(s, 40))
 		}
 		return false, u.get(i)
 	case 'h', 'j': // BINGET, LONG_BINGET
@@ -632,13 +706,13 @@ func (u *unpickler) step(op byte) (bool, error) {
 		}
 		g := u.globals(module, name)
 		if g == nil {
-			return false, fmt.Errorf("%w: %s.%s", ErrUnsafe, module, name)
+			return false, refused(module, name)
 		}
 		items, err := u.popMark()
 		if err != nil {
 			return false, err
 		}
-		v, err := u.call(g, pyTuple(items))
+		v, err := u.call(g, &pyTuple{items: items})
 		if err != nil {
 			return false, err
 		}
@@ -651,7 +725,7 @@ func (u *unpickler) step(op byte) (bool, error) {
 		if len(items) == 0 {
 			return false, u.errorf("OBJ without a class")
 		}
-		v, err := u.call(items[0], pyTuple(items[1:]))
+		v, err := u.call(items[0], &pyTuple{items: items[1:]})
 		if err != nil {
 			return false, err
 		}
@@ -671,7 +745,7 @@ func (u *unpickler) step(op byte) (bool, error) {
 		// An OrderedDict's state is its attributes (torch's _metadata with module
 		// versions); they carry no tensor data, so they are checked for shape and dropped.
 		switch state.(type) {
-		case *pyDict, pyNone, pyTuple:
+		case *pyDict, pyNone, *pyTuple:
 		default:
 			return false, u.errorf("BUILD with a %s state", pyTypeName(state))
 		}
@@ -705,6 +779,15 @@ func (u *unpickler) step(op byte) (bool, error) {
 	return false, nil
 }
 
+func (u *unpickler) pushTuple(items []any) error {
+	t, err := newTuple(items)
+	if err != nil {
+		return u.errorf("%v", err)
+	}
+	u.push(t)
+	return nil
+}
+
 func (u *unpickler) put(i uint64) error {
 	v, err := u.top()
 	if err != nil {
@@ -728,14 +811,14 @@ func (u *unpickler) call(fn, args any) (any, error) {
 	if !ok {
 		return nil, u.errorf("call of a %s", pyTypeName(fn))
 	}
-	t, ok := args.(pyTuple)
+	t, ok := args.(*pyTuple)
 	if !ok {
 		return nil, u.errorf("%s called with a %s instead of an argument tuple", g.name, pyTypeName(args))
 	}
 	if g.call == nil {
 		return nil, u.errorf("%s cannot be called", g.name)
 	}
-	v, err := g.call(t)
+	v, err := g.call(t.items)
 	if err != nil {
 		return nil, fmt.Errorf("pickle offset %d: %s: %w", u.pos, g.name, err)
 	}
@@ -833,4 +916,67 @@ func rawUnicodeEscape(s string) (string, error) {
 		sb.WriteRune(rune(s[i])) // latin-1
 	}
 	return sb.String(), nil
+}
+
+// maxRepr bounds pyRepr's output, and with it the values it visits: each costs at least
+// one byte of output.
+const maxRepr = 160
+
+// pyRepr renders a value like Python's repr, for error messages: at most about maxRepr
+// bytes whatever the value (a DAG of shared tuples, a cycle through a list, a nesting a
+// million deep), names escaped.
+func pyRepr(v any) string {
+	var b strings.Builder
+	reprInto(&b, v, 0)
+	if b.Len() > maxRepr {
+		return b.String()[:maxRepr] + "..."
+	}
+	return b.String()
+}
+
+func reprInto(b *strings.Builder, v any, depth int) {
+	if b.Len() > maxRepr {
+		return
+	}
+	if depth > 8 {
+		b.WriteString("...")
+		return
+	}
+	seq := func(open, close string, items []any) {
+		b.WriteString(open)
+		for i, x := range items {
+			if b.Len() > maxRepr {
+				return
+			}
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			reprInto(b, x, depth+1)
+		}
+		b.WriteString(close)
+	}
+	switch x := v.(type) {
+	case string:
+		b.WriteString(strconv.Quote(escape.Bounded(x, 40)))
+	case int64, float64, bool:
+		fmt.Fprint(b, x)
+	case pyNone:
+		b.WriteString("None")
+	case pyBytes:
+		fmt.Fprintf(b, "<%d bytes>", len(x))
+	case *pyTuple:
+		if len(x.items) == 1 {
+			seq("(", ",)", x.items)
+		} else {
+			seq("(", ")", x.items)
+		}
+	case *pyList:
+		seq("[", "]", x.items)
+	case *pyDict:
+		fmt.Fprintf(b, "<dict of %d>", len(x.keys))
+	case *pyGlobal:
+		fmt.Fprintf(b, "<%s>", escape.Bounded(x.name, 60))
+	default:
+		b.WriteString("<" + pyTypeName(v) + ">")
+	}
 }

@@ -1,17 +1,16 @@
 package weights
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"unicode/utf8"
+
+	"synth/internal/atomicfile"
 )
 
 // safetensors layout: u64 little-endian header length N, N bytes of UTF-8 JSON
@@ -244,34 +243,11 @@ func WriteSafetensors(path string, tensors []Tensor, meta map[string]string) err
 	})
 }
 
-// writeAtomic writes through a temporary file in path's folder and renames it into place,
-// so that a failed write never leaves a truncated file under the final name.
-func writeAtomic(path string, write func(io.Writer) error) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("weights: write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err := write(bw); err != nil {
-		return fmt.Errorf("weights: write %s: %w", path, err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("weights: write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("weights: write %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("weights: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("weights: write %s: %w", path, err)
+// writeAtomic writes path through internal/atomicfile, so that a failed write never
+// leaves a truncated file under the final name.
+func writeAtomic(path string, write func(io.Writer) error) error {
+	if err := atomicfile.Write(path, write); err != nil {
+		return fmt.Errorf("weights: %w", err)
 	}
 	return nil
 }

@@ -110,8 +110,17 @@ func (s *Scope) fetch(name string, float bool, dims []int) (Tensor, bool) {
 	s.root.mu.Lock()
 	s.root.used[full] = true
 	s.root.mu.Unlock()
-	t, err := s.root.src.Tensor(full)
-	if err != nil {
+	src := s.root.src
+	var t Tensor
+	var err error
+	if src.gen != nil {
+		if t, err = src.make(full, dims); err != nil {
+			s.root.mu.Lock()
+			s.root.errs = append(s.root.errs, err)
+			s.root.mu.Unlock()
+			return Tensor{}, false
+		}
+	} else if t, err = src.Tensor(full); err != nil {
 		s.errorf(full, ErrMissing, "not in the checkpoint")
 		return Tensor{}, false
 	}

@@ -99,3 +99,48 @@ func TestScopeCollectsEveryError(t *testing.T) {
 		t.Error("bad Skip pattern not reported")
 	}
 }
+
+// TestSynthetic: a Synthetic source makes what a scope asks for, records it in order,
+// makes a released tensor again identically, and reports nothing unused.
+func TestSynthetic(t *testing.T) {
+	calls := 0
+	gen := func(name string, dims []int) (Tensor, error) {
+		calls++
+		n := 1
+		for _, d := range dims {
+			n *= d
+		}
+		data := make([]byte, 4*n)
+		for i := range data {
+			data[i] = byte(len(name) + i) // a pure function of the name and shape
+		}
+		return Tensor{DType: F32, Shape: dims, Data: data}, nil
+	}
+	src := Synthetic("random", []byte(`{}`), gen)
+	s := NewScope(src)
+	a := s.Sub("layer", 0).Get("fc.weight", 3, 2)
+	b := s.Get("norm.bias", 2)
+	if _, ok := s.Optional("lm_head.weight", 2, 2); ok {
+		t.Fatal("Optional made up a tensor")
+	}
+	if s.Get("bad", -1, 2).Data != nil || s.Err() == nil {
+		t.Fatal("a tensor of unknown size was made")
+	}
+	if err := s.Finish(); err == nil || strings.Contains(err.Error(), "not used") {
+		t.Fatalf("Finish: %v (want the bad-size error only)", err)
+	}
+	if a.Name != "layer.0.fc.weight" || len(a.Data) != 24 || len(b.Data) != 8 {
+		t.Fatalf("made %q (%d bytes), %q (%d bytes)", a.Name, len(a.Data), b.Name, len(b.Data))
+	}
+	want := slices.Clone(a.Data)
+	if err := src.Release(a); err != nil {
+		t.Fatal(err)
+	}
+	ts := src.Tensors()
+	if len(ts) != 2 || ts[0].Name != "layer.0.fc.weight" || ts[1].Name != "norm.bias" || !slices.Equal(ts[0].Data, want) {
+		t.Fatalf("recorded %v", ts)
+	}
+	if calls != 3 { // two made, one made again after its release
+		t.Fatalf("%d calls to the generator, want 3", calls)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"unsafe"
 )
 
@@ -22,7 +23,8 @@ const (
 	FormatSafetensors Format = "safetensors" // single file or sharded (index.json)
 	FormatTorch       Format = "torch"       // torch.save zip (.pt, .bin), sharded .bin too
 	FormatGGUF        Format = "gguf"
-	FormatMemory      Format = "memory" // built with FromTensors
+	FormatMemory      Format = "memory"    // built with FromTensors
+	FormatSynthetic   Format = "synthetic" // made up on request, see Synthetic
 )
 
 // KV is one metadata entry. Value is one of the Go types of GGUF's value types:
@@ -32,6 +34,38 @@ const (
 type KV struct {
 	Key   string
 	Value any
+}
+
+// ArrayLen is the element count of a metadata value that is an array (one of KV's slice
+// types), -1 for a scalar.
+func ArrayLen(v any) int {
+	switch x := v.(type) {
+	case []string:
+		return len(x)
+	case []uint8:
+		return len(x)
+	case []int8:
+		return len(x)
+	case []uint16:
+		return len(x)
+	case []int16:
+		return len(x)
+	case []uint32:
+		return len(x)
+	case []int32:
+		return len(x)
+	case []uint64:
+		return len(x)
+	case []int64:
+		return len(x)
+	case []float32:
+		return len(x)
+	case []float64:
+		return len(x)
+	case []bool:
+		return len(x)
+	}
+	return -1
 }
 
 // ConfigKey is the GGUF metadata key that holds the config.json text of a converted
@@ -52,6 +86,9 @@ type Source struct {
 	byName  map[string]int
 	release []func() error
 	maps    [][]byte // the memory-mapped files, for Release
+
+	gen   Generator  // Synthetic sources: makes up requested tensors
+	genMu sync.Mutex // guards tensors and byName of a Synthetic source
 }
 
 // Open detects the format of path and opens it:
@@ -101,6 +138,50 @@ func FromTensors(name string, tensors []Tensor, config []byte, meta []KV) (*Sour
 		}
 	}
 	return s, nil
+}
+
+// Generator makes up the tensor called name with the given dims (PyTorch order) for a
+// Synthetic source. It must be a pure function of its arguments: a released tensor is
+// made again when it is read again.
+type Generator func(name string, dims []int) (Tensor, error)
+
+// Synthetic returns a source that holds nothing until a loader asks: each tensor a
+// Scope fetches (with the dims the loader states) is made by gen and recorded, so that
+// after a model is loaded from it, Tensors lists exactly the checkpoint that model
+// reads — the model's loader stays the one list of its tensor names, for random models
+// in tests, benchmarks and the demo. Scope.Optional finds nothing in it (optional
+// tensors are not made up), and Release drops a tensor's data (gen makes it again if
+// needed), so a large random model costs about its loaded size.
+func Synthetic(name string, config []byte, gen Generator) *Source {
+	return &Source{path: name, format: FormatSynthetic, files: []string{name}, config: config, gen: gen}
+}
+
+// make returns the tensor called name of a Synthetic source, making it with dims
+// when it is new (or was released).
+func (s *Source) make(name string, dims []int) (Tensor, error) {
+	s.genMu.Lock()
+	defer s.genMu.Unlock()
+	if i, ok := s.byName[name]; ok && s.tensors[i].Data != nil {
+		return s.tensors[i], nil
+	}
+	for _, d := range dims {
+		if d < 0 {
+			return Tensor{}, fmt.Errorf("weights: %s: tensor %q: %w: dims %v are not all known", s.path, name, ErrShape, dims)
+		}
+	}
+	t, err := s.gen(name, slices.Clone(dims))
+	if err != nil {
+		return Tensor{}, fmt.Errorf("weights: %s: make tensor %q: %w", s.path, name, err)
+	}
+	t.Name = name
+	if err := checkTensor(t); err != nil {
+		return Tensor{}, fmt.Errorf("weights: %s: %w", s.path, err)
+	}
+	if i, ok := s.byName[name]; ok {
+		s.tensors[i] = t
+		return t, nil
+	}
+	return t, s.add(t, 0, s.path)
 }
 
 func checkTensor(t Tensor) error {
@@ -155,8 +236,30 @@ func (s *Source) MetaString(key string) (string, bool) {
 	return str, ok && isStr
 }
 
-// Tensors lists every tensor in file order (shard by shard).
-func (s *Source) Tensors() []Tensor { return slices.Clone(s.tensors) }
+// Tensors lists every tensor in file order (shard by shard); for a Synthetic source,
+// the tensors made so far, in the order they were asked for (released ones made
+// again).
+func (s *Source) Tensors() []Tensor {
+	if s.gen == nil {
+		return slices.Clone(s.tensors)
+	}
+	s.genMu.Lock()
+	names := make([]string, len(s.tensors))
+	dims := make([][]int, len(s.tensors))
+	for i, t := range s.tensors {
+		names[i], dims[i] = t.Name, t.Shape
+	}
+	s.genMu.Unlock()
+	out := make([]Tensor, len(names))
+	for i := range names {
+		t, err := s.make(names[i], dims[i])
+		if err != nil {
+			panic(err) // gen made this tensor before: a Generator must be pure
+		}
+		out[i] = t
+	}
+	return out
+}
 
 // Len is the number of tensors.
 func (s *Source) Len() int { return len(s.tensors) }
@@ -215,6 +318,14 @@ func (s *Source) Close() error {
 // than Linux. Safe for concurrent use.
 func (s *Source) Release(t Tensor) error {
 	if len(t.Data) == 0 {
+		return nil
+	}
+	if s.gen != nil {
+		s.genMu.Lock()
+		if i, ok := s.byName[t.Name]; ok {
+			s.tensors[i].Data = nil
+		}
+		s.genMu.Unlock()
 		return nil
 	}
 	lo := uintptr(unsafe.Pointer(unsafe.SliceData(t.Data)))

@@ -9,6 +9,8 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	"synth/internal/escape"
 )
 
 // torch.save (since 1.6) writes a zip: <archive>/data.pkl (the pickled object, tensors as
@@ -76,7 +78,7 @@ func (l *torchLoader) globals(module, name string) *pyGlobal {
 	full := module + "." + name
 	switch full {
 	case "collections.OrderedDict":
-		return &pyGlobal{name: full, call: func(args pyTuple) (any, error) {
+		return &pyGlobal{name: full, call: func(args []any) (any, error) {
 			if len(args) != 0 {
 				// OrderedDict(iterable) never appears in torch pickles; refuse rather than guess
 				return nil, fmt.Errorf("OrderedDict with arguments is not supported")
@@ -86,7 +88,7 @@ func (l *torchLoader) globals(module, name string) *pyGlobal {
 	case "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor":
 		return &pyGlobal{name: full, call: l.rebuildTensor}
 	case "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state":
-		return &pyGlobal{name: full, call: func(args pyTuple) (any, error) {
+		return &pyGlobal{name: full, call: func(args []any) (any, error) {
 			if len(args) < 3 {
 				return nil, fmt.Errorf("%d arguments, want (data, requires_grad, backward_hooks[, state])", len(args))
 			}
@@ -98,7 +100,7 @@ func (l *torchLoader) globals(module, name string) *pyGlobal {
 		}}
 	case "torch._tensor._rebuild_from_type_v2":
 		// (func, new_type, args, state): a tensor subclass; we keep the tensor data only
-		return &pyGlobal{name: full, call: func(args pyTuple) (any, error) {
+		return &pyGlobal{name: full, call: func(args []any) (any, error) {
 			if len(args) != 4 {
 				return nil, fmt.Errorf("%d arguments, want (func, type, args, state)", len(args))
 			}
@@ -109,17 +111,17 @@ func (l *torchLoader) globals(module, name string) *pyGlobal {
 			if ty, ok := args[1].(*pyGlobal); !ok || (ty.name != "torch.Tensor" && ty.name != "torch.nn.parameter.Parameter") {
 				return nil, fmt.Errorf("tensor type must be torch.Tensor or torch.nn.parameter.Parameter")
 			}
-			inner, ok := args[2].(pyTuple)
+			inner, ok := args[2].(*pyTuple)
 			if !ok {
 				return nil, fmt.Errorf("arguments are a %s, not a tuple", pyTypeName(args[2]))
 			}
-			return fn.call(inner)
+			return fn.call(inner.items)
 		}}
 	case "torch.Tensor", "torch.nn.parameter.Parameter":
 		return &pyGlobal{name: full} // a type marker for _rebuild_from_type_v2, not callable
 	case "_codecs.encode":
 		// protocol-2 pickles write bytes as _codecs.encode(str, 'latin1')
-		return &pyGlobal{name: full, call: func(args pyTuple) (any, error) {
+		return &pyGlobal{name: full, call: func(args []any) (any, error) {
 			if len(args) != 2 {
 				return nil, fmt.Errorf("%d arguments, want (str, encoding)", len(args))
 			}
@@ -152,12 +154,13 @@ func (l *torchLoader) globals(module, name string) *pyGlobal {
 
 // persistentLoad resolves ('storage', storage_type, key, location, numel).
 func (l *torchLoader) persistentLoad(pid any) (any, error) {
-	t, ok := pid.(pyTuple)
-	if !ok || len(t) != 5 {
-		return nil, fmt.Errorf("persistent id %s is not ('storage', type, key, location, numel)", pyTypeName(pid))
+	tup, ok := pid.(*pyTuple)
+	if !ok || len(tup.items) != 5 {
+		return nil, fmt.Errorf("persistent id %s is not ('storage', type, key, location, numel)", pyRepr(pid))
 	}
+	t := tup.items
 	if tag, _ := t[0].(string); tag != "storage" {
-		return nil, fmt.Errorf("persistent id of kind %v, want 'storage'", t[0])
+		return nil, fmt.Errorf("persistent id of kind %s, want 'storage'", pyRepr(t[0]))
 	}
 	g, ok := t[1].(*pyGlobal)
 	if !ok || !strings.HasPrefix(g.name, "torch.") {
@@ -195,10 +198,11 @@ func (l *torchLoader) persistentLoad(pid any) (any, error) {
 const maxTensorDims = 16
 
 func toInts(v any, what string) ([]int64, error) {
-	t, ok := v.(pyTuple)
+	tup, ok := v.(*pyTuple)
 	if !ok {
 		return nil, fmt.Errorf("%s is a %s, not a tuple", what, pyTypeName(v))
 	}
+	t := tup.items
 	if len(t) > maxTensorDims {
 		return nil, fmt.Errorf("%s has %d dimensions, at most %d supported", what, len(t), maxTensorDims)
 	}
@@ -206,7 +210,7 @@ func toInts(v any, what string) ([]int64, error) {
 	for i, e := range t {
 		n, ok := e.(int64)
 		if !ok || n < 0 {
-			return nil, fmt.Errorf("%s %v has a bad entry", what, t)
+			return nil, fmt.Errorf("%s %s has a bad entry", what, pyRepr(tup))
 		}
 		out[i] = n
 	}
@@ -217,7 +221,7 @@ func toInts(v any, what string) ([]int64, error) {
 // requires_grad, backward_hooks[, metadata]) (and the older 4-argument _rebuild_tensor).
 // Contiguous tensors are views of the storage; strided ones are copied out, within the
 // budget (the file size), so a crafted view cannot inflate memory.
-func (l *torchLoader) rebuildTensor(args pyTuple) (any, error) {
+func (l *torchLoader) rebuildTensor(args []any) (any, error) {
 	if len(args) < 4 {
 		return nil, fmt.Errorf("%d arguments, want (storage, offset, size, stride, ...)", len(args))
 	}
@@ -227,7 +231,7 @@ func (l *torchLoader) rebuildTensor(args pyTuple) (any, error) {
 	}
 	off, ok := args[1].(int64)
 	if !ok || off < 0 {
-		return nil, fmt.Errorf("bad storage offset %v", args[1])
+		return nil, fmt.Errorf("bad storage offset %s", pyRepr(args[1]))
 	}
 	size, err := toInts(args[2], "size")
 	if err != nil {
@@ -367,8 +371,9 @@ func parseTorchZip(data []byte, file string) ([]Tensor, error) {
 	if !ok {
 		return nil, fail(fmt.Errorf("%w: the pickled object is a %s, not a state dict (save model.state_dict())", ErrFormat, pyTypeName(obj)))
 	}
-	var tensors []Tensor
-	if err := flattenStateDict(root, "", map[*pyDict]bool{}, &tensors); err != nil {
+	// Real names are a sliver of a checkpoint: the file's size plus 1 MiB is plenty.
+	tensors, err := flattenStateDict(root, int64(len(data))+1<<20)
+	if err != nil {
 		return nil, fail(err)
 	}
 	if len(tensors) == 0 {
@@ -392,12 +397,38 @@ func unsafeHint(err error) string {
 // {"model": state_dict, "epoch": 3}) give dotted names; values that are not tensors or
 // dicts (numbers, strings) and entries with non-string keys are not tensors and are left
 // out. A dict reached twice (shared or cyclic) is an error: state dicts are trees, and
-// walking a crafted DAG would take exponential time.
-func flattenStateDict(d *pyDict, prefix string, seen map[*pyDict]bool, out *[]Tensor) error {
-	if seen[d] {
-		return fmt.Errorf("%w: dict %q is reached twice (shared or cyclic), not a state dict", ErrFormat, strings.TrimSuffix(prefix, "."))
+// walking a crafted DAG would take exponential time. The walk goes at most maxDepth dicts
+// deep, and the names it makes may total at most nameBudget bytes: nested dicts repeat
+// their prefixes in every name, so a deep nesting of long keys could otherwise ask for
+// gigabytes from a small pickle.
+func flattenStateDict(root *pyDict, nameBudget int64) ([]Tensor, error) {
+	f := &flattener{seen: map[*pyDict]bool{}, budget: nameBudget}
+	if err := f.walk(root, 0); err != nil {
+		return nil, err
 	}
-	seen[d] = true
+	return f.out, nil
+}
+
+// flattener walks nested dicts keeping the current key path as a stack of parts, so a
+// name is built once, at its tensor, instead of each level copying its prefix.
+type flattener struct {
+	seen    map[*pyDict]bool
+	path    []string
+	pathLen int // bytes of the path joined with dots, trailing dot included
+	budget  int64
+	out     []Tensor
+}
+
+func (f *flattener) prefix() string { return strings.Join(f.path, ".") }
+
+func (f *flattener) walk(d *pyDict, depth int) error {
+	if f.seen[d] {
+		return fmt.Errorf("%w: dict \"%s\" is reached twice (shared or cyclic), not a state dict", ErrFormat, escape.Bounded(f.prefix(), 200))
+	}
+	if depth >= maxDepth {
+		return fmt.Errorf("%w: dicts nested more than %d deep under \"%s\", not a state dict", ErrFormat, maxDepth, escape.Bounded(f.prefix(), 200))
+	}
+	f.seen[d] = true
 	for i, k := range d.keys {
 		name, ok := k.(string)
 		if !ok {
@@ -405,9 +436,25 @@ func flattenStateDict(d *pyDict, prefix string, seen map[*pyDict]bool, out *[]Te
 		}
 		switch v := d.vals[i].(type) {
 		case *torchTensor:
-			*out = append(*out, Tensor{Name: prefix + name, DType: v.dtype, Shape: v.shape, Data: v.data})
+			n := f.pathLen + len(name)
+			if f.budget -= int64(n); f.budget < 0 {
+				return fmt.Errorf("%w: tensor names under \"%s\" add up to more than the file could hold", ErrFormat, escape.Bounded(f.prefix(), 200))
+			}
+			var b strings.Builder
+			b.Grow(n)
+			for _, p := range f.path {
+				b.WriteString(p)
+				b.WriteByte('.')
+			}
+			b.WriteString(name)
+			f.out = append(f.out, Tensor{Name: b.String(), DType: v.dtype, Shape: v.shape, Data: v.data})
 		case *pyDict:
-			if err := flattenStateDict(v, prefix+name+".", seen, out); err != nil {
+			f.path = append(f.path, name)
+			f.pathLen += len(name) + 1
+			err := f.walk(v, depth+1)
+			f.path = f.path[:len(f.path)-1]
+			f.pathLen -= len(name) + 1
+			if err != nil {
 				return err
 			}
 		}

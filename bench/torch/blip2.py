@@ -142,10 +142,10 @@ class OPT(nn.Module):
 
     def forward(self, emb, start, caches):
         t = emb.shape[1]
-        x = emb + self.pos(torch.arange(start, start + t) + 2)
+        x = emb + self.pos(torch.arange(start, start + t, device=emb.device) + 2)
         mask = None
         if t > 1:
-            mask = torch.full((t, start + t), float("-inf")).triu_(start + 1)
+            mask = torch.full((t, start + t), float("-inf"), device=emb.device).triu_(start + 1)
         new = []
         for i, l in enumerate(self.layers):
             x, kv = l(x, caches[i] if caches else None, mask)
@@ -153,18 +153,27 @@ class OPT(nn.Module):
         return self.ln(x[:, -1]) @ self.embed.weight.T, new
 
 
+def sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def timeit(fn, min_seconds, min_iters=1):
     fn()
+    sync()
     n, start = 0, time.perf_counter()
     while n < min_iters or time.perf_counter() - start < min_seconds:
         fn()
         n += 1
+    sync()
     return (time.perf_counter() - start) / n
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the GPU check's anchor)")
+    ap.add_argument("--amp", action="store_true", help="bf16 autocast (on a GPU)")
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--tokens", type=int, default=60, help="new tokens per caption")
     ap.add_argument("--seconds", type=float, default=3.0)
@@ -179,19 +188,22 @@ def main():
     for key, n in (("v_layers", args.vision_layers), ("q_layers", args.qformer_layers), ("t_layers", args.text_layers)):
         if n > 0:
             c[key] = n
-    vision, qformer, opt = Vision(c).eval(), QFormer(c).eval(), OPT(c).eval()
+    dev = torch.device(args.device)
+    vision, qformer, opt = Vision(c).eval().to(dev), QFormer(c).eval().to(dev), OPT(c).eval().to(dev)
+    amp = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=args.amp)
     base = {"anchor": "pytorch", "model": "tiny" if args.tiny else "blip2-opt-2.7b",
             "vlayers": c["v_layers"], "qlayers": c["q_layers"], "tlayers": c["t_layers"],
-            "threads": args.threads, "dtype": "f32", "torch": torch.__version__}
-    with torch.inference_mode():
+            "threads": args.threads, "device": args.device, "dtype": "bf16-amp" if args.amp else "f32",
+            "torch": torch.__version__}
+    with torch.inference_mode(), amp:
         for b in args.batch:
-            px = torch.randn(b, 3, c["image"], c["image"])
+            px = torch.randn(b, 3, c["image"], c["image"], device=dev)
             sec = timeit(lambda: qformer(vision(px)), args.seconds)
             print(json.dumps({**base, "stage": "vision+qformer", "batch": b, "sec_per_batch": sec,
                               "images_per_sec": b / sec}), flush=True)
 
             prefix = qformer(vision(px))
-            bos = opt.embed(torch.full((b, 1), 2))
+            bos = opt.embed(torch.full((b, 1), 2, device=dev))
 
             def caption():
                 emb = torch.cat([prefix, bos], 1)
@@ -204,11 +216,12 @@ def main():
 
             start = time.perf_counter()
             caption()
+            sync()
             total = time.perf_counter() - start
             # decode rate alone: one step per sequence at the cache length reached
             emb = torch.cat([prefix, bos], 1)
             _, caches = opt(emb, 0, None)
-            tok = torch.full((b, 1), 5)
+            tok = torch.full((b, 1), 5, device=dev)
             step = timeit(lambda: opt(opt.embed(tok), emb.shape[1], caches), args.seconds, 3)
             print(json.dumps({**base, "stage": "opt-decode", "batch": b, "sec_per_step": step,
                               "tokens_per_sec": b / step}), flush=True)

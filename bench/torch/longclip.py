@@ -88,15 +88,22 @@ class Text(nn.Module):
         for b in self.blocks:
             x = b(x, self.mask)
         x = self.ln_final(x.transpose(0, 1))
-        return x[torch.arange(x.shape[0]), ids.argmax(-1)] @ self.text_projection
+        return x[torch.arange(x.shape[0], device=ids.device), ids.argmax(-1)] @ self.text_projection
+
+
+def sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def timeit(fn, min_seconds, min_iters=2):
     fn()  # warm-up
+    sync()
     n, start = 0, time.perf_counter()
     while n < min_iters or time.perf_counter() - start < min_seconds:
         fn()
         n += 1
+    sync()
     return (time.perf_counter() - start) / n
 
 
@@ -104,6 +111,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--size", default="L", choices=SIZES)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the GPU check's anchor)")
+    ap.add_argument("--amp", action="store_true", help="bf16 autocast (on a GPU)")
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--text-len", type=int, default=60, help="tokens before EOT (the rest is padding)")
@@ -115,21 +124,23 @@ def main():
     s = dict(SIZES[args.size])
     if args.layers > 0:
         s["v_layers"] = s["t_layers"] = args.layers
-    vision, text = Vision(s).eval(), Text(s).eval()
-    with torch.inference_mode():
+    dev = torch.device(args.device)
+    vision, text = Vision(s).eval().to(dev), Text(s).eval().to(dev)
+    amp = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=args.amp)
+    with torch.inference_mode(), amp:
         for b in args.batch:
-            img = torch.randn(b, 3, s["res"], s["res"])
+            img = torch.randn(b, 3, s["res"], s["res"], device=dev)
             sec = timeit(lambda: vision(img), args.seconds)
             print(json.dumps({"anchor": "pytorch", "model": f"LongCLIP-{args.size}", "tower": "image",
-                              "layers": s["v_layers"], "batch": b, "threads": args.threads, "sec_per_batch": sec,
+                              "layers": s["v_layers"], "batch": b, "threads": args.threads, "device": args.device, "amp": args.amp, "sec_per_batch": sec,
                               "items_per_sec": b / sec, "torch": torch.__version__}), flush=True)
-            ids = torch.zeros(b, CONTEXT, dtype=torch.long)
+            ids = torch.zeros(b, CONTEXT, dtype=torch.long, device=dev)
             ids[:, 0] = 49406
-            ids[:, 1:args.text_len + 1] = torch.randint(1, 49000, (b, args.text_len))
+            ids[:, 1:args.text_len + 1] = torch.randint(1, 49000, (b, args.text_len), device=dev)
             ids[:, args.text_len + 1] = 49407
             sec = timeit(lambda: text(ids), args.seconds)
             print(json.dumps({"anchor": "pytorch", "model": f"LongCLIP-{args.size}", "tower": "text",
-                              "layers": s["t_layers"], "batch": b, "threads": args.threads, "sec_per_batch": sec,
+                              "layers": s["t_layers"], "batch": b, "threads": args.threads, "device": args.device, "amp": args.amp, "sec_per_batch": sec,
                               "items_per_sec": b / sec, "torch": torch.__version__}), flush=True)
 
 

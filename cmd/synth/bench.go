@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -61,11 +60,13 @@ func benchKernels(c *cli.Context) error {
 		}
 		opts.Variants = vs
 	}
-	// The one-line progress rewrites itself, which only a terminal shows as intended: in
-	// a log file it would be one long line of escape codes.
-	live := !c.Bool("json") && isTerminal(c.App.ErrWriter)
-	if live {
-		opts.Progress = func(msg string) { fmt.Fprintf(c.App.ErrWriter, "\r\033[K%s", msg) }
+	if !c.Bool("json") {
+		task := env(c, false).Progress.Start("bench kernels", "measurements", 0)
+		opts.Progress = func(msg string) {
+			task.Note(msg)
+			task.Add(1)
+		}
+		defer task.End()
 	}
 	rep, err := native.BenchKernels(opts)
 	if err != nil {
@@ -75,9 +76,6 @@ func benchKernels(c *cli.Context) error {
 		enc := json.NewEncoder(c.App.Writer)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
-	}
-	if live {
-		fmt.Fprint(c.App.ErrWriter, "\r\033[K")
 	}
 	printBench(c.App.Writer, rep)
 	return nil
@@ -102,14 +100,4 @@ func printBench(w io.Writer, rep *native.BenchReport) {
 			num(r.GFLOPS, 1), num(r.GBps, 1), r.Anchor, num(r.Ratio, 2), num(r.PeakFraction, 2))
 	}
 	tw.Flush()
-}
-
-// isTerminal reports whether w is a character device (a terminal), not a file or pipe.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

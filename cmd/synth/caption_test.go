@@ -22,21 +22,47 @@ import (
 	"synth/weights"
 )
 
-// tinyTokenizer writes a GPT-2 tokenizer folder whose ids fit a 128-token fixture model:
-// OPT's specials at 0..3, the printable ASCII bytes at 4.., no merges.
-func tinyTokenizer(t *testing.T, dir string) {
+// tinyTokenizer writes a GPT-2 tokenizer folder for a fixture model of vocab tokens:
+// OPT's specials at 0..3, then single bytes (space and lowercase letters first, the other
+// printable ASCII after) for as many ids as the model has, no merges. It skips the test
+// when the vocabulary cannot hold the prompts the tests use.
+func tinyTokenizer(t *testing.T, dir string, vocab int) {
 	t.Helper()
-	vocab := map[string]int32{"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
-	for c := 32; c < 127; c++ {
-		vocab[string(bpe.ByteToUnicode[c])] = int32(4 + c - 32)
+	order := " abcdefghijklmnopqrstuvwxyz"
+	for c := byte(33); c < 127; c++ {
+		if !strings.ContainsRune(order, rune(c)) {
+			order += string(c)
+		}
 	}
-	js, _ := json.Marshal(vocab)
+	if vocab < 4+len(" abcdefghijklmnopqrstuvwxyz") {
+		t.Skipf("a text vocabulary of %d ids cannot hold the specials and the lowercase prompts the tests use", vocab)
+	}
+	ids := map[string]int32{"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+	for i := 0; i < len(order) && 4+i < vocab; i++ {
+		ids[string(bpe.ByteToUnicode[order[i]])] = int32(4 + i)
+	}
+	js, _ := json.Marshal(ids)
 	if err := os.WriteFile(filepath.Join(dir, "vocab.json"), js, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "merges.txt"), []byte("#version: 0.2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// textVocab is the set's language model vocabulary size (config.json).
+func textVocab(t *testing.T, set string) int {
+	t.Helper()
+	var cfg struct {
+		Text struct {
+			Vocab int `json:"vocab_size"`
+		} `json:"text_config"`
+	}
+	b, err := os.ReadFile(filepath.Join(set, "config.json"))
+	if err != nil || json.Unmarshal(b, &cfg) != nil || cfg.Text.Vocab <= 0 {
+		t.Fatalf("%s: no text_config.vocab_size in config.json (%v)", set, err)
+	}
+	return cfg.Text.Vocab
 }
 
 func writeRandomPNG(t *testing.T, path string, w, h int, seed uint64) image.Image {
@@ -91,7 +117,7 @@ func captionSetup(t *testing.T, set string) (modelDir, imgDir string, imgs map[s
 			t.Fatal(err)
 		}
 	}
-	tinyTokenizer(t, modelDir)
+	tinyTokenizer(t, modelDir, textVocab(t, set))
 	imgs = map[string]image.Image{
 		"a.png":     writeRandomPNG(t, filepath.Join(imgDir, "a.png"), 70, 50, 1),
 		"sub/b.png": nil,
@@ -207,7 +233,7 @@ func TestCaptionManifestLoRAAndShards(t *testing.T) {
 				t.Fatalf("shard %s: exit %d: %s", shard, code, errOut)
 			}
 			for _, r := range readCaptionRecords(t, out) {
-				if r["lora"] != set || r["error"] != nil {
+				if r["lora"] != filepath.Base(set) || r["error"] != nil {
 					t.Errorf("record %v", r)
 				}
 				ids[r["id"].(string)]++
@@ -224,7 +250,7 @@ func TestCaptionUsageErrors(t *testing.T) {
 	dir := t.TempDir()
 	for _, args := range [][]string{
 		{"caption", "--images", dir, "--out", "x.jsonl"},
-		{"caption", "--model", dir, "--images", dir, "--out", "x.jsonl", "--batch", "0"},
+		{"caption", "--model", dir, "--images", dir, "--out", "x.jsonl", "--batch", "-1"},
 		{"caption", "--model", dir, "--images", dir, "--out", "x.jsonl", "--beams", "2", "--sample"},
 		{"caption", "--model", dir, "--images", dir, "--out", "x.jsonl", "--dtype", "q3"},
 		{"caption", "--model", dir, "--images", dir, "--out", "x.jsonl", "--kv-cache", "q8_0"},

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -47,6 +46,7 @@ func convertCommand() *cli.Command {
 			&cli.StringFlag{Name: "config", Usage: "config.json to store (default: the folder's, or one beside --in)"},
 			&cli.StringFlag{Name: "arch", Usage: "general.architecture (default: config.json model_type, or detected)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what each tensor would become, write nothing"},
+			&cli.BoolFlag{Name: "force", Usage: "replace --out when it exists"},
 		},
 		Action: runConvert,
 	}
@@ -63,6 +63,9 @@ func runConvert(c *cli.Context) error {
 	out := c.String("out")
 	if out == "" && !c.Bool("dry-run") {
 		return usageErrorf("--out FILE.gguf is required (or use --dry-run)")
+	}
+	if _, err := os.Stat(out); err == nil && out != "" && !c.Bool("dry-run") && !c.Bool("force") {
+		return usageErrorf("--out %s exists; convert writes a new file (--force replaces it)", out)
 	}
 	if c.String("lora") != "" && !c.Bool("merge") {
 		return usageErrorf("--lora needs --merge: GGUF stores merged weights (a live adapter stays a PEFT folder)")
@@ -139,14 +142,14 @@ func runConvert(c *cli.Context) error {
 	}
 
 	start := time.Now()
-	last := start
+	task := env(c, false).Progress.Start("convert", "tensors", 0)
 	opts.Progress = func(done, total int, name string, n int64) {
-		if now := time.Now(); now.Sub(last) >= 2*time.Second || done == total {
-			last = now
-			slog.Info("convert", "tensors", fmt.Sprintf("%d/%d", done, total), "last", name, "elapsed", now.Sub(start).Round(time.Millisecond))
-		}
+		task.SetTotal(total)
+		task.Add(1)
+		task.Note(name)
 	}
 	plan, err := weights.ConvertToGGUF(src, out, opts)
+	task.End()
 	if err != nil {
 		return err
 	}
@@ -179,11 +182,16 @@ func writableType(d weights.DType) bool {
 
 func printPlanSummary(w io.Writer, plan []weights.PlanItem, src *weights.Source, outSize int64) {
 	counts := map[string]int{}
-	merged := 0
+	merged, kept := 0, 0
+	keptWhy := ""
 	for _, it := range plan {
 		counts[it.To.String()]++
 		if it.Merged {
 			merged++
+		}
+		if strings.HasPrefix(it.Reason, "dims not multiples") {
+			kept++
+			keptWhy = it.Reason
 		}
 	}
 	var parts []string
@@ -198,6 +206,9 @@ func printPlanSummary(w io.Writer, plan []weights.PlanItem, src *weights.Source,
 	fmt.Fprintf(w, "tensors: %d (%s)", len(plan), strings.Join(parts, ", "))
 	if merged > 0 {
 		fmt.Fprintf(w, ", %d with LoRA merged", merged)
+	}
+	if kept > 0 {
+		fmt.Fprintf(w, ", %d 2-D weights kept F32 (%s)", kept, keptWhy)
 	}
 	fmt.Fprintf(w, "; input tensor data %s", humanBytes(inBytes))
 	if outSize >= 0 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"synth/dataset"
+	"synth/pipeline"
 )
 
 // TestDemoKilledResumedAndRerun is issue 9's acceptance: the demo pipeline killed part way
@@ -36,13 +37,21 @@ func TestDemoKilledResumedAndRerun(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- first.Wait() }()
-	captions := filepath.Join(dir, "out", captionedFile)
+	captions := filepath.Join(dir, "out", pipeline.CaptionedFile)
 	killed := false
-	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); {
+	// The first run must be over (killed or finished) before the second starts: two runs
+	// appending to one output would write each record twice.
+	deadline := time.After(10 * time.Minute)
+poll:
+	for {
 		select {
 		case <-done:
-			deadline = time.Now()
-		default:
+			break poll
+		case <-deadline:
+			first.Process.Kill()
+			<-done
+			t.Fatalf("the first run wrote no caption in 10 minutes:\n%s", firstErr.String())
+		case <-time.After(5 * time.Millisecond):
 		}
 		if data, err := os.ReadFile(captions); err == nil && bytes.Count(data, []byte("\n")) >= 1 {
 			first.Process.Kill()
@@ -50,7 +59,6 @@ func TestDemoKilledResumedAndRerun(t *testing.T) {
 			killed = true
 			break
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 	if !killed {
 		t.Logf("the first run finished before it could be killed:\n%s", firstErr.String())
@@ -62,18 +70,24 @@ func TestDemoKilledResumedAndRerun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second run: %v\n%s", err, out)
 	}
+	checkComplete(t, filepath.Join(dir, "data", "source_ko.jsonl"), filepath.Join(dir, "out", pipeline.TranslatedFile), false)
 	checkComplete(t, filepath.Join(dir, "data", "unlabeled.jsonl"), captions, true)
-	checkComplete(t, filepath.Join(dir, "data", "foreign.jsonl"), filepath.Join(dir, "out", rewrittenFile), false)
+	checkComplete(t, filepath.Join(dir, "data", "foreign.jsonl"), filepath.Join(dir, "out", pipeline.RewrittenFile), false)
 	report, err := os.ReadFile(filepath.Join(dir, "out", "eval", "report.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, row := range []string{"| source |", "| captioned |", "| rewritten |"} {
+	for _, row := range []string{"| translated |", "| captioned |", "| rewritten |"} {
 		if !strings.Contains(string(report), row) {
 			t.Errorf("report.md has no Table 1 row %q", row)
 		}
 	}
-	for _, f := range []string{"README.md", "captioned.parquet", "rewritten.parquet", "eval/similarity.png", "eval/report.json"} {
+	// The evaluation's reference set is the translation of the Korean descriptions.
+	if !strings.Contains(string(report), "| translated |") || strings.Contains(string(report), "| source |") {
+		t.Errorf("report.md does not evaluate the translated source:\n%s", report)
+	}
+	for _, f := range []string{"README.md", "parquet/translated.parquet", "parquet/captioned.parquet", "parquet/rewritten.parquet",
+		"source/metadata.jsonl", "translated/metadata.jsonl", "captioned/metadata.jsonl", "index.html", "eval/similarity.png", "eval/report.json"} {
 		if st, err := os.Stat(filepath.Join(dir, "out", f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s missing or empty", f)
 		}
@@ -81,7 +95,7 @@ func TestDemoKilledResumedAndRerun(t *testing.T) {
 
 	// Third run: every step is found complete; no output changes.
 	before := map[string]time.Time{}
-	for _, f := range []string{captionedFile, rewrittenFile, "eval/report.json", "captioned.parquet", "README.md"} {
+	for _, f := range []string{pipeline.TranslatedFile, pipeline.CaptionedFile, pipeline.RewrittenFile, "eval/report.json", "parquet/captioned.parquet", "README.md", "index.html"} {
 		st, _ := os.Stat(filepath.Join(dir, "out", f))
 		before[f] = st.ModTime()
 	}
@@ -90,7 +104,7 @@ func TestDemoKilledResumedAndRerun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("third run: %v\n%s", err, out)
 	}
-	for _, step := range []string{"caption: complete", "rewrite: complete", "eval: report for these inputs exists"} {
+	for _, step := range []string{"translate: complete", "caption: complete", "rewrite: complete", "eval: the report for these inputs and settings exists"} {
 		if !strings.Contains(string(out), step) {
 			t.Errorf("third run did not skip (%q missing):\n%s", step, out)
 		}

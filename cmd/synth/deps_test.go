@@ -11,20 +11,21 @@ import (
 
 const module = "synth"
 
-// TestDependencyDirection checks DESIGN.md's layering with `go list -deps`:
-// cmd -> (vision, llm, eval, dataset) -> native -> kernels; weights is a leaf.
+// TestDependencyDirection checks the layering (README.md, Layout) with `go list -deps`:
+// cmd -> pipeline -> (vision, llm, eval, dataset) -> native -> kernels; weights is a leaf.
 func TestDependencyDirection(t *testing.T) {
 	pkgs := listPackages(t)
 
 	// forbidden[a] lists the synth packages (and their subpackages) a may not import.
 	forbidden := map[string][]string{
-		"kernels": {"native", "vision", "llm", "eval", "dataset", "weights", "cmd"},
-		"weights": {"kernels", "native", "vision", "llm", "eval", "dataset", "cmd"},
-		"native":  {"vision", "llm", "eval", "dataset", "cmd"},
-		"vision":  {"llm", "eval", "dataset", "cmd"},
-		"llm":     {"vision", "eval", "native", "kernels", "cmd"},
-		"eval":    {"vision", "llm", "cmd"},
-		"dataset": {"vision", "llm", "eval", "cmd"},
+		"kernels":  {"native", "vision", "llm", "eval", "dataset", "weights", "pipeline", "cmd"},
+		"weights":  {"kernels", "native", "vision", "llm", "eval", "dataset", "pipeline", "cmd"},
+		"native":   {"vision", "llm", "eval", "dataset", "pipeline", "cmd"},
+		"vision":   {"llm", "eval", "dataset", "pipeline", "cmd"},
+		"llm":      {"vision", "eval", "native", "kernels", "pipeline", "cmd"},
+		"eval":     {"vision", "llm", "pipeline", "cmd"},
+		"dataset":  {"vision", "llm", "eval", "pipeline", "cmd"},
+		"pipeline": {"cmd"},
 	}
 	for _, p := range pkgs {
 		if strings.HasPrefix(p.ImportPath, module+"/internal/") {
@@ -36,11 +37,30 @@ func TestDependencyDirection(t *testing.T) {
 			}
 		}
 	}
-	// cgo is allowed only in these packages (DESIGN.md).
+	// The infrastructure leaves (issue 15): standard library only, so weights may use them.
+	leaves := map[string]bool{}
+	for _, l := range []string{"atomicfile", "filelock", "filehash", "seed", "escape", "progress"} {
+		leaves[module+"/internal/"+l] = true
+	}
+	for _, p := range pkgs {
+		if !leaves[p.ImportPath] {
+			continue
+		}
+		delete(leaves, p.ImportPath)
+		for _, dep := range p.Deps {
+			if first, _, _ := strings.Cut(dep, "/"); first == module || strings.Contains(first, ".") {
+				t.Errorf("%s depends on %s: the internal infrastructure leaves import the standard library only", p.ImportPath, dep)
+			}
+		}
+	}
+	for l := range leaves {
+		t.Errorf("%s not found by go list", l)
+	}
+	// cgo is allowed only in these packages (README.md).
 	cgoAllowed := map[string]bool{
 		module + "/kernels":           true,
 		module + "/native":            true,
-		module + "/native/ggml":       true,
+		module + "/native/ggml":       true, // native's ggml backend binding
 		module + "/llm/llamacpp":      true,
 		module + "/dataset/turbojpeg": true,
 		// tests only: the linked ggml's quantizers as the reference for ours
@@ -58,6 +78,11 @@ func TestDependencyDirection(t *testing.T) {
 				t.Errorf("%s imports %s: no package may import cmd", p.ImportPath, dep)
 			}
 			for _, f := range forbidden[top] {
+				// llama.cpp and native's ggml executor share ggml's backend registry:
+				// native/ggml alone loads the GPU modules, for both
+				if top == "llm" && dep == module+"/native/ggml" {
+					continue
+				}
 				if dtop == f {
 					t.Errorf("%s depends on %s: %s must not import %s", p.ImportPath, dep, top, f)
 				}

@@ -14,11 +14,13 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"synth/dataset"
 	"synth/internal/fixtures"
 	"synth/vision/longclip"
+	"synth/vision/nn"
 	"synth/weights"
 )
 
@@ -31,7 +33,11 @@ var testModelConfig = longclip.Config{EmbedDim: 32, Eps: longclip.LayerNormEps,
 func writeTestModel(t *testing.T) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "model.safetensors")
-	if err := weights.WriteSafetensors(path, longclip.RandomTensors(testModelConfig, 7), nil); err != nil {
+	m, err := longclip.Random(testModelConfig, 7, nn.RandomOptions{}, longclip.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := weights.WriteSafetensors(path, m.Checkpoint(), nil); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -121,7 +127,15 @@ func TestEmbedBrokenFiles(t *testing.T) {
 		}
 		args = append(args, "--image", p)
 	}
-	args = append(args, "--image", good)
+	// a 60000x1 PNG resized its short side to 224 (a 9 GB image) before the crop, and a
+	// FIFO blocked in open
+	wide := filepath.Join(dir, "wide.png")
+	writePNG(t, wide, 60000, 1)
+	fifo := filepath.Join(dir, "pipe.jpg")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skipf("cannot make a FIFO here: %v", err)
+	}
+	args = append(args, "--image", wide, "--image", fifo, "--image", good)
 	out := filepath.Join(dir, "emb.jsonl")
 
 	runtime.GC()
@@ -135,12 +149,12 @@ func TestEmbedBrokenFiles(t *testing.T) {
 	if strings.Contains(stderr, "panic") {
 		t.Errorf("stderr mentions a panic:\n%s", stderr)
 	}
-	if !strings.Contains(stdout, "(4 failed)") {
-		t.Errorf("summary %q does not count 4 failures", stdout)
+	if !strings.Contains(stdout, "(6 failed)") {
+		t.Errorf("summary %q does not count 6 failures", stdout)
 	}
 	recs := readRecords(t, out)
-	if len(recs) != 5 {
-		t.Fatalf("%d records, want 5", len(recs))
+	if len(recs) != 7 {
+		t.Fatalf("%d records, want 7", len(recs))
 	}
 	for _, r := range recs {
 		if filepath.Base(r.Image) == "good.png" {
@@ -152,8 +166,9 @@ func TestEmbedBrokenFiles(t *testing.T) {
 		if r.Error == "" || r.Embedding != nil {
 			t.Errorf("%s: no error recorded", r.Image)
 		}
-		if filepath.Base(r.Image) == "huge.png" && !strings.Contains(r.Error, "limit") {
-			t.Errorf("huge.png: %q does not name the size limit", r.Error)
+		want := map[string]string{"huge.png": "limit", "wide.png": "aspect ratio", "pipe.jpg": "not a regular file"}[filepath.Base(r.Image)]
+		if !strings.Contains(r.Error, want) {
+			t.Errorf("%s: %q does not say %q", filepath.Base(r.Image), r.Error, want)
 		}
 	}
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 256<<20 {
@@ -257,6 +272,12 @@ func TestEmbedManifestShardsAndArrays(t *testing.T) {
 	st := filepath.Join(dir, "all.safetensors")
 	if code, _, stderr := runCLI(t, append(base, "--out", st)...); code != exitOK {
 		t.Fatal(stderr)
+	}
+	// Array outputs and their .items.jsonl are as readable as every other output.
+	for _, p := range []string{npy, st, dataset.ItemsPath(npy), dataset.ItemsPath(st)} {
+		if info, err := os.Stat(p); err != nil || info.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v (%v), want 0644", filepath.Base(p), info.Mode().Perm(), err)
+		}
 	}
 	d := testModelConfig.EmbedDim
 	rows := readNPY(t, npy, len(recs), d)
@@ -392,8 +413,14 @@ func TestEmbedMatchesFixture(t *testing.T) {
 			}
 		}
 
-		texts := filepath.Join(dir, "texts.txt")
-		if err := os.WriteFile(texts, []byte(strings.Join(cfg.Inputs.Texts, "\n")+"\n"), 0o644); err != nil {
+		// JSON strings, one a line: a set's text may hold a newline
+		var lines bytes.Buffer
+		for _, text := range cfg.Inputs.Texts {
+			js, _ := json.Marshal(text)
+			lines.Write(append(js, '\n'))
+		}
+		texts := filepath.Join(dir, "texts.jsonl")
+		if err := os.WriteFile(texts, lines.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		out := filepath.Join(dir, "txt.jsonl")
@@ -438,7 +465,7 @@ func TestEmbedUsageErrors(t *testing.T) {
 		{"embed", "--model", "m", "--out", "o.jsonl"},
 		{"embed", "--model", "m", "--out", "o.jsonl", "--image", "a", "--text", "b"},
 		{"embed", "--model", "m", "--out", "o.csv", "--image", "a"},
-		{"embed", "--model", "m", "--out", "o.jsonl", "--image", "a", "--batch", "0"},
+		{"embed", "--model", "m", "--out", "o.jsonl", "--image", "a", "--batch", "-1"},
 		{"embed", "--model", "m", "--out", "o.jsonl", "--image", "a", "--dtype", "q3"},
 		{"embed", "--model", "m", "--out", "o.jsonl", "--image", "a", "--shard", "2/2"},
 		{"embed", "--out", "o.jsonl", "--image", "a"},

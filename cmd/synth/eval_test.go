@@ -19,7 +19,22 @@ import (
 func TestEvalRecomputedFromEmbed(t *testing.T) {
 	images := fixtures.Dir(t, "longclip/preprocess")
 	vocab := filepath.Join(fixtures.Root(), "longclip", "bpe_simple_vocab_16e6.txt.gz")
-	files := []string{"photo_300x200.jpg", "tall_123x457.png", "alpha_224x224.png", "gray_57x41.png", "palette_409x400.png", "large_1000x999.png"}
+	// the preprocessing fixture's images, as its manifest lists them: 3 products x 2
+	var pm struct {
+		Images []struct {
+			File string `json:"file"`
+		} `json:"images"`
+	}
+	if raw, err := os.ReadFile(filepath.Join(images, "manifest.json")); err != nil || json.Unmarshal(raw, &pm) != nil {
+		t.Skipf("no readable manifest.json in %s: %v", images, err)
+	}
+	var files []string
+	for _, im := range pm.Images {
+		files = append(files, im.File)
+	}
+	if len(files) < 6 {
+		t.Skipf("%s lists %d images; the test needs 6 (3 products of 2)", images, len(files))
+	}
 	texts := [][]string{
 		{"blue jeans, cotton, slim fit", "a red dress with white polka dots", "한글 상품 설명: 오버핏 티셔츠"},
 		{"a striped linen shirt", "black leather ankle boots with a block heel", "wool coat"},

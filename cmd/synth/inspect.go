@@ -5,66 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"synth/internal/escape"
 	"synth/weights"
 )
-
-// inspectReport is what `synth inspect --json` prints; the field names are stable.
-type inspectReport struct {
-	Path       string          `json:"path"`
-	Format     string          `json:"format"`
-	Files      []inspectFile   `json:"files"`
-	Config     json.RawMessage `json:"config,omitempty"`
-	Metadata   []inspectMeta   `json:"metadata"`
-	Tensors    []inspectTensor `json:"tensors"`
-	NumTensors int             `json:"num_tensors"`
-	Params     int64           `json:"parameters"`
-	Bytes      int64           `json:"tensor_bytes"`
-	DTypes     map[string]int  `json:"dtypes"`
-	Adapter    *inspectAdapter `json:"adapter,omitempty"`
-	Notes      []string        `json:"notes,omitempty"`
-}
-
-type inspectFile struct {
-	Path    string `json:"path"`
-	Bytes   int64  `json:"bytes"`
-	Tensors int    `json:"tensors"`
-}
-
-type inspectMeta struct {
-	Key   string `json:"key"`
-	Type  string `json:"type"`
-	Value any    `json:"value,omitempty"` // full value, or the first elements of a long array
-	Len   int    `json:"len,omitempty"`   // arrays: element count
-}
-
-type inspectTensor struct {
-	Name  string `json:"name"`
-	DType string `json:"dtype"`
-	Shape []int  `json:"shape"`
-	Bytes int    `json:"bytes"`
-	File  string `json:"file,omitempty"` // sharded checkpoints only
-}
-
-type inspectAdapter struct {
-	R             int       `json:"r"`
-	Alpha         float64   `json:"lora_alpha"`
-	RSLoRA        bool      `json:"use_rslora"`
-	TargetRegex   string    `json:"target_regex,omitempty"`
-	TargetModules []string  `json:"target_modules,omitempty"`
-	Modules       []string  `json:"modules"`
-	Scales        []float64 `json:"scales"`
-	Saved         []string  `json:"modules_to_save_tensors,omitempty"`
-}
-
-// maxArrayShown: longer metadata arrays (vocabularies, merges) are summarised.
-const maxArrayShown = 16
 
 func inspectCommand() *cli.Command {
 	return &cli.Command{
@@ -84,7 +32,7 @@ func inspectCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return usageErrorf("inspect takes one PATH (see synth inspect --help)")
 			}
-			r, err := inspect(c.Args().First())
+			r, err := weights.Inspect(c.Args().First())
 			if err != nil {
 				return err
 			}
@@ -97,136 +45,6 @@ func inspectCommand() *cli.Command {
 			return nil
 		},
 	}
-}
-
-func inspect(path string) (*inspectReport, error) {
-	r := &inspectReport{Path: path, DTypes: map[string]int{}, Metadata: []inspectMeta{}, Tensors: []inspectTensor{}}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		if _, err := os.Stat(filepath.Join(path, "adapter_config.json")); err == nil {
-			// an adapter synth cannot load (DoRA, ...) is still worth inspecting
-			if a, err := weights.LoadAdapter(path); err != nil {
-				r.Notes = append(r.Notes, "adapter: "+err.Error())
-			} else {
-				r.Adapter = describeAdapter(a)
-				a.Close()
-			}
-		}
-	}
-	src, err := weights.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer src.Close()
-	r.Format = string(src.Format())
-	counts := map[string]int{}
-	for _, t := range src.Tensors() {
-		counts[src.FileOf(t.Name)]++
-	}
-	for _, f := range src.Files() {
-		var size int64
-		if st, err := os.Stat(f); err == nil {
-			size = st.Size()
-		}
-		r.Files = append(r.Files, inspectFile{Path: f, Bytes: size, Tensors: counts[f]})
-	}
-	if cfg := src.Config(); len(cfg) > 0 {
-		if json.Valid(cfg) {
-			r.Config = json.RawMessage(cfg)
-		} else {
-			r.Notes = append(r.Notes, "config.json is not valid JSON")
-		}
-	}
-	for _, kv := range src.Metadata() {
-		r.Metadata = append(r.Metadata, describeMeta(kv))
-	}
-	sharded := len(src.Files()) > 1
-	longNames := 0
-	for _, t := range src.Tensors() {
-		it := inspectTensor{Name: t.Name, DType: t.DType.String(), Shape: t.Shape, Bytes: len(t.Data)}
-		if it.Shape == nil {
-			it.Shape = []int{}
-		}
-		if sharded {
-			it.File = filepath.Base(src.FileOf(t.Name))
-		}
-		r.Tensors = append(r.Tensors, it)
-		r.Bytes += int64(len(t.Data))
-		r.DTypes[t.DType.String()]++
-		if len(t.Name) >= 64 {
-			longNames++
-		}
-	}
-	r.NumTensors = src.Len()
-	r.Params = src.ParamCount()
-	if src.Format() == weights.FormatGGUF && longNames > 0 {
-		r.Notes = append(r.Notes, fmt.Sprintf("%d tensor names are 64 bytes or longer: synth reads them, ggml's own GGUF reader does not", longNames))
-	}
-	return r, nil
-}
-
-func describeAdapter(a *weights.Adapter) *inspectAdapter {
-	c := a.Config
-	d := &inspectAdapter{R: c.R, Alpha: c.LoraAlpha, RSLoRA: c.UseRSLoRA, TargetRegex: c.TargetRegex,
-		TargetModules: c.TargetModules, Modules: a.Modules()}
-	for _, m := range d.Modules {
-		d.Scales = append(d.Scales, a.Lookup(m).Scale)
-	}
-	for k := range a.Saved {
-		d.Saved = append(d.Saved, k)
-	}
-	sort.Strings(d.Saved)
-	return d
-}
-
-func describeMeta(kv weights.KV) inspectMeta {
-	m := inspectMeta{Key: kv.Key, Type: fmt.Sprintf("%T", kv.Value), Value: kv.Value}
-	switch v := kv.Value.(type) {
-	case []string:
-		m.Len = len(v)
-		if len(v) > maxArrayShown {
-			m.Value = v[:maxArrayShown]
-		}
-	case []int32:
-		m.Len = len(v)
-		if len(v) > maxArrayShown {
-			m.Value = v[:maxArrayShown]
-		}
-	case []float32:
-		m.Len = len(v)
-		if len(v) > maxArrayShown {
-			m.Value = v[:maxArrayShown]
-		}
-	default:
-		if n := arrayLen(kv.Value); n >= 0 {
-			m.Len = n
-		}
-	}
-	return m
-}
-
-// arrayLen is the length of a metadata slice of another element type, -1 for scalars.
-func arrayLen(v any) int {
-	switch x := v.(type) {
-	case []uint8:
-		return len(x)
-	case []int8:
-		return len(x)
-	case []uint16:
-		return len(x)
-	case []int16:
-		return len(x)
-	case []uint32:
-		return len(x)
-	case []uint64:
-		return len(x)
-	case []int64:
-		return len(x)
-	case []float64:
-		return len(x)
-	case []bool:
-		return len(x)
-	}
-	return -1
 }
 
 func humanBytes(n int64) string {
@@ -256,7 +74,7 @@ func humanCount(n int64) string {
 
 // oneLineValue renders a metadata value on one line: long strings cut, long arrays shown
 // by their first elements and their length.
-func oneLineValue(m inspectMeta) string {
+func oneLineValue(m weights.InspectedMeta) string {
 	if str, ok := m.Value.(string); ok {
 		s := fmt.Sprintf("%q", str)
 		if len(s) > 80 {
@@ -291,11 +109,15 @@ func oneLineValue(m inspectMeta) string {
 	return sb.String()
 }
 
-func printInspect(w io.Writer, r *inspectReport) {
-	fmt.Fprintf(w, "path:       %s\n", r.Path)
+// printInspect prints the report as text. Names from the file (tensor names, metadata
+// keys, config keys, module names) go through escape.Control: a checkpoint can hold
+// escape sequences or NUL bytes in them, which must not reach the terminal.
+func printInspect(w io.Writer, r *weights.Inspection) {
+	esc := escape.Control
+	fmt.Fprintf(w, "path:       %s\n", esc(r.Path))
 	fmt.Fprintf(w, "format:     %s\n", r.Format)
 	for _, f := range r.Files {
-		fmt.Fprintf(w, "file:       %s (%s, %d tensors)\n", f.Path, humanBytes(f.Bytes), f.Tensors)
+		fmt.Fprintf(w, "file:       %s (%s, %d tensors)\n", esc(f.Path), humanBytes(f.Bytes), f.Tensors)
 	}
 	fmt.Fprintf(w, "tensors:    %d, %s parameters (%d), %s of tensor data\n", r.NumTensors, humanCount(r.Params), r.Params, humanBytes(r.Bytes))
 	var dts []string
@@ -317,37 +139,37 @@ func printInspect(w io.Writer, r *inspectReport) {
 				fmt.Fprintf(w, "  %s = (config.json, %d bytes, shown above)\n", m.Key, len(r.Config))
 				continue
 			}
-			fmt.Fprintf(w, "  %s = %s\n", m.Key, oneLineValue(m))
+			fmt.Fprintf(w, "  %s = %s\n", esc(m.Key), oneLineValue(m))
 		}
 	}
 	if a := r.Adapter; a != nil {
 		fmt.Fprintf(w, "adapter:    LoRA r=%d alpha=%g rslora=%v, %d modules\n", a.R, a.Alpha, a.RSLoRA, len(a.Modules))
 		if a.TargetRegex != "" {
-			fmt.Fprintf(w, "  target_modules (regex): %s\n", a.TargetRegex)
+			fmt.Fprintf(w, "  target_modules (regex): %s\n", esc(a.TargetRegex))
 		} else {
-			fmt.Fprintf(w, "  target_modules: %s\n", strings.Join(a.TargetModules, ", "))
+			fmt.Fprintf(w, "  target_modules: %s\n", esc(strings.Join(a.TargetModules, ", ")))
 		}
 		for i, m := range a.Modules {
-			fmt.Fprintf(w, "  %s (scale %g)\n", m, a.Scales[i])
+			fmt.Fprintf(w, "  %s (scale %g)\n", esc(m), a.Scales[i])
 		}
 		for _, s := range a.Saved {
-			fmt.Fprintf(w, "  modules_to_save: %s\n", s)
+			fmt.Fprintf(w, "  modules_to_save: %s\n", esc(s))
 		}
 	}
 	fmt.Fprintln(w, "tensors:")
 	width := 0
 	for _, t := range r.Tensors {
-		width = max(width, len(t.Name))
+		width = max(width, len(esc(t.Name)))
 	}
 	for _, t := range r.Tensors {
-		line := fmt.Sprintf("  %-*s  %-5s %-18s %10d", width, t.Name, t.DType, fmt.Sprint(t.Shape), t.Bytes)
+		line := fmt.Sprintf("  %-*s  %-5s %-18s %10d", width, esc(t.Name), t.DType, fmt.Sprint(t.Shape), t.Bytes)
 		if t.File != "" {
-			line += "  " + t.File
+			line += "  " + esc(t.File)
 		}
 		fmt.Fprintln(w, line)
 	}
 	for _, n := range r.Notes {
-		fmt.Fprintf(w, "note: %s\n", n)
+		fmt.Fprintf(w, "note: %s\n", esc(n))
 	}
 }
 
@@ -377,6 +199,6 @@ func printConfig(w io.Writer, indent, prefix string, v any) {
 		if len(s) > 100 {
 			s = s[:96] + "..."
 		}
-		fmt.Fprintf(w, "%s%s = %s\n", indent, strings.TrimSuffix(prefix, "."), s)
+		fmt.Fprintf(w, "%s%s = %s\n", indent, escape.Control(strings.TrimSuffix(prefix, ".")), s)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"synth/dataset"
+	"synth/internal/faults"
 )
 
 func TestMergeShards(t *testing.T) {
@@ -56,6 +57,24 @@ func TestMergeShards(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Fatal("an incomplete merge wrote its output")
+	}
+	// A disk that fills up during the write leaves no partial file under --out and no
+	// temporary file beside it.
+	restore, child := faults.DiskFull(t, 512)
+	if !child {
+		return
+	}
+	args = append([]string{"merge", "--manifest", man, "--per", "image", "--out", out}, shardFiles...)
+	code, _, errOut = runCLI(t, args...)
+	restore()
+	if code != exitRuntime || !strings.Contains(errOut, "file too large") {
+		t.Errorf("merge on a full disk: code %d, %s", code, errOut)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a merge that failed to write left a file under --out")
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".merged*")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 	// The same shard twice is a duplicate.
 	args = append([]string{"merge", "--manifest", man, "--per", "image", "--out", out}, append(shardFiles, shardFiles[0])...)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"synth/dataset"
+	"synth/internal/llamagguf"
+	"synth/llm"
 )
 
 // rewriteFixture is a run's inputs: a tiny Llama GGUF, a style file and a manifest.
@@ -72,18 +74,23 @@ func (fx rewriteFixture) args(out string, extra ...string) []string {
 }
 
 // readRewrite reads an output file, failing on a duplicate id.
-func readRewrite(t *testing.T, path string) map[string]rewriteRecord {
+func readRewrite(t *testing.T, path string) map[string]llm.RewriteRecord {
+	return readByID(t, path, func(r llm.RewriteRecord) string { return r.ID })
+}
+
+// readByID reads the records of an output file by their id, failing on a duplicate.
+func readByID[R any](t *testing.T, path string, id func(R) string) map[string]R {
 	t.Helper()
-	recs := map[string]rewriteRecord{}
+	recs := map[string]R{}
 	err := dataset.ReadRecords(path, func(line int, raw json.RawMessage) error {
-		var r rewriteRecord
+		var r R
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return err
 		}
-		if _, dup := recs[r.ID]; dup {
-			return fmt.Errorf("%s:%d: duplicate record for %s", path, line, r.ID)
+		if _, dup := recs[id(r)]; dup {
+			return fmt.Errorf("%s:%d: duplicate record for %s", path, line, id(r))
 		}
-		recs[r.ID] = r
+		recs[id(r)] = r
 		return nil
 	})
 	if err != nil {
@@ -123,7 +130,7 @@ func TestRewriteWritesEveryProduct(t *testing.T) {
 					}
 				}
 			}
-			if !strings.Contains(errOut, "9 products written (2 failed)") || !strings.Contains(errOut, "prefill tokens avoided") {
+			if !strings.Contains(errOut, "products=9 failed=2") || !strings.Contains(errOut, "prefix_tokens_avoided=") {
 				t.Errorf("summary:\n%s", errOut)
 			}
 		})
@@ -156,20 +163,23 @@ func TestRewriteSameSeedSameText(t *testing.T) {
 	}
 }
 
-// TestRewriteHelperProcess is not a test: TestRewriteResumesAfterKill runs the test
-// binary as `synth` through it, so that it can SIGKILL a real process.
+// TestRewriteHelperProcess is not a test: resumeAfterKill runs the test binary as
+// `synth` through it, so that it can SIGKILL a real process.
 func TestRewriteHelperProcess(t *testing.T) {
 	args := os.Getenv("SYNTH_REWRITE_HELPER_ARGS")
 	if args == "" {
-		t.Skip("helper process for TestRewriteResumesAfterKill")
+		t.Skip("helper process for the kill-and-resume tests")
 	}
 	os.Exit(run(append([]string{"synth"}, strings.Split(args, "\x1f")...), os.Stdout, os.Stderr))
 }
 
-func TestRewriteResumesAfterKill(t *testing.T) {
-	fx := newRewriteFixture(t, 40)
-	out := filepath.Join(t.TempDir(), "out.jsonl")
-	args := fx.args(out, "--parallel", "3", "--max-tokens", "120")
+// resumeAfterKill runs synth args in a child process, SIGKILLs it once out holds 5
+// records, reruns args in-process and checks that every id of ids is in out exactly
+// once (read fails on a duplicate), that what was written before the kill stayed as it
+// was, and that a third run finds nothing to do. read returns each record's text by id
+// ("" for error records).
+func resumeAfterKill(t *testing.T, args []string, out string, ids []string, read func(*testing.T, string) map[string]string) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestRewriteHelperProcess$")
 	cmd.Env = append(os.Environ(), "SYNTH_REWRITE_HELPER_ARGS="+strings.Join(args, "\x1f"))
 	if err := cmd.Start(); err != nil {
@@ -196,8 +206,8 @@ poll:
 			}
 		}
 	}
-	before := readRewrite(t, out)
-	if !killed || len(before) == len(fx.ids) {
+	before := read(t, out)
+	if !killed || len(before) == len(ids) {
 		// The machine finished the run before the kill landed: make the state a kill
 		// leaves (complete records, then a torn one) by hand.
 		t.Logf("run finished before the kill; truncating its output instead")
@@ -206,20 +216,20 @@ poll:
 		if err := os.WriteFile(out, []byte(strings.Join(lines[:5], "")+lines[5][:len(lines[5])/2]), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		before = readRewrite(t, out)
+		before = read(t, out)
 	}
-	t.Logf("%d of %d records before resuming", len(before), len(fx.ids))
+	t.Logf("%d of %d records before resuming", len(before), len(ids))
 
 	code, _, errOut := runCLI(t, args...)
 	if code != exitOK {
 		t.Fatalf("resume: exit %d: %s", code, errOut)
 	}
-	after := readRewrite(t, out)
-	if got := slices.Sorted(maps.Keys(after)); !slices.Equal(got, slices.Sorted(slices.Values(fx.ids))) {
-		t.Fatalf("after resume: records for %v, want %v", got, fx.ids)
+	after := read(t, out)
+	if got := slices.Sorted(maps.Keys(after)); !slices.Equal(got, slices.Sorted(slices.Values(ids))) {
+		t.Fatalf("after resume: records for %v, want %v", got, ids)
 	}
-	for id, r := range before {
-		if (r.Text == nil) != (after[id].Text == nil) || (r.Text != nil && *after[id].Text != *r.Text) {
+	for id, text := range before {
+		if after[id] != text {
 			t.Errorf("%s rewritten on resume", id)
 		}
 	}
@@ -228,9 +238,25 @@ poll:
 	if code != exitOK || !strings.Contains(errOut, "nothing to do") {
 		t.Errorf("third run: exit %d: %s", code, errOut)
 	}
-	if len(readRewrite(t, out)) != len(fx.ids) {
+	if len(read(t, out)) != len(ids) {
 		t.Error("third run changed the output")
 	}
+}
+
+func TestRewriteResumesAfterKill(t *testing.T) {
+	fx := newRewriteFixture(t, 40)
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	resumeAfterKill(t, fx.args(out, "--parallel", "3", "--max-tokens", "120"), out, fx.ids, func(t *testing.T, path string) map[string]string {
+		texts := map[string]string{}
+		for id, r := range readRewrite(t, path) {
+			if r.Text != nil {
+				texts[id] = *r.Text
+			} else {
+				texts[id] = ""
+			}
+		}
+		return texts
+	})
 }
 
 func TestRewriteMinCoverageRetriesThenFlags(t *testing.T) {
@@ -249,7 +275,7 @@ func TestRewriteMinCoverageRetriesThenFlags(t *testing.T) {
 			t.Errorf("%s: attempts %d, low_coverage %v, coverage %v", id, r.Attempts, r.LowCoverage, r.Coverage)
 		}
 	}
-	if !strings.Contains(errOut, "3 retried below 0.90, 3 still below") {
+	if !strings.Contains(errOut, "retried=3 low=3") {
 		t.Errorf("summary:\n%s", errOut)
 	}
 }
@@ -286,7 +312,7 @@ func TestRewriteFailFastAndRetryErrors(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	code, _, errOut = runCLI(t, fx.args(out, "--retry-errors")...)
-	if code != exitOK || !strings.Contains(errOut, "2 products written (2 failed)") {
+	if code != exitOK || !strings.Contains(errOut, "products=2 failed=2") {
 		t.Errorf("--retry-errors: exit %d: %s", code, errOut)
 	}
 	if len(readRewrite(t, out)) != len(fx.ids) {
@@ -322,5 +348,102 @@ func TestRewriteUsageErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err == nil && len(readRewrite(t, out)) != 0 {
 		t.Error("records written without a model")
+	}
+}
+
+// --examples-from draws the prompt's examples from a dataset: the same for a seed,
+// recorded in the params, different for another seed.
+func TestRewriteExamplesFromAreDeterministicPerSeed(t *testing.T) {
+	fx := newRewriteFixture(t, 2)
+	src := filepath.Join(t.TempDir(), "source.jsonl")
+	var lines []string
+	for i := 0; i < 30; i++ {
+		lines = append(lines, mustJSON(t, dataset.Product{ID: fmt.Sprintf("s%02d", i), Text: fmt.Sprintf("A soft cotton shirt number %d.", i), Keywords: []string{"cotton", "shirt"}}))
+	}
+	if err := os.WriteFile(src, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	drawn := func(seed string) []string {
+		out := filepath.Join(t.TempDir(), "out.jsonl")
+		args := []string{"--threads", "1", "rewrite", "--quiet", "--model", fx.model, "--examples-from", src, "--shots", "3",
+			"--in", fx.manifest, "--out", out, "--ctx", "900", "--max-tokens", "4", "--seed", seed}
+		if code, _, errOut := runCLI(t, args...); code != exitOK {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		var ids []string
+		for id, r := range readRewrite(t, out) {
+			if r.Params.ExamplesFrom != filepath.Base(src) || r.Params.Shots != 3 || r.Params.Examples != 3 || len(r.Params.ExampleIDs) != 3 {
+				t.Errorf("%s: params %+v", id, r.Params)
+			}
+			if ids == nil {
+				ids = r.Params.ExampleIDs
+			} else if !slices.Equal(ids, r.Params.ExampleIDs) {
+				t.Errorf("records of one run name different examples: %v, %v", ids, r.Params.ExampleIDs)
+			}
+		}
+		return ids
+	}
+	a, b, c := drawn("5"), drawn("5"), drawn("6")
+	if !slices.Equal(a, b) || slices.Equal(a, c) {
+		t.Errorf("seed 5 drew %v then %v; seed 6 drew %v", a, b, c)
+	}
+	for _, extra := range [][]string{{"--examples", fx.examples}, {"--shots", "-1"}} {
+		args := []string{"rewrite", "--model", fx.model, "--examples-from", src, "--in", fx.manifest, "--out", filepath.Join(t.TempDir(), "o.jsonl")}
+		if code, _, errOut := runCLI(t, append(args, extra...)...); code != exitUsage {
+			t.Errorf("%v: exit %d: %s", extra, code, errOut)
+		}
+	}
+	if code, _, errOut := runCLI(t, "rewrite", "--model", fx.model, "--shots", "2", "--in", fx.manifest, "--out", filepath.Join(t.TempDir(), "o.jsonl")); code != exitUsage {
+		t.Errorf("--shots without --examples-from: exit %d: %s", code, errOut)
+	}
+}
+
+// --lang ko writes Korean prompts (built-in Korean examples when none are given), and a
+// glossary matches Korean keywords against an English text, which the record notes.
+// (Korean text against Korean keywords is TestCoverageKorean's: a scripted model can
+// only write distinct tokens, and Hangul's UTF-8 lead bytes repeat.)
+func TestRewriteKorean(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "scripted.gguf")
+	if err := llamagguf.WriteScripted(model, "jeans in cotton"); err != nil {
+		t.Fatal(err)
+	}
+	manifest := filepath.Join(dir, "ko.jsonl")
+	if err := os.WriteFile(manifest, []byte(`{"id": "ko", "keywords": ["청바지", "면", "울"]}
+{"id": "en", "keywords": ["jeans", "cotton"]}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	glossary := filepath.Join(dir, "g.tsv")
+	if err := os.WriteFile(glossary, []byte("청바지\tjeans\n면\tcotton\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.jsonl")
+	code, _, errOut := runCLI(t, "--threads", "1", "rewrite", "--model", model, "--lang", "ko", "--glossary", glossary, "--in", manifest, "--out", out)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(errOut, "4 examples, ko") {
+		t.Errorf("built-in Korean examples not used:\n%s", errOut)
+	}
+	recs := readRewrite(t, out)
+	ko, en := recs["ko"], recs["en"]
+	if ko.Text == nil || *ko.Text != "jeans in cotton" || ko.Coverage == nil || *ko.Coverage != 2.0/3 || !slices.Equal(ko.Missing, []string{"울"}) ||
+		!slices.Equal(ko.GlossaryMatches, []string{"청바지 = jeans", "면 = cotton"}) || ko.Params.Lang != "ko" || ko.Params.Glossary != filepath.Base(glossary) || ko.Params.Examples != 4 {
+		t.Errorf("Korean keywords against English text: %+v", ko)
+	}
+	if en.Coverage == nil || *en.Coverage != 1 || en.GlossaryMatches != nil {
+		t.Errorf("English keywords: %+v", en)
+	}
+	if code, _, _ := runCLI(t, "rewrite", "--model", model, "--lang", "fr", "--in", manifest, "--out", filepath.Join(dir, "o.jsonl")); code != exitUsage {
+		t.Errorf("--lang fr: exit %d", code)
+	}
+}
+
+// The help says why the same seed gives other texts at another --parallel (issue 20).
+func TestRewriteHelpDocumentsParallel(t *testing.T) {
+	code, out, _ := runCLI(t, "rewrite", "--help")
+	if code != exitOK || !strings.Contains(out, "--parallel 1 and --parallel 3 do") || !strings.Contains(out, "floating-point sums") {
+		t.Errorf("rewrite --help does not explain --parallel and reproducibility:\n%s", out)
 	}
 }

@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"synth/dataset"
 	"synth/vision/cliptok"
 )
 
@@ -24,7 +26,8 @@ func tokenizeCommand() *cli.Command {
 		Description: "Runs the tokenizer Long-CLIP uses (upstream cleaning: ftfy-style repair, HTML\n" +
 			"unescape, whitespace collapse, lowercase; byte-level BPE; <|startoftext|> ... <|endoftext|>)\n" +
 			"with truncation that keeps <|endoftext|> last, as upstream's truncate=True.\n" +
-			"Texts come from --text (repeatable) or --texts FILE (one text a line, '-' for stdin).\n" +
+			"Texts come from --text (repeatable) or --texts FILE (one text a line, '-' for stdin; a\n" +
+			".jsonl file holds a JSON string a line, for texts with newlines).\n" +
 			"Each text prints one line: {\"ids\": [...], \"length\": n, \"truncated\": bool, \"eot_index\": i};\n" +
 			"--pad pads ids with zeros to the context length (the model's input row).",
 		Flags: []cli.Flag{
@@ -32,7 +35,7 @@ func tokenizeCommand() *cli.Command {
 			&cli.StringFlag{Name: "model", Usage: "a Long-CLIP model folder holding " + clipVocabName + " (instead of --vocab)"},
 			&cli.IntFlag{Name: "context", Value: cliptok.Context, Usage: "context length (Long-CLIP: 248)"},
 			&cli.StringSliceFlag{Name: "text", Usage: "a text to tokenize (repeatable)"},
-			&cli.StringFlag{Name: "texts", Usage: "a file with one text a line ('-': standard input)"},
+			&cli.StringFlag{Name: "texts", Usage: "a file with one text a line ('-': standard input), or .jsonl: a JSON string a line"},
 			&cli.BoolFlag{Name: "pad", Usage: "pad ids with zeros to --context"},
 		},
 		Action: runTokenize,
@@ -63,9 +66,9 @@ func runTokenize(c *cli.Context) error {
 	if (len(texts) > 0) == (c.String("texts") != "") {
 		return usageErrorf("give either --text (repeatable) or --texts FILE")
 	}
-	ctxLen := c.Int("context")
-	if ctxLen < 2 {
-		return usageErrorf("--context must be at least 2 (SOT and EOT), got %d", ctxLen)
+	ctxLen, err := intInRange(c, "context", 2, maxContext) // 2: SOT and EOT
+	if err != nil {
+		return err
 	}
 	tok, err := cliptok.Load(vocab)
 	if err != nil {
@@ -86,6 +89,19 @@ func runTokenize(c *cli.Context) error {
 	if len(texts) > 0 {
 		for _, t := range texts {
 			if err := emit(t); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if name := c.String("texts"); strings.EqualFold(filepath.Ext(name), ".jsonl") {
+		// a JSON string (or a product line) a line: texts that hold newlines
+		texts, err := dataset.ReadTexts(name)
+		if err != nil {
+			return err
+		}
+		for _, tx := range texts {
+			if err := emit(tx.Text); err != nil {
 				return err
 			}
 		}

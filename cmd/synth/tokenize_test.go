@@ -64,6 +64,16 @@ func TestTokenizeCommand(t *testing.T) {
 	if !got[2].Truncated || got[2].IDs[7] != cliptok.EOT || got[2].EOTIndex != 7 {
 		t.Errorf("long line: %+v", got[2])
 	}
+
+	// .jsonl: a JSON string a line, so a text may hold a newline (whitespace to the
+	// tokenizer, like the space it replaces)
+	js := filepath.Join(t.TempDir(), "texts.jsonl")
+	os.WriteFile(js, []byte(`"a photo\nof a cat"`+"\n"), 0o644)
+	code, out, errOut = runCLI(t, "tokenize", "--model", filepath.Dir(vocab), "--texts", js, "--context", "8", "--pad")
+	var nl tokenizeLine
+	if code != exitOK || json.Unmarshal([]byte(out), &nl) != nil || !slices.Equal(nl.IDs, got[0].IDs) {
+		t.Errorf("text with a newline from .jsonl: code %d, %s %s; want the ids of line 1", code, out, errOut)
+	}
 }
 
 func TestTokenizeUsageErrors(t *testing.T) {

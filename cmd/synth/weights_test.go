@@ -1,6 +1,8 @@
 package main
 
 import (
+	"archive/zip"
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -19,7 +21,7 @@ func TestInspectLongCLIP(t *testing.T) {
 			if code != exitOK {
 				t.Fatalf("inspect %s: code %d, %s", p, code, errOut)
 			}
-			var r inspectReport
+			var r weights.Inspection
 			if err := json.Unmarshal([]byte(out), &r); err != nil {
 				t.Fatalf("inspect --json output: %v", err)
 			}
@@ -48,22 +50,31 @@ func TestInspectAdapterAndGGUF(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("code %d: %s", code, errOut)
 		}
-		var r inspectReport
+		var r weights.Inspection
 		json.Unmarshal([]byte(out), &r)
 		if r.Adapter == nil || len(r.Adapter.Modules) == 0 || r.Adapter.R <= 0 {
 			t.Errorf("%s: adapter not described: %+v", set, r.Adapter)
 		}
 	}
-	llm := filepath.Join(fixtures.Dir(t, "llm"), "tiny-llama-a.gguf")
-	code, out, errOut := runCLI(t, "inspect", "--json", llm)
-	if code != exitOK {
-		t.Fatalf("code %d: %s", code, errOut)
-	}
-	var r inspectReport
-	json.Unmarshal([]byte(out), &r)
-	for _, m := range r.Metadata {
-		if m.Key == "tokenizer.ggml.tokens" && (m.Len != 747 || len(m.Value.([]any)) != maxArrayShown) {
-			t.Errorf("tokens summarised as %d of %d", len(m.Value.([]any)), m.Len)
+	ggufs := fixtures.Files(t, "llm", "*.gguf")
+	for _, llm := range ggufs {
+		code, out, errOut := runCLI(t, "inspect", "--json", llm)
+		if code != exitOK {
+			t.Fatalf("code %d: %s", code, errOut)
+		}
+		var r weights.Inspection
+		json.Unmarshal([]byte(out), &r)
+		src, err := weights.Open(llm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks, _ := src.Meta("tokenizer.ggml.tokens")
+		src.Close()
+		n := len(toks.([]string))
+		for _, m := range r.Metadata {
+			if m.Key == "tokenizer.ggml.tokens" && (m.Len != n || len(m.Value.([]any)) != min(n, weights.MaxArrayShown)) {
+				t.Errorf("%s: tokens summarised as %d of %d, the file has %d", filepath.Base(llm), len(m.Value.([]any)), m.Len, n)
+			}
 		}
 	}
 	if code, _, _ := runCLI(t, "inspect"); code != exitUsage {
@@ -93,12 +104,26 @@ func TestConvertCLI(t *testing.T) {
 			t.Error("config.json not stored")
 		}
 		for _, tn := range src.Tensors() {
-			wantQ := strings.HasSuffix(tn.Name, "in_proj_weight") || strings.HasSuffix(tn.Name, "c_fc.weight") || strings.HasSuffix(tn.Name, "out_proj.weight")
+			// the Linear weights not kept, where both dims fill whole Q8_0 blocks (a set's
+			// widths need not be multiples of 32: those stay F32)
+			linear := strings.HasSuffix(tn.Name, "in_proj_weight") || strings.HasSuffix(tn.Name, "c_fc.weight") || strings.HasSuffix(tn.Name, "out_proj.weight")
+			wantQ := linear && tn.Shape[0]%32 == 0 && tn.Shape[1]%32 == 0
 			if (tn.DType == weights.Q8_0) != wantQ {
 				t.Errorf("%s stored as %s", tn.Name, tn.DType)
 			}
 		}
 		src.Close()
+		// an existing output is replaced only with --force
+		code, _, errOut = runCLI(t, "convert", "--in", filepath.Join(set, "model.pt"), "--type", "f16", "--out", out)
+		if code != exitUsage || !strings.Contains(errOut, "exists") || !strings.Contains(errOut, "--force") {
+			t.Errorf("convert over an existing file: code %d: %s", code, errOut)
+		}
+		if code, _, errOut = runCLI(t, "convert", "--in", filepath.Join(set, "model.pt"), "--type", "f16", "--out", out, "--force"); code != exitOK {
+			t.Errorf("convert --force: code %d: %s", code, errOut)
+		}
+		if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o644 {
+			t.Errorf("converted file mode: %v %v", st.Mode(), err)
+		}
 	}
 	for _, args := range [][]string{
 		{"convert", "--in", "x", "--out", "y.gguf"},                            // no --type
@@ -123,6 +148,106 @@ func TestConvertDryRunWithLoRA(t *testing.T) {
 		if !strings.Contains(out, "+lora") || !strings.Contains(out, "with LoRA merged") {
 			t.Errorf("dry run does not show merges:\n%s", out)
 		}
+	}
+}
+
+// Names from a checkpoint reach the terminal escaped: a tensor name, a GGUF key or a
+// pickle global holding an escape sequence or a NUL byte used to be printed raw.
+func TestInspectEscapesNames(t *testing.T) {
+	dir := t.TempDir()
+	const evil = "x\x1b]0;pwned\x07\x1b[2J\x00y"
+	const shown = `x\x1b]0;pwned\x07\x1b[2J\x00y`
+	st := filepath.Join(dir, "m.safetensors")
+	if err := weights.WriteSafetensors(st, []weights.Tensor{{Name: "w." + evil, DType: weights.F32, Shape: []int{1}, Data: make([]byte, 4)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	gw := weights.NewGGUFWriter()
+	gw.Add("general."+evil, uint32(1))
+	gw.AddF32("t."+evil, weights.F32, []int{1}, []float32{1})
+	gg := filepath.Join(dir, "m.gguf")
+	if err := gw.WriteFile(gg); err != nil {
+		t.Fatal(err)
+	}
+	var zbuf bytes.Buffer
+	zw := zip.NewWriter(&zbuf)
+	w, _ := zw.CreateHeader(&zip.FileHeader{Name: "archive/data.pkl", Method: zip.Store})
+	w.Write([]byte("\x80\x02cos" + evil + "\nsystem\n."))
+	zw.Close()
+	pt := filepath.Join(dir, "m.pt")
+	os.WriteFile(pt, zbuf.Bytes(), 0o644)
+
+	for _, p := range []string{st, gg, pt} {
+		code, out, errOut := runCLI(t, "inspect", p)
+		all := out + errOut
+		if strings.ContainsAny(all, "\x1b\x00\x07") {
+			t.Errorf("inspect %s printed raw control characters: %q", filepath.Base(p), all)
+		}
+		if !strings.Contains(all, shown) {
+			t.Errorf("inspect %s (exit %d) does not show the name escaped: %q", filepath.Base(p), code, all)
+		}
+	}
+}
+
+// caption and convert --merge load adapters through one function, so they agree: an
+// adapter with fan_in_fan_out true (GPT-2's Conv1D layout, never peft's output for
+// nn.Linear) is refused by both (convert used to merge it transposed).
+func TestAdapterChecksAgree(t *testing.T) {
+	for _, set := range fixtures.Sets(t, "blip2", "adapter_config.json") {
+		dir := t.TempDir()
+		cfg, err := os.ReadFile(filepath.Join(set, "adapter_config.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(cfg, &m); err != nil {
+			t.Fatal(err)
+		}
+		m["fan_in_fan_out"] = true
+		cfg, _ = json.Marshal(m)
+		os.WriteFile(filepath.Join(dir, "adapter_config.json"), cfg, 0o644)
+		w, err := os.ReadFile(filepath.Join(set, "adapter_model.safetensors"))
+		if err != nil {
+			t.Skipf("%s: no adapter_model.safetensors: %v", set, err)
+		}
+		os.WriteFile(filepath.Join(dir, "adapter_model.safetensors"), w, 0o644)
+		manifest := filepath.Join(dir, "m.jsonl")
+		os.WriteFile(manifest, []byte(`{"id":"p","images":["a.png"]}`+"\n"), 0o644)
+		tinyTokenizer(t, dir, textVocab(t, set))
+
+		for _, args := range [][]string{
+			{"convert", "--in", set, "--lora", dir, "--merge", "--type", "f32", "--out", filepath.Join(dir, "m.gguf")},
+			{"caption", "--model", set, "--lora", dir, "--tokenizer", dir, "--images", manifest, "--out", filepath.Join(dir, "c.jsonl")},
+		} {
+			code, _, errOut := runCLI(t, args...)
+			if code != exitRuntime || !strings.Contains(errOut, "fan_in_fan_out is true") {
+				t.Errorf("%s: exit %d, %q; want the fan_in_fan_out refusal", args[0], code, errOut)
+			}
+		}
+	}
+}
+
+// convert's summary counts the tensors per stored type and says how many 2-D weights
+// stayed F32 because their shape cannot be quantized (a hidden size not a multiple of 32).
+func TestConvertSummaryCountsFallbacks(t *testing.T) {
+	dir := t.TempDir()
+	var ts []weights.Tensor
+	for name, shape := range map[string][]int{"a.weight": {64, 64}, "b.weight": {48, 64}, "c.weight": {64, 40}, "n.bias": {64}} {
+		n := 1
+		for _, d := range shape {
+			n *= d
+		}
+		ts = append(ts, weights.Tensor{Name: name, DType: weights.F32, Shape: shape, Data: make([]byte, 4*n)})
+	}
+	in := filepath.Join(dir, "m.safetensors")
+	if err := weights.WriteSafetensors(in, ts, nil); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "convert", "--in", in, "--type", "q8_0", "--out", filepath.Join(dir, "m.gguf"))
+	if code != exitOK {
+		t.Fatalf("convert: %d %s", code, errOut)
+	}
+	if !strings.Contains(out, "F32 x3") || !strings.Contains(out, "Q8_0 x1") || !strings.Contains(out, "2 2-D weights kept F32 (dims not multiples of 32)") {
+		t.Errorf("summary does not count the fallbacks:\n%s", out)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"synth/internal/filelock"
 )
 
 // Key identifies one cached vector; see ImageKey and TextKey.
@@ -52,8 +54,9 @@ func newKey(kind, model, preprocessing string, content [32]byte) Key {
 	return k
 }
 
-// ErrLocked is returned by Open when another process holds the cache.
-var ErrLocked = errors.New("embcache: cache is open in another process")
+// ErrLocked is wrapped by Open's error when another process (or another Cache of this
+// one) has the cache open; the message names its pid.
+var ErrLocked = filelock.ErrLocked
 
 // ErrFormat marks a file that is not an embcache file of this version.
 var ErrFormat = errors.New("embcache: not a cache file of this version")
@@ -101,7 +104,7 @@ type Stats struct {
 // Cache is an open cache folder. Methods are safe for concurrent use.
 type Cache struct {
 	dir      string
-	lock     *os.File
+	lock     *filelock.Lock
 	vectors  *os.File
 	index    *os.File
 	mu       sync.RWMutex
@@ -126,14 +129,8 @@ func Open(dir string) (*Cache, error) {
 		}
 	}()
 	var err error
-	if c.lock, err = os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
-		return nil, fmt.Errorf("embcache: %w", err)
-	}
-	if err := lockFile(c.lock); err != nil {
-		if errors.Is(err, errWouldBlock) {
-			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
-		}
-		return nil, fmt.Errorf("embcache: lock %s: %w", dir, err)
+	if c.lock, err = filelock.Acquire(filepath.Join(dir, lockName)); err != nil {
+		return nil, fmt.Errorf("embcache: cache %w", err)
 	}
 	if c.vectors, err = openWithHeader(filepath.Join(dir, vectorsName), vectorsMagic); err != nil {
 		return nil, err
@@ -428,13 +425,16 @@ func (c *Cache) Close() error {
 
 func (c *Cache) closeFiles() error {
 	var first error
-	for _, f := range []*os.File{c.vectors, c.index, c.lock} {
+	for _, f := range []*os.File{c.vectors, c.index} {
 		if f == nil {
 			continue
 		}
 		if err := f.Close(); err != nil && first == nil {
 			first = fmt.Errorf("embcache: close: %w", err)
 		}
+	}
+	if err := c.lock.Release(); err != nil && first == nil {
+		first = fmt.Errorf("embcache: %w", err)
 	}
 	return first
 }

@@ -11,7 +11,7 @@
 //	vectors  "SYNTHVEC" header, then float32 little-endian vectors back to back
 //	index    "SYNTHIDX" header, then 52-byte records: key, offset, dim, CRC-32C of the
 //	         vector, CRC-32C of the record
-//	lock     held with flock while a process has the cache open
+//	lock     held with flock (internal/filelock) while a process has the cache open; holds its pid
 //
 // Put writes the vector first and its index record second, so a process killed at any
 // point leaves at most a torn last index record and vector bytes no record points to;

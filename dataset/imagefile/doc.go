@@ -5,7 +5,9 @@
 //
 // The format comes from the file's first bytes, never its name. Sizes are read from the
 // header and checked against Limits before any pixel memory is allocated, so a
-// 20000x20000 PNG header is refused at once and memory stays bounded.
+// 20000x20000 PNG header is refused at once and memory stays bounded. ReadFile, which
+// Decode uses and which eval calls for its cache keys, is the one check before any image
+// file is read: a regular file (never a FIFO or a device) of at most MaxFileBytes.
 //
 // Formats and the Go type each PIL mode becomes:
 //

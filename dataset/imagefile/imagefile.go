@@ -48,10 +48,13 @@ func (l Limits) withDefaults() Limits {
 
 // Errors callers branch on.
 var (
-	ErrEmpty   = errors.New("imagefile: empty file")
-	ErrFormat  = errors.New("imagefile: not a JPEG, PNG, GIF or WebP file")
-	ErrTooBig  = errors.New("imagefile: image exceeds the limits")
-	ErrCorrupt = errors.New("imagefile: corrupt image data")
+	// ErrNotRegular: a FIFO, device, socket or folder given as an image. Opening a FIFO
+	// blocks until a writer comes; reading /dev/zero never ends.
+	ErrNotRegular = errors.New("imagefile: not a regular file")
+	ErrEmpty      = errors.New("imagefile: empty file")
+	ErrFormat     = errors.New("imagefile: not a JPEG, PNG, GIF or WebP file")
+	ErrTooBig     = errors.New("imagefile: image exceeds the limits")
+	ErrCorrupt    = errors.New("imagefile: corrupt image data")
 )
 
 // Format names a file format by its signature.
@@ -82,24 +85,71 @@ func Sniff(data []byte) (Format, error) {
 	return "", fmt.Errorf("%w (starts with % x)", ErrFormat, head)
 }
 
-// Decode reads and decodes the image file at path.
-func Decode(path string, lim Limits) (image.Image, error) {
+// ReadFile reads an image file whole, after checking that it is a regular file of at most
+// lim.MaxFileBytes: the one check every reader of image files (caption, embed, eval's
+// cache keys) goes through before it reads. A FIFO or device is refused before it is
+// opened, and again after (opened without blocking), in case the path changed between.
+func ReadFile(path string, lim Limits) ([]byte, error) {
 	lim = lim.withDefaults()
-	f, err := os.Open(path)
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("imagefile: %w", err)
+	}
+	if err := checkRegular(path, st, lim); err != nil {
+		return nil, err
+	}
+	f, err := openNonBlocking(path)
 	if err != nil {
 		return nil, fmt.Errorf("imagefile: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
+	if st, err = f.Stat(); err != nil {
 		return nil, fmt.Errorf("imagefile: %w", err)
 	}
-	if st.Size() > lim.MaxFileBytes {
-		return nil, fmt.Errorf("imagefile: %s: %w: file is %d bytes, limit %d", path, ErrTooBig, st.Size(), lim.MaxFileBytes)
+	if err := checkRegular(path, st, lim); err != nil {
+		return nil, err
 	}
 	data, err := io.ReadAll(io.LimitReader(f, lim.MaxFileBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("imagefile: read %s: %w", path, err)
+	}
+	if int64(len(data)) > lim.MaxFileBytes {
+		return nil, fmt.Errorf("imagefile: %s: %w: file grew past the limit of %d bytes while read", path, ErrTooBig, lim.MaxFileBytes)
+	}
+	return data, nil
+}
+
+func checkRegular(path string, st os.FileInfo, lim Limits) error {
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("imagefile: %s: %w (%s)", path, ErrNotRegular, describeMode(st.Mode()))
+	}
+	if st.Size() > lim.MaxFileBytes {
+		return fmt.Errorf("imagefile: %s: %w: file is %d bytes, limit %d", path, ErrTooBig, st.Size(), lim.MaxFileBytes)
+	}
+	return nil
+}
+
+func describeMode(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a folder"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return "mode " + m.String()
+}
+
+// Decode reads (ReadFile) and decodes the image file at path.
+func Decode(path string, lim Limits) (image.Image, error) {
+	data, err := ReadFile(path, lim)
+	if err != nil {
+		return nil, err
 	}
 	img, err := DecodeBytes(data, lim)
 	if err != nil {

@@ -11,7 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
+	"time"
 )
 
 type expectedFile struct {
@@ -260,4 +262,47 @@ func FuzzDecodeBytes(f *testing.F) {
 			t.Errorf("decoded an empty image without error")
 		}
 	})
+}
+
+// Every reader of image files checks before reading: a FIFO would block in open, a
+// device would be read without end, a huge file would be read whole.
+func TestReadFileRefusesNonRegularAndHuge(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "pipe.jpg")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skipf("cannot make a FIFO here: %v", err)
+	}
+	huge := filepath.Join(dir, "huge.png")
+	if err := os.WriteFile(huge, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(huge, DefaultMaxFileBytes+1); err != nil { // sparse: no disk used
+		t.Fatal(err)
+	}
+	cases := []struct {
+		path string
+		want error
+	}{
+		{fifo, ErrNotRegular}, {"/dev/zero", ErrNotRegular}, {dir, ErrNotRegular}, {huge, ErrTooBig},
+	}
+	for _, c := range cases {
+		errc := make(chan error, 1)
+		go func() { _, err := Decode(c.path, Limits{}); errc <- err }()
+		select {
+		case err := <-errc:
+			if !errors.Is(err, c.want) {
+				t.Errorf("%s: %v, want %v", c.path, err, c.want)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: Decode still blocked after 30 s", c.path)
+		}
+	}
+	ok := filepath.Join(dir, "ok.bin")
+	os.WriteFile(ok, []byte("12345"), 0o644)
+	if b, err := ReadFile(ok, Limits{}); err != nil || string(b) != "12345" {
+		t.Errorf("regular file: %q, %v", b, err)
+	}
+	if _, err := ReadFile(ok, Limits{MaxFileBytes: 4}); !errors.Is(err, ErrTooBig) {
+		t.Errorf("5 bytes with a 4-byte limit: %v", err)
+	}
 }

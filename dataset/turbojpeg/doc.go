@@ -1,6 +1,7 @@
 // Package turbojpeg decodes JPEG files with libjpeg-turbo (cgo, the libjpeg API, linked
-// with -ljpeg; Debian: libjpeg62-turbo-dev), the decoder PIL uses, so that decoded pixels
-// match upstream's: ISLOW DCT and fancy (interpolating) chroma upsampling, progressive and
+// with -ljpeg, or with libjpeg.a under the jpegstatic build tag of portable builds;
+// Debian: libjpeg62-turbo-dev), the decoder PIL uses, so that decoded pixels match
+// upstream's: ISLOW DCT and fancy (interpolating) chroma upsampling, progressive and
 // baseline files, greyscale, YCbCr/RGB and CMYK/YCCK. Go's image/jpeg replicates
 // subsampled chroma instead and differs by up to ~80 levels on 4:2:0 files.
 //

@@ -1,7 +1,6 @@
 package turbojpeg
 
 /*
-#cgo LDFLAGS: -ljpeg
 #include <stdlib.h>
 #include "decode.h"
 */

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"synth/vision/blip2"
+	"synth/vision/nn"
 	"synth/weights"
 )
 
@@ -86,59 +88,16 @@ func WriteBLIP2(dir, loraDir string, d BLIP2Dims, seed uint64) error {
 		return err
 	}
 
-	rt := &randTensors{r: rand.New(rand.NewPCG(seed, 0xb12))}
-	vh, grid := d.VisionHidden, blip2Image/blip2Patch
-	rt.normal("vision_model.embeddings.class_embedding", 0.2, 1, 1, vh)
-	rt.linear("vision_model.embeddings.patch_embedding", vh, 3*blip2Patch*blip2Patch, true)
-	rt.out[len(rt.out)-2].Shape = []int{vh, 3, blip2Patch, blip2Patch} // conv weight layout
-	rt.normal("vision_model.embeddings.position_embedding", 0.1, 1, grid*grid+1, vh)
-	for i := 0; i < d.VisionLayers; i++ {
-		p := fmt.Sprintf("vision_model.encoder.layers.%d.", i)
-		rt.layerNorm(p+"layer_norm1", vh)
-		rt.layerNorm(p+"layer_norm2", vh)
-		rt.linear(p+"self_attn.qkv", 3*vh, vh, true)
-		rt.linear(p+"self_attn.projection", vh, vh, true)
-		rt.linear(p+"mlp.fc1", d.VisionMLP, vh, true)
-		rt.linear(p+"mlp.fc2", vh, d.VisionMLP, true)
+	js, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
 	}
-	rt.layerNorm("vision_model.post_layernorm", vh)
-
-	qh := d.QHidden
-	rt.normal("query_tokens", 0.5, 1, d.Queries, qh)
-	rt.layerNorm("qformer.layernorm", qh)
-	for i := 0; i < d.QLayers; i++ {
-		p := fmt.Sprintf("qformer.encoder.layer.%d.", i)
-		attn := func(kind string, kvIn int) {
-			rt.linear(p+kind+".attention.query", qh, qh, true)
-			rt.linear(p+kind+".attention.key", qh, kvIn, true)
-			rt.linear(p+kind+".attention.value", qh, kvIn, true)
-			rt.linear(p+kind+".output.dense", qh, qh, true)
-			rt.layerNorm(p+kind+".output.LayerNorm", qh)
-		}
-		attn("attention", qh)
-		if i%d.QCrossFreq == 0 {
-			attn("crossattention", vh)
-		}
-		rt.linear(p+"intermediate_query.dense", d.QMLP, qh, true)
-		rt.linear(p+"output_query.dense", qh, d.QMLP, true)
-		rt.layerNorm(p+"output_query.LayerNorm", qh)
+	// the tensors are the ones blip2.Load reads, in the order it reads them
+	_, src, err := blip2.Random(js, seed, nn.RandomOptions{}, blip2.Options{})
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
 	}
-	th := d.TextHidden
-	rt.linear("language_projection", th, qh, true)
-	rt.normal("language_model.model.decoder.embed_tokens.weight", 0.25, vocab, th)
-	rt.normal("language_model.model.decoder.embed_positions.weight", 0.1, d.MaxPos+2, th)
-	for i := 0; i < d.TextLayers; i++ {
-		p := fmt.Sprintf("language_model.model.decoder.layers.%d.", i)
-		for _, n := range []string{"q_proj", "k_proj", "v_proj", "out_proj"} {
-			rt.linear(p+"self_attn."+n, th, th, true)
-		}
-		rt.layerNorm(p+"self_attn_layer_norm", th)
-		rt.linear(p+"fc1", d.TextFFN, th, true)
-		rt.linear(p+"fc2", th, d.TextFFN, true)
-		rt.layerNorm(p+"final_layer_norm", th)
-	}
-	rt.layerNorm("language_model.model.decoder.final_layer_norm", th)
-	tensors := rt.sorted()
+	tensors := src.Tensors()
 	for _, t := range tensors { // tied LM head, stored under both names as HF saves it
 		if t.Name == "language_model.model.decoder.embed_tokens.weight" {
 			tensors = append(tensors, weights.Tensor{Name: "language_model.lm_head.weight", DType: t.DType, Shape: t.Shape, Data: t.Data})

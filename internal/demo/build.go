@@ -32,7 +32,7 @@ type readyStamp struct {
 }
 
 // buildVersion changes when Build would write different files for the same seed.
-const buildVersion = 1
+const buildVersion = 2
 
 // Build writes the demo's data, models and pipeline config into dir, unless a complete
 // build with the same seed is already there.
@@ -52,6 +52,8 @@ func Build(dir string, seed uint64) (Layout, bool, error) {
 	data := filepath.Join(abs, "data")
 	l.Data = Data{
 		Source:    filepath.Join(data, "source.jsonl"),
+		SourceKo:  filepath.Join(data, "source_ko.jsonl"),
+		Glossary:  filepath.Join(data, "glossary.tsv"),
 		Unlabeled: filepath.Join(data, "unlabeled.jsonl"),
 		Foreign:   filepath.Join(data, "foreign.jsonl"),
 		Examples:  filepath.Join(data, "style_examples.jsonl"),
@@ -100,9 +102,22 @@ output: out
 threads: 0
 
 data:
-  source: data/source.jsonl
+  # Korean source descriptions, translated by the translate step below; the translation
+  # is the evaluation's source set (data/source.jsonl holds the same products described
+  # in English, for comparison).
+  source: data/source_ko.jsonl
   unlabeled: data/unlabeled.jsonl
   foreign: data/foreign.jsonl
+
+translate:
+  model: models/llama-3.1-demo.gguf
+  glossary: data/glossary.tsv
+  from: ko
+  to: en
+  fields: text,category
+  parallel: 3
+  max-tokens: 48
+  seed: 0
 
 caption:
   model: models/blip2-opt-demo
@@ -124,5 +139,5 @@ eval:
   products: 24
   images-per-product: 2
   seed: 0
-  cache: out/embedding-cache
+  cache: cache/embeddings
 `, "\n")

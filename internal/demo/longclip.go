@@ -2,10 +2,10 @@ package demo
 
 import (
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"path/filepath"
 
+	"synth/vision/longclip"
+	"synth/vision/nn"
 	"synth/weights"
 )
 
@@ -34,40 +34,16 @@ func WriteLongCLIP(ptPath, vocabPath string, d LongCLIPDims, seed uint64) error 
 	if err := writeCLIPMerges(vocabPath, merges); err != nil {
 		return err
 	}
-	vocab := 512 + len(merges) + 2
-	rt := &randTensors{r: rand.New(rand.NewPCG(seed, 0xc11))}
-	vw, tw, grid := d.VisionWidth, d.TextWidth, clipResolution/d.Patch
-	rt.normal("positional_embedding", 0.01, clipContext, tw)
-	rt.normal("positional_embedding_res", 0.01, clipContext, tw)
-	rt.normal("text_projection", 1/math.Sqrt(float64(tw)), tw, d.Embed)
-	rt.add("logit_scale", []int{}, func(int) float64 { return math.Log(1 / 0.07) })
-	rt.normal("visual.class_embedding", 1/math.Sqrt(float64(vw)), vw)
-	rt.normal("visual.positional_embedding", 1/math.Sqrt(float64(vw)), grid*grid+1, vw)
-	rt.normal("visual.proj", 1/math.Sqrt(float64(vw)), vw, d.Embed)
-	rt.normal("visual.conv1.weight", 1/math.Sqrt(float64(3*d.Patch*d.Patch)), vw, 3, d.Patch, d.Patch)
-	rt.layerNorm("visual.ln_pre", vw)
-	blocks := func(prefix string, w, layers int) {
-		for i := 0; i < layers; i++ {
-			p := fmt.Sprintf("%s%d.", prefix, i)
-			rt.normal(p+"attn.in_proj_weight", 1/math.Sqrt(float64(w)), 3*w, w)
-			rt.normal(p+"attn.in_proj_bias", 0.02, 3*w)
-			rt.linear(p+"attn.out_proj", w, w, true)
-			rt.layerNorm(p+"ln_1", w)
-			rt.linear(p+"mlp.c_fc", 4*w, w, true)
-			rt.linear(p+"mlp.c_proj", w, 4*w, true)
-			rt.layerNorm(p+"ln_2", w)
-		}
+	heads := func(w int) int { return w / 64 } // upstream's rule: the .pt needs no config
+	cfg := longclip.Config{EmbedDim: d.Embed, Eps: longclip.LayerNormEps,
+		Vision: longclip.VisionConfig{Width: d.VisionWidth, Layers: d.VisionLayers, Heads: heads(d.VisionWidth), PatchSize: d.Patch, Resolution: clipResolution},
+		Text:   longclip.TextConfig{Width: d.TextWidth, Layers: d.TextLayers, Heads: heads(d.TextWidth), Context: clipContext, Vocab: 512 + len(merges) + 2}}
+	// the state dict longclip.Load reads, in the order it reads it
+	m, err := longclip.Random(cfg, seed, nn.RandomOptions{}, longclip.Options{})
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
 	}
-	blocks("visual.transformer.resblocks.", vw, d.VisionLayers)
-	rt.layerNorm("visual.ln_post", vw)
-	blocks("transformer.resblocks.", tw, d.TextLayers)
-	rt.normal("token_embedding.weight", 0.02, vocab, tw)
-	rt.layerNorm("ln_final", tw)
-	// upstream's state dict order: as the model registers its parameters (kept as built)
-	if err := weights.WriteTorch(ptPath, rt.out); err != nil {
-		return err
-	}
-	return nil
+	return weights.WriteTorch(ptPath, m.Checkpoint())
 }
 
 // longCLIPFiles are the names the demo's Long-CLIP folder uses.

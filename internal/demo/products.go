@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 
 	"synth/dataset"
 )
@@ -88,6 +89,62 @@ func (g garment) Description() string {
 		"and comes with %s, so it is easy to style every day. The %s colour pairs well with neutral "+
 		"basics, and the fabric keeps its shape after washing.",
 		g.Color.Name, g.Category, g.Material, g.patternWords(), g.Fit, g.Detail, g.Color.Name)
+}
+
+// Korean names of the garment attributes, for the Korean source descriptions that the
+// demo's translate step turns into English.
+var korean = map[string]string{
+	"t-shirt": "티셔츠", "dress": "원피스", "trousers": "바지", "skirt": "치마", "jacket": "재킷",
+	"navy": "네이비", "ivory": "아이보리", "red": "빨간색", "sage green": "세이지 그린", "black": "검정색",
+	"sky blue": "하늘색", "mustard": "머스타드", "beige": "베이지", "pink": "분홍색", "charcoal": "차콜",
+	"cotton": "면", "linen": "린넨", "wool blend": "울 혼방", "denim": "데님", "viscose": "비스코스", "polyester": "폴리에스터",
+	"slim fit": "슬림핏", "relaxed fit": "릴랙스핏", "oversized fit": "오버핏", "regular fit": "레귤러핏",
+	"side pockets": "사이드 포켓", "a round neckline": "라운드 넥", "a button front": "앞 단추 여밈",
+	"an elastic waist": "밴딩 허리", "a v-neck": "브이넥", "a belted waist": "벨트 허리",
+}
+
+// Glossary is the demo's translation glossary (Korean TAB English): the fashion terms of
+// the Korean descriptions whose translation a store would fix.
+func Glossary() string {
+	var b strings.Builder
+	b.WriteString("# synth demo glossary: Korean\tEnglish\n")
+	for _, en := range append(append(append([]string{}, materials...), fits...), "dress", "jacket") {
+		fmt.Fprintf(&b, "%s\t%s\n", korean[en], en)
+	}
+	return b.String()
+}
+
+// DescriptionKo is the product's description in Korean, with a length in centimetres
+// and a fibre percentage: the numbers a faithful translation keeps.
+func (g garment) DescriptionKo(length int) string {
+	pattern := "무지 디자인입니다"
+	switch g.Pattern {
+	case "stripes":
+		pattern = korean[g.Accent.Name] + " 스트라이프가 들어가 있습니다"
+	case "dots":
+		pattern = korean[g.Accent.Name] + " 도트 무늬가 있습니다"
+	case "checks":
+		pattern = korean[g.Accent.Name] + " 체크 무늬입니다"
+	}
+	cat, fit, detail := korean[g.Category], korean[g.Fit], korean[g.Detail]
+	return fmt.Sprintf("부드러운 %s 소재의 %s %s%s, %s. %s%s 편안하게 떨어지며 %s%s 있어 매일 입기 좋습니다. "+
+		"세탁 후에도 형태가 잘 유지됩니다. 총장 %dcm, %s 100%%.",
+		korean[g.Material], korean[g.Color.Name], cat, josa(cat, "으로", "로"), pattern, fit, josa(fit, "으로", "로"),
+		detail, josa(detail, "이", "가"), length, korean[g.Material])
+}
+
+// josa picks the form of a particle that follows word: after a final consonant
+// (batchim) or after a vowel; 으로 after ㄹ is 로.
+func josa(word, afterConsonant, afterVowel string) string {
+	r, _ := utf8.DecodeLastRuneInString(word)
+	if r < 0xAC00 || r > 0xD7A3 {
+		return afterVowel
+	}
+	switch tail := (r - 0xAC00) % 28; {
+	case tail == 0, tail == 8 && afterConsonant == "으로": // no final consonant; ㄹ takes 로
+		return afterVowel
+	}
+	return afterConsonant
 }
 
 // silhouette is a polygon in unit coordinates (x right, y down, garment within 0..1).
@@ -179,7 +236,11 @@ var DefaultSizes = Sizes{Source: 24, Unlabeled: 12, Foreign: 12, ImagesPerProduc
 
 // Data is where WriteData put the demo's manifests.
 type Data struct {
-	Source    string // products with images and long descriptions (the reference set)
+	Source string // products with images and long descriptions (the reference set)
+	// SourceKo is the same products described in Korean (the paper's source language),
+	// and Glossary the terms for their translation (TSV).
+	SourceKo  string
+	Glossary  string
 	Unlabeled string // products with images only (to caption)
 	Foreign   string // products with images and keyword lists (to rewrite)
 	Examples  string // few-shot style examples {keywords, text}
@@ -195,6 +256,8 @@ func WriteData(dir string, sizes Sizes, seed uint64) (Data, error) {
 	}
 	d := Data{
 		Source:    filepath.Join(dir, "source.jsonl"),
+		SourceKo:  filepath.Join(dir, "source_ko.jsonl"),
+		Glossary:  filepath.Join(dir, "glossary.tsv"),
 		Unlabeled: filepath.Join(dir, "unlabeled.jsonl"),
 		Foreign:   filepath.Join(dir, "foreign.jsonl"),
 		Examples:  filepath.Join(dir, "style_examples.jsonl"),
@@ -208,6 +271,7 @@ func WriteData(dir string, sizes Sizes, seed uint64) (Data, error) {
 		{d.Unlabeled, "unl", sizes.Unlabeled, false, false},
 		{d.Foreign, "for", sizes.Foreign, false, true},
 	}
+	var koLines []any
 	for _, set := range sets {
 		var lines []any
 		for i := 0; i < set.n; i++ {
@@ -225,6 +289,9 @@ func WriteData(dir string, sizes Sizes, seed uint64) (Data, error) {
 			}
 			if set.text {
 				p.Text = g.Description()
+				ko := p
+				ko.Text, ko.Category, ko.Lang = g.DescriptionKo(60+(7*i)%50), korean[g.Category], "ko"
+				koLines = append(koLines, ko)
 			}
 			if set.kw {
 				p.Keywords = g.Keywords()
@@ -235,6 +302,12 @@ func WriteData(dir string, sizes Sizes, seed uint64) (Data, error) {
 		if err := writeJSONL(set.path, lines); err != nil {
 			return Data{}, err
 		}
+	}
+	if err := writeJSONL(d.SourceKo, koLines); err != nil {
+		return Data{}, err
+	}
+	if err := os.WriteFile(d.Glossary, []byte(Glossary()), 0o644); err != nil {
+		return Data{}, fmt.Errorf("demo: %w", err)
 	}
 	var ex []any
 	for i := 0; i < 4; i++ {

@@ -3,10 +3,13 @@ package demo
 import (
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"synth/dataset"
 	"synth/dataset/imagefile"
+	"synth/llm"
 )
 
 func TestWriteDataIsDeterministicAndReadable(t *testing.T) {
@@ -19,7 +22,7 @@ func TestWriteDataIsDeterministicAndReadable(t *testing.T) {
 	if _, err := WriteData(b, sizes, 42); err != nil {
 		t.Fatal(err)
 	}
-	for _, rel := range []string{"source.jsonl", "foreign.jsonl", "img/src000_0.jpg", "img/src000_1.png"} {
+	for _, rel := range []string{"source.jsonl", "source_ko.jsonl", "glossary.tsv", "foreign.jsonl", "img/src000_0.jpg", "img/src000_1.png"} {
 		x, err1 := os.ReadFile(filepath.Join(a, rel))
 		y, err2 := os.ReadFile(filepath.Join(b, rel))
 		if err1 != nil || err2 != nil || string(x) != string(y) {
@@ -44,6 +47,21 @@ func TestWriteDataIsDeterministicAndReadable(t *testing.T) {
 			}
 		}
 	}
+	// The Korean descriptions are of the same products, with the same images.
+	ko, err := dataset.ReadManifest(da.SourceKo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range ko.Products {
+		en := src.Products[i]
+		if p.ID != en.ID || !slices.Equal(p.Images, en.Images) || p.Lang != "ko" || !strings.Contains(p.Text, "cm") || p.Text == en.Text || p.Category == en.Category {
+			t.Errorf("Korean product %+v for %+v", p, en)
+		}
+	}
+	g, err := llm.ReadGlossary(da.Glossary)
+	if err != nil || !slices.Equal(g.Lookup("슬림핏"), []string{"slim fit"}) {
+		t.Errorf("glossary: %v", err)
+	}
 	fr, err := dataset.ReadManifest(da.Foreign)
 	if err != nil {
 		t.Fatal(err)
@@ -53,5 +71,17 @@ func TestWriteDataIsDeterministicAndReadable(t *testing.T) {
 	}
 	if _, err := os.Stat(da.Examples); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The Korean descriptions read as Korean: particles agree with the word before them.
+func TestJosa(t *testing.T) {
+	for _, c := range []struct{ word, consonant, vowel, want string }{
+		{"재킷", "으로", "로", "으로"}, {"티셔츠", "으로", "로", "로"}, {"슬림핏", "으로", "로", "으로"},
+		{"벨트 허리", "이", "가", "가"}, {"브이넥", "이", "가", "이"}, {"서울", "으로", "로", "로"}, {"XL", "이", "가", "가"},
+	} {
+		if got := josa(c.word, c.consonant, c.vowel); got != c.want {
+			t.Errorf("josa(%q) = %q, want %q", c.word, got, c.want)
+		}
 	}
 }

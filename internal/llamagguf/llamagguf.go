@@ -3,8 +3,9 @@
 // with Llama 3.1's special tokens, and a chat template in the Llama 3 turn format. The
 // text they generate is meaningless; they exist for tests (Tiny, a fraction of a MB)
 // and benchmarks (Llama32_1B and Llama31_8B, the real shapes, generated locally and
-// never committed), and for the demo's LLM. It is imported by tests, benchmarks and
-// internal/demo only.
+// never committed), and for the demo's LLM. WriteScripted makes the exception, a model
+// whose text is known in advance, for tests of what commands do with an LLM's answer. It
+// is imported by tests, benchmarks and internal/demo only.
 package llamagguf
 
 import (
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"synth/vision/bpe"
@@ -40,6 +42,13 @@ type Config struct {
 	// deviation near 0.02, as trained Llamas do), floats as N(0, 1/fan_in).
 	DType weights.DType
 	Seed  uint64
+	// Script, when set, replaces the random weights by a model whose output is known:
+	// after token Script[i] it predicts Script[i+1], and after the last one <|eot_id|>,
+	// each with a logit margin of 80, whatever came before (attention and MLP weights
+	// are zero, so the last token alone decides). A prompt ending with Script[0] makes it
+	// write Script[1:] and stop, greedy or sampled. The tokens must be distinct and at
+	// most Embd; DType must be F32.
+	Script []int
 }
 
 // Tiny is the shape of the fixture tiny-llama-a (178K parameters) for command tests.
@@ -199,20 +208,30 @@ func Write(path string, cfg Config) error {
 	add("tokenizer.chat_template", ChatTemplate)
 
 	kv := cfg.KVHeads * headDim
+	script, err := scriptWeights(cfg, v)
+	if err != nil {
+		return err
+	}
 	matrix := func(name string, out, in int) {
 		dt := cfg.DType
 		errs = append(errs, w.AddTensorFunc(name, dt, []int{out, in}, func() ([]byte, error) {
+			if script != nil {
+				return f32Bytes(script(name, out, in)), nil
+			}
 			return randomMatrix(dt, out, in, seedFor(cfg.Seed, name))
 		}))
 	}
 	norm := func(name string) {
 		errs = append(errs, w.AddTensorFunc(name, weights.F32, []int{cfg.Embd}, func() ([]byte, error) {
 			rng := rand.New(rand.NewPCG(seedFor(cfg.Seed, name), 0))
-			out := make([]byte, 4*cfg.Embd)
-			for i := 0; i < cfg.Embd; i++ {
-				binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(float32(1+0.1*rng.NormFloat64())))
+			vals := make([]float32, cfg.Embd)
+			for i := range vals {
+				vals[i] = 1
+				if script == nil {
+					vals[i] += float32(0.1 * rng.NormFloat64())
+				}
 			}
-			return out, nil
+			return f32Bytes(vals), nil
 		}))
 	}
 	matrix("token_embd.weight", cfg.Vocab, cfg.Embd)
@@ -236,6 +255,52 @@ func Write(path string, cfg Config) error {
 		return fmt.Errorf("llamagguf: %s: %w", cfg.Name, err)
 	}
 	return w.WriteFile(path)
+}
+
+// scriptWeights returns the weights of cfg.Script's model by tensor name (nil without a
+// Script): token i of the script embeds as the unit vector e_i, and the output row of
+// the token that follows it has 10 at column i; RMS norm scales e_i by sqrt(Embd) = 8
+// for Tiny, so the next token's logit is 80 and every other one 0.
+func scriptWeights(cfg Config, v *Vocabulary) (func(name string, out, in int) []float32, error) {
+	if cfg.Script == nil {
+		return nil, nil
+	}
+	if cfg.DType != weights.F32 || cfg.TiedOutput {
+		return nil, fmt.Errorf("llamagguf: %s: a scripted model needs F32 weights and its own output matrix", cfg.Name)
+	}
+	if len(cfg.Script) < 2 || len(cfg.Script) > cfg.Embd {
+		return nil, fmt.Errorf("llamagguf: %s: script of %d tokens, want 2 to %d (the embedding width)", cfg.Name, len(cfg.Script), cfg.Embd)
+	}
+	seen := map[int]bool{}
+	for _, t := range cfg.Script {
+		if t < 0 || t >= cfg.Vocab || seen[t] {
+			return nil, fmt.Errorf("llamagguf: %s: script token %d repeated or outside the vocabulary", cfg.Name, t)
+		}
+		seen[t] = true
+	}
+	next := append(slices.Clone(cfg.Script[1:]), v.EOT)
+	return func(name string, out, in int) []float32 {
+		m := make([]float32, out*in) // [out, in]; attention and MLP stay zero
+		switch name {
+		case "token_embd.weight":
+			for i, t := range cfg.Script {
+				m[t*in+i] = 1
+			}
+		case "output.weight":
+			for i, t := range next {
+				m[t*in+i] = 10
+			}
+		}
+		return m
+	}, nil
+}
+
+func f32Bytes(vals []float32) []byte {
+	out := make([]byte, 4*len(vals))
+	for i, f := range vals {
+		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(f))
+	}
+	return out
 }
 
 func seedFor(seed uint64, name string) uint64 {
@@ -279,11 +344,7 @@ func randomMatrix(dt weights.DType, out, in int, seed uint64) ([]byte, error) {
 			vals[i] = float32(rng.NormFloat64() * std)
 		}
 		if dt == weights.F32 {
-			out := make([]byte, 4*n)
-			for i, f := range vals {
-				binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(f))
-			}
-			return out, nil
+			return f32Bytes(vals), nil
 		}
 		return weights.Quantize(dt, vals)
 	}

@@ -11,14 +11,15 @@ import (
 	"strings"
 	"sync"
 
+	"synth/native/ggml"
+
 	// Compiles llama.cpp and ggml (CPU backend) into the binary; we use none of its Go code.
 	_ "github.com/ollama/ollama/llama/llama.cpp/src"
 )
 
 var (
-	backendMu    sync.Mutex
-	backendRefs  int
-	backendsOnce sync.Once // backend modules register for the life of the process
+	backendMu   sync.Mutex
+	backendRefs int
 )
 
 // BackendInit initialises llama.cpp's backends. Calls nest: each BackendInit must be
@@ -28,7 +29,7 @@ func BackendInit() {
 	defer backendMu.Unlock()
 	if backendRefs == 0 {
 		installLogSink()
-		backendsOnce.Do(loadBackends)
+		ggml.LoadModules()
 		C.llama_backend_init()
 	}
 	backendRefs++

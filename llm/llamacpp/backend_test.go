@@ -1,8 +1,6 @@
 package llamacpp
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -39,13 +37,15 @@ func TestDevicesIncludeCPU(t *testing.T) {
 	}
 }
 
-func TestBackendFilesSkipsBaseAndCPU(t *testing.T) {
-	dir := t.TempDir()
-	for _, f := range []string{"libggml-base.so", "libggml-cpu.so", "libggml-cpu-haswell.so", "libggml-cuda.so", "libggml.so", "notes.txt"} {
-		os.WriteFile(filepath.Join(dir, f), nil, 0o644)
+func TestCPUFeaturesMatchSystemInfo(t *testing.T) {
+	feats := CPUFeatures()
+	if len(feats) == 0 {
+		t.Fatal("ggml's CPU backend reports no features")
 	}
-	got := backendFiles(dir + string(os.PathListSeparator) + filepath.Join(dir, "absent.so"))
-	if len(got) != 1 || filepath.Base(got[0]) != "libggml-cuda.so" {
-		t.Fatalf("backendFiles = %v, want only libggml-cuda.so", got)
+	info := SystemInfo()
+	for _, f := range feats {
+		if !strings.Contains(info, f+" = 1") {
+			t.Errorf("feature %s is not %q in the system info %q", f, f+" = 1", info)
+		}
 	}
 }

@@ -8,65 +8,20 @@ import "C"
 
 import (
 	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
-	"strings"
-	"unsafe"
+
+	"synth/native/ggml"
 )
 
-// BackendsEnv names the ggml backend modules to load at start-up: a list (separated by
-// the OS path-list separator) of .so files or folders holding them, e.g. the
-// build/lib/synth folder that CMakeLists.txt fills with libggml-cuda.so on a GPU machine.
-// The pinned module compiles llama.cpp CPU-only; a GPU backend built from the same ggml
-// sources is loaded as a module, the way upstream's GGML_BACKEND_DL builds work.
-const BackendsEnv = "SYNTH_GGML_BACKENDS"
+// BackendsEnv names the ggml backend modules to load (see native/ggml, which loads
+// them once for llama.cpp and synth's own ggml executor alike).
+const BackendsEnv = ggml.BackendsEnv
 
-// loadBackends loads what BackendsEnv names. Called once, before llama_backend_init.
-// A module that fails to load is logged and skipped: the CPU backend still works.
-func loadBackends() {
-	spec := os.Getenv(BackendsEnv)
-	if spec == "" {
-		return
-	}
-	for _, p := range backendFiles(spec) {
-		cp := C.CString(p)
-		reg := C.ggml_backend_load(cp)
-		C.free(unsafe.Pointer(cp))
-		if reg == nil {
-			slog.Warn("llama.cpp: could not load a ggml backend module", "file", p, "from", BackendsEnv)
-			continue
-		}
-		slog.Info("llama.cpp: loaded ggml backend module", "file", p)
-	}
-}
+// Module is one ggml backend module file that was tried.
+type Module = ggml.Module
 
-// backendFiles expands the env value into module files: files as given, and for folders
-// the libggml-<backend>.so modules in them, leaving out ggml's base library and CPU
-// backends (the CPU backend is compiled into synth already).
-func backendFiles(spec string) []string {
-	var out []string
-	for _, p := range filepath.SplitList(spec) {
-		st, err := os.Stat(p)
-		if err != nil {
-			slog.Warn("llama.cpp: backend path not found", "path", p, "from", BackendsEnv)
-			continue
-		}
-		if !st.IsDir() {
-			out = append(out, p)
-			continue
-		}
-		matches, _ := filepath.Glob(filepath.Join(p, "libggml-*.so"))
-		for _, m := range matches {
-			base := filepath.Base(m)
-			if base == "libggml-base.so" || strings.HasPrefix(base, "libggml-cpu") {
-				continue
-			}
-			out = append(out, m)
-		}
-	}
-	return out
-}
+// Modules reports where backend modules were looked for and each module file tried
+// there (see ggml.Modules).
+func Modules() (from string, list []Module) { return ggml.Modules() }
 
 // Device is one compute device ggml can run llama.cpp's layers on.
 type Device struct {

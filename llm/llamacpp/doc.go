@@ -22,6 +22,9 @@
 //     penalty, logit bias, seed) sampling from a Decode's outputs.
 //   - Quantize: llama_model_quantize for a llama.cpp file type, with an importance
 //     matrix handed over through quantize.cpp (the API takes it as a C++ map).
+//   - The build and devices: SystemInfo, CPUFeatures (the SIMD level ggml-cpu was
+//     compiled for), Devices, and Modules: the ggml GPU backend modules loaded at start-up
+//     from $SYNTH_GGML_BACKENDS or, unset, lib/synth beside the executable.
 //
 // Safety: llama.cpp aborts the process on some bad input (token or sequence ids out of
 // range, a batch larger than n_batch, reading logits that were not requested). Every
@@ -33,5 +36,9 @@
 // Models, contexts, batches and samplers own C memory: Close them. A Context is used by
 // one goroutine at a time; a Model may be shared.
 //
-// llamacpp imports nothing from synth.
+// Before llama.cpp sees a file, LoadModel reads it with synth's own GGUF parser and checks
+// the metadata llama.cpp trusts (check.go), so a malformed model is an error, not an
+// abort. From synth, llamacpp imports synth/native/ggml, the one owner of ggml's backend
+// registry (it loads the GPU modules once for llama.cpp and native alike), and weights,
+// the standard-library leaf that parses GGUF.
 package llamacpp

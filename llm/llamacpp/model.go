@@ -55,6 +55,9 @@ func LoadModel(path string, p ModelParams) (*Model, error) {
 	if st.IsDir() {
 		return nil, fmt.Errorf("llamacpp: load model %s: %w: is a folder, want a .gguf file", path, ErrLoad)
 	}
+	if err := CheckGGUF(path, p.VocabOnly); err != nil {
+		return nil, err
+	}
 	BackendInit()
 	mp := C.llama_model_default_params()
 	gl := p.GPULayers

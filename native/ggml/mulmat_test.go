@@ -1,4 +1,4 @@
-package ggml
+package ggml_test
 
 import (
 	"fmt"
@@ -8,10 +8,19 @@ import (
 	"testing"
 
 	"synth/native"
+	"synth/native/ggml"
 	"synth/weights"
 )
 
-var _ native.MatMulAnchor = Anchor{}
+var _ native.MatMulAnchor = ggml.Anchor{}
+
+func randValues(r *rand.Rand, n int, scale float32) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64()) * scale
+	}
+	return v
+}
 
 // TestMulMat: ggml's mul_mat on Q8_0 and F16 weights gives x W^T within ggml's own
 // rounding (it quantizes x to 8 bits for Q8_0 weights: the tolerance is that of
@@ -21,7 +30,7 @@ func TestMulMat(t *testing.T) {
 	const m, n, k = 3, 40, 256
 	x, wf := randValues(r, m*k, 1), randValues(r, n*k, 0.1)
 	for _, dt := range []weights.DType{weights.Q8_0, weights.F16, weights.Q4_K} {
-		raw, err := Codec{}.Quantize(dt, wf, n, k)
+		raw, err := ggml.Codec{}.Quantize(dt, wf, n, k)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -29,7 +38,7 @@ func TestMulMat(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mm, err := NewMulMat(dt, raw, n, k, m, 2)
+		mm, err := ggml.NewMulMat(dt, raw, n, k, m, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,7 +60,7 @@ func TestMulMat(t *testing.T) {
 			}
 		}
 	}
-	if _, err := NewMulMat(weights.Q8_0, make([]byte, 10), 2, 64, 1, 1); err == nil {
+	if _, err := ggml.NewMulMat(weights.Q8_0, make([]byte, 10), 2, 64, 1, 1); err == nil {
 		t.Error("short weights accepted")
 	}
 }
@@ -66,7 +75,7 @@ func BenchmarkDecodeVsGGML(b *testing.B) {
 	wf := randValues(r, n*k, 0.02)
 	threads := runtime.GOMAXPROCS(0)
 	for _, dt := range []weights.DType{weights.Q8_0, weights.Q4_0, weights.Q4_K} {
-		raw, err := Codec{}.Quantize(dt, wf, n, k)
+		raw, err := ggml.Codec{}.Quantize(dt, wf, n, k)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -77,7 +86,7 @@ func BenchmarkDecodeVsGGML(b *testing.B) {
 				b.ReportMetric(2*float64(m*n*k)/sec/1e9, "GFLOP/s")
 			}
 			b.Run(fmt.Sprintf("isa=ggml/dt=%s/m=%d/k=%d/n=%d", dt, m, k, n), func(b *testing.B) {
-				mm, err := NewMulMat(dt, raw, n, k, m, threads)
+				mm, err := ggml.NewMulMat(dt, raw, n, k, m, threads)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -103,9 +112,9 @@ func BenchmarkDecodeVsGGML(b *testing.B) {
 						b.Fatal(err)
 					}
 					xt, y := native.FromF32(x, m, k), native.NewTensor(m, n)
-					c.LinearInto(y, xt, w, nil, native.None, native.Tensor{})
+					c.LinearInto(y, xt, w, native.Tensor{}, native.None, native.Tensor{})
 					for b.Loop() {
-						c.LinearInto(y, xt, w, nil, native.None, native.Tensor{})
+						c.LinearInto(y, xt, w, native.Tensor{}, native.None, native.Tensor{})
 					}
 					report(b)
 				})

@@ -1,20 +1,18 @@
 package blip2
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"synth/internal/benchflag"
 	"synth/native"
 	"synth/vision/generate"
 	"synth/vision/nn"
@@ -31,17 +29,35 @@ import (
 //
 // The anchor is bench/torch/blip2.py at the same shapes and depth, in the same run.
 var (
-	benchModel    = flag.String("blip2.model", "2.7b", "benchmark shapes: 2.7b or 6.7b")
-	benchVision   = flag.Int("blip2.vision-layers", 0, "vision layers (0: the real 39)")
-	benchQFormer  = flag.Int("blip2.qformer-layers", 0, "Q-Former layers (0: the real 12)")
-	benchText     = flag.Int("blip2.text-layers", 0, "OPT layers (0: the real 32)")
-	benchDTypes   = flag.String("blip2.dtypes", "f32,f16,q8_0", "weight dtypes to benchmark")
-	benchBatches  = flag.String("blip2.batches", "1,8", "batch sizes of the encode and decode benchmarks")
-	benchTokens   = flag.Int("blip2.tokens", 60, "new tokens per caption in the end-to-end benchmarks")
-	benchThreadsF = flag.Int("blip2.threads", 0, "worker threads (0: GOMAXPROCS)")
-	benchKVCache  = flag.String("blip2.kv-cache", "f16", "KV cache element type of the decode and caption benchmarks: f16 or f32")
-	benchGGUF     = flag.String("blip2.gguf", "", "CaptionGGUF: the random Q8_0 GGUF to caption from (absent: written there, and the benchmark stops; empty: a temp file)")
+	benchModel      = flag.String("blip2.model", "2.7b", "benchmark shapes: 2.7b or 6.7b")
+	benchVision     = flag.Int("blip2.vision-layers", 0, "vision layers (0: the real 39)")
+	benchQFormer    = flag.Int("blip2.qformer-layers", 0, "Q-Former layers (0: the real 12)")
+	benchText       = flag.Int("blip2.text-layers", 0, "OPT layers (0: the real 32)")
+	benchDTypes     = flag.String("blip2.dtypes", "f32,f16,q8_0", "weight dtypes to benchmark")
+	benchBatches    = flag.String("blip2.batches", "1,8", "batch sizes of the encode and decode benchmarks")
+	benchCaptionB   = flag.String("blip2.caption-batches", "8", "batch sizes of the caption benchmark")
+	benchTokens     = flag.Int("blip2.tokens", 60, "new tokens per caption in the end-to-end benchmarks")
+	benchThreadsF   = flag.Int("blip2.threads", 0, "worker threads (0: GOMAXPROCS)")
+	benchKVCache    = flag.String("blip2.kv-cache", "f16", "KV cache element type of the decode and caption benchmarks: f16 or f32")
+	benchGGUF       = flag.String("blip2.gguf", "", "CaptionGGUF: the random Q8_0 GGUF to caption from (absent: written there, and the benchmark stops; empty: a temp file)")
+	benchDeviceName = flag.String("blip2.device", "cpu", "device the benchmarks run on (cpu, ggml:CPU, cuda:0)")
 )
+
+func benchDevice(b *testing.B) *native.Device {
+	d, err := native.OpenDevice(*benchDeviceName)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+func benchCtx(b *testing.B) *native.Ctx {
+	c, err := native.NewCtxOn(benchDevice(b), *benchThreadsF)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
 
 // benchConfig is the real configuration (fixtures/blip2/*/real-configs.json) with the
 // depth flags applied.
@@ -76,161 +92,7 @@ func benchConfig(b *testing.B) (Config, []byte) {
 }
 
 func (c Config) depthName() string {
-	return fmt.Sprintf("model=%s/vlayers=%d/qlayers=%d/tlayers=%d", *benchModel, c.Vision.Layers, c.QFormer.Layers, c.Text.Layers)
-}
-
-// tensorKind says how a benchmark tensor is filled.
-type tensorKind uint8
-
-const (
-	kindOther  tensorKind = iota // F32, small random values
-	kindLinear                   // a 2-D Linear weight or the token embeddings: the benchmark dtype
-	kindNorm                     // a LayerNorm weight: ones
-)
-
-// shapes lists every checkpoint tensor of cfg with its shape and kind.
-func shapes(cfg Config) (names []string, dims [][]int, kinds []tensorKind) {
-	add := func(name string, k tensorKind, d ...int) {
-		names, dims, kinds = append(names, name), append(dims, d), append(kinds, k)
-	}
-	linear := func(name string, out, in int) {
-		add(name+".weight", kindLinear, out, in)
-		add(name+".bias", kindOther, out)
-	}
-	norm := func(name string, n int) {
-		add(name+".weight", kindNorm, n)
-		add(name+".bias", kindOther, n)
-	}
-	v, q, t := cfg.Vision, cfg.QFormer, cfg.Text
-	d := v.Hidden
-	add("vision_model.embeddings.class_embedding", kindOther, 1, 1, d)
-	add("vision_model.embeddings.patch_embedding.weight", kindOther, d, 3, v.PatchSize, v.PatchSize)
-	add("vision_model.embeddings.patch_embedding.bias", kindOther, d)
-	add("vision_model.embeddings.position_embedding", kindOther, 1, v.Tokens(), d)
-	for i := range v.Layers {
-		p := fmt.Sprintf("vision_model.encoder.layers.%d.", i)
-		norm(p+"layer_norm1", d)
-		linear(p+"self_attn.qkv", 3*d, d)
-		linear(p+"self_attn.projection", d, d)
-		norm(p+"layer_norm2", d)
-		linear(p+"mlp.fc1", v.Intermediate, d)
-		linear(p+"mlp.fc2", d, v.Intermediate)
-	}
-	norm("vision_model.post_layernorm", d)
-	add("query_tokens", kindOther, 1, cfg.NumQueryTokens, q.Hidden)
-	norm("qformer.layernorm", q.Hidden)
-	for i := range q.Layers {
-		p := fmt.Sprintf("qformer.encoder.layer.%d.", i)
-		attn := func(a string, kvIn int) {
-			linear(p+a+".attention.query", q.Hidden, q.Hidden)
-			linear(p+a+".attention.key", q.Hidden, kvIn)
-			linear(p+a+".attention.value", q.Hidden, kvIn)
-			linear(p+a+".output.dense", q.Hidden, q.Hidden)
-			norm(p+a+".output.LayerNorm", q.Hidden)
-		}
-		attn("attention", q.Hidden)
-		if i%q.CrossAttnFrequency == 0 {
-			attn("crossattention", d)
-		}
-		linear(p+"intermediate_query.dense", q.Intermediate, q.Hidden)
-		linear(p+"output_query.dense", q.Hidden, q.Intermediate)
-		norm(p+"output_query.LayerNorm", q.Hidden)
-	}
-	linear("language_projection", t.Hidden, q.Hidden)
-	add("language_model.model.decoder.embed_tokens.weight", kindLinear, t.Vocab, t.Hidden)
-	add("language_model.model.decoder.embed_positions.weight", kindOther, t.MaxPositions+2, t.Hidden)
-	for i := range t.Layers {
-		p := fmt.Sprintf("language_model.model.decoder.layers.%d.", i)
-		norm(p+"self_attn_layer_norm", t.Hidden)
-		for _, n := range []string{"q_proj", "k_proj", "v_proj", "out_proj"} {
-			linear(p+"self_attn."+n, t.Hidden, t.Hidden)
-		}
-		norm(p+"final_layer_norm", t.Hidden)
-		linear(p+"fc1", t.FFN, t.Hidden)
-		linear(p+"fc2", t.Hidden, t.FFN)
-	}
-	norm("language_model.model.decoder.final_layer_norm", t.Hidden)
-	return names, dims, kinds
-}
-
-// randomBytes fills a tensor of n values in dt with small pseudo-random weights
-// (|w| < 0.05: no overflow in any activation), cheaply: the values do not matter for speed.
-func randomBytes(dt weights.DType, n int, seed uint64) []byte {
-	x := seed*0x9e3779b97f4a7c15 + 1
-	next := func() uint64 { x ^= x << 13; x ^= x >> 7; x ^= x << 17; return x }
-	switch dt {
-	case weights.Q8_0:
-		out := make([]byte, n/32*34)
-		scale := weights.F32ToF16(0.05 / 127)
-		for b := 0; b < n/32; b++ {
-			blk := out[b*34 : (b+1)*34]
-			binary.LittleEndian.PutUint16(blk, scale)
-			for j := 2; j < 34; j += 8 {
-				binary.LittleEndian.PutUint64(blk[j:], next())
-			}
-		}
-		return out
-	case weights.F16:
-		out := make([]byte, 2*n)
-		for i := 0; i < n; i++ {
-			binary.LittleEndian.PutUint16(out[2*i:], weights.F32ToF16(float32(int32(next()>>40))/float32(1<<24)*0.1))
-		}
-		return out
-	}
-	out := make([]byte, 4*n)
-	for i := 0; i < n; i++ {
-		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(float32(int32(next()>>40))/float32(1<<24)*0.1))
-	}
-	return out
-}
-
-// benchDType is the dtype a benchmark tensor is stored in.
-func benchDType(dt weights.DType, dims []int, k tensorKind) weights.DType {
-	if k != kindLinear || (dt.IsQuantized() && dims[len(dims)-1]%dt.BlockSize() != 0) {
-		return weights.F32
-	}
-	return dt
-}
-
-func benchTensor(name string, dt weights.DType, dims []int, k tensorKind, seed uint64) weights.Tensor {
-	n := 1
-	for _, d := range dims {
-		n *= d
-	}
-	dt = benchDType(dt, dims, k)
-	if k == kindNorm {
-		v := make([]byte, 4*n)
-		for i := 0; i < n; i++ {
-			binary.LittleEndian.PutUint32(v[4*i:], math.Float32bits(1))
-		}
-		return weights.Tensor{Name: name, DType: weights.F32, Shape: dims, Data: v}
-	}
-	return weights.Tensor{Name: name, DType: dt, Shape: dims, Data: randomBytes(dt, n, seed)}
-}
-
-// benchSource builds the random checkpoint in memory, Linear weights stored in dt.
-// Tensors of the same dtype, kind and size share their bytes (the values do not matter
-// for speed): the source is then one layer's worth per part of the model, not a copy of
-// the whole, so loading costs about the model's own memory (an F32 model at full depth,
-// 15.5 GB, fits beside its source on a 24 GB machine).
-func benchSource(b *testing.B, cfg Config, js []byte, dt weights.DType) *weights.Source {
-	names, dims, kinds := shapes(cfg)
-	ts := make([]weights.Tensor, len(names))
-	shared := map[string][]byte{}
-	for i := range names {
-		ts[i] = benchTensor(names[i], dt, dims[i], kinds[i], uint64(i+1))
-		key := fmt.Sprint(ts[i].DType, kinds[i], len(ts[i].Data))
-		if d, ok := shared[key]; ok {
-			ts[i].Data = d
-		} else {
-			shared[key] = ts[i].Data
-		}
-	}
-	src, err := weights.FromTensors("random-"+*benchModel, ts, js, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return src
+	return fmt.Sprintf("dev=%s/model=%s/vlayers=%d/qlayers=%d/tlayers=%d", *benchDeviceName, *benchModel, c.Vision.Layers, c.QFormer.Layers, c.Text.Layers)
 }
 
 var benchCache struct {
@@ -241,7 +103,7 @@ var benchCache struct {
 // benchModelFor loads (once per configuration and dtype) the random model.
 func benchModelFor(b *testing.B, dtName string) (*Model, Config) {
 	cfg, js := benchConfig(b)
-	key := cfg.depthName() + "/" + dtName
+	key := cfg.depthName() + "/" + dtName + "/" + *benchDeviceName
 	if benchCache.key == key {
 		return benchCache.m, cfg
 	}
@@ -253,7 +115,7 @@ func benchModelFor(b *testing.B, dtName string) (*Model, Config) {
 	}
 	ndt, _ := nativeDTypeOf(dtName)
 	start := time.Now()
-	m, err := Load(benchSource(b, cfg, js, dt), Options{DType: ndt})
+	m, _, err := Random(js, 1, nn.RandomOptions{Linear: dt, Shared: true}, Options{DType: ndt, Device: benchDevice(b)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -287,13 +149,9 @@ func nativeDTypeOf(s string) (native.DType, error) {
 }
 
 func benchList(b *testing.B, s string) []int {
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			b.Fatalf("bad list %q", s)
-		}
-		out = append(out, n)
+	out, err := benchflag.Ints(s)
+	if err != nil {
+		b.Fatal(err)
 	}
 	return out
 }
@@ -313,13 +171,15 @@ func BenchmarkEncode(b *testing.B) {
 			cfg, _ := benchConfig(b)
 			b.Run(fmt.Sprintf("%s/dtype=%s/batch=%d", cfg.depthName(), dt, n), func(b *testing.B) {
 				m, _ := benchModelFor(b, dt)
-				c := native.NewCtx(*benchThreadsF)
+				c := benchCtx(b)
 				defer c.Close()
-				px := benchPixels(n, cfg.Vision.ImageSize)
-				var s nn.Scratch
+				px := c.Import(benchPixels(n, cfg.Vision.ImageSize))
+				mk := c.Mark()
 				start := time.Now()
 				for b.Loop() {
-					m.Encode(c, px, &s, nil)
+					m.Encode(c, px)
+					c.Sync()
+					c.Release(mk)
 				}
 				b.ReportMetric(float64(n*b.N)/time.Since(start).Seconds(), "images/s")
 			})
@@ -336,7 +196,7 @@ func BenchmarkDecode(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/dtype=%s/kv=%s/batch=%d", cfg.depthName(), dt, *benchKVCache, n), func(b *testing.B) {
 				m, _ := benchModelFor(b, dt)
 				m.LM.KVCache = benchKV(b)
-				c := native.NewCtx(*benchThreadsF)
+				c := benchCtx(b)
 				defer c.Close()
 				const steps = 60
 				prompt := cfg.NumQueryTokens + 1
@@ -344,13 +204,15 @@ func BenchmarkDecode(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
+				defer s.Close()
 				slots, lens, ids := make([]int, n), make([]int, n), make([]int32, n)
 				for i := range slots {
 					slots[i], lens[i], ids[i] = i, prompt, int32(100+i)
 				}
 				prefill := func() {
-					x := native.FromF32(make([]float32, n*prompt*cfg.Text.Hidden), n*prompt, cfg.Text.Hidden)
+					x := c.Upload(make([]float32, n*prompt*cfg.Text.Hidden), n*prompt, cfg.Text.Hidden)
 					s.Prefill(x, slots, lens, nil)
+					c.Release(native.Mark{})
 				}
 				prefill()
 				done := 0
@@ -362,7 +224,9 @@ func BenchmarkDecode(b *testing.B) {
 					}
 					t0 := time.Now()
 					s.Step(slots, ids)
+					c.Sync()
 					elapsed += time.Since(t0)
+					c.Release(native.Mark{})
 					done++
 				}
 				b.ReportMetric(float64(n*b.N)/elapsed.Seconds(), "tokens/s")
@@ -371,27 +235,30 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
-// BenchmarkCaption is captioning end to end for a batch of 8 images, -blip2.tokens new
-// tokens each (no EOS, like the anchor): captions per hour.
+// BenchmarkCaption is captioning end to end for batches of -blip2.caption-batches
+// images, -blip2.tokens new tokens each (no EOS, like the anchor): captions per hour.
 func BenchmarkCaption(b *testing.B) {
 	for _, dt := range strings.Split(*benchDTypes, ",") {
-		cfg, _ := benchConfig(b)
-		b.Run(fmt.Sprintf("%s/dtype=%s/kv=%s/batch=8/tokens=%d", cfg.depthName(), dt, *benchKVCache, *benchTokens), func(b *testing.B) {
-			m, _ := benchModelFor(b, dt)
-			m.LM.KVCache = benchKV(b)
-			runCaptionBench(b, m, cfg, 8)
-		})
+		for _, n := range benchList(b, *benchCaptionB) {
+			cfg, _ := benchConfig(b)
+			b.Run(fmt.Sprintf("%s/dtype=%s/kv=%s/batch=%d/tokens=%d", cfg.depthName(), dt, *benchKVCache, n, *benchTokens), func(b *testing.B) {
+				m, _ := benchModelFor(b, dt)
+				m.LM.KVCache = benchKV(b)
+				runCaptionBench(b, m, cfg, n)
+			})
+		}
 	}
 }
 
 func runCaptionBench(b *testing.B, m *Model, cfg Config, n int) {
-	c := native.NewCtx(*benchThreadsF)
+	c := benchCtx(b)
 	defer c.Close()
 	p := generate.Params{MaxNewTokens: *benchTokens, NumBeams: 1}
 	g, err := m.NewGenerator(c, n, 1, p)
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer g.Close()
 	px := benchPixels(n, cfg.Vision.ImageSize)
 	prompts := make([]Prompt, n)
 	start := time.Now()
@@ -407,6 +274,9 @@ func runCaptionBench(b *testing.B, m *Model, cfg Config, n int) {
 	b.ReportMetric(3600*float64(n*b.N)/time.Since(start).Seconds(), "captions/h")
 	if hwm, ok := peakRSS(); ok {
 		b.ReportMetric(float64(hwm)/(1<<20), "peak-rss-MB")
+	}
+	if free, total := c.Device().Memory(); total > 0 && c.Device().GPU() {
+		b.ReportMetric(float64(total-free)/(1<<20), "device-used-MB") // weights, caches and arena, now
 	}
 }
 
@@ -429,15 +299,17 @@ func BenchmarkCaptionGGUF(b *testing.B) {
 			runCaptionGGUF(b, cfg, path)
 			return
 		}
+		// the checkpoint a random Q8_0 model reads (its weights, built to learn the
+		// names, are dropped before the file is loaded)
+		_, src, err := Random(js, 1, nn.RandomOptions{Linear: weights.Q8_0, Shared: true}, Options{DType: native.Q8_0})
+		if err != nil {
+			b.Fatal(err)
+		}
 		w := weights.NewGGUFWriter()
 		w.Add("general.architecture", "blip-2")
 		w.Add(weights.ConfigKey, string(js))
-		names, dims, kinds := shapes(cfg)
-		for i := range names {
-			name, d, k, seed := names[i], dims[i], kinds[i], uint64(i+1)
-			w.AddTensorFunc(name, benchDType(weights.Q8_0, d, k), d, func() ([]byte, error) {
-				return benchTensor(name, weights.Q8_0, d, k, seed).Data, nil
-			})
+		for _, t := range src.Tensors() {
+			w.AddTensorFunc(t.Name, t.DType, t.Shape, func() ([]byte, error) { return t.Data, nil })
 		}
 		if err := w.WriteFile(path); err != nil {
 			b.Fatal(err)
@@ -457,7 +329,7 @@ func runCaptionGGUF(b *testing.B, cfg Config, path string) {
 		b.Fatal(err)
 	}
 	defer src.Close()
-	m, err := Load(src, Options{DType: native.Q8_0, KVCache: benchKV(b)})
+	m, err := Load(src, Options{DType: native.Q8_0, KVCache: benchKV(b), Device: benchDevice(b)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -483,9 +355,10 @@ func peakRSS() (int64, bool) {
 }
 
 // BenchmarkCaptionProfile is BenchmarkCaption for one batch of 8 images split into its
-// phases (vision encoder, Q-Former, prefill, decode, sampling: generate.Run's host work
+// phases (vision encoder, Q-Former, prefill, decode, sampling: generate.Run's work
 // between decoding steps) with each op's time, GFLOP/s and GB/s against the GEMM rate
-// and copy bandwidth measured in the same run (native.Profile), printed after the run:
+// and copy bandwidth measured in the same run (native.Profile), printed after the run.
+// Ops are timed on the cpu device only:
 //
 //	go test -run '^$' -bench CaptionProfile -benchtime 1x ./vision/blip2/ -blip2.dtypes q8_0
 //
@@ -496,7 +369,7 @@ func BenchmarkCaptionProfile(b *testing.B) {
 		b.Run(fmt.Sprintf("%s/dtype=%s/kv=%s/batch=8/tokens=%d", cfg.depthName(), dt, *benchKVCache, *benchTokens), func(b *testing.B) {
 			m, _ := benchModelFor(b, dt)
 			m.LM.KVCache = benchKV(b)
-			c := native.NewCtx(*benchThreadsF)
+			c := benchCtx(b)
 			defer c.Close()
 			const n = 8
 			nq := cfg.NumQueryTokens
@@ -505,8 +378,12 @@ func BenchmarkCaptionProfile(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			defer s.Close()
 			px := benchPixels(n, cfg.Vision.ImageSize)
-			var sc nn.Scratch
+			ids, slots, lens, plens := make([]int32, n), make([]int, n), make([]int, n), make([]int, n)
+			for i := range n {
+				ids[i], slots[i], lens[i], plens[i] = cfg.Text.BOS, i, nq+1, 1
+			}
 			// the steps of Generator.Generate for prompts of BOS alone, one phase each
 			caption := func(prof *native.Profile) {
 				phase := func(name string) {
@@ -514,34 +391,24 @@ func BenchmarkCaptionProfile(b *testing.B) {
 						prof.Phase(name)
 					}
 				}
+				mk := c.Mark()
+				defer c.Release(mk)
 				phase("vision encoder")
-				img := m.Vision.Forward(c, px, &sc, nil)
+				img := m.Vision.Forward(c, c.Import(px))
 				phase("q-former")
-				q := m.QFormer.Forward(c, img, n, &sc, nil)
-				prefix := sc.Tensor("blip2.prefix", n*nq, cfg.Text.Hidden)
-				m.Proj.ForwardInto(c, prefix, q, native.None, native.Tensor{})
-				c.Reset()
+				prefix := c.Alloc(n*nq, cfg.Text.Hidden)
+				m.Proj.ForwardInto(c, prefix, m.QFormer.Forward(c, img, n), native.None, native.Tensor{})
 				phase("prefill")
-				ids, slots, lens := make([]int32, n), make([]int, n), make([]int, n)
-				for i := range n {
-					ids[i], slots[i], lens[i] = cfg.Text.BOS, i, nq+1
-				}
-				tok := m.LM.EmbedTokens(c, ids)
-				x := c.Alloc(n*(nq+1), cfg.Text.Hidden)
-				for i := range n {
-					x.Rows(i*(nq+1), i*(nq+1)+nq).CopyFrom(prefix.Rows(i*nq, (i+1)*nq))
-					x.Rows(i*(nq+1)+nq, (i+1)*(nq+1)).CopyFrom(tok.Rows(i, i+1))
-				}
-				lg := s.Prefill(x, slots, lens, nil)
+				lg := s.Prefill(m.inputsEmbeds(c, prefix, m.LM.EmbedTokens(c, ids), plens), slots, lens, nil)
 				rows := make([]generate.Row, n)
-				v := cfg.Text.Vocab
 				for i := range rows {
-					rows[i] = generate.Row{Slots: []int{i}, Logits: slices.Clone(lg[i*v : (i+1)*v])}
+					rows[i] = generate.Row{Slots: []int{i}}
 				}
 				phase("sampling")
-				if _, err := generate.Run(profiledSession{s, prof}, p, rows); err != nil {
+				if _, err := generate.Run(profiledSession{s, prof}, p, rows, lg); err != nil {
 					b.Fatal(err)
 				}
+				c.Sync()
 			}
 			caption(nil) // the arena grows to the pass's peak
 			var last *native.Profile
@@ -557,14 +424,14 @@ func BenchmarkCaptionProfile(b *testing.B) {
 	}
 }
 
-// profiledSession is the decoder with each Step counted as the "decode" phase; the time
-// between steps (generate.Run choosing tokens) is "sampling".
+// profiledSession is the decoder with each Step counted as the "decode" phase; the rest
+// of generate.Run (choosing tokens) is "sampling".
 type profiledSession struct {
 	*opt.Session
 	prof *native.Profile
 }
 
-func (s profiledSession) Step(slots []int, ids []int32) []float32 {
+func (s profiledSession) Step(slots []int, ids []int32) native.Tensor {
 	if s.prof != nil {
 		s.prof.Phase("decode")
 		defer s.prof.Phase("sampling")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"synth/native"
+	"synth/vision/nn"
 	"synth/vision/opt"
 )
 
@@ -143,17 +144,11 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// epilogue maps a hidden_act name (transformers' ACT2FN) to the fused GEMM epilogue.
+// epilogue maps a hidden_act name to the fused GEMM epilogue.
 func epilogue(act string) (native.Epilogue, error) {
-	switch act {
-	case "gelu":
-		return native.GELU, nil
-	case "gelu_new", "gelu_pytorch_tanh":
-		return native.GELUTanh, nil
-	case "quick_gelu":
-		return native.QuickGELU, nil
-	case "relu":
-		return native.ReLU, nil
+	e, err := nn.Activation(act)
+	if err != nil {
+		return 0, fmt.Errorf("%w: hidden_act: %w", ErrConfig, err)
 	}
-	return 0, fmt.Errorf("%w: hidden_act %q (want gelu, gelu_new, quick_gelu or relu)", ErrConfig, act)
+	return e, nil
 }

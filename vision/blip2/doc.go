@@ -12,7 +12,7 @@
 // Dimension legend: B images, S image side, p patch, T = (S/p)^2 + 1 vision tokens,
 // D vision width, Q query tokens, H Q-Former width, E text width (OPT hidden).
 //
-// The generate() conventions (fixtures/blip2/*/README.md): the Q projected queries come
+// The generate() conventions (docs/generation.md): the Q projected queries come
 // first, then the prompt's token embeddings (no BOS added; an empty prompt is BOS alone);
 // the attention mask is ones for the queries; the logits processors see the new tokens
 // only; the ids upstream returns are BOS followed by the new tokens.

@@ -3,11 +3,9 @@ package blip2
 import (
 	"errors"
 	"fmt"
-	"slices"
 
 	"synth/native"
 	"synth/vision/generate"
-	"synth/vision/nn"
 	"synth/vision/opt"
 )
 
@@ -35,7 +33,6 @@ func (m *Model) Params(maxNew int) generate.Params {
 type Generator struct {
 	m                                  *Model
 	s                                  *opt.Session
-	scratch                            nn.Scratch
 	maxBatch, maxPrompt, beams, maxNew int
 }
 
@@ -60,11 +57,15 @@ func (m *Model) NewGenerator(c *native.Ctx, maxBatch, maxPrompt int, p generate.
 	return &Generator{m: m, s: s, maxBatch: maxBatch, maxPrompt: max(maxPrompt, 1), beams: p.NumBeams, maxNew: p.MaxNewTokens}, nil
 }
 
+// Close frees the generator's KV cache.
+func (g *Generator) Close() { g.s.Close() }
+
 // Generate is Blip2ForConditionalGeneration.generate for a batch of images: pixels
-// [B, 3, S, S] and one prompt per image. All images run the vision tower and Q-Former
+// [B, 3, S, S] (on the host or the model's device) and one prompt per image. All images run the vision tower and Q-Former
 // together, their prompts are prefilled together, and every sequence (and beam) decodes
 // in the same steps until it finishes. Results are the new tokens per image.
-func (g *Generator) Generate(pixels native.Tensor, prompts []Prompt, p generate.Params) ([]generate.Result, error) {
+func (g *Generator) Generate(pixels native.Tensor, prompts []Prompt, p generate.Params) (_ []generate.Result, err error) {
+	defer native.Recover(&err) // a device out of memory: an error that suggests a smaller batch
 	m, c := g.m, g.s.Ctx()
 	cfg := m.Cfg
 	if err := p.Validate(); err != nil {
@@ -80,7 +81,7 @@ func (g *Generator) Generate(pixels native.Tensor, prompts []Prompt, p generate.
 		return nil, fmt.Errorf("%w: %d beams and %d new tokens, the generator was made for %d and %d", ErrInput, p.NumBeams, p.MaxNewTokens, g.beams, g.maxNew)
 	}
 	var ids []int32
-	lens := make([]int, b)
+	lens, promptLens := make([]int, b), make([]int, b)
 	var masks [][]bool
 	for i, pr := range prompts {
 		pid := pr.IDs
@@ -105,30 +106,24 @@ func (g *Generator) Generate(pixels native.Tensor, prompts []Prompt, p generate.
 			masks[i] = queryMask(cfg.NumQueryTokens, pr.Mask)
 		}
 		ids = append(ids, pid...)
-		lens[i] = cfg.NumQueryTokens + len(pid)
+		lens[i], promptLens[i] = cfg.NumQueryTokens+len(pid), len(pid)
 	}
 
-	prefix := m.Encode(c, pixels, &g.scratch, nil) // [B*Q, E]
-	tokens := m.LM.EmbedTokens(c, ids)             // [sum(Tp), E]
-	x := c.Alloc(len(ids)+b*cfg.NumQueryTokens, cfg.Text.Hidden)
-	nq, row, tok := cfg.NumQueryTokens, 0, 0
+	mk := c.Mark()
+	defer c.Release(mk)
+	x := m.inputsEmbeds(c, m.Encode(c, c.Import(pixels)), m.LM.EmbedTokens(c, ids), promptLens) // [sum(Q+Tp), E]
 	slots := make([]int, b)
-	for i := range b {
-		tp := lens[i] - nq
-		x.Rows(row, row+nq).CopyFrom(prefix.Rows(i*nq, (i+1)*nq))
-		x.Rows(row+nq, row+lens[i]).CopyFrom(tokens.Rows(tok, tok+tp))
-		row, tok = row+lens[i], tok+tp
+	for i := range slots {
 		slots[i] = i * p.NumBeams
 	}
 	lg := g.s.Prefill(x, slots, lens, masks)
-	v := cfg.Text.Vocab
 	rows := make([]generate.Row, b)
 	for i := range rows {
 		s := make([]int, p.NumBeams)
 		for j := range s {
 			s[j] = i*p.NumBeams + j
 		}
-		rows[i] = generate.Row{Slots: s, Logits: slices.Clone(lg[i*v : (i+1)*v]), Seed: prompts[i].Seed}
+		rows[i] = generate.Row{Slots: s, Seed: prompts[i].Seed}
 	}
-	return generate.Run(g.s, p, rows)
+	return generate.Run(g.s, p, rows, lg)
 }

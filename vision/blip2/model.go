@@ -21,6 +21,8 @@ type Options struct {
 	// KVCache is the element type of OPT's KV cache: native.F32 (the zero value) or
 	// native.F16 (half the memory; see opt.Model.KVCache).
 	KVCache native.DType
+	// Device is where the model runs (nil: the cpu).
+	Device *native.Device
 }
 
 // Model is Blip2ForConditionalGeneration's inference path.
@@ -30,6 +32,7 @@ type Model struct {
 	QFormer *QFormer
 	Proj    *nn.Linear // language_projection [E, H]
 	LM      *opt.Model // language_model
+	trace   nn.Tracer
 }
 
 // Load builds the model from an opened checkpoint: a Hugging Face folder or a GGUF from
@@ -44,7 +47,7 @@ func Load(src *weights.Source, o Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blip2: %s: %w", src.Path(), err)
 	}
-	l := nn.NewLoader(weights.NewScope(src), nn.Options{DType: o.DType, Adapter: o.Adapter, LiveLoRA: o.LiveLoRA})
+	l := nn.NewLoader(weights.NewScope(src), nn.Options{DType: o.DType, Adapter: o.Adapter, LiveLoRA: o.LiveLoRA, Device: o.Device})
 	m := &Model{Cfg: cfg}
 	m.Vision = loadVision(l.Sub("vision_model"), cfg.Vision)
 	m.QFormer = loadQFormer(l, cfg.QFormer, cfg.NumQueryTokens)
@@ -64,49 +67,59 @@ func Load(src *weights.Source, o Options) (*Model, error) {
 	return m, nil
 }
 
-// Encode turns images into the soft visual prompt for OPT: pixels [B, 3, S, S] ->
-// language_projection(qformer(vision(pixels))) [B*Q, E], outside the arena (in s, or
-// allocated when s is nil). It resets the Ctx's arena as it goes: callers must not hold
-// arena tensors across it. capture, when set,
-// receives every intermediate block by its fixture name (see Vision.Forward,
-// QFormer.Forward, plus qformer_last_hidden_state and language_projection).
-func (m *Model) Encode(c *native.Ctx, pixels native.Tensor, s *nn.Scratch, capture func(string, native.Tensor)) native.Tensor {
+// Device is where the weights live.
+func (m *Model) Device() *native.Device { return m.LM.Device() }
+
+// SetTrace sends every intermediate block to t by its fixture name (see Vision.Forward,
+// QFormer.Forward, plus qformer_last_hidden_state, language_projection,
+// lm_inputs_embeds and lm_hidden_states.i); nil turns tracing off.
+func (m *Model) SetTrace(t nn.Tracer) {
+	m.trace, m.Vision.Trace, m.QFormer.Trace, m.LM.Trace = t, t, t, nil
+	if t != nil {
+		m.LM.Trace = func(name string, x native.Tensor) { t("lm_"+name, x) }
+	}
+}
+
+// Encode turns images into the soft visual prompt for OPT: pixels [B, 3, S, S] (on the
+// host or the model's device) ->
+// language_projection(qformer(vision(pixels))) [B*Q, E], in the Ctx's arena (the
+// vision and Q-Former activations are released before it returns).
+func (m *Model) Encode(c *native.Ctx, pixels native.Tensor) native.Tensor {
 	b := pixels.Dim(0)
-	img := m.Vision.Forward(c, pixels, s, capture)
-	q := m.QFormer.Forward(c, img, b, s, capture)
-	if capture != nil {
-		capture("qformer_last_hidden_state", q)
-	}
-	out := s.Tensor("blip2.prefix", b*m.Cfg.NumQueryTokens, m.Cfg.Text.Hidden)
+	out := c.Alloc(b*m.Cfg.NumQueryTokens, m.Cfg.Text.Hidden)
+	mk := c.Mark()
+	q := m.QFormer.Forward(c, m.Vision.Forward(c, c.Import(pixels)), b)
+	m.trace.At("qformer_last_hidden_state", q)
 	m.Proj.ForwardInto(c, out, q, native.None, native.Tensor{})
-	c.Reset()
-	if capture != nil {
-		capture("language_projection", out)
-	}
+	c.Release(mk)
+	m.trace.At("language_projection", out)
 	return out
 }
 
 // Forward is Blip2ForConditionalGeneration's forward pass: images pixels [B, 3, S, S]
 // with prompts ids [B*Tp] (Tp tokens each) and their attention mask [B*Tp] (true: real
-// token; nil: all real) -> logits [B*(Q+Tp), V] for every query and prompt position.
-// capture, when set, also receives lm_inputs_embeds and lm_hidden_states.i.
-func (m *Model) Forward(c *native.Ctx, pixels native.Tensor, ids []int32, mask []bool, capture func(string, native.Tensor)) native.Tensor {
+// token; nil: all real) -> logits [B*(Q+Tp), V] for every query and prompt position, in
+// the Ctx's arena.
+func (m *Model) Forward(c *native.Ctx, pixels native.Tensor, ids []int32, mask []bool) native.Tensor {
 	b, nq, e := pixels.Dim(0), m.Cfg.NumQueryTokens, m.Cfg.Text.Hidden
 	if len(ids)%b != 0 || (mask != nil && len(mask) != len(ids)) {
 		panic(fmt.Sprintf("blip2: Forward: %d ids and %d mask values for %d images", len(ids), len(mask), b))
 	}
 	tp := len(ids) / b
 	t := nq + tp
-	x := m.inputsEmbeds(c, m.Encode(c, pixels, nil, capture), m.LM.EmbedTokens(c, ids), b, tp)
-	if capture != nil {
-		capture("lm_inputs_embeds", x)
+	lens := make([]int, b)
+	for i := range lens {
+		lens[i] = tp
 	}
-	kv := native.NewKVCache(len(m.LM.Layers), b, t, e, m.LM.KVCache)
-	slots, lens := make([]int, b), make([]int, b)
+	x := m.inputsEmbeds(c, m.Encode(c, pixels), m.LM.EmbedTokens(c, ids), lens)
+	m.trace.At("lm_inputs_embeds", x)
+	kv := c.Device().NewKVCache(len(m.LM.Layers), b, t, e, m.LM.KVCache)
+	defer c.FreeKV(kv)
+	slots, qlens := make([]int, b), make([]int, b)
 	var pos []int32
 	var keyMask [][]bool
 	for i := range b {
-		slots[i], lens[i] = i, t
+		slots[i], qlens[i] = i, t
 		var row []bool
 		if mask != nil {
 			row = queryMask(nq, mask[i*tp:(i+1)*tp])
@@ -114,25 +127,25 @@ func (m *Model) Forward(c *native.Ctx, pixels native.Tensor, ids []int32, mask [
 		}
 		pos = opt.PositionIDs(pos, row, t, 0)
 	}
-	h := m.LM.Forward(c, kv, x, opt.Batch{Slots: slots, Lens: lens, Pos: pos, KeyMask: keyMask}, nil, func(i int, h native.Tensor) {
-		if capture != nil {
-			capture(fmt.Sprintf("lm_hidden_states.%d", i), h)
-		}
-	})
+	h := m.LM.Forward(c, kv, x, opt.Batch{Slots: slots, Lens: qlens, Pos: pos, KeyMask: keyMask})
 	return m.LM.Logits(c, h)
 }
 
-// inputsEmbeds interleaves per image its Q projected queries and its prompt embeddings:
-// [B*(Q+Tp), E] with image i at rows i*(Q+Tp).
-func (m *Model) inputsEmbeds(c *native.Ctx, prefix, prompt native.Tensor, b, tp int) native.Tensor {
+// inputsEmbeds is the language model's input: per image its Q projected queries, then
+// its prompt's token embeddings. prefix [B*Q, E]; prompts [sum(lens), E], image i's
+// lens[i] rows in order. The result is [B*Q + sum(lens), E], image i's rows together.
+func (m *Model) inputsEmbeds(c *native.Ctx, prefix, prompts native.Tensor, lens []int) native.Tensor {
 	nq, e := m.Cfg.NumQueryTokens, m.Cfg.Text.Hidden
-	t := nq + tp
-	x := c.Alloc(b*t, e)
-	for i := range b {
-		x.Rows(i*t, i*t+nq).CopyFrom(prefix.Rows(i*nq, (i+1)*nq))
-		if tp > 0 {
-			x.Rows(i*t+nq, (i+1)*t).CopyFrom(prompt.Rows(i*tp, (i+1)*tp))
-		}
+	n := 0
+	for _, l := range lens {
+		n += nq + l
+	}
+	x := c.Alloc(n, e)
+	row, tok := 0, 0
+	for i, l := range lens {
+		c.Copy(x.Rows(row, row+nq), prefix.Rows(i*nq, (i+1)*nq))
+		c.Copy(x.Rows(row+nq, row+nq+l), prompts.Rows(tok, tok+l))
+		row, tok = row+nq+l, tok+l
 	}
 	return x
 }

@@ -38,13 +38,17 @@ var variants = []variant{
 }
 
 func loadSet(t *testing.T, dir string, adapter, live bool, dt native.DType) *Model {
+	return loadSetOn(t, dir, adapter, live, dt, native.CPU)
+}
+
+func loadSetOn(t *testing.T, dir string, adapter, live bool, dt native.DType, dev *native.Device) *Model {
 	t.Helper()
 	src, err := weights.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { src.Close() })
-	o := Options{DType: dt, LiveLoRA: live}
+	o := Options{DType: dt, LiveLoRA: live, Device: dev}
 	if adapter {
 		a, err := weights.LoadAdapter(dir)
 		if err != nil {
@@ -103,53 +107,60 @@ func blockOrder(cfg Config) []string {
 
 // TestParity runs every fixture set's forward pass (every block against upstream, float32
 // relative error <= 1e-4) and generate() cases (identical ids, with an F32 and with an F16
-// KV cache), for the base model and with the set's LoRA adapter live and merged.
+// KV cache), for the base model and with the set's LoRA adapter live and merged, on
+// every test device (parity.Devices).
 func TestParity(t *testing.T) {
-	for _, dir := range fixtures.Sets(t, "blip2", "expected.safetensors") {
-		for _, v := range variants {
-			t.Run(filepath.Base(dir)+"/"+v.name+"/"+v.cases, func(t *testing.T) {
-				if v.adapter {
-					if _, err := os.Stat(filepath.Join(dir, "adapter_config.json")); err != nil {
-						t.Skipf("%s has no adapter", dir)
-					}
-				}
-				m := loadSet(t, dir, v.adapter, v.live, native.F32)
-				in := readInputs(t, dir)
-				c := native.NewCtx(2)
-				defer c.Close()
-				if v.expected != "" {
-					checkForward(t, c, m, in, parity.Load(t, filepath.Join(dir, v.expected)), v.logits)
-				}
-				// Beam scores are sums of log-probabilities: with an F16 cache, keys and
-				// values carry a relative error up to 2^-11 (4.9e-4) and so may the scores.
-				for kv, scoreTol := range map[native.DType]float64{native.F32: 1e-4, native.F16: 1e-3} {
-					m.LM.KVCache = kv
-					t.Run("kv="+kv.String(), func(t *testing.T) {
-						checkGenerate(t, c, m, in, filepath.Join(dir, v.generate), v.cases, scoreTol)
-					})
-				}
-			})
+	for _, dev := range parity.Devices(t) {
+		for _, dir := range fixtures.Sets(t, "blip2", "expected.safetensors") {
+			for _, v := range variants {
+				t.Run(dev.Name()+"/"+filepath.Base(dir)+"/"+v.name+"/"+v.cases, func(t *testing.T) {
+					testParity(t, dev, dir, v)
+				})
+			}
 		}
+	}
+}
+
+func testParity(t *testing.T, dev *native.Device, dir string, v variant) {
+	if v.adapter {
+		if _, err := os.Stat(filepath.Join(dir, "adapter_config.json")); err != nil {
+			t.Skipf("%s has no adapter", dir)
+		}
+	}
+	m := loadSetOn(t, dir, v.adapter, v.live, native.F32, dev)
+	in := readInputs(t, dir)
+	c := parity.Ctx(t, dev, 2)
+	if v.expected != "" {
+		checkForward(t, c, m, in, parity.Load(t, filepath.Join(dir, v.expected)), v.logits)
+	}
+	// Beam scores are sums of log-probabilities: with an F16 cache, keys and
+	// values carry a relative error up to 2^-11 (4.9e-4) and so may the scores.
+	for kv, scoreTol := range map[native.DType]float64{native.F32: 1e-4, native.F16: 1e-3} {
+		m.LM.KVCache = kv
+		t.Run("kv="+kv.String(), func(t *testing.T) {
+			checkGenerate(t, c, m, in, filepath.Join(dir, v.generate), v.cases, scoreTol)
+		})
 	}
 }
 
 func checkForward(t *testing.T, c *native.Ctx, m *Model, in fixtureInputs, want parity.Tensors, logitsName string) {
 	ck := &parity.Checker{T: t, Tol: 1e-4}
-	capture := func(name string, x native.Tensor) {
+	m.SetTrace(func(name string, x native.Tensor) {
 		if _, ok := want[name]; !ok {
 			t.Fatalf("block %s is not in the fixture", name)
 		}
 		w, _ := want.F32(t, name)
-		ck.Check(name, slices.Clone(x.Clone().F32()), w, nil)
-	}
-	logits := m.Forward(c, in.pixels, in.ids, in.mask, capture)
+		ck.Check(name, c.ToHost(x), w, nil)
+	})
+	logits := m.Forward(c, in.pixels, in.ids, in.mask)
+	m.SetTrace(nil)
 	w, _ := want.F32(t, logitsName)
-	ck.Check("logits", slices.Clone(logits.F32()), w, nil)
-	c.Reset()
-	padLogits := m.Forward(c, in.pixels, in.padID, in.pad, nil)
+	ck.Check("logits", c.ToHost(logits), w, nil)
+	c.Release(native.Mark{})
+	padLogits := m.Forward(c, in.pixels, in.padID, in.pad)
 	w, _ = want.F32(t, "pad_logits")
-	ck.Check("pad_logits", slices.Clone(padLogits.F32()), w, nil)
-	c.Reset()
+	ck.Check("pad_logits", c.ToHost(padLogits), w, nil)
+	c.Release(native.Mark{})
 	t.Log(ck.Summary(blockOrder(m.Cfg)))
 }
 

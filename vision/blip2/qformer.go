@@ -9,7 +9,8 @@ import (
 
 // Attention is a Blip2QFormerAttention block (BERT style, post-LN): multi-head attention
 // of the queries onto keys/values (the queries themselves, or the image tokens), then
-// LayerNorm(dense(context) + input).
+// LayerNorm(dense(context) + input). It is post-LN with cross-attention between its
+// halves, so it does not fit nn.Block; it shares nn's Linear and LayerNorm.
 type Attention struct {
 	Query, Key, Value *nn.Linear    // attention.{query,key,value}: [H, H], [H, Hkv], [H, Hkv]
 	Dense             *nn.Linear    // output.dense [H, H]
@@ -31,6 +32,7 @@ type QFormer struct {
 	Queries native.Tensor // query_tokens [Q, H]
 	Norm    *nn.LayerNorm // layernorm, applied to the queries first
 	Layers  []QLayer
+	Trace   nn.Tracer
 	act     native.Epilogue
 }
 
@@ -50,9 +52,7 @@ func loadQFormer(l *nn.Loader, cfg QFormerConfig, queries int) *QFormer {
 	h := cfg.Hidden
 	act, _ := epilogue(cfg.Act)
 	q := &QFormer{Cfg: cfg, act: act}
-	if v := l.F32("query_tokens", 1, queries, h); v != nil {
-		q.Queries = native.FromF32(v, queries, h)
-	}
+	q.Queries = l.Vector("query_tokens", 1, queries, h)
 	s := l.Sub("qformer")
 	q.Norm = s.LayerNorm("layernorm", h, cfg.Eps)
 	for i := 0; i < cfg.Layers; i++ {
@@ -75,33 +75,32 @@ func loadQFormer(l *nn.Loader, cfg QFormerConfig, queries int) *QFormer {
 // forward is the attention block in place on x [B*Q, H]: x = LayerNorm(dense(attn) + x),
 // with keys and values from kv [B*Tk, Hkv] (x itself for self-attention).
 func (a *Attention) forward(c *native.Ctx, x, kv native.Tensor, b int, p native.AttnParams) {
+	m := c.Mark()
 	q := a.Query.Forward(c, x, native.None, native.Tensor{})
 	k := a.Key.Forward(c, kv, native.None, native.Tensor{})
 	v := a.Value.Forward(c, kv, native.None, native.Tensor{})
-	ctx := c.Attention(q, k, v, b, p)
-	a.Dense.ForwardInto(c, x, ctx, native.None, x)
-	c.LayerNormInto(x, x, a.Norm.W, a.Norm.B, a.Norm.Eps)
+	a.Dense.ForwardInto(c, x, c.Attention(q, k, v, b, p), native.None, x)
+	a.Norm.Into(c, x, x)
+	c.Release(m)
 }
 
-// Forward runs the queries over image embeddings img [B*T, D] of b images:
-// -> [B*Q, H], outside the arena (in s, or allocated when s is nil). The Ctx's arena is
-// reset after every layer. capture, when set, receives qformer_hidden_states.i (i = 0: the normalised
-// queries; i: the output of layer i-1); later layers overwrite them.
-func (q *QFormer) Forward(c *native.Ctx, img native.Tensor, b int, s *nn.Scratch, capture func(string, native.Tensor)) native.Tensor {
+// Forward runs the queries over image embeddings img [B*T, D] of b images: -> [B*Q, H]
+// in the Ctx's arena. Trace receives qformer_hidden_states.i (i = 0: the normalised
+// queries; i: the output of layer i-1).
+func (q *QFormer) Forward(c *native.Ctx, img native.Tensor, b int) native.Tensor {
 	cfg := q.Cfg
 	nq, h := q.Queries.Dim(0), cfg.Hidden
 	if rows, cols := img.Dims2(); b < 1 || rows%b != 0 || cols != cfg.EncoderHidden {
 		panic(fmt.Sprintf("blip2: qformer: image embeddings %v for %d images of width %d", img.Shape(), b, cfg.EncoderHidden))
 	}
-	q0 := q.Norm.Forward(c, q.Queries)         // [Q, H], the same for every image
-	x := s.Tensor("qformer.residual", b*nq, h) // [B*Q, H], outside the arena (reset after every layer)
+	x := c.Alloc(b*nq, h) // [B*Q, H]: the normalised queries, the same for every image
+	m := c.Mark()
+	q0 := q.Norm.Forward(c, q.Queries) // [Q, H]
 	for i := 0; i < b; i++ {
-		x.Rows(i*nq, (i+1)*nq).CopyFrom(q0)
+		c.Copy(x.Rows(i*nq, (i+1)*nq), q0)
 	}
-	c.Reset()
-	if capture != nil {
-		capture("qformer_hidden_states.0", x)
-	}
+	c.Release(m)
+	q.Trace.At("qformer_hidden_states.0", x)
 	p := native.AttnParams{Heads: cfg.Heads, HeadDim: h / cfg.Heads, Scale: nn.InvSqrt(h / cfg.Heads)}
 	for i := range q.Layers {
 		ly := &q.Layers[i]
@@ -109,13 +108,11 @@ func (q *QFormer) Forward(c *native.Ctx, img native.Tensor, b int, s *nn.Scratch
 		if ly.Cross != nil {
 			ly.Cross.forward(c, x, img, b, p)
 		}
-		m := ly.FC1.Forward(c, x, q.act, native.Tensor{})
-		ly.FC2.ForwardInto(c, x, m, native.None, x)
-		c.LayerNormInto(x, x, ly.Norm.W, ly.Norm.B, ly.Norm.Eps)
-		c.Reset()
-		if capture != nil {
-			capture(fmt.Sprintf("qformer_hidden_states.%d", i+1), x)
-		}
+		m := c.Mark()
+		ly.FC2.ForwardInto(c, x, ly.FC1.Forward(c, x, q.act, native.Tensor{}), native.None, x)
+		ly.Norm.Into(c, x, x)
+		c.Release(m)
+		q.Trace.Layer("qformer_hidden_states", i+1, x)
 	}
 	return x
 }

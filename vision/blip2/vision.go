@@ -7,103 +7,75 @@ import (
 	"synth/vision/nn"
 )
 
-// VisionLayer is one Blip2EncoderLayer (pre-LN EVA block).
-type VisionLayer struct {
-	Norm1 *nn.LayerNorm // layer_norm1
-	QKV   *nn.Linear    // self_attn.qkv [3D, D], bias [q ; k ; v] (used as stored)
-	Proj  *nn.Linear    // self_attn.projection [D, D]
-	Norm2 *nn.LayerNorm // layer_norm2
-	FC1   *nn.Linear    // mlp.fc1 [I, D]
-	FC2   *nn.Linear    // mlp.fc2 [D, I]
-}
-
 // Vision is Blip2VisionModel: patch embedding, class token, positions, encoder layers
-// and post_layernorm.
+// (pre-LN EVA blocks: nn.Block with a packed qkv projection) and post_layernorm.
 type Vision struct {
 	Cfg       VisionConfig
 	Patch     *nn.Linear    // patch_embedding as im2col GEMM: [D, 3*p*p]
-	Class     []float32     // class_embedding [D]
+	Class     native.Tensor // class_embedding [1, D]
 	Positions native.Tensor // position_embedding [T, D]
-	Layers    []VisionLayer
+	Layers    []*nn.Block
 	PostNorm  *nn.LayerNorm // post_layernorm
-	act       native.Epilogue
+	Trace     nn.Tracer
 }
 
 func loadVision(l *nn.Loader, cfg VisionConfig) *Vision {
 	d, t := cfg.Hidden, cfg.Tokens()
 	act, _ := epilogue(cfg.Act)
-	v := &Vision{Cfg: cfg, act: act}
+	v := &Vision{Cfg: cfg}
 	e := l.Sub("embeddings")
 	v.Patch = e.Conv("patch_embedding", d, 3, cfg.PatchSize, cfg.PatchSize, true)
-	v.Class = e.F32("class_embedding", 1, 1, d)
-	if pos := e.F32("position_embedding", 1, t, d); pos != nil {
-		v.Positions = native.FromF32(pos, t, d)
+	v.Class = e.Vector("class_embedding", 1, 1, d)
+	v.Positions = e.Vector("position_embedding", 1, t, d)
+	names := nn.BlockNames{
+		Norm1: "layer_norm1", Norm2: "layer_norm2",
+		QKV: "self_attn.qkv", Out: "self_attn.projection", FC1: "mlp.fc1", FC2: "mlp.fc2",
+		QKVHasBias: cfg.QKVBias, OutHasBias: true, MLPHasBias: true,
 	}
 	for i := 0; i < cfg.Layers; i++ {
-		s := l.Sub("encoder.layers", i)
-		v.Layers = append(v.Layers, VisionLayer{
-			Norm1: s.LayerNorm("layer_norm1", d, cfg.Eps),
-			QKV:   s.Linear("self_attn.qkv", 3*d, d, cfg.QKVBias),
-			Proj:  s.Linear("self_attn.projection", d, d, true),
-			Norm2: s.LayerNorm("layer_norm2", d, cfg.Eps),
-			FC1:   s.Linear("mlp.fc1", cfg.Intermediate, d, true),
-			FC2:   s.Linear("mlp.fc2", d, cfg.Intermediate, true),
-		})
+		v.Layers = append(v.Layers, l.Sub("encoder.layers", i).Block(names, d, cfg.Intermediate, cfg.Eps, act))
 	}
 	v.PostNorm = l.LayerNorm("post_layernorm", d, cfg.Eps)
 	return v
 }
 
 // Forward embeds images: pixels [B, 3, S, S] -> image_embeds [B*T, D] (after
-// post_layernorm), outside the arena (in s, or allocated when s is nil). The Ctx's arena is reset after every layer (the
-// residual stream lives outside it), so callers must not hold arena tensors across the
-// call. capture, when set, receives transformers' intermediate outputs by their fixture
-// names (vision_embeddings, vision_hidden_states.i, vision_last_hidden_state,
-// vision_pooler_output); later layers overwrite them, so Clone what must be kept.
-func (v *Vision) Forward(c *native.Ctx, pixels native.Tensor, s *nn.Scratch, capture func(string, native.Tensor)) native.Tensor {
+// post_layernorm), in the Ctx's arena. Trace receives transformers' intermediate
+// outputs by their fixture names (vision_embeddings, vision_hidden_states.i,
+// vision_last_hidden_state, vision_pooler_output).
+func (v *Vision) Forward(c *native.Ctx, pixels native.Tensor) native.Tensor {
 	cfg := v.Cfg
 	if pixels.Rank() != 4 || pixels.Dim(1) != 3 || pixels.Dim(2) != cfg.ImageSize || pixels.Dim(3) != cfg.ImageSize {
 		panic(fmt.Sprintf("blip2: vision: pixels %v, want [B, 3, %d, %d]", pixels.Shape(), cfg.ImageSize, cfg.ImageSize))
 	}
 	b, t, d := pixels.Dim(0), cfg.Tokens(), cfg.Hidden
+	x := c.Alloc(b*t, d) // [B*T, D]: class token, then patches, per image
+	m := c.Mark()
 	patches := c.PatchEmbed(pixels, v.Patch.W, v.Patch.B, cfg.PatchSize) // [B*(T-1), D]
-	x := s.Tensor("vision.residual", b*t, d)                             // [B*T, D]: class token, then patches, per image
-	class := native.FromF32(v.Class, 1, d)
 	for i := 0; i < b; i++ {
-		x.Rows(i*t, i*t+1).CopyFrom(class)
-		x.Rows(i*t+1, (i+1)*t).CopyFrom(patches.Rows(i*(t-1), (i+1)*(t-1)))
+		c.Copy(x.Rows(i*t, i*t+1), v.Class)
+		c.Copy(x.Rows(i*t+1, (i+1)*t), patches.Rows(i*(t-1), (i+1)*(t-1)))
 	}
 	c.AddInPlace(x, v.Positions)
-	c.Reset()
-	if capture != nil {
-		capture("vision_embeddings", x)
-		capture("vision_hidden_states.0", x)
-	}
+	c.Release(m)
+	v.Trace.At("vision_embeddings", x)
+	v.Trace.At("vision_hidden_states.0", x)
 	heads := cfg.Heads
-	attn := native.AttnParams{Heads: heads, HeadDim: d / heads, Scale: nn.InvSqrt(d / heads)}
-	for i := range v.Layers {
-		ly := &v.Layers[i]
-		h := ly.Norm1.Forward(c, x)
-		qkv := ly.QKV.Forward(c, h, native.None, native.Tensor{}) // [B*T, 3D]
-		a := c.Attention(qkv.Cols(0, d), qkv.Cols(d, d), qkv.Cols(2*d, d), b, attn)
-		ly.Proj.ForwardInto(c, x, a, native.None, x) // x += projection(attention)
-		h = ly.Norm2.Forward(c, x)
-		h = ly.FC1.Forward(c, h, v.act, native.Tensor{})
-		ly.FC2.ForwardInto(c, x, h, native.None, x) // x += fc2(gelu(fc1(.)))
-		c.Reset()
-		if capture != nil {
-			capture(fmt.Sprintf("vision_hidden_states.%d", i+1), x)
-		}
+	attend := nn.SelfAttention(c, b, native.AttnParams{Heads: heads, HeadDim: d / heads, Scale: nn.InvSqrt(d / heads)})
+	for i, ly := range v.Layers {
+		ly.Forward(c, x, attend)
+		v.Trace.Layer("vision_hidden_states", i+1, x)
 	}
-	c.LayerNormInto(x, x, v.PostNorm.W, v.PostNorm.B, v.PostNorm.Eps)
-	if capture != nil {
-		capture("vision_last_hidden_state", x)
+	v.PostNorm.Into(c, x, x)
+	if v.Trace != nil {
+		v.Trace.At("vision_last_hidden_state", x)
+		m := c.Mark()
 		cls := c.Alloc(b, d)
 		for i := 0; i < b; i++ {
-			cls.Rows(i, i+1).CopyFrom(x.Rows(i*t, i*t+1))
+			c.Copy(cls.Rows(i, i+1), x.Rows(i*t, i*t+1))
 		}
-		capture("vision_pooler_output", v.PostNorm.Forward(c, cls))
-		c.Reset()
+		v.Trace.At("vision_pooler_output", v.PostNorm.Forward(c, cls))
+		c.Release(m)
 	}
 	return x
 }

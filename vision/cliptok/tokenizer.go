@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"synth/vision/bpe"
 )
@@ -49,19 +50,27 @@ type Tokenizer struct {
 // flag does not matter after lowercasing.
 var pretokenize = regexp.MustCompile(`<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+`)
 
-// Load reads the merges file (bpe_simple_vocab_16e6.txt.gz, gzip or plain text).
+// Load reads the merges file (bpe_simple_vocab_16e6.txt.gz, gzip or plain text). A file
+// named .gz must be gzip, and plain text must be UTF-8 without NUL bytes: anything else
+// (a truncated download, another compressor) used to give a vocabulary of the 514 base
+// symbols, silently, and wrong ids for every text.
 func Load(path string) (*Tokenizer, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("cliptok: %w", err)
 	}
 	var r io.Reader = bytes.NewReader(data)
-	if len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b {
+	switch {
+	case len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b:
 		zr, err := gzip.NewReader(r)
 		if err != nil {
 			return nil, fmt.Errorf("cliptok: read %s: %w", path, err)
 		}
 		r = zr
+	case strings.HasSuffix(strings.ToLower(path), ".gz"):
+		return nil, fmt.Errorf("cliptok: %s is not gzip data (starts with % x): want the merges file bpe_simple_vocab_16e6.txt.gz", path, data[:min(len(data), 8)])
+	case bytes.IndexByte(data, 0) >= 0 || !utf8.Valid(data):
+		return nil, fmt.Errorf("cliptok: %s is neither gzip nor text: want the merges file bpe_simple_vocab_16e6.txt.gz", path)
 	}
 	t, err := Parse(r)
 	if err != nil {
@@ -102,6 +111,9 @@ func Parse(r io.Reader) (*Tokenizer, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
+	}
+	if len(merges) == 0 {
+		return nil, fmt.Errorf("no merges (%d lines): an empty or truncated merges file", line)
 	}
 	for _, m := range merges {
 		t.pieces = append(t.pieces, m.a+m.b)

@@ -1,6 +1,8 @@
 package cliptok
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -144,5 +146,39 @@ func TestShortMergesFile(t *testing.T) {
 	}
 	if got := tok.Decode(ids, true); got != "blue je " {
 		t.Fatalf("decode %q", got)
+	}
+}
+
+// A vocabulary file that is empty, not gzip under a .gz name, binary, or gzip holding
+// only a header is an error, not a tokenizer of the 514 base symbols giving wrong ids.
+func TestBadVocabularyRefused(t *testing.T) {
+	dir := t.TempDir()
+	gz := func(text string) []byte {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		zw.Write([]byte(text))
+		zw.Close()
+		return b.Bytes()
+	}
+	cases := map[string][]byte{
+		"empty.txt.gz":      nil,
+		"empty.txt":         nil,
+		"zstd.txt.gz":       {0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0},
+		"binary.txt":        {0x89, 'P', 'N', 'G', 0, 0, 0, 13},
+		"header-only.gz":    gz("#version: 0.2\n"),
+		"empty-gzip.txt.gz": gz(""),
+		"truncated.txt.gz":  gz("#version: 0.2\ni n\nt h\n")[:20],
+	}
+	for name, data := range cases {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, data, 0o644)
+		if tok, err := Load(p); err == nil {
+			t.Errorf("%s: accepted, vocabulary of %d", name, tok.VocabSize())
+		}
+	}
+	p := filepath.Join(dir, "ok.txt")
+	os.WriteFile(p, []byte("#version: 0.2\ni n\n"), 0o644)
+	if _, err := Load(p); err != nil {
+		t.Errorf("plain-text merges: %v", err)
 	}
 }

@@ -3,6 +3,8 @@ package generate
 import (
 	"math"
 	"slices"
+
+	"synth/native"
 )
 
 // hypothesis is a finished (or, at the end, live) beam.
@@ -86,7 +88,6 @@ type beamRow struct {
 	slots  []int     // cache slot of each live beam
 	scores []float32 // running sum of log-probs of each beam (float32, as upstream)
 	tokens [][]int32 // generated tokens of each beam
-	logits [][]float32
 	hyps   hypotheses
 	done   bool
 }
@@ -99,7 +100,14 @@ type candidate struct {
 
 // beamSearch is transformers' beam search (BeamSearchScorer with one beam group and
 // num_return_sequences 1). Rows that are done leave the batch.
-func beamSearch(m Model, p Params, rows []Row) []Result {
+//
+// Each step the device computes the log-softmax of every live beam's logits, applies
+// the logits processors and returns each beam's top `keep` candidates; the host merges
+// a row's beams by score plus the beam's running sum. That is exact: within a beam the
+// running sum is a constant, so the row's best `keep` candidates overall are among its
+// beams' own best `keep`, and ties keep upstream's order (lower beam, then lower token).
+func beamSearch(m Model, p Params, rows []Row, first native.Tensor) []Result {
+	c := m.Ctx()
 	v, nb := m.Vocab(), p.NumBeams
 	br := make([]beamRow, len(rows))
 	for i, r := range rows {
@@ -107,55 +115,64 @@ func beamSearch(m Model, p Params, rows []Row) []Result {
 		b.slots = append([]int(nil), r.Slots...)
 		b.scores = make([]float32, nb)
 		b.tokens = make([][]int32, nb)
-		b.logits = make([][]float32, nb)
 		b.hyps = hypotheses{n: nb, lp: p.LengthPenalty, early: p.EarlyStopping, max: p.MaxNewTokens, worst: 1e9}
-		for j := range nb {
+		for j := 1; j < nb; j++ {
 			// Upstream repeats the prompt per beam; the first step expands beam 0 only
 			// (the others start at -1e9), so copying beam 0's cache is the same.
-			if j > 0 {
-				m.CopySlot(r.Slots[j], r.Slots[0])
-				b.scores[j] = -1e9
-			}
-			b.logits[j] = r.Logits
+			m.CopySlot(r.Slots[j], r.Slots[0])
+			b.scores[j] = -1e9
 		}
 	}
 	keep := max(2, 1+len(p.EOS)) * nb
-	scores := make([]float32, v)
 	cands := make([]candidate, 0, keep)
-	ctx := make([]int32, 0, p.MaxNewTokens+16)
+	var ed edits
 	var slots []int
 	var ids []int32
 	var stepRows []int
+	ctx := make([]int32, 0, p.MaxNewTokens+16)
+	for i := range rows {
+		stepRows = append(stepRows, i)
+	}
+	logits := first // the first step: one row per prompt, its beams all start from it
+	perRow := 1
+	mark := c.Mark()
 	for gen := 0; ; gen++ {
 		cur := gen + 1 // generated length including this step
-		slots, ids, stepRows = slots[:0], ids[:0], stepRows[:0]
-		for i := range br {
-			b := &br[i]
-			if b.done {
-				continue
+		// log-probabilities, processed, and each beam's best candidates, on the device
+		lp := c.LogSoftmax(logits)
+		ed.reset()
+		for k, i := range stepRows {
+			for j := 0; j < perRow; j++ {
+				ctx = append(append(ctx[:0], rows[i].Context...), br[i].tokens[j]...)
+				ed.add(p, (k*perRow+j)*v, v, ctx, gen)
 			}
+		}
+		ed.apply(c, lp, p)
+		topIdx, topVal := c.TopK(lp, keep)
+		next := stepRows[:0]
+		slots, ids = slots[:0], ids[:0]
+		for k, i := range stepRows {
+			b := &br[i]
 			cands = cands[:0]
 			for j := range nb {
-				logSoftmax(scores, b.logits[j])
-				ctx = append(append(ctx[:0], rows[i].Context...), b.tokens[j]...)
-				p.process(scores, ctx, gen)
-				for t, s := range scores {
-					cands = pushTop(cands, keep, candidate{score: s + b.scores[j], beam: j, token: int32(t)})
+				r := k*perRow + min(j, perRow-1)
+				for e, t := range topIdx[r] {
+					cands = pushTop(cands, keep, candidate{score: topVal[r][e] + b.scores[j], beam: j, token: t})
 				}
 			}
 			nextTok := make([][]int32, 0, nb)
 			nextScore := make([]float32, 0, nb)
 			nextSrc := make([]int, 0, nb)
-			for rank, c := range cands {
-				if p.isEOS(c.token) {
+			for rank, cd := range cands {
+				if p.isEOS(cd.token) {
 					if rank >= nb {
 						continue
 					}
-					b.hyps.add(b.tokens[c.beam], float64(c.score), cur, true)
+					b.hyps.add(b.tokens[cd.beam], float64(cd.score), cur, true)
 				} else {
-					nextTok = append(nextTok, append(slices.Clip(b.tokens[c.beam]), c.token))
-					nextScore = append(nextScore, c.score)
-					nextSrc = append(nextSrc, c.beam)
+					nextTok = append(nextTok, append(slices.Clip(b.tokens[cd.beam]), cd.token))
+					nextScore = append(nextScore, cd.score)
+					nextSrc = append(nextSrc, cd.beam)
 				}
 				if len(nextTok) == nb {
 					break
@@ -171,20 +188,16 @@ func beamSearch(m Model, p Params, rows []Row) []Result {
 				slots = append(slots, b.slots[j])
 				ids = append(ids, b.tokens[j][len(b.tokens[j])-1])
 			}
-			stepRows = append(stepRows, i)
+			next = append(next, i)
 		}
+		stepRows = next
 		if len(stepRows) == 0 {
 			break
 		}
-		out := m.Step(slots, ids)
-		k := 0
-		for _, i := range stepRows {
-			for j := range nb {
-				br[i].logits[j] = out[k*v : (k+1)*v]
-				k++
-			}
-		}
+		c.Release(mark)
+		logits, perRow = m.Step(slots, ids), nb
 	}
+	c.Release(mark)
 	res := make([]Result, len(rows))
 	for i := range br {
 		b := &br[i]
@@ -201,7 +214,8 @@ func beamSearch(m Model, p Params, rows []Row) []Result {
 
 // pushTop inserts c into the list of the best n candidates, sorted by score
 // (descending; on ties the earlier candidate first, i.e. lower beam*vocab+token, as
-// torch.topk returns in practice).
+// torch.topk returns in practice). Candidates arrive beam by beam, each beam's in
+// descending order with ties by lower token, so "earlier" is arrival order.
 func pushTop(list []candidate, n int, c candidate) []candidate {
 	if len(list) == n && !(c.score > list[n-1].score) {
 		return list

@@ -5,16 +5,22 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+
+	"synth/native"
 )
 
-// Model is a decoder holding sequences in cache slots.
+// Model is a decoder holding sequences in cache slots, on a device.
 type Model interface {
 	// Vocab is the number of logits per position.
 	Vocab() int
+	// Ctx is the Ctx the model runs on; the search runs its ops (log-softmax, the
+	// logits processors, argmax, top-k) there too, so only token ids and a few scores
+	// cross to the host per step.
+	Ctx() *native.Ctx
 	// Step appends ids[i] to the sequence in slots[i], all in one forward pass, and
-	// returns each slot's next-token logits: [len(slots) * Vocab()], row i for slots[i].
-	// The slice may be reused by the next call.
-	Step(slots []int, ids []int32) []float32
+	// returns each slot's next-token logits, [len(slots), Vocab()] on the device, row i
+	// for slots[i], in the Ctx's arena.
+	Step(slots []int, ids []int32) native.Tensor
 	// CopySlot makes slot dst a copy of slot src (beam search reorders beams with it).
 	CopySlot(dst, src int)
 }
@@ -122,8 +128,6 @@ type Row struct {
 	// Slots are the cache slots the row uses, NumBeams of them. The prompt has been run
 	// in Slots[0]; beam search copies it into the others.
 	Slots []int
-	// Logits are the next-token logits after the prompt, [Vocab].
-	Logits []float32
 	// Context is what the logits processors see before the new tokens (transformers'
 	// input_ids): the prompt ids for a plain decoder, empty for BLIP-2, which generates
 	// from embeddings.
@@ -144,8 +148,10 @@ type Result struct {
 	Score float64
 }
 
-// Run continues every row and returns their results in order.
-func Run(m Model, p Params, rows []Row) ([]Result, error) {
+// Run continues every row and returns their results in order. first holds the
+// next-token logits after each row's prompt, [len(rows), Vocab] on the model's device
+// (row i for rows[i]).
+func Run(m Model, p Params, rows []Row, first native.Tensor) ([]Result, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -154,9 +160,9 @@ func Run(m Model, p Params, rows []Row) ([]Result, error) {
 		if len(r.Slots) != p.NumBeams {
 			return nil, fmt.Errorf("%w: row %d has %d slots for %d beams", ErrParams, i, len(r.Slots), p.NumBeams)
 		}
-		if len(r.Logits) != v {
-			return nil, fmt.Errorf("%w: row %d has %d logits for a vocabulary of %d", ErrParams, i, len(r.Logits), v)
-		}
+	}
+	if n, cols := first.Dims2(); n != len(rows) || (n > 0 && cols != v) {
+		return nil, fmt.Errorf("%w: first logits %v for %d rows of a vocabulary of %d", ErrParams, first.Shape(), len(rows), v)
 	}
 	for _, e := range p.EOS {
 		if e < 0 || int(e) >= v {
@@ -167,51 +173,62 @@ func Run(m Model, p Params, rows []Row) ([]Result, error) {
 		return nil, nil
 	}
 	if p.NumBeams > 1 {
-		return beamSearch(m, p, rows), nil
+		return beamSearch(m, p, rows, first), nil
 	}
-	return search(m, p, rows), nil
+	return search(m, p, rows, first), nil
 }
 
-// search is greedy search or sampling: one sequence per row.
-func search(m Model, p Params, rows []Row) []Result {
+// search is greedy search or sampling: one sequence per row. Greedy picks on the
+// device; sampling brings the processed logits of each row to the host for the
+// warpers and the draw.
+func search(m Model, p Params, rows []Row, first native.Tensor) []Result {
+	c := m.Ctx()
 	v := m.Vocab()
-	type state struct {
-		ctx    []int32
-		logits []float32
-		rng    *rand.Rand
-	}
 	res := make([]Result, len(rows))
-	st := make([]state, len(rows))
+	ctxs := make([][]int32, len(rows))
+	rngs := make([]*rand.Rand, len(rows))
 	live := make([]int, 0, len(rows))
 	for i, r := range rows {
-		st[i] = state{ctx: append([]int32(nil), r.Context...), logits: r.Logits}
+		ctxs[i] = append([]int32(nil), r.Context...)
 		if p.DoSample {
-			st[i].rng = rand.New(rand.NewPCG(r.Seed, 0x9e3779b97f4a7c15))
+			rngs[i] = rand.New(rand.NewPCG(r.Seed, 0x9e3779b97f4a7c15))
 		}
 		live = append(live, i)
 	}
-	scores := make([]float32, v)
 	var w sampler
+	var ed edits
+	var host []float32
 	slots := make([]int, 0, len(rows))
 	ids := make([]int32, 0, len(rows))
+	logits := first
+	mark := c.Mark()
 	for gen := 0; len(live) > 0; gen++ {
+		ed.reset()
+		for k, i := range live {
+			ed.add(p, k*v, v, ctxs[i], gen)
+		}
+		ed.apply(c, logits, p)
+		var toks []int32
+		if p.DoSample {
+			host = c.ToHostInto(host, logits)
+			for k, i := range live {
+				toks = append(toks, w.sample(host[k*v:(k+1)*v], p, rngs[i]))
+			}
+		} else {
+			for _, t := range c.Argmax(logits) {
+				toks = append(toks, int32(t))
+			}
+		}
 		slots, ids = slots[:0], ids[:0]
 		next := live[:0]
-		for _, i := range live {
-			copy(scores, st[i].logits)
-			p.process(scores, st[i].ctx, gen)
-			var tok int32
-			if p.DoSample {
-				tok = w.sample(scores, p, st[i].rng)
-			} else {
-				tok = argmax(scores)
-			}
+		for k, i := range live {
+			tok := toks[k]
 			if p.isEOS(tok) {
 				res[i].EOS = true
 				continue
 			}
 			res[i].Tokens = append(res[i].Tokens, tok)
-			st[i].ctx = append(st[i].ctx, tok)
+			ctxs[i] = append(ctxs[i], tok)
 			if gen+1 >= p.MaxNewTokens {
 				continue
 			}
@@ -223,11 +240,10 @@ func search(m Model, p Params, rows []Row) []Result {
 		if len(live) == 0 {
 			break
 		}
-		out := m.Step(slots, ids)
-		for k, i := range live {
-			st[i].logits = out[k*v : (k+1)*v]
-		}
+		c.Release(mark)
+		logits = m.Step(slots, ids)
 	}
+	c.Release(mark)
 	return res
 }
 
@@ -238,15 +254,4 @@ func (p Params) isEOS(t int32) bool {
 		}
 	}
 	return false
-}
-
-// argmax is the first index of the largest value (torch.argmax; NaN counts as largest).
-func argmax(x []float32) int32 {
-	best := 0
-	for i, s := range x {
-		if s > x[best] || (s != s && x[best] == x[best]) {
-			best = i
-		}
-	}
-	return int32(best)
 }

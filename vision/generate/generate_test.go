@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"synth/native"
 )
 
 // toyModel's logits are a deterministic function of a slot's whole sequence, so a beam
@@ -17,13 +19,27 @@ type toyModel struct {
 	steps int
 	batch []int // slots per Step
 	out   []float32
+	c     *native.Ctx
 }
 
-func newToy(vocab, slots int) *toyModel {
-	return &toyModel{vocab: vocab, seqs: make([][]int32, slots)}
+func newToy(t *testing.T, vocab, slots int) *toyModel {
+	c := native.NewCtx(2)
+	t.Cleanup(c.Close)
+	return &toyModel{vocab: vocab, seqs: make([][]int32, slots), c: c}
 }
 
 func (m *toyModel) Vocab() int { return m.vocab }
+
+func (m *toyModel) Ctx() *native.Ctx { return m.c }
+
+// first uploads prompt logits as Run's first argument.
+func (m *toyModel) first(logits ...[]float32) native.Tensor {
+	var all []float32
+	for _, l := range logits {
+		all = append(all, l...)
+	}
+	return m.c.Upload(all, len(logits), m.vocab)
+}
 
 func (m *toyModel) logits(seq []int32) []float32 {
 	h := fnv.New64a()
@@ -44,7 +60,7 @@ func (m *toyModel) prefill(s int, prompt []int32) []float32 {
 	return m.logits(m.seqs[s])
 }
 
-func (m *toyModel) Step(slots []int, ids []int32) []float32 {
+func (m *toyModel) Step(slots []int, ids []int32) native.Tensor {
 	m.steps++
 	m.batch = append(m.batch, len(slots))
 	m.out = m.out[:0]
@@ -52,7 +68,23 @@ func (m *toyModel) Step(slots []int, ids []int32) []float32 {
 		m.seqs[s] = append(m.seqs[s], ids[i])
 		m.out = append(m.out, m.logits(m.seqs[s])...)
 	}
-	return m.out
+	return m.c.Upload(m.out, len(slots), m.vocab)
+}
+
+// logSoftmax is log_softmax over a row in float64, into dst.
+func logSoftmax(dst, x []float32) {
+	mx := math.Inf(-1)
+	for _, s := range x {
+		mx = math.Max(mx, float64(s))
+	}
+	sum := 0.0
+	for _, s := range x {
+		sum += math.Exp(float64(s) - mx)
+	}
+	lse := mx + math.Log(sum)
+	for i, s := range x {
+		dst[i] = float32(float64(s) - lse)
+	}
 }
 
 func (m *toyModel) CopySlot(dst, src int) {
@@ -60,18 +92,20 @@ func (m *toyModel) CopySlot(dst, src int) {
 }
 
 func TestGreedyFollowsArgmaxAndStopsAtEOS(t *testing.T) {
-	m := newToy(11, 4)
+	m := newToy(t, 11, 4)
 	p := Defaults(12, 3)
 	var rows []Row
+	var lg [][]float32
 	prompts := [][]int32{{1}, {2, 5}, {7, 7, 7}, {4}}
 	for i, pr := range prompts {
-		rows = append(rows, Row{Slots: []int{i}, Logits: m.prefill(i, pr)})
+		rows = append(rows, Row{Slots: []int{i}})
+		lg = append(lg, m.prefill(i, pr))
 	}
-	res, err := Run(m, p, rows)
+	res, err := Run(m, p, rows, m.first(lg...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	check := newToy(11, 1)
+	check := newToy(t, 11, 1)
 	for i, pr := range prompts {
 		seq := append([]int32(nil), pr...)
 		var want []int32
@@ -106,26 +140,28 @@ func TestBatchDoesNotChangeRows(t *testing.T) {
 	} {
 		prompts := [][]int32{{1, 2}, {3}, {5, 6, 7}}
 		nb := p.NumBeams
-		all := newToy(8, nb*len(prompts))
+		all := newToy(t, 8, nb*len(prompts))
 		var rows []Row
+		var lg [][]float32
 		for i, pr := range prompts {
 			s := make([]int, nb)
 			for j := range s {
 				s[j] = i*nb + j
 			}
-			rows = append(rows, Row{Slots: s, Logits: all.prefill(s[0], pr), Seed: uint64(100 + i)})
+			rows = append(rows, Row{Slots: s, Seed: uint64(100 + i)})
+			lg = append(lg, all.prefill(s[0], pr))
 		}
-		together, err := Run(all, p, rows)
+		together, err := Run(all, p, rows, all.first(lg...))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i, pr := range prompts {
-			one := newToy(8, nb)
+			one := newToy(t, 8, nb)
 			s := make([]int, nb)
 			for j := range s {
 				s[j] = j
 			}
-			alone, err := Run(one, p, []Row{{Slots: s, Logits: one.prefill(0, pr), Seed: uint64(100 + i)}})
+			alone, err := Run(one, p, []Row{{Slots: s, Seed: uint64(100 + i)}}, one.first(one.prefill(0, pr)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,10 +178,10 @@ func TestBatchDoesNotChangeRows(t *testing.T) {
 // (wrong reordering) would not match.
 func TestBeamScoresMatchTheirTokens(t *testing.T) {
 	for _, lp := range []float64{1, 0, 2} {
-		m := newToy(7, 4)
+		m := newToy(t, 7, 4)
 		p := Params{MaxNewTokens: 10, NumBeams: 4, LengthPenalty: lp, EOS: []int32{2}}
 		prompt := []int32{1, 3}
-		res, err := Run(m, p, []Row{{Slots: []int{0, 1, 2, 3}, Logits: m.prefill(0, prompt)}})
+		res, err := Run(m, p, []Row{{Slots: []int{0, 1, 2, 3}}}, m.first(m.prefill(0, prompt)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,13 +210,13 @@ func TestBeamScoresMatchTheirTokens(t *testing.T) {
 // With as many beams as there are sequences and no early stop, beam search is exhaustive.
 func TestBeamSearchExhaustive(t *testing.T) {
 	const v, n = 3, 3
-	m := newToy(v, 27)
+	m := newToy(t, v, 27)
 	p := Params{MaxNewTokens: n, NumBeams: 27, LengthPenalty: 0, EarlyStopping: EarlyNever, EOS: []int32{0}}
 	slots := make([]int, 27)
 	for i := range slots {
 		slots[i] = i
 	}
-	res, err := Run(m, p, []Row{{Slots: slots, Logits: m.prefill(0, []int32{1})}})
+	res, err := Run(m, p, []Row{{Slots: slots}}, m.first(m.prefill(0, []int32{1})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,11 +251,28 @@ func TestBeamSearchExhaustive(t *testing.T) {
 	}
 }
 
+// TestProcessors: the edits a step's processors make, applied on the device, for two
+// rows of one logits tensor (so the flat indices of the second row are offset).
 func TestProcessors(t *testing.T) {
-	s := []float32{2, -2, 1, 0.5}
-	repetitionPenalty(s, []int32{0, 1, 1}, 2)
-	if !slices.Equal(s, []float32{1, -4, 1, 0.5}) {
-		t.Errorf("repetition penalty: %v", s)
+	c := native.NewCtx(1)
+	defer c.Close()
+	apply := func(p Params, ctxs [][]int32, gen int, rows ...[]float32) []float32 {
+		var e edits
+		var all []float32
+		for _, r := range rows {
+			all = append(all, r...)
+		}
+		x := c.Upload(all, len(rows), len(rows[0]))
+		for i, ctx := range ctxs {
+			e.add(p, i*len(rows[0]), len(rows[0]), ctx, gen)
+		}
+		e.apply(c, x, p)
+		return c.ToHost(x)
+	}
+	p := Params{RepetitionPenalty: 2}
+	got := apply(p, [][]int32{{0, 1, 1}, {3}}, 0, []float32{2, -2, 1, 0.5}, []float32{2, -2, 1, 0.5})
+	if !slices.Equal(got, []float32{1, -4, 1, 0.5, 2, -2, 1, 0.25}) {
+		t.Errorf("repetition penalty: %v", got)
 	}
 	// n=2: after "5 6 ... 5", 6 is banned; n=3: after "5 6 7 5 6", 7 is banned
 	if b := bannedNgramTokens([]int32{5, 6, 1, 5}, 2); !slices.Equal(b, []int32{6}) {
@@ -231,14 +284,17 @@ func TestProcessors(t *testing.T) {
 	if b := bannedNgramTokens([]int32{5}, 3); b != nil {
 		t.Errorf("short context: %v", b)
 	}
-	p := Params{MinNewTokens: 2, EOS: []int32{1, 3}}
-	sc := []float32{0, 5, 0, 5}
-	p.process(sc, nil, 1)
+	p = Params{NoRepeatNgramSize: 2}
+	got = apply(p, [][]int32{{1, 2, 1}}, 0, []float32{0, 5, 5, 5})
+	if !math.IsInf(float64(got[2]), -1) || got[1] != 5 {
+		t.Errorf("2-gram ban applied: %v", got)
+	}
+	p = Params{MinNewTokens: 2, EOS: []int32{1, 3}}
+	sc := apply(p, [][]int32{nil}, 1, []float32{0, 5, 0, 5})
 	if !math.IsInf(float64(sc[1]), -1) || !math.IsInf(float64(sc[3]), -1) {
 		t.Errorf("min new tokens: %v", sc)
 	}
-	sc = []float32{0, 5, 0, 5}
-	p.process(sc, nil, 2)
+	sc = apply(p, [][]int32{nil}, 2, []float32{0, 5, 0, 5})
 	if sc[1] != 5 {
 		t.Errorf("min new tokens reached, EOS still masked: %v", sc)
 	}
@@ -274,10 +330,10 @@ func TestSamplingWarpers(t *testing.T) {
 
 func TestSamplingIsSeeded(t *testing.T) {
 	run := func(seed uint64) []int32 {
-		m := newToy(20, 1)
+		m := newToy(t, 20, 1)
 		p := Defaults(15)
 		p.DoSample = true
-		res, err := Run(m, p, []Row{{Slots: []int{0}, Logits: m.prefill(0, []int32{1}), Seed: seed}})
+		res, err := Run(m, p, []Row{{Slots: []int{0}, Seed: seed}}, m.first(m.prefill(0, []int32{1})))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -293,8 +349,8 @@ func TestSamplingIsSeeded(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	m := newToy(5, 2)
-	lg := m.prefill(0, []int32{1})
+	m := newToy(t, 5, 2)
+	lg := m.first(m.prefill(0, []int32{1}))
 	bad := []Params{
 		{MaxNewTokens: 0, NumBeams: 1},
 		{MaxNewTokens: 5, NumBeams: 0},
@@ -304,11 +360,14 @@ func TestValidate(t *testing.T) {
 		{MaxNewTokens: 5, NumBeams: 1, EOS: []int32{9}},
 	}
 	for _, p := range bad {
-		if _, err := Run(m, p, []Row{{Slots: []int{0}, Logits: lg}}); !errors.Is(err, ErrParams) {
+		if _, err := Run(m, p, []Row{{Slots: []int{0}}}, lg); !errors.Is(err, ErrParams) {
 			t.Errorf("%+v: err %v, want ErrParams", p, err)
 		}
 	}
-	if _, err := Run(m, Defaults(3), []Row{{Slots: []int{0, 1}, Logits: lg}}); !errors.Is(err, ErrParams) {
+	if _, err := Run(m, Defaults(3), []Row{{Slots: []int{0, 1}}}, lg); !errors.Is(err, ErrParams) {
 		t.Errorf("2 slots for 1 beam: %v", err)
+	}
+	if _, err := Run(m, Defaults(3), []Row{{Slots: []int{0}}, {Slots: []int{1}}}, lg); !errors.Is(err, ErrParams) {
+		t.Errorf("one row of logits for two rows: %v", err)
 	}
 }

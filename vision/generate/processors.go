@@ -4,45 +4,56 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"synth/native"
 )
 
 var negInf = float32(math.Inf(-1))
 
-// process applies the logits processors in transformers' order (repetition penalty,
-// no-repeat n-gram, min new tokens) to scores [Vocab], in place. ctx is what the
-// processors see (transformers' input_ids: the row's context and its tokens so far) and
-// gen the number of tokens generated before this step.
-func (p Params) process(scores []float32, ctx []int32, gen int) {
+// edits are the logits processors of one step, in transformers' order (repetition
+// penalty, no-repeat n-gram, min new tokens), as lists of flat indices into the step's
+// logits [n, Vocab]: the penalty's, then the bans (set to -inf). They are built on the
+// host from the token histories and applied on the device.
+type edits struct {
+	penalize, ban []int32
+	seen          map[int32]bool
+}
+
+func (e *edits) reset() { e.penalize, e.ban = e.penalize[:0], e.ban[:0] }
+
+// add collects the edits of the row whose v logits start at flat index base. ctx is
+// what the processors see (transformers' input_ids: the row's context and its tokens so
+// far) and gen the number of tokens generated before this step.
+func (e *edits) add(p Params, base, v int, ctx []int32, gen int) {
 	if p.RepetitionPenalty != 0 && p.RepetitionPenalty != 1 {
-		repetitionPenalty(scores, ctx, float32(p.RepetitionPenalty))
+		// every id in ctx, once however often it occurs
+		if e.seen == nil {
+			e.seen = map[int32]bool{}
+		}
+		clear(e.seen)
+		for _, t := range ctx {
+			if !e.seen[t] && t >= 0 && int(t) < v {
+				e.seen[t] = true
+				e.penalize = append(e.penalize, int32(base)+t)
+			}
+		}
 	}
 	if p.NoRepeatNgramSize > 0 {
 		for _, t := range bannedNgramTokens(ctx, p.NoRepeatNgramSize) {
-			scores[t] = negInf
+			e.ban = append(e.ban, int32(base)+t)
 		}
 	}
 	if gen < p.MinNewTokens {
-		for _, e := range p.EOS {
-			scores[e] = negInf
+		for _, t := range p.EOS {
+			e.ban = append(e.ban, int32(base)+t)
 		}
 	}
 }
 
-// repetitionPenalty is RepetitionPenaltyLogitsProcessor: every id in ctx (once, however
-// often it occurs) has its score divided by penalty when positive, multiplied when not.
-func repetitionPenalty(scores []float32, ctx []int32, penalty float32) {
-	seen := make(map[int32]bool, len(ctx))
-	for _, t := range ctx {
-		if seen[t] || int(t) >= len(scores) || t < 0 {
-			continue
-		}
-		seen[t] = true
-		if s := scores[t]; s < 0 {
-			scores[t] = s * penalty
-		} else {
-			scores[t] = s / penalty
-		}
-	}
+// apply edits logits in place on the device.
+func (e *edits) apply(c *native.Ctx, logits native.Tensor, p Params) {
+	c.PenalizeAt(logits, e.penalize, float32(p.RepetitionPenalty))
+	c.FillAt(logits, e.ban, negInf)
 }
 
 // bannedNgramTokens is NoRepeatNGramLogitsProcessor's ban list: the tokens that would
@@ -161,21 +172,13 @@ func softmax64(dst []float64, scores []float32, idx []int) []float64 {
 	return dst
 }
 
-// logSoftmax is log_softmax over a row in float32 (x - max - log(sum(exp(x - max))),
-// summed in float64), into dst.
-func logSoftmax(dst, x []float32) {
-	mx := float32(math.Inf(-1))
-	for _, s := range x {
-		if s > mx {
-			mx = s
+// argmax is the first index of the largest value (torch.argmax; NaN counts as largest).
+func argmax(x []float32) int32 {
+	best := 0
+	for i, s := range x {
+		if s > x[best] || (s != s && x[best] == x[best]) {
+			best = i
 		}
 	}
-	sum := 0.0
-	for _, s := range x {
-		sum += math.Exp(float64(s - mx))
-	}
-	lse := mx + float32(math.Log(sum))
-	for i, s := range x {
-		dst[i] = s - lse
-	}
+	return int32(best)
 }

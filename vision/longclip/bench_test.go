@@ -1,14 +1,16 @@
 package longclip
 
 import (
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
 
+	"synth/internal/benchflag"
 	"synth/native"
-	"synth/weights"
+	"synth/vision/nn"
 )
 
 // Benchmarks at the released Long-CLIP-L shapes with random weights (no file needed).
@@ -26,6 +28,38 @@ import (
 
 const benchThreads = 2 // the anchor's --threads
 
+// -longclip.device runs the encoder benchmarks on another device (ggml:CPU, cuda:0);
+// the names carry it, so results of different devices are never mixed up.
+var (
+	benchDeviceName = flag.String("longclip.device", "cpu", "device of the encoder benchmarks")
+	benchBatchList  = flag.String("longclip.batches", "1,8", "batch sizes of the encoder benchmarks")
+	benchLayerList  = flag.String("longclip.layers", "", "tower depths to run (default: 2 and the real depth)")
+)
+
+func benchInts(b *testing.B, s string, def ...int) []int {
+	out, err := benchflag.Ints(s, def...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
+
+func benchDevice(b *testing.B) *native.Device {
+	d, err := native.OpenDevice(*benchDeviceName)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+func benchCtx(b *testing.B) *native.Ctx {
+	c, err := native.NewCtxOn(benchDevice(b), benchThreads)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
 var benchModels struct {
 	sync.Mutex
 	m map[string]*Model
@@ -35,17 +69,13 @@ func benchModel(b *testing.B, layers int, dt native.DType) *Model {
 	b.Helper()
 	benchModels.Lock()
 	defer benchModels.Unlock()
-	key := fmt.Sprintf("%d/%s", layers, dt)
+	key := fmt.Sprintf("%d/%s/%s", layers, dt, *benchDeviceName)
 	if m := benchModels.m[key]; m != nil {
 		return m
 	}
 	cfg := LongCLIPL
 	cfg.Vision.Layers, cfg.Text.Layers = min(layers, cfg.Vision.Layers), min(layers, cfg.Text.Layers)
-	src, err := weights.FromTensors("random", RandomTensors(cfg, 1), nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, err := Load(src, cfg, Options{DType: dt})
+	m, err := Random(cfg, 1, nn.RandomOptions{Shared: true}, Options{DType: dt, Device: benchDevice(b)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -82,12 +112,12 @@ func dtName(dt native.DType) string { return strings.ToLower(dt.String()) }
 const benchTextTokens = 60 // the anchor's --text-len
 
 func BenchmarkEncodeImage(b *testing.B) {
-	for _, layers := range []int{2, 24} {
+	for _, layers := range benchInts(b, *benchLayerList, 2, 24) {
 		for _, dt := range []native.DType{native.F32, native.Q8_0} {
-			for _, batch := range []int{1, 8} {
-				b.Run(fmt.Sprintf("model=L/layers=%d/dtype=%s/batch=%d", layers, dtName(dt), batch), func(b *testing.B) {
+			for _, batch := range benchInts(b, *benchBatchList) {
+				b.Run(fmt.Sprintf("dev=%s/model=L/layers=%d/dtype=%s/batch=%d", *benchDeviceName, layers, dtName(dt), batch), func(b *testing.B) {
 					m := benchModel(b, layers, dt)
-					c := native.NewCtx(benchThreads)
+					c := benchCtx(b)
 					defer c.Close()
 					s := m.Config.Vision.Resolution
 					r := rand.New(rand.NewPCG(1, 2))
@@ -95,9 +125,12 @@ func BenchmarkEncodeImage(b *testing.B) {
 					for i := range px {
 						px[i] = float32(r.NormFloat64())
 					}
-					x := native.FromF32(px, batch, 3, s, s)
+					x := c.Upload(px, batch, 3, s, s)
+					mk := c.Mark()
 					for b.Loop() {
 						m.EncodeImage(c, x)
+						c.Sync()
+						c.Release(mk)
 					}
 					sec := b.Elapsed().Seconds() / float64(b.N)
 					b.ReportMetric(float64(batch)/sec, "images/s")
@@ -109,12 +142,12 @@ func BenchmarkEncodeImage(b *testing.B) {
 }
 
 func BenchmarkEncodeText(b *testing.B) {
-	for _, layers := range []int{2, 12} {
+	for _, layers := range benchInts(b, *benchLayerList, 2, 12) {
 		for _, dt := range []native.DType{native.F32, native.Q8_0} {
-			for _, batch := range []int{1, 8} {
-				b.Run(fmt.Sprintf("model=L/layers=%d/dtype=%s/batch=%d/tokens=%d", layers, dtName(dt), batch, benchTextTokens+2), func(b *testing.B) {
+			for _, batch := range benchInts(b, *benchBatchList) {
+				b.Run(fmt.Sprintf("dev=%s/model=L/layers=%d/dtype=%s/batch=%d/tokens=%d", *benchDeviceName, layers, dtName(dt), batch, benchTextTokens+2), func(b *testing.B) {
 					m := benchModel(b, layers, dt)
-					c := native.NewCtx(benchThreads)
+					c := benchCtx(b)
 					defer c.Close()
 					r := rand.New(rand.NewPCG(3, 4))
 					ids := make([][]int32, batch)
@@ -123,6 +156,8 @@ func BenchmarkEncodeText(b *testing.B) {
 					}
 					for b.Loop() {
 						m.EncodeText(c, ids)
+						c.Sync()
+						c.Release(native.Mark{})
 					}
 					sec := b.Elapsed().Seconds() / float64(b.N)
 					t := m.Config.Text
@@ -164,8 +199,8 @@ func BenchmarkGEMM(b *testing.B) {
 					xs[i] = float32(r.NormFloat64())
 				}
 				for b.Loop() {
-					c.Linear(x, mat, nil, native.QuickGELU, native.Tensor{})
-					c.Reset()
+					c.Linear(x, mat, native.Tensor{}, native.QuickGELU, native.Tensor{})
+					c.Release(native.Mark{})
 				}
 				b.ReportMetric(2*float64(rows*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})

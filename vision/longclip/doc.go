@@ -10,7 +10,7 @@
 // For files and texts in bulk, with per-item errors, use an Embedder (NewEmbedder).
 //
 // The forward pass is upstream's model_longclip.CLIP at commit 3966af9 (see
-// fixtures/longclip/tiny-a/README.md for the specification): pre-LN residual blocks with
+// docs/longclip.md for the specification): pre-LN residual blocks with
 // torch MultiheadAttention and QuickGELU MLPs; ln_pre and ln_post on the class token in
 // the vision tower; positional_embedding for text positions 0..19 and
 // positional_embedding_res from 20 on, a causal mask, ln_final and pooling at argmax(ids).

@@ -1,18 +1,16 @@
 package longclip
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"errors"
 	"fmt"
 	"image"
-	"io"
-	"os"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
 
+	"synth/internal/filehash"
 	"synth/native"
 	"synth/vision/cliptok"
 	"synth/vision/preprocess"
@@ -74,7 +72,11 @@ func NewEmbedder(m *Model, tok *cliptok.Tokenizer, opt EmbedderOptions) (*Embedd
 			opt.Workers = max(2, runtime.GOMAXPROCS(0))
 		}
 	}
-	return &Embedder{m: m, tok: tok, opt: opt, c: native.NewCtx(opt.Threads)}, nil
+	c, err := native.NewCtxOn(m.Device(), opt.Threads)
+	if err != nil {
+		return nil, fmt.Errorf("longclip: embedder: %w", err)
+	}
+	return &Embedder{m: m, tok: tok, opt: opt, c: c}, nil
 }
 
 // Close stops the compute workers.
@@ -96,18 +98,16 @@ func (e *Embedder) Tokenizer() *cliptok.Tokenizer { return e.tok }
 // Model is the model the Embedder runs.
 func (e *Embedder) Model() *Model { return e.m }
 
-// Identity names what determines the embeddings, for caches: the checkpoint's content
-// (sha256 of its files), the weight dtype, the upstream float16 rounding, the image
-// transform and resolution, and normalisation.
+// Identity names what determines the embeddings, for outputs and caches: the
+// checkpoint's content (sha256 of its files), the preprocessing of images and texts
+// (PreprocessingIDs: dtype, fp16 rounding, transform, tokenizer) and normalisation.
 func (e *Embedder) Identity() (string, error) {
 	fp, err := e.m.Fingerprint()
 	if err != nil {
 		return "", err
 	}
-	id := fmt.Sprintf("longclip sha256:%s dtype:%s prep:%s@%d", fp, e.m.opt.DType, PreprocessID, e.m.Config.Vision.Resolution)
-	if e.m.opt.UpstreamFP16 {
-		id += " upstream-fp16"
-	}
+	img, txt := e.PreprocessingIDs()
+	id := fmt.Sprintf("longclip sha256:%s image:%s text:%s", fp, img, txt)
 	if e.opt.Normalize {
 		id += " normalized"
 	}
@@ -146,18 +146,12 @@ func (e *Embedder) EmbedTexts(texts []string) (embs [][]float32, errs []error) {
 	return embs, errs
 }
 
-// imageBatch is one batch of decoded, preprocessed images.
-type imageBatch struct {
-	start  int
-	pixels []float32 // [n, 3, S, S]
-	errs   []error
-}
-
 // StreamImages embeds image files batch by batch and calls fn once per item, in input
 // order. Decoding and resizing run on Workers goroutines and prepare the next batch
-// while the current one is encoded. An error returned by fn stops the stream and is
-// returned.
-func (e *Embedder) StreamImages(paths []string, fn func(Result) error) error {
+// while the current one is encoded (preprocess.Prefetch). An error returned by fn stops
+// the stream and is returned.
+func (e *Embedder) StreamImages(paths []string, fn func(Result) error) (err error) {
+	defer native.Recover(&err) // a device out of memory: an error that suggests a smaller batch
 	if e.opt.Decode == nil {
 		return errors.New("longclip: embedder: images need EmbedderOptions.Decode (e.g. dataset/imagefile.Decode)")
 	}
@@ -166,54 +160,17 @@ func (e *Embedder) StreamImages(paths []string, fn func(Result) error) error {
 	if e.c == nil {
 		return errors.New("longclip: embedder used after Close")
 	}
-	s, bs := e.m.Config.Vision.Resolution, e.opt.Batch
-	per := 3 * s * s
-	ready := make(chan imageBatch, 1)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(ready)
-		for start := 0; start < len(paths); start += bs {
-			n := min(bs, len(paths)-start)
-			px, errs := preprocess.Batch(n, s, e.opt.Workers, func(i int) (image.Image, error) {
-				return e.decode(paths[start+i])
-			})
-			select {
-			case ready <- imageBatch{start: start, pixels: px, errs: errs}:
-			case <-stop:
-				return
-			}
-		}
-	}()
-	defer wg.Wait()
-	defer close(stop)
-
-	for b := range ready {
-		n := len(b.errs)
-		var ok []int
-		for i, err := range b.errs {
-			if err == nil {
-				ok = append(ok, i)
-			}
-		}
+	s := e.m.Config.Vision.Resolution
+	return preprocess.Prefetch(context.Background(), paths, e.opt.Batch, s, e.opt.Workers, preprocess.Batch, e.opt.Decode, func(b preprocess.Prepared) error {
+		ok, px := b.Compact(s)
 		var embs [][]float32
-		if len(ok) > 0 {
-			px := b.pixels
-			if len(ok) < n { // compact the decoded images; failed slots are not encoded
-				px = make([]float32, len(ok)*per)
-				for j, i := range ok {
-					copy(px[j*per:(j+1)*per], b.pixels[i*per:(i+1)*per])
-				}
-			}
-			out := e.m.EncodeImage(e.c, native.FromF32(px, len(ok), 3, s, s))
-			embs = e.rows(out)
+		if len(ok) > 0 { // failed slots are not encoded
+			embs = e.rows(e.m.EncodeImage(e.c, native.FromF32(px, len(ok), 3, s, s)))
 		}
 		j := 0
-		for i := 0; i < n; i++ {
-			r := Result{Index: b.start + i, Err: b.errs[i]}
-			if r.Err == nil {
+		for i, err := range b.Errs {
+			r := Result{Index: b.Start + i, Err: err}
+			if err == nil {
 				r.Embedding = embs[j]
 				j++
 			}
@@ -221,30 +178,16 @@ func (e *Embedder) StreamImages(paths []string, fn func(Result) error) error {
 				return err
 			}
 		}
-	}
-	return nil
-}
-
-// decode runs the caller's decoder, turning a panic into the item's error: one bad file
-// must not take down a batch.
-func (e *Embedder) decode(path string) (img image.Image, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			img, err = nil, fmt.Errorf("longclip: decode %s: decoder panicked: %v", path, r)
-		}
-	}()
-	img, err = e.opt.Decode(path)
-	if err == nil && img == nil {
-		err = fmt.Errorf("longclip: decode %s: no image", path)
-	}
-	return img, err
+		return nil
+	})
 }
 
 // StreamTexts embeds texts and calls fn once per item. Texts are tokenized first and
 // batched by token count (the text tower computes only up to the longest pooled position
 // of a batch), so fn sees items in that order, not in input order. An error returned by
 // fn stops the stream and is returned.
-func (e *Embedder) StreamTexts(texts []string, fn func(Result) error) error {
+func (e *Embedder) StreamTexts(texts []string, fn func(Result) error) (err error) {
+	defer native.Recover(&err)
 	if e.tok == nil {
 		return errors.New("longclip: embedder: texts need a tokenizer")
 	}
@@ -291,19 +234,19 @@ func (e *Embedder) StreamTexts(texts []string, fn func(Result) error) error {
 	return nil
 }
 
-// rows copies out [B, E] into one slice per row, L2-normalised when asked.
+// rows brings out [B, E] to the host, one slice per row, L2-normalised when asked, and
+// releases the arena.
 func (e *Embedder) rows(out native.Tensor) [][]float32 {
+	defer e.c.Release(native.Mark{})
 	if e.opt.Normalize {
 		out = e.c.L2Normalize(out)
 	}
 	n, d := out.Dims2()
-	flat := make([]float32, n*d)
+	flat := e.c.ToHost(out)
 	res := make([][]float32, n)
 	for i := range res {
 		res[i] = flat[i*d : (i+1)*d : (i+1)*d]
-		copy(res[i], out.Row(i))
 	}
-	e.c.Reset()
 	return res
 }
 
@@ -315,21 +258,9 @@ func (m *Model) Fingerprint() (string, error) {
 			m.fp = "memory:" + strings.Join(m.files, ",")
 			return
 		}
-		h := sha256.New()
-		for _, f := range m.files {
-			fh, err := os.Open(f)
-			if err != nil {
-				m.fpErr = fmt.Errorf("longclip: fingerprint: %w", err)
-				return
-			}
-			_, err = io.Copy(h, fh)
-			fh.Close()
-			if err != nil {
-				m.fpErr = fmt.Errorf("longclip: fingerprint %s: %w", f, err)
-				return
-			}
+		if m.fp, m.fpErr = filehash.Files(m.files...); m.fpErr != nil {
+			m.fpErr = fmt.Errorf("longclip: fingerprint: %w", m.fpErr)
 		}
-		m.fp = hex.EncodeToString(h.Sum(nil))
 	})
 	return m.fp, m.fpErr
 }

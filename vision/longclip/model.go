@@ -13,23 +13,13 @@ import (
 	"synth/weights"
 )
 
-// Block is one residual attention block (upstream ResidualAttentionBlock):
-// x = x + out_proj(attn(ln_1(x))); x = x + c_proj(quick_gelu(c_fc(ln_2(x)))).
-type Block struct {
-	LN1, LN2 *nn.LayerNorm // [W]
-	QKV      *nn.Linear    // attn.in_proj [3W, W], rows q, k, v
-	Out      *nn.Linear    // attn.out_proj [W, W]
-	FC       *nn.Linear    // mlp.c_fc [4W, W]
-	Proj     *nn.Linear    // mlp.c_proj [W, 4W]
-}
-
 // Vision is the image tower (upstream VisionTransformer).
 type Vision struct {
 	Conv1  *native.Matrix // visual.conv1.weight [Wv, 3, P, P] as [Wv, 3*P*P], no bias
 	Class  native.Tensor  // visual.class_embedding [1, Wv]
 	Pos    native.Tensor  // visual.positional_embedding [G+1, Wv]
 	LNPre  *nn.LayerNorm
-	Blocks []Block
+	Blocks []*nn.Block // upstream ResidualAttentionBlock: pre-LN, packed in_proj, QuickGELU
 	LNPost *nn.LayerNorm
 	Proj   *nn.Linear // visual.proj [Wv, E], applied as x @ P (held transposed, [E, Wv])
 }
@@ -41,7 +31,7 @@ type Text struct {
 	// positional_embedding_res[i] after, which is what upstream's
 	// x + pos*mask1 + pos_res*mask2 adds (the other term is an exact zero).
 	Pos     native.Tensor
-	Blocks  []Block
+	Blocks  []*nn.Block
 	LNFinal *nn.LayerNorm
 	Proj    *nn.Linear // text_projection [Wt, E], applied as x @ P (held transposed)
 }
@@ -58,7 +48,7 @@ type Model struct {
 	// Trace, when set, is called with the intermediate activations of each forward pass
 	// (for parity tests): names as in fixtures' intermediates.safetensors ("vision.block0.output",
 	// "text.embeddings", ...), tensors [B, T, W] or [B, W], valid during the call only.
-	Trace func(name string, x native.Tensor)
+	Trace nn.Tracer
 
 	src    *weights.Source
 	files  []string // checkpoint files, for Fingerprint
@@ -83,6 +73,8 @@ type Options struct {
 	UpstreamFP16 bool
 	// Config, when not nil, replaces config.json (its head counts and checks).
 	Config []byte
+	// Device is where the model runs (nil: the cpu).
+	Device *native.Device
 }
 
 // Open loads a model from a folder (config.json beside one checkpoint file, and the
@@ -129,22 +121,16 @@ func Load(src *weights.Source, cfg Config, opt Options) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("longclip: %w", err)
 	}
-	m := &Model{Config: cfg, src: src, files: src.Files(), memory: src.Format() == weights.FormatMemory, opt: opt}
+	m := &Model{Config: cfg, src: src, files: src.Files(), memory: src.Format() == weights.FormatMemory || src.Format() == weights.FormatSynthetic, opt: opt}
 	if opt.UpstreamFP16 {
 		var err error
 		if src, err = roundUpstreamFP16(src); err != nil {
 			return nil, err
 		}
 	}
-	l := nn.NewLoader(weights.NewScope(src), nn.Options{DType: opt.DType})
+	l := nn.NewLoader(weights.NewScope(src), nn.Options{DType: opt.DType, Device: opt.Device})
+	dev := l.Device()
 	var errs []error
-	f32 := func(name string, dims ...int) native.Tensor {
-		v := l.F32(name, dims...)
-		if v == nil {
-			return native.Tensor{}
-		}
-		return native.FromF32(v, len(v)/dims[len(dims)-1], dims[len(dims)-1])
-	}
 	// table keeps a tensor at float32 whatever DType says: upstream never rounds the token
 	// embedding or the patch convolution's input side, and both are a small share of the
 	// work. n x k is the matrix view of the tensor's dims.
@@ -161,7 +147,7 @@ func Load(src *weights.Source, cfg Config, opt Options) (*Model, error) {
 				return nil
 			}
 		}
-		mat, err := native.NewMatrixF32(v, n, k)
+		mat, err := dev.NewMatrixF32(v, n, k)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("longclip: %s: %w", name, err))
 		}
@@ -171,8 +157,8 @@ func Load(src *weights.Source, cfg Config, opt Options) (*Model, error) {
 	v, vw, p := cfg.Vision, cfg.Vision.Width, cfg.Vision.PatchSize
 	m.Vision = Vision{
 		Conv1:  table("visual.conv1.weight", vw, 3*p*p, vw, 3, p, p),
-		Class:  f32("visual.class_embedding", vw),
-		Pos:    f32("visual.positional_embedding", v.Tokens(), vw),
+		Class:  l.Vector("visual.class_embedding", vw),
+		Pos:    l.Vector("visual.positional_embedding", v.Tokens(), vw),
 		LNPre:  l.LayerNorm("visual.ln_pre", vw, cfg.Eps),
 		Blocks: loadBlocks(l.Sub("visual.transformer.resblocks"), v.Layers, vw, cfg.Eps),
 		LNPost: l.LayerNorm("visual.ln_post", vw, cfg.Eps),
@@ -188,13 +174,12 @@ func Load(src *weights.Source, cfg Config, opt Options) (*Model, error) {
 	}
 	m.Text = Text{
 		Tokens:  table("token_embedding.weight", t.Vocab, tw, t.Vocab, tw),
-		Pos:     native.FromF32(res, t.Context, tw),
 		Blocks:  loadBlocks(l.Sub("transformer.resblocks"), t.Layers, tw, cfg.Eps),
 		LNFinal: l.LayerNorm("ln_final", tw, cfg.Eps),
 		Proj:    l.Projection("text_projection", tw, cfg.EmbedDim),
 	}
-	if res == nil {
-		m.Text.Pos = native.Tensor{}
+	if res != nil {
+		m.Text.Pos = dev.FromHost(res, t.Context, tw)
 	}
 	if ls := l.F32("logit_scale"); len(ls) == 1 {
 		m.LogitScale = ls[0]
@@ -210,26 +195,25 @@ func Load(src *weights.Source, cfg Config, opt Options) (*Model, error) {
 	return m, nil
 }
 
-func loadBlocks(l *nn.Loader, n, w int, eps float32) []Block {
-	blocks := make([]Block, n)
+func loadBlocks(l *nn.Loader, n, w int, eps float32) []*nn.Block {
+	names := nn.BlockNames{
+		Norm1: "ln_1", Norm2: "ln_2",
+		QKVWeight: "attn.in_proj_weight", QKVBias: "attn.in_proj_bias", Out: "attn.out_proj",
+		FC1: "mlp.c_fc", FC2: "mlp.c_proj", OutHasBias: true, MLPHasBias: true,
+	}
+	blocks := make([]*nn.Block, n)
 	for i := range blocks {
-		b := l.Sub("", i)
-		blocks[i] = Block{
-			LN1:  b.LayerNorm("ln_1", w, eps),
-			QKV:  loadInProj(b, w),
-			Out:  b.Linear("attn.out_proj", w, w, true),
-			LN2:  b.LayerNorm("ln_2", w, eps),
-			FC:   b.Linear("mlp.c_fc", 4*w, w, true),
-			Proj: b.Linear("mlp.c_proj", w, 4*w, true),
-		}
+		blocks[i] = l.Sub("", i).Block(names, w, 4*w, eps, native.QuickGELU)
 	}
 	return blocks
 }
 
-// loadInProj loads torch MultiheadAttention's packed attn.in_proj_weight [3W, W] and
-// attn.in_proj_bias [3W] (names without the usual ".weight" suffix) as one Linear.
-func loadInProj(b *nn.Loader, w int) *nn.Linear {
-	return b.LinearNamed("attn.in_proj_weight", "attn.in_proj_bias", 3*w, w)
+// Device is where the model's weights live and it runs.
+func (m *Model) Device() *native.Device {
+	if m.opt.Device == nil {
+		return native.CPU
+	}
+	return m.opt.Device
 }
 
 // Close releases the checkpoint the model's weights point into.

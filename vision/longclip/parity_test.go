@@ -13,10 +13,11 @@ import (
 	"synth/internal/fixtures"
 	"synth/native"
 	"synth/vision/cliptok"
+	"synth/vision/internal/parity"
 	"synth/weights"
 )
 
-// Tolerances (fixtures/longclip/tiny-a/README.md): an independent float64 forward pass
+// Tolerances (docs/longclip.md): an independent float64 forward pass
 // is within 8.5e-7 of the fixtures, so 1e-4 on raw embeddings of magnitude O(1) (relative
 // above 1) and 1e-5 on cosines leave room for float32 reassociation only.
 const (
@@ -156,11 +157,10 @@ func rowCosines(a, b []float32, d int) []float64 {
 	return out
 }
 
-func encodeAll(m *Model, s *set) (img, txt []float32) {
-	c := native.NewCtx(2)
-	defer c.Close()
-	img = m.EncodeImage(c, s.pixels).F32()
-	txt = m.EncodeText(c, s.ids).F32()
+func encodeAll(t *testing.T, m *Model, s *set) (img, txt []float32) {
+	c := parity.Ctx(t, m.Device(), 2)
+	img = c.ToHost(m.EncodeImage(c, s.pixels))
+	txt = c.ToHost(m.EncodeText(c, s.ids))
 	return img, txt
 }
 
@@ -178,59 +178,61 @@ func openModel(t *testing.T, path string, opt Options) *Model {
 // from model.pt and model.safetensors against expected_fp32 (stored float32 weights) and,
 // with UpstreamFP16, against expected (upstream's load path).
 func TestFixtureParity(t *testing.T) {
-	for _, dir := range fixtures.Sets(t, "longclip", "model.safetensors") {
-		s := loadSet(t, dir)
-		for _, file := range []string{"model.pt", "model.safetensors"} {
-			for _, fp16 := range []bool{false, true} {
-				want, exp := s.expected["expected_fp32.safetensors"], "expected_fp32"
-				if fp16 {
-					want, exp = s.expected["expected.safetensors"], "expected"
+	for _, dev := range parity.Devices(t) {
+		for _, dir := range fixtures.Sets(t, "longclip", "model.safetensors") {
+			s := loadSet(t, dir)
+			for _, file := range []string{"model.pt", "model.safetensors"} {
+				for _, fp16 := range []bool{false, true} {
+					want, exp := s.expected["expected_fp32.safetensors"], "expected_fp32"
+					if fp16 {
+						want, exp = s.expected["expected.safetensors"], "expected"
+					}
+					name := fmt.Sprintf("%s/%s/%s/vs=%s", dev.Name(), filepath.Base(dir), file, exp)
+					t.Run(name, func(t *testing.T) {
+						m := openModel(t, filepath.Join(dir, file), Options{UpstreamFP16: fp16, Device: dev})
+						img, txt := encodeAll(t, m, s)
+						d := m.Config.EmbedDim
+						failed := false
+						check := func(what string, got []float32, tol float64) {
+							w := want[what]
+							if len(got) != len(w.f32) {
+								t.Fatalf("%s: %d values, want %d (%v)", what, len(got), len(w.f32), w.shape)
+							}
+							e, at := maxErr(got, w.f32)
+							t.Logf("%s: max error %.3g", what, e)
+							if e > tol {
+								failed = true
+								t.Errorf("%s: error %.3g at %d (got %v, want %v), tolerance %g", what, e, at, got[at], w.f32[at], tol)
+							}
+						}
+						check("image_embeds", img, embedTol)
+						check("text_embeds", txt, embedTol)
+						check("image_embeds_normalized", normalize(img, d), embedTol)
+						check("text_embeds_normalized", normalize(txt, d), embedTol)
+						cos := cosines(img, txt, d)
+						check("cosine_similarity", cos, cosineTol)
+						logits := make([]float32, len(cos))
+						for i, c := range cos {
+							logits[i] = m.Scale() * c
+						}
+						check("logits_per_image", logits, embedTol*float64(m.Scale()))
+						if got, w := m.LogitScale, want["logit_scale"].f32[0]; got != w {
+							t.Errorf("logit_scale %v, want %v", got, w)
+						}
+						if got, w := float64(m.Scale()), float64(want["logit_scale_exp"].f32[0]); math.Abs(got-w) > 1e-6*w {
+							t.Errorf("exp(logit_scale) %v, want %v", got, w)
+						}
+						for i, row := range s.ids {
+							if got, w := cliptok.EOTIndex(row), want["eot_index"].ints[i]; int64(got) != w {
+								t.Errorf("text %d: pooled position %d, want %d", i, got, w)
+							}
+						}
+						if failed { // the intermediates follow the float16-rounded load
+							m16 := openModel(t, filepath.Join(dir, file), Options{UpstreamFP16: true, Device: dev})
+							t.Logf("first divergence from intermediates.safetensors: %s", firstDivergence(t, m16, s))
+						}
+					})
 				}
-				name := fmt.Sprintf("%s/%s/vs=%s", filepath.Base(dir), file, exp)
-				t.Run(name, func(t *testing.T) {
-					m := openModel(t, filepath.Join(dir, file), Options{UpstreamFP16: fp16})
-					img, txt := encodeAll(m, s)
-					d := m.Config.EmbedDim
-					failed := false
-					check := func(what string, got []float32, tol float64) {
-						w := want[what]
-						if len(got) != len(w.f32) {
-							t.Fatalf("%s: %d values, want %d (%v)", what, len(got), len(w.f32), w.shape)
-						}
-						e, at := maxErr(got, w.f32)
-						t.Logf("%s: max error %.3g", what, e)
-						if e > tol {
-							failed = true
-							t.Errorf("%s: error %.3g at %d (got %v, want %v), tolerance %g", what, e, at, got[at], w.f32[at], tol)
-						}
-					}
-					check("image_embeds", img, embedTol)
-					check("text_embeds", txt, embedTol)
-					check("image_embeds_normalized", normalize(img, d), embedTol)
-					check("text_embeds_normalized", normalize(txt, d), embedTol)
-					cos := cosines(img, txt, d)
-					check("cosine_similarity", cos, cosineTol)
-					logits := make([]float32, len(cos))
-					for i, c := range cos {
-						logits[i] = m.Scale() * c
-					}
-					check("logits_per_image", logits, embedTol*float64(m.Scale()))
-					if got, w := m.LogitScale, want["logit_scale"].f32[0]; got != w {
-						t.Errorf("logit_scale %v, want %v", got, w)
-					}
-					if got, w := float64(m.Scale()), float64(want["logit_scale_exp"].f32[0]); math.Abs(got-w) > 1e-6*w {
-						t.Errorf("exp(logit_scale) %v, want %v", got, w)
-					}
-					for i, row := range s.ids {
-						if got, w := cliptok.EOTIndex(row), want["eot_index"].ints[i]; int64(got) != w {
-							t.Errorf("text %d: pooled position %d, want %d", i, got, w)
-						}
-					}
-					if failed { // the intermediates follow the float16-rounded load
-						m16 := openModel(t, filepath.Join(dir, file), Options{UpstreamFP16: true})
-						t.Logf("first divergence from intermediates.safetensors: %s", firstDivergence(t, m16, s))
-					}
-				})
 			}
 		}
 	}
@@ -251,12 +253,13 @@ func firstDivergence(t *testing.T, m *Model, s *set) string {
 	var log []string
 	eot := map[int]int{} // text batch row -> pooled position
 	textRows := want["text.rows"].ints
+	c := parity.Ctx(t, m.Device(), 2)
 	m.Trace = func(name string, x native.Tensor) {
 		if first != "" {
 			return
 		}
 		rows, cols := x.Dims2()
-		got := x.Clone().F32()
+		got := c.ToHost(x)
 		var e float64
 		var at int
 		switch {
@@ -311,8 +314,6 @@ func firstDivergence(t *testing.T, m *Model, s *set) string {
 		}
 	}
 	defer func() { m.Trace = nil }()
-	c := native.NewCtx(2)
-	defer c.Close()
 	m.EncodeImage(c, s.pixels)
 	var ids [][]int32
 	for i, r := range textRows {
@@ -335,23 +336,25 @@ func firstDivergence(t *testing.T, m *Model, s *set) string {
 // TestIntermediates compares every traced stage with intermediates.safetensors and
 // checks that each block of both towers was compared.
 func TestIntermediates(t *testing.T) {
-	for _, dir := range fixtures.Sets(t, "longclip", "model.safetensors") {
-		t.Run(filepath.Base(dir), func(t *testing.T) {
-			s := loadSet(t, dir)
-			m := openModel(t, filepath.Join(dir, "model.safetensors"), Options{UpstreamFP16: true})
-			var seen []string
-			m.Trace = func(name string, _ native.Tensor) { seen = append(seen, name) }
-			encodeAll(m, s)
-			m.Trace = nil
-			for i := 0; i < m.Config.Vision.Layers; i++ {
-				if !slices.Contains(seen, fmt.Sprintf("vision.block%d.output", i)) && !slices.Contains(seen, fmt.Sprintf("vision.block%d.pooled", i)) {
-					t.Errorf("vision block %d not traced (traced: %v)", i, seen)
+	for _, dev := range parity.Devices(t) {
+		for _, dir := range fixtures.Sets(t, "longclip", "model.safetensors") {
+			t.Run(dev.Name()+"/"+filepath.Base(dir), func(t *testing.T) {
+				s := loadSet(t, dir)
+				m := openModel(t, filepath.Join(dir, "model.safetensors"), Options{UpstreamFP16: true, Device: dev})
+				var seen []string
+				m.Trace = func(name string, _ native.Tensor) { seen = append(seen, name) }
+				encodeAll(t, m, s)
+				m.Trace = nil
+				for i := 0; i < m.Config.Vision.Layers; i++ {
+					if !slices.Contains(seen, fmt.Sprintf("vision.block%d.output", i)) && !slices.Contains(seen, fmt.Sprintf("vision.block%d.pooled", i)) {
+						t.Errorf("vision block %d not traced (traced: %v)", i, seen)
+					}
 				}
-			}
-			if d := firstDivergence(t, m, s); d != "none" {
-				t.Errorf("first stage that diverges: %s", d)
-			}
-		})
+				if d := firstDivergence(t, m, s); d != "none" {
+					t.Errorf("first stage that diverges: %s", d)
+				}
+			})
+		}
 	}
 }
 

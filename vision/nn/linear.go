@@ -8,7 +8,7 @@ import (
 // live path) y = x W^T + b + Scale * (x A^T) B^T.
 type Linear struct {
 	W    *native.Matrix // [Out, In]
-	B    []float32      // [Out] or nil
+	B    native.Tensor  // [Out] on W's device, or empty
 	LoRA *LoRA          // nil when no adapter targets this layer or it was merged
 }
 
@@ -42,17 +42,20 @@ func (l *Linear) ForwardInto(c *native.Ctx, dst, x native.Tensor, act native.Epi
 		c.LinearInto(dst, x, l.W, l.B, act, residual)
 		return
 	}
+	m := c.Mark()
 	y := c.Linear(x, l.W, l.B, native.None, native.Tensor{})
 	l.addLoRA(c, x, y)
-	y = l.finish(c, y, act, residual)
-	dst.CopyFrom(y)
+	c.Copy(dst, l.finish(c, y, act, residual))
+	c.Release(m)
 }
 
 // addLoRA adds Scale * (x A^T) B^T to y before any activation, as PEFT does.
 func (l *Linear) addLoRA(c *native.Ctx, x, y native.Tensor) {
-	t := c.Linear(x, l.LoRA.A, nil, native.None, native.Tensor{}) // [.., R]
-	d := c.Linear(t, l.LoRA.B, nil, native.None, native.Tensor{}) // [.., Out]
+	m := c.Mark()
+	t := c.Linear(x, l.LoRA.A, native.Tensor{}, native.None, native.Tensor{}) // [.., R]
+	d := c.Linear(t, l.LoRA.B, native.Tensor{}, native.None, native.Tensor{}) // [.., Out]
 	c.AddScaledInPlace(y, d, l.LoRA.Scale)
+	c.Release(m)
 }
 
 func (l *Linear) finish(c *native.Ctx, y native.Tensor, act native.Epilogue, residual native.Tensor) native.Tensor {
@@ -67,11 +70,16 @@ func (l *Linear) finish(c *native.Ctx, y native.Tensor, act native.Epilogue, res
 
 // LayerNorm is torch's nn.LayerNorm over the last dimension (biased variance).
 type LayerNorm struct {
-	W, B []float32 // [C]
+	W, B native.Tensor // [C] on the model's device; empty for an affine-free norm
 	Eps  float32
 }
 
 // Forward normalises every row of x [.., C].
 func (n *LayerNorm) Forward(c *native.Ctx, x native.Tensor) native.Tensor {
 	return c.LayerNorm(x, n.W, n.B, n.Eps)
+}
+
+// Into normalises x into dst (which may be x).
+func (n *LayerNorm) Into(c *native.Ctx, dst, x native.Tensor) {
+	c.LayerNormInto(dst, x, n.W, n.B, n.Eps)
 }

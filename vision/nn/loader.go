@@ -3,7 +3,9 @@ package nn
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
+	"sort"
 	"strings"
 
 	"synth/native"
@@ -23,6 +25,16 @@ type Options struct {
 	// LiveLoRA keeps the adapter unmerged (two extra small GEMMs per targeted layer)
 	// instead of folding W += scale * B A into the float32 weights at load.
 	LiveLoRA bool
+	// Device is where the weights go (nil: the cpu): matrices in their stored or
+	// converted type, small tensors (biases, norms, tables) as f32.
+	Device *native.Device
+}
+
+func (o Options) device() *native.Device {
+	if o.Device == nil {
+		return native.CPU
+	}
+	return o.Device
 }
 
 // Loader builds layers from a weights.Scope. Like Scope, it records errors instead of
@@ -33,16 +45,34 @@ type Loader struct {
 	opt  Options
 	used map[string]bool // adapter modules applied, to report adapter modules that matched nothing
 	errs *[]error
+	made *matrixStats
+}
+
+// matrixStats counts the weight matrices made per dtype, and those that stayed float32
+// though another dtype was asked for, for the summary Finish logs.
+type matrixStats struct {
+	dtypes map[native.DType]int
+	kept   []string // names whose rows do not fill whole blocks of the requested dtype
 }
 
 // NewLoader returns a Loader over s.
 func NewLoader(s *weights.Scope, opt Options) *Loader {
-	return &Loader{S: s, opt: opt, used: map[string]bool{}, errs: new([]error)}
+	return &Loader{S: s, opt: opt, used: map[string]bool{}, errs: new([]error), made: &matrixStats{dtypes: map[native.DType]int{}}}
 }
 
 // Sub is the Loader for a sub-scope (see weights.Scope.Sub); it shares the state.
 func (l *Loader) Sub(prefix string, parts ...any) *Loader {
-	return &Loader{S: l.S.Sub(prefix, parts...), opt: l.opt, used: l.used, errs: l.errs}
+	return &Loader{S: l.S.Sub(prefix, parts...), opt: l.opt, used: l.used, errs: l.errs, made: l.made}
+}
+
+// MatrixDTypes counts the weight matrices made so far by dtype (e.g. {"q8_0": 40,
+// "f32": 12}).
+func (l *Loader) MatrixDTypes() map[string]int {
+	out := map[string]int{}
+	for dt, n := range l.made.dtypes {
+		out[strings.ToLower(dt.String())] = n
+	}
+	return out
 }
 
 func (l *Loader) fail(err error) { *l.errs = append(*l.errs, err) }
@@ -54,8 +84,24 @@ func (l *Loader) Err() error {
 }
 
 // Finish is Err plus the scope's unused-tensor check and adapter modules that matched no
-// layer of the model (an adapter for another model must not load silently).
+// layer of the model (an adapter for another model must not load silently). When a dtype
+// other than F32 was asked for, it logs how many weight matrices each dtype holds and
+// which stayed float32 because their rows do not fill whole blocks (the right fallback,
+// said once instead of silently).
 func (l *Loader) Finish() error {
+	if l.opt.DType != native.F32 && len(l.made.dtypes) > 0 {
+		var parts []string
+		for dt, n := range l.made.dtypes {
+			parts = append(parts, fmt.Sprintf("%s x%d", strings.ToLower(dt.String()), n))
+		}
+		sort.Strings(parts)
+		args := []any{"dtype", strings.ToLower(l.opt.DType.String()), "matrices", strings.Join(parts, ", ")}
+		if k := l.made.kept; len(k) > 0 {
+			args = append(args, "kept_f32", len(k), "reason", fmt.Sprintf("rows not a multiple of %d values", l.opt.DType.BlockSize()),
+				"first", strings.Join(k[:min(len(k), 3)], ", "))
+		}
+		slog.Info("nn: weights loaded", args...)
+	}
 	if l.opt.Adapter != nil {
 		for _, m := range l.opt.Adapter.Modules() {
 			if !l.used[m] {
@@ -89,7 +135,7 @@ func (l *Loader) linear(module, weight, bias string, out, in int) *Linear {
 	lin := &Linear{}
 	t := l.S.Get(weight, out, in)
 	if bias != "" {
-		lin.B = l.F32(bias, out)
+		lin.B = l.Vector(bias, out)
 	}
 	if t.Data == nil {
 		return lin
@@ -100,9 +146,9 @@ func (l *Loader) linear(module, weight, bias string, out, in int) *Linear {
 	}
 	if lora != nil {
 		l.used[module] = true
-		if lora.In != in || lora.Out != out || lora.FanInFanOut {
-			l.fail(fmt.Errorf("nn: adapter %s: %s has lora in %d out %d (fan_in_fan_out %v), layer is [%d, %d]",
-				l.opt.Adapter.Dir, module, lora.In, lora.Out, lora.FanInFanOut, out, in))
+		if lora.In != in || lora.Out != out {
+			l.fail(fmt.Errorf("nn: adapter %s: %s has lora in %d out %d, layer is [%d, %d]",
+				l.opt.Adapter.Dir, module, lora.In, lora.Out, out, in))
 			return lin
 		}
 	}
@@ -129,8 +175,9 @@ func (l *Loader) linear(module, weight, bias string, out, in int) *Linear {
 	}
 	lin.W = l.matrix(l.S.Name(weight), t, out, in)
 	if lora != nil {
-		a, err1 := native.NewMatrixF32(lora.A, lora.R, in)
-		b, err2 := native.NewMatrixF32(lora.B, out, lora.R)
+		dev := l.opt.device()
+		a, err1 := dev.NewMatrixF32(lora.A, lora.R, in)
+		b, err2 := dev.NewMatrixF32(lora.B, out, lora.R)
 		if err1 != nil || err2 != nil {
 			l.fail(fmt.Errorf("nn: adapter %s for %s: %v %v", l.opt.Adapter.Dir, module, err1, err2))
 			return lin
@@ -149,7 +196,7 @@ func (l *Loader) Conv(name string, out, in, kh, kw int, bias bool) *Linear {
 	module := l.S.Name(name)
 	t := l.S.Get(name+".weight", out, in, kh, kw)
 	if bias {
-		lin.B = l.F32(name+".bias", out)
+		lin.B = l.Vector(name+".bias", out)
 	}
 	if t.Data == nil {
 		return lin
@@ -196,10 +243,32 @@ func (l *Loader) Embedding(name string, rows, width int) *native.Matrix {
 	return l.matrix(l.S.Name(name), t, rows, width)
 }
 
-// LayerNorm loads <name>.weight and <name>.bias, both [c].
+// LayerNorm loads <name>.weight and <name>.bias, both [c]; name "" is a LayerNorm
+// without affine parameters (elementwise_affine=False).
 func (l *Loader) LayerNorm(name string, c int, eps float32) *LayerNorm {
-	return &LayerNorm{W: l.F32(name+".weight", c), B: l.F32(name+".bias", c), Eps: eps}
+	if name == "" {
+		return &LayerNorm{Eps: eps}
+	}
+	return &LayerNorm{W: l.Vector(name+".weight", c), B: l.Vector(name+".bias", c), Eps: eps}
 }
+
+// Vector loads a float tensor of the given dims (checkpoint order) as an f32 tensor on
+// the loader's device, in its 2-D form [product of all dims but the last, last] (a
+// bias or norm weight [c] stays 1-D). Empty on error (recorded).
+func (l *Loader) Vector(name string, dims ...int) native.Tensor {
+	v := l.F32(name, dims...)
+	if v == nil {
+		return native.Tensor{}
+	}
+	if len(dims) <= 1 {
+		return l.opt.device().FromHost(v, len(v))
+	}
+	cols := dims[len(dims)-1]
+	return l.opt.device().FromHost(v, len(v)/cols, cols)
+}
+
+// Device is where the loader puts weights.
+func (l *Loader) Device() *native.Device { return l.opt.device() }
 
 // F32 loads any float tensor as float32 (embeddings tables, class tokens, positions): a
 // copy, so the checkpoint's pages are released (see release).
@@ -232,8 +301,10 @@ func (l *Loader) matrix(full string, t weights.Tensor, n, k int) *native.Matrix 
 	var m *native.Matrix
 	if dt, ok := nativeDType(t.DType); ok && (t.DType.IsQuantized() || dt == l.opt.DType) && dt != native.F32 {
 		var err error
-		if m, err = native.NewMatrix(dt, t.Data, n, k); err != nil {
+		if m, err = l.opt.device().NewMatrix(dt, t.Data, n, k); err != nil {
 			l.fail(fmt.Errorf("nn: %s: %w", full, err))
+		} else {
+			l.made.dtypes[dt]++
 		}
 	} else if v, ok := t.F32View(); ok {
 		m = l.matrixF32(full, v, n, k)
@@ -258,15 +329,18 @@ func (l *Loader) matrixF32(full string, w []float32, n, k int) *native.Matrix {
 	dt := l.opt.DType
 	if dt != native.F32 && k%dt.BlockSize() != 0 {
 		dt = native.F32 // rows that do not fill whole blocks stay float32
+		l.made.kept = append(l.made.kept, full)
 	}
 	if dt == native.F32 {
-		m, err = native.NewMatrixF32(w, n, k)
+		m, err = l.opt.device().NewMatrixF32(w, n, k)
 	} else {
-		m, err = native.QuantizeMatrix(w, n, k, dt)
+		m, err = l.opt.device().QuantizeMatrix(w, n, k, dt)
 	}
 	if err != nil {
 		l.fail(fmt.Errorf("nn: %s: %w", full, err))
+		return m
 	}
+	l.made.dtypes[dt]++
 	return m
 }
 

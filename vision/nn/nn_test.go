@@ -1,8 +1,10 @@
 package nn
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -88,8 +90,8 @@ func TestLiveLoRAEqualsMerged(t *testing.T) {
 		if (lin.LoRA != nil) != live {
 			t.Fatalf("live=%v: LoRA attached = %v", live, lin.LoRA != nil)
 		}
-		results[i] = lin.Forward(c, x, native.ReLU, native.Tensor{}).Clone().F32()
-		c.Reset()
+		results[i] = c.ToHost(lin.Forward(c, x, native.ReLU, native.Tensor{}))
+		c.Release(native.Mark{})
 	}
 	// Plain reference: relu(x W^T + b + 2 * (x A^T) B^T), scale = alpha/r = 2.
 	ad2, _ := weights.LoadAdapter(dir)
@@ -136,8 +138,19 @@ func TestLoaderDTypesAndProjection(t *testing.T) {
 	a := ld.Linear("a", out, in, false)
 	h := ld.Linear("h", out, in, false)
 	pr := ld.Projection("proj", 3, 2)
+	var logs bytes.Buffer
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
 	if err := ld.Finish(); err != nil {
 		t.Fatal(err)
+	}
+	// The float32 fallback of a matrix whose rows do not fill whole blocks is right, and
+	// said: the counts per dtype, and which stayed float32.
+	if got := ld.MatrixDTypes(); got["q8_0"] != 2 || got["f32"] != 1 || len(got) != 2 {
+		t.Errorf("matrix dtypes %v, want q8_0 x2 and f32 x1", got)
+	}
+	if l := logs.String(); !strings.Contains(l, "kept_f32=1") || !strings.Contains(l, "proj") || !strings.Contains(l, "q8_0 x2") {
+		t.Errorf("Finish logged %q, want the counts and the float32 fallback of proj", l)
 	}
 	if a.W.DType() != native.Q8_0 || h.W.DType() != native.Q8_0 {
 		t.Fatalf("dtypes %v %v, want q8_0 for both", a.W.DType(), h.W.DType())
@@ -184,27 +197,5 @@ func TestFinishReportsMissingAndForeignAdapter(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %q:\n%v", want, err)
 		}
-	}
-}
-
-func TestScratchReuses(t *testing.T) {
-	var s Scratch
-	a := s.Tensor("x", 4, 8)
-	a.F32()[0] = 7
-	b := s.Tensor("x", 2, 8) // smaller: same storage
-	if b.F32()[0] != 7 || b.Dim(0) != 2 || b.Dim(1) != 8 {
-		t.Errorf("reuse: %v %v", b.Shape(), b.F32()[0])
-	}
-	c := s.Tensor("y", 2, 8)
-	c.F32()[0] = 3
-	if s.Tensor("x", 2, 8).F32()[0] != 7 {
-		t.Error("names share storage")
-	}
-	if big := s.Tensor("x", 10, 8); big.Numel() != 80 {
-		t.Errorf("grown to %v", big.Shape())
-	}
-	var none *Scratch
-	if n := none.Tensor("x", 3, 3); n.Numel() != 9 {
-		t.Errorf("nil scratch: %v", n.Shape())
 	}
 }

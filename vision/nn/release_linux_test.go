@@ -94,7 +94,7 @@ func TestLoaderReleasesMappedTensors(t *testing.T) {
 	if left > 64<<10 {
 		t.Fatalf("%d of the file's bytes resident before loading, %d after", loaded, left)
 	}
-	if !slices.Equal(a.W.Dequantize(), w1) || !slices.Equal(a.B, b) || !slices.Equal(norm.B, g) || !slices.Equal(tab, table) {
+	if !slices.Equal(a.W.Dequantize(), w1) || !slices.Equal(a.B.F32(), b) || !slices.Equal(norm.B.F32(), g) || !slices.Equal(tab, table) {
 		t.Fatal("loaded layers differ from the checkpoint")
 	}
 	if ql.W.DType() != native.Q8_0 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"synth/native"
+	"synth/vision/nn"
 )
 
 // Config mirrors transformers' OPTConfig (config.json of an OPT model, or BLIP-2's
@@ -121,18 +122,11 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// epilogue maps activation_function to the fused GEMM epilogue (names as in
-// transformers' ACT2FN).
+// epilogue maps activation_function to the fused GEMM epilogue.
 func (c Config) epilogue() (native.Epilogue, error) {
-	switch c.Activation {
-	case "relu":
-		return native.ReLU, nil
-	case "gelu":
-		return native.GELU, nil
-	case "gelu_new", "gelu_pytorch_tanh":
-		return native.GELUTanh, nil
-	case "quick_gelu":
-		return native.QuickGELU, nil
+	act, err := nn.Activation(c.Activation)
+	if err != nil {
+		return 0, fmt.Errorf("%w: activation_function: %w", ErrConfig, err)
 	}
-	return 0, fmt.Errorf("%w: activation_function %q (want relu, gelu, gelu_new or quick_gelu)", ErrConfig, c.Activation)
+	return act, nil
 }

@@ -7,29 +7,25 @@ import (
 	"synth/vision/nn"
 )
 
-// Layer is one OPTDecoderLayer (pre-LN).
-type Layer struct {
-	AttnNorm   *nn.LayerNorm // self_attn_layer_norm
-	Q, K, V, O *nn.Linear    // self_attn.{q,k,v,out}_proj, [H, H]
-	FFNNorm    *nn.LayerNorm // final_layer_norm (of the layer)
-	FC1        *nn.Linear    // [F, H]
-	FC2        *nn.Linear    // [H, F]
-}
-
-// Model is OPTForCausalLM's inference path.
+// Model is OPTForCausalLM's inference path. Each decoder layer is an nn.Block (pre-LN,
+// separate q, k, v projections, attention over the KV cache).
 type Model struct {
 	Cfg       Config
 	Embed     *native.Matrix // embed_tokens [V, P]; also the LM head (tied)
 	Positions native.Tensor  // embed_positions [MaxPositions+2, H]
 	ProjIn    *nn.Linear     // project_in [H, P], nil when P == H
 	ProjOut   *nn.Linear     // project_out [P, H], nil when P == H
-	Layers    []Layer
+	Layers    []*nn.Block
 	Norm      *nn.LayerNorm // decoder final_layer_norm, nil with _remove_final_layer_norm
 	// KVCache is the element type of the KV caches its sessions allocate: native.F32 (the
 	// zero value), or native.F16 for half the cache's memory, keys and values rounded to
 	// f16 (see native.KVCache).
 	KVCache native.DType
-	act     native.Epilogue
+	// Trace, when set, receives transformers' hidden_states: "hidden_states.0" the input
+	// of layer 0 (embeddings + positions), "hidden_states.i" the output of layer i-1,
+	// "hidden_states.L" the result.
+	Trace nn.Tracer
+	dev   *native.Device
 }
 
 // eps is OPT's LayerNorm eps: OPT has no setting, so torch.nn.LayerNorm's default.
@@ -45,43 +41,40 @@ func Load(l *nn.Loader, cfg Config) (*Model, error) {
 	}
 	act, _ := cfg.epilogue()
 	h, p, f := cfg.Hidden, cfg.ProjDim(), cfg.FFN
-	m := &Model{Cfg: cfg, act: act}
+	m := &Model{Cfg: cfg, dev: l.Device()}
 	d := l.Sub("model.decoder")
 	m.Embed = d.Embedding("embed_tokens.weight", cfg.Vocab, p)
-	if pos := d.F32("embed_positions.weight", cfg.MaxPositions+2, h); pos != nil {
-		m.Positions = native.FromF32(pos, cfg.MaxPositions+2, h)
-	}
+	m.Positions = d.Vector("embed_positions.weight", cfg.MaxPositions+2, h)
 	if p != h {
 		m.ProjIn = d.Linear("project_in", h, p, false)
 		m.ProjOut = d.Linear("project_out", p, h, false)
 	}
-	norm := func(s *nn.Loader, name string) *nn.LayerNorm {
-		if cfg.LayerNormAffine {
-			return s.LayerNorm(name, h, eps)
-		}
-		return &nn.LayerNorm{Eps: eps}
+	names := nn.BlockNames{
+		Norm1: "self_attn_layer_norm", Norm2: "final_layer_norm",
+		Q: "self_attn.q_proj", K: "self_attn.k_proj", V: "self_attn.v_proj", Out: "self_attn.out_proj",
+		FC1: "fc1", FC2: "fc2",
+		QKVHasBias: cfg.EnableBias, OutHasBias: cfg.EnableBias, MLPHasBias: cfg.EnableBias,
 	}
-	bias := cfg.EnableBias
+	if !cfg.LayerNormAffine {
+		names.Norm1, names.Norm2 = "", ""
+	}
 	for i := 0; i < cfg.Layers; i++ {
-		s := d.Sub("layers", i)
-		m.Layers = append(m.Layers, Layer{
-			AttnNorm: norm(s, "self_attn_layer_norm"),
-			Q:        s.Linear("self_attn.q_proj", h, h, bias),
-			K:        s.Linear("self_attn.k_proj", h, h, bias),
-			V:        s.Linear("self_attn.v_proj", h, h, bias),
-			O:        s.Linear("self_attn.out_proj", h, h, bias),
-			FFNNorm:  norm(s, "final_layer_norm"),
-			FC1:      s.Linear("fc1", f, h, bias),
-			FC2:      s.Linear("fc2", h, f, bias),
-		})
+		m.Layers = append(m.Layers, d.Sub("layers", i).Block(names, h, f, eps, act))
 	}
 	if !cfg.RemoveFinalLayerNorm {
-		m.Norm = norm(d, "final_layer_norm")
+		name := "final_layer_norm"
+		if !cfg.LayerNormAffine {
+			name = ""
+		}
+		m.Norm = d.LayerNorm(name, h, eps)
 	}
 	// tie_word_embeddings: the LM head is embed_tokens, whatever lm_head.weight holds.
 	l.S.Skip("lm_head.weight")
 	return m, nil
 }
+
+// Device is where the weights live.
+func (m *Model) Device() *native.Device { return m.dev }
 
 // EmbedTokens looks up token embeddings: [len(ids), P].
 func (m *Model) EmbedTokens(c *native.Ctx, ids []int32) native.Tensor {
@@ -101,47 +94,29 @@ type Batch struct {
 // Forward runs new positions of a batch of sequences through the decoder. x [N, P] holds
 // the input embeddings of the new positions (token embeddings, or BLIP-2's projected
 // queries), laid out as b says. Keys and values are appended to kv, and every position
-// attends causally to its slot's cache. s holds the residual stream between calls (nil:
-// allocate). The result is the final hidden state
-// [N, P] (after the final LayerNorm and project_out), in the arena. Forward resets the
-// Ctx's arena as it goes (after reading x): callers must not hold other arena tensors
-// across it. capture, when set, receives
-// transformers' hidden_states: i = 0 the input of layer 0 (embeddings + positions),
-// i = 1..L-1 the output of layer i-1, i = L the result; later layers overwrite them, so
-// Clone what must be kept.
-func (m *Model) Forward(c *native.Ctx, kv *native.KVCache, x native.Tensor, b Batch, s *nn.Scratch,
-	capture func(i int, h native.Tensor)) native.Tensor {
+// attends causally to its slot's cache. The result is the final hidden state [N, P]
+// (after the final LayerNorm and project_out), in the Ctx's arena.
+func (m *Model) Forward(c *native.Ctx, kv *native.KVCache, x native.Tensor, b Batch) native.Tensor {
 	cfg := m.Cfg
 	if rows, _ := x.Dims2(); rows != len(b.Pos) {
 		panic(fmt.Sprintf("opt: Forward: %d rows of embeddings, %d positions", rows, len(b.Pos)))
 	}
-	// The residual stream lives outside the arena, which is reset after every layer so
-	// that a pass over many positions needs one layer's temporaries, not L layers'.
-	h := s.Tensor("opt.residual", len(b.Pos), cfg.Hidden) // [N, H]
+	h := c.Alloc(len(b.Pos), cfg.Hidden) // [N, H], the residual stream
 	if m.ProjIn != nil {
 		m.ProjIn.ForwardInto(c, h, x, native.None, native.Tensor{})
 	} else {
-		h.CopyFrom(x)
+		c.Copy(h, x)
 	}
+	mk := c.Mark()
 	c.AddInPlace(h, c.GatherRows(m.Positions, b.Pos))
-	c.Reset()
+	c.Release(mk)
 	attn := native.AttnParams{Heads: cfg.Heads, HeadDim: cfg.HeadDim(), Scale: nn.InvSqrt(cfg.HeadDim()), Causal: true}
-	for i := range m.Layers {
-		if capture != nil {
-			capture(i, h)
-		}
-		ly := &m.Layers[i]
-		a := ly.AttnNorm.Forward(c, h)
-		q := ly.Q.Forward(c, a, native.None, native.Tensor{})
-		k := ly.K.Forward(c, a, native.None, native.Tensor{})
-		v := ly.V.Forward(c, a, native.None, native.Tensor{})
-		kv.Append(i, b.Slots, b.Lens, k, v)
-		o := c.AttentionCached(q, kv, i, b.Slots, b.Lens, attn, b.KeyMask)
-		ly.O.ForwardInto(c, h, o, native.None, h) // h += out_proj(attention)
-		f := ly.FFNNorm.Forward(c, h)
-		f = ly.FC1.Forward(c, f, m.act, native.Tensor{})
-		ly.FC2.ForwardInto(c, h, f, native.None, h) // h += fc2(act(fc1(.)))
-		c.Reset()
+	for i, ly := range m.Layers {
+		m.Trace.Layer("hidden_states", i, h)
+		ly.Forward(c, h, func(q, k, v native.Tensor) native.Tensor {
+			c.AppendKV(kv, i, b.Slots, b.Lens, k, v)
+			return c.AttentionCached(q, kv, i, b.Slots, b.Lens, attn, b.KeyMask)
+		})
 	}
 	if m.Norm != nil {
 		h = m.Norm.Forward(c, h)
@@ -149,15 +124,13 @@ func (m *Model) Forward(c *native.Ctx, kv *native.KVCache, x native.Tensor, b Ba
 	if m.ProjOut != nil {
 		h = m.ProjOut.Forward(c, h, native.None, native.Tensor{})
 	}
-	if capture != nil {
-		capture(len(m.Layers), h)
-	}
+	m.Trace.Layer("hidden_states", len(m.Layers), h)
 	return h
 }
 
 // Logits is the LM head on final hidden states: [N, P] -> [N, V].
 func (m *Model) Logits(c *native.Ctx, h native.Tensor) native.Tensor {
-	return c.Linear(h, m.Embed, nil, native.None, native.Tensor{})
+	return c.Linear(h, m.Embed, native.Tensor{}, native.None, native.Tensor{})
 }
 
 // PositionIDs returns the position ids of a sequence's next positions from their

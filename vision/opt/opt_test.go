@@ -17,7 +17,7 @@ import (
 )
 
 // loadDir loads an OPTForCausalLM folder (config.json + model.safetensors) at F32.
-func loadDir(t *testing.T, dir string) *Model {
+func loadDir(t *testing.T, dir string, dev *native.Device) *Model {
 	t.Helper()
 	js, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if err != nil {
@@ -32,7 +32,7 @@ func loadDir(t *testing.T, dir string) *Model {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { src.Close() })
-	l := nn.NewLoader(weights.NewScope(src), nn.Options{DType: native.F32})
+	l := nn.NewLoader(weights.NewScope(src), nn.Options{DType: native.F32, Device: dev})
 	m, err := Load(l, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +54,8 @@ func toI32(v []int64) []int32 {
 // forward runs ids [B, T] with mask through the full decoder (one prefill of every row),
 // returning the hidden states and the logits of every position.
 func forward(c *native.Ctx, m *Model, ids []int32, mask []int64, b, tl int) ([][]float32, []float32) {
-	kv := native.NewKVCache(len(m.Layers), b, tl, m.Cfg.Hidden, m.KVCache)
+	kv := c.Device().NewKVCache(len(m.Layers), b, tl, m.Cfg.Hidden, m.KVCache)
+	defer c.FreeKV(kv)
 	var pos []int32
 	var keyMask [][]bool
 	slots, lens := make([]int, b), make([]int, b)
@@ -68,13 +69,13 @@ func forward(c *native.Ctx, m *Model, ids []int32, mask []int64, b, tl int) ([][
 		slots[i], lens[i] = i, tl
 	}
 	var hidden [][]float32
+	m.Trace = func(name string, h native.Tensor) { hidden = append(hidden, c.ToHost(h)) }
+	defer func() { m.Trace = nil }()
+	mk := c.Mark()
+	defer c.Release(mk)
 	x := m.EmbedTokens(c, ids)
-	h := m.Forward(c, kv, x, Batch{Slots: slots, Lens: lens, Pos: pos, KeyMask: keyMask}, nil, func(i int, h native.Tensor) {
-		hidden = append(hidden, slices.Clone(h.Clone().F32()))
-	})
-	logits := slices.Clone(m.Logits(c, h).F32())
-	c.Reset()
-	return hidden, logits
+	h := m.Forward(c, kv, x, Batch{Slots: slots, Lens: lens, Pos: pos, KeyMask: keyMask})
+	return hidden, c.ToHost(m.Logits(c, h))
 }
 
 type genCase struct {
@@ -84,10 +85,18 @@ type genCase struct {
 }
 
 func TestOPTProjParity(t *testing.T) {
-	for _, set := range fixtures.Sets(t, "blip2", "opt-proj/config.json") {
-		dir := filepath.Join(set, "opt-proj")
-		t.Run(filepath.Base(set), func(t *testing.T) {
-			m := loadDir(t, dir)
+	for _, dev := range parity.Devices(t) {
+		for _, set := range fixtures.Sets(t, "blip2", "opt-proj/config.json") {
+			t.Run(dev.Name()+"/"+filepath.Base(set), func(t *testing.T) { testOPTProj(t, dev, set) })
+		}
+	}
+}
+
+func testOPTProj(t *testing.T, dev *native.Device, set string) {
+	dir := filepath.Join(set, "opt-proj")
+	{
+		{
+			m := loadDir(t, dir, dev)
 			if m.ProjIn == nil {
 				t.Logf("%s: word_embed_proj_dim == hidden_size, no project_in/out", dir)
 			}
@@ -96,8 +105,7 @@ func TestOPTProjParity(t *testing.T) {
 			ids64, shape := in.Ints(t, "input_ids")
 			b, tl := shape[0], shape[1]
 			mask, _ := in.Ints(t, "attention_mask")
-			c := native.NewCtx(2)
-			defer c.Close()
+			c := parity.Ctx(t, dev, 2)
 
 			hidden, logits := forward(c, m, toI32(ids64), mask, b, tl)
 			ck := &parity.Checker{T: t, Tol: 1e-4}
@@ -148,7 +156,7 @@ func TestOPTProjParity(t *testing.T) {
 					}
 				}
 			}
-		})
+		}
 	}
 }
 
@@ -169,13 +177,15 @@ func greedyOPT(t *testing.T, c *native.Ctx, m *Model, ids []int32, mask []int64,
 		masks = append(masks, row)
 		slots[i], lens[i] = i, tl
 	}
+	defer s.Close()
+	mk := c.Mark()
+	defer c.Release(mk)
 	lg := s.Prefill(m.EmbedTokens(c, ids), slots, lens, masks)
-	v := m.Cfg.Vocab
 	rows := make([]generate.Row, b)
 	for i := range rows {
-		rows[i] = generate.Row{Slots: []int{i}, Logits: slices.Clone(lg[i*v : (i+1)*v]), Context: ids[i*tl : (i+1)*tl]}
+		rows[i] = generate.Row{Slots: []int{i}, Context: ids[i*tl : (i+1)*tl]}
 	}
-	res, err := generate.Run(s, generate.Defaults(maxNew, m.Cfg.EOS...), rows)
+	res, err := generate.Run(s, generate.Defaults(maxNew, m.Cfg.EOS...), rows, lg)
 	if err != nil {
 		t.Fatal(err)
 	}

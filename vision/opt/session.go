@@ -4,23 +4,19 @@ import (
 	"fmt"
 
 	"synth/native"
-	"synth/vision/nn"
 )
 
-// Session is a batch of sequences decoding through one KV cache, one sequence per slot;
-// it is the generate.Model of an OPT decoder. A Session runs on its Ctx alone and resets
-// the Ctx's arena at the end of every Prefill and Step, so callers must not hold arena
-// tensors across those calls.
+// Session is a batch of sequences decoding through one KV cache on the model's
+// device, one sequence per slot; it is the generate.Model of an OPT decoder. Prefill and
+// Step return logits in the Ctx's arena (the caller releases them with its marks).
 type Session struct {
-	m       *Model
-	c       *native.Ctx
-	kv      *native.KVCache
-	masks   [][]bool // per slot: attention mask over its positions; nil while all are real
-	seen    []int    // per slot: real (unmasked) positions held
-	logits  []float32
-	pos     []int32
-	lens    []int
-	scratch nn.Scratch
+	m     *Model
+	c     *native.Ctx
+	kv    *native.KVCache
+	masks [][]bool // per slot: attention mask over its positions; nil while all are real
+	seen  []int    // per slot: real (unmasked) positions held
+	pos   []int32
+	lens  []int
 }
 
 // NewSession allocates a cache of m.KVCache elements for slots sequences of up to
@@ -34,11 +30,14 @@ func (m *Model) NewSession(c *native.Ctx, slots, maxLen int) (*Session, error) {
 	}
 	return &Session{
 		m: m, c: c,
-		kv:    native.NewKVCache(len(m.Layers), slots, maxLen, m.Cfg.Hidden, m.KVCache),
+		kv:    c.Device().NewKVCache(len(m.Layers), slots, maxLen, m.Cfg.Hidden, m.KVCache),
 		masks: make([][]bool, slots),
 		seen:  make([]int, slots),
 	}, nil
 }
+
+// Close frees the session's KV cache.
+func (s *Session) Close() { s.c.FreeKV(s.kv) }
 
 // Model is the decoder the session runs.
 func (s *Session) Model() *Model { return s.m }
@@ -58,8 +57,8 @@ func (s *Session) MaxLen() int { return s.kv.MaxLen() }
 // Prefill empties slots and runs their prompts: x [N, P] holds the input embeddings of
 // lens[i] positions for slots[i], stacked; masks[i] is slot i's attention mask over them
 // (true: a real token; nil or a nil entry: all real). It returns the next-token logits
-// of each slot's last position, [len(slots) * V], valid until the next call.
-func (s *Session) Prefill(x native.Tensor, slots, lens []int, masks [][]bool) []float32 {
+// of each slot's last position, [len(slots), V], in the arena.
+func (s *Session) Prefill(x native.Tensor, slots, lens []int, masks [][]bool) native.Tensor {
 	if len(lens) != len(slots) || (masks != nil && len(masks) != len(slots)) {
 		panic(fmt.Sprintf("opt: Prefill: %d slots, %d lengths, %d masks", len(slots), len(lens), len(masks)))
 	}
@@ -94,13 +93,13 @@ func (s *Session) Prefill(x native.Tensor, slots, lens []int, masks [][]bool) []
 		row += lens[i]
 		last[i] = int32(row - 1)
 	}
-	h := s.m.Forward(s.c, s.kv, x, Batch{Slots: slots, Lens: lens, Pos: s.pos, KeyMask: keyMask}, &s.scratch, nil)
-	return s.finish(s.c.GatherRows(h, last))
+	h := s.m.Forward(s.c, s.kv, x, Batch{Slots: slots, Lens: lens, Pos: s.pos, KeyMask: keyMask})
+	return s.m.Logits(s.c, s.c.GatherRows(h, last))
 }
 
 // Step appends ids[i] to the sequence in slots[i] (one position each, all in one pass)
-// and returns each slot's next-token logits, [len(slots) * V], valid until the next call.
-func (s *Session) Step(slots []int, ids []int32) []float32 {
+// and returns each slot's next-token logits, [len(slots), V], in the arena.
+func (s *Session) Step(slots []int, ids []int32) native.Tensor {
 	if len(ids) != len(slots) {
 		panic(fmt.Sprintf("opt: Step: %d slots, %d ids", len(slots), len(ids)))
 	}
@@ -119,21 +118,12 @@ func (s *Session) Step(slots []int, ids []int32) []float32 {
 		}
 	}
 	x := s.m.EmbedTokens(s.c, ids)
-	h := s.m.Forward(s.c, s.kv, x, Batch{Slots: slots, Lens: s.lens, Pos: s.pos, KeyMask: keyMask}, &s.scratch, nil)
-	return s.finish(h)
-}
-
-// finish computes the logits of h [n, P], copies them out of the arena and resets it.
-func (s *Session) finish(h native.Tensor) []float32 {
-	lg := s.m.Logits(s.c, h)
-	s.logits = append(s.logits[:0], lg.F32()...)
-	s.c.Reset()
-	return s.logits
+	return s.m.Logits(s.c, s.m.Forward(s.c, s.kv, x, Batch{Slots: slots, Lens: s.lens, Pos: s.pos, KeyMask: keyMask}))
 }
 
 // CopySlot makes slot dst a copy of slot src (cache, mask and positions).
 func (s *Session) CopySlot(dst, src int) {
-	s.kv.CopySlot(dst, src)
+	s.c.CopyKVSlot(s.kv, dst, src)
 	s.seen[dst] = s.seen[src]
 	if s.masks[src] == nil {
 		s.masks[dst] = nil

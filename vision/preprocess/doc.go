@@ -15,7 +15,7 @@
 // by the reduction factor, 22-bit fixed-point weights, 8-bit result of each separable
 // pass, horizontal first); palette images use PIL's nearest neighbour on the indices, and
 // RGBA/LA images are resized premultiplied and un-premultiplied, as PIL does. See
-// fixtures/longclip/preprocess/README.md for the specification.
+// docs/longclip.md for the specification.
 //
 // # Which PIL mode an image.Image stands for
 //

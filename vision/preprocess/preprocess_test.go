@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"synth/weights"
 	"testing"
 
@@ -195,5 +196,24 @@ func TestBadInput(t *testing.T) {
 	rgb, err := ResizeCropRGB(sub, 4) // no resize: the window itself
 	if err != nil || rgb[0] != uint8(3*8+2) || rgb[3*15] != uint8(6*8+5) {
 		t.Errorf("sub-image: %v %v", err, rgb)
+	}
+}
+
+// A 60000x1 image (a PNG of a few hundred bytes) would resize to 13,440,000x224 before
+// the crop: a 9 GB allocation that killed embed and eval. It is an error for that item,
+// while an aspect ratio within the bound still works, in Batch like in CLIP.
+func TestExtremeAspectRatio(t *testing.T) {
+	wide := image.NewGray(image.Rect(0, 0, 60000, 1))
+	tall := image.NewRGBA(image.Rect(0, 0, 1, 60000))
+	out, errs := Batch(3, 224, 2, func(i int) (image.Image, error) {
+		return []image.Image{wide, tall, image.NewGray(image.Rect(0, 0, 300, 2))}[i], nil
+	})
+	for i := range 2 {
+		if errs[i] == nil || !strings.Contains(errs[i].Error(), "aspect ratio") {
+			t.Errorf("item %d: %v, want an aspect ratio error", i, errs[i])
+		}
+	}
+	if errs[2] != nil || len(out) != 3*3*224*224 {
+		t.Errorf("300x2 image (resized to 33600x224): %v", errs[2])
 	}
 }

@@ -29,8 +29,15 @@ func CropOffset(size, n int) int {
 	return int(math.RoundToEven(float64(size-n) / 2))
 }
 
+// MaxResizedPixels bounds the image Resize(nPx) makes before the center crop: the short
+// side becomes nPx and the long side grows with the aspect ratio, so a 60000x1 PNG of a
+// few hundred bytes would resize to 13,440,000x224 (9 GB) at 224. 1<<24 pixels allows an
+// aspect ratio of 334 at 224 and 148 at 336, far past any photograph.
+const MaxResizedPixels = 1 << 24
+
 // ResizeCropRGB runs Resize(nPx, BICUBIC), CenterCrop(nPx) and convert("RGB") and
-// returns the pixels, [nPx, nPx, 3] uint8.
+// returns the pixels, [nPx, nPx, 3] uint8. An image whose resized size would exceed
+// MaxResizedPixels is an error (the caller's per-item error), not an allocation.
 func ResizeCropRGB(img image.Image, nPx int) ([]uint8, error) {
 	if nPx <= 0 {
 		return nil, fmt.Errorf("preprocess: size %d must be positive", nPx)
@@ -40,6 +47,10 @@ func ResizeCropRGB(img image.Image, nPx int) ([]uint8, error) {
 		return nil, err
 	}
 	w, h := ResizedSize(p.w, p.h, nPx)
+	if int64(w)*int64(h) > MaxResizedPixels {
+		return nil, fmt.Errorf("preprocess: a %dx%d image resizes to %dx%d before the %d-pixel center crop, more than %d pixels: aspect ratio too extreme",
+			p.w, p.h, w, h, nPx, MaxResizedPixels)
+	}
 	if w != p.w || h != p.h {
 		switch p.mode {
 		case "P":

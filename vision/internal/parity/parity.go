@@ -2,14 +2,16 @@
 // tensors, comparing float tensors with a relative tolerance, and naming the first block
 // (in forward order) that diverges. It is imported by tests only.
 //
-// parity imports weights; it must not import llm, eval, dataset or cmd.
+// parity imports native and weights; it must not import llm, eval, dataset or cmd.
 package parity
 
 import (
 	"fmt"
 	"math"
+	"os"
 	"testing"
 
+	"synth/native"
 	"synth/weights"
 )
 
@@ -119,4 +121,33 @@ func (c *Checker) Summary(order []string) string {
 		}
 	}
 	return s
+}
+
+// Devices are the devices the golden tests run every fixture set on:
+// SYNTH_TEST_DEVICES (a comma list, e.g. "cpu,ggml:CPU" or "cuda:0"), or every device
+// this process has (the cpu and ggml's devices).
+func Devices(t testing.TB) []*native.Device {
+	t.Helper()
+	devs, err := native.DeviceList(os.Getenv("SYNTH_TEST_DEVICES"))
+	if err != nil {
+		t.Fatalf("SYNTH_TEST_DEVICES: %v", err)
+	}
+	return devs
+}
+
+// Ctx opens a Ctx on dev for a test (closed when the test ends). The cpu device gets
+// threads workers; other devices one host thread: ggml's CPU threads spin while they
+// wait for each other, which on a busy machine makes a tiny model's graphs hundreds of
+// times slower (the op tests in native cover its threading).
+func Ctx(t testing.TB, dev *native.Device, threads int) *native.Ctx {
+	t.Helper()
+	if dev != native.CPU {
+		threads = 1
+	}
+	c, err := native.NewCtxOn(dev, threads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }

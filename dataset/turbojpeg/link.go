@@ -1,0 +1,6 @@
+//go:build !jpegstatic
+
+package turbojpeg
+
+// #cgo LDFLAGS: -ljpeg
+import "C"

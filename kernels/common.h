@@ -182,8 +182,7 @@ static inline float quantize_x_block(const float *x, int8_t *q) {
 	return d;
 }
 
-// Internal, kquant.c: the K-quant quantizers, element values and block copies.
-void synth_quantize_k(int dt, const float *src, uint8_t *dst, int64_t nblocks);
+// Internal, kquant.c: the K-quants' element values and block copies.
 float synth_kvalue_raw(int dt, const uint8_t *blk, int64_t l);
 float synth_kvalue_packed(int dt, const uint8_t *pb, int64_t nr, int64_t j, int64_t l);
 int synth_kcode_packed(int dt, const uint8_t *pb, int64_t nr, int64_t j, int64_t l);

@@ -25,11 +25,7 @@ var gemmShapes = []gemmShape{
 // newWeights quantizes random w [n, k] to dt and packs it for s.
 func newWeights(t testing.TB, s *Set, dt DType, w []float32, n, k int) *Weights {
 	t.Helper()
-	raw := make([]byte, n*RowBytes(dt, k))
-	if err := Quantize(dt, w, raw); err != nil {
-		t.Fatal(err)
-	}
-	ws := &Weights{DType: dt, N: n, K: k, Raw: raw}
+	ws := &Weights{DType: dt, N: n, K: k, Raw: quantize(t, dt, w, k)}
 	packFor(t, s, ws)
 	return ws
 }

@@ -60,8 +60,9 @@ int64_t synth_row_bytes(int dt, int64_t k);
 // dst: n values of dt; src: n f32. n must be a multiple of dt's block size.
 // Bit-exact with ggml's quantize_row_*_ref / fp32 conversions (round to nearest even for
 // F16 and BF16; Q8_0 d = amax/127, q = roundf(x/d); Q4_0 d = max/-8 of the signed value
-// of largest magnitude, q = min(15, (int)(x/d + 8.5)); the K-quants by ggml's searches
-// for the sub-block scales and mins, make_qkx2_quants and make_qx_quants).
+// of largest magnitude, q = min(15, (int)(x/d + 8.5))). The K-quants are not quantized
+// here (SYNTH_EARG): ggml's own quantizers make them (native/ggml), since their rounding
+// depends on how the compiler fuses and vectorizes ggml's searches.
 int synth_quantize_ref(int dt, const float *src, void *dst, int64_t n);
 // dst: n f32 from n values of dt in src (exact for every dtype).
 int synth_dequantize_ref(int dt, const void *src, float *dst, int64_t n);

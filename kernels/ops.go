@@ -181,9 +181,10 @@ func Unpack(dt DType, packed []byte, n, k, nr int, out []byte, ith, nth int) err
 	return status("unpack", C.synth_unpack(C.int(dt), bptr(packed), C.int64_t(n), C.int64_t(k), C.int64_t(nr), bptr(out), C.int(ith), C.int(nth)))
 }
 
-// Quantize converts f32 values to dt (bit-exact with ggml's reference quantizers);
-// len(src) must be a multiple of dt's block size and dst hold RowBytes(dt, len(src)). It
-// runs the host's vector quantizer where there is one (F16, Q8_0: the same bytes).
+// Quantize converts f32 values to dt (bit-exact with ggml's reference quantizers):
+// F32, F16, BF16, Q8_0, Q4_0 (the K-quants are ggml's to make: native/ggml); len(src)
+// must be a multiple of dt's block size and dst hold RowBytes(dt, len(src)). It runs the
+// host's vector quantizer where there is one (F16, Q8_0: the same bytes).
 func Quantize(dt DType, src []float32, dst []byte) error { return hostQuant.Quantize(dt, src, dst) }
 
 var hostQuant = Host()
@@ -193,6 +194,9 @@ func (s *Set) Quantize(dt DType, src []float32, dst []byte) error {
 	n := len(src)
 	if !dt.Valid() || n%dt.BlockSize() != 0 || len(dst) < RowBytes(dt, n) {
 		return fmt.Errorf("kernels: quantize %d values to %s into %d bytes", n, dt, len(dst))
+	}
+	if dt.BlockSize() == 256 {
+		return fmt.Errorf("kernels: quantize to %s: the K-quants are quantized by ggml (native/ggml)", dt)
 	}
 	if n == 0 {
 		return nil

@@ -11,6 +11,24 @@ import (
 var ggmlType = map[DType]ggmlref.Type{F32: ggmlref.F32, F16: ggmlref.F16, BF16: ggmlref.BF16, Q8_0: ggmlref.Q8_0, Q4_0: ggmlref.Q4_0,
 	Q4_K: ggmlref.Q4_K, Q5_K: ggmlref.Q5_K, Q6_K: ggmlref.Q6_K}
 
+// quantize is Quantize for every dtype the tests use: the K-quants through the linked
+// ggml (they are ggml's to make), in rows of k values.
+func quantize(t testing.TB, dt DType, src []float32, k int) []byte {
+	t.Helper()
+	if dt.BlockSize() == 256 {
+		b, err := ggmlref.Quantize(ggmlType[dt], src, len(src)/k, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	b := make([]byte, RowBytes(dt, len(src)))
+	if err := Quantize(dt, src, b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // quantInputs is random data at several scales plus the values that trip conversions:
 // zeros, signed zeros, f16 subnormals and their rounding ties, the f16 overflow edge,
 // f32 subnormals, infinities, and blocks of one value or one outlier. Its length is a
@@ -69,13 +87,38 @@ func TestQuantizeMatchesGGML(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if dt.BlockSize() == 256 { // ggml's to quantize: our dequantizer only
+			back := make([]float32, len(src))
+			if err := Dequantize(dt, theirs, back); err != nil {
+				t.Fatal(err)
+			}
+			want, err := ggmlref.Dequantize(ggmlType[dt], theirs, len(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range back {
+				if math.Float32bits(back[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%s: dequantized value %d = %v, ggml %v", dt, i, back[i], want[i])
+				}
+			}
+			if err := Quantize(dt, src, make([]byte, len(theirs))); err == nil {
+				t.Errorf("%s: Quantize accepted a K-quant", dt)
+			}
+			continue
+		}
 		for _, s := range variants(t) { // every variant's quantizer gives ggml's bytes
 			got := make([]byte, RowBytes(dt, len(src)))
 			if err := s.Quantize(dt, src, got); err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(got, theirs) {
-				t.Fatalf("%s %s: bytes differ from ggml's", setName(s), dt)
+				for i := range got {
+					if got[i] != theirs[i] {
+						bs := RowBytes(dt, dt.BlockSize())
+						e := i / bs * dt.BlockSize()
+						t.Fatalf("%s %s: byte %d of block %d differs (ours %#x, ggml %#x), values %v", setName(s), dt, i%bs, i/bs, got[i], theirs[i], src[e:e+dt.BlockSize()])
+					}
+				}
 			}
 		}
 		ours := make([]byte, RowBytes(dt, len(src)))
@@ -182,10 +225,7 @@ func TestPackLayout(t *testing.T) {
 			k = 2 * dt.BlockSize()
 		}
 		w := randSlice(r, n*k, 1)
-		raw := make([]byte, n*RowBytes(dt, k))
-		if err := Quantize(dt, w, raw); err != nil {
-			t.Fatal(err)
-		}
+		raw := quantize(t, dt, w, k)
 		want := make([]float32, n*k)
 		if err := Dequantize(dt, raw, want); err != nil {
 			t.Fatal(err)

@@ -17,10 +17,15 @@ static int bad_dtype(int dt, int64_t k) { return !valid_dt(dt) || k % block_vals
 // ---- conversions and quantizers -------------------------------------------------------
 
 // Q8_0 (ggml quantize_row_q8_0_ref): d = amax/127, id = 1/d (0 when d is 0),
-// q = roundf(x*id) (half away from zero), d stored as f16.
+// q = roundf(x*id) (half away from zero), d stored as f16. amax is taken as ggml's MAX
+// macro takes it, so that a NaN gives ggml's bytes too (a NaN is kept until a later
+// value replaces it).
 static void quantize_q8_0(const float *x, uint8_t *blk) {
 	float amax = 0;
-	for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+	for (int j = 0; j < QK; j++) {
+		float a = fabsf(x[j]);
+		amax = amax > a ? amax : a;
+	}
 	float d = amax / 127;
 	float id = d != 0 ? 1.0f / d : 0.0f;
 	uint16_t dh = f32_to_f16(d);
@@ -77,9 +82,8 @@ int synth_quantize_ref(int dt, const float *src, void *dst, int64_t n) {
 	case SYNTH_Q4_0:
 		for (int64_t b = 0; b < n / QK; b++) quantize_q4_0(src + b * QK, out + b * Q4_BYTES);
 		break;
-	default:
-		synth_quantize_k(dt, src, out, n / QKK);
-		break;
+	default: // the K-quants: ggml's quantizers (kquant.c)
+		return SYNTH_EARG;
 	}
 	return SYNTH_OK;
 }
@@ -276,21 +280,41 @@ int synth_store_rows_f16_ref(const float *x, int64_t ldx, int64_t rows, int64_t 
 
 // ---- GEMM ---------------------------------------------------------------------------------
 
+// dot_exact is sum_kk x[kk] w[kk] over a row of k values of dt, in double.
+static double dot_exact(int dt, const float *x, const uint8_t *row, int64_t k) {
+	double acc = 0;
+	for (int64_t kk = 0; kk < k; kk++) acc += (double)x[kk] * weight_at(dt, row, kk);
+	return acc;
+}
+
+// dot_qx is dot_exact with x quantized per 32 values (quantize_x_block): sum over blocks
+// of d * sum q w, in double.
+static double dot_qx(int dt, const float *x, const uint8_t *row, int64_t k) {
+	int8_t q[QK];
+	double acc = 0;
+	for (int64_t b = 0; b < k / QK; b++) {
+		double d = quantize_x_block(x + b * QK, q), s = 0;
+		for (int l = 0; l < QK; l++) s += (double)q[l] * weight_at(dt, row, b * QK + l);
+		acc += d * s;
+	}
+	return acc;
+}
+
 // y[i][j] = act((float)(sum_kk x[i][kk] w[j][kk]) + bias[j]) + res[i][j], the sum in
-// double: the specification every variant is measured against.
-static int gemm_ref(int dt, const float *x, int64_t ldx, const void *w, const float *bias,
+// double (with qx, over x quantized: synth_qgemm_ref): the specification every variant
+// is measured against.
+static int gemm_ref(int dt, int qx, const float *x, int64_t ldx, const void *w, const float *bias,
                     int act, const float *res, int64_t ldr, float *y, int64_t ldy, int64_t m,
                     int64_t n, int64_t k, int ith, int nth) {
 	if (bad_thread(ith, nth) || bad_dtype(dt, k) || bad_act(act) || m < 0 || n < 0 || k < 0) return SYNTH_EARG;
+	if (qx && !is_quant(dt)) return SYNTH_EARG;
 	if (res == y && (ldr != ldy || act != SYNTH_ACT_NONE)) return SYNTH_EARG;
 	int64_t rb = synth_row_bytes(dt, k), j0, j1;
 	share(n, ith, nth, &j0, &j1);
 	for (int64_t j = j0; j < j1; j++) {
 		const uint8_t *row = (const uint8_t *)w + j * rb;
 		for (int64_t i = 0; i < m; i++) {
-			double acc = 0;
-			for (int64_t kk = 0; kk < k; kk++) acc += (double)x[i * ldx + kk] * weight_at(dt, row, kk);
-			float v = (float)acc;
+			float v = (float)(qx ? dot_qx(dt, x + i * ldx, row, k) : dot_exact(dt, x + i * ldx, row, k));
 			if (bias) v += bias[j];
 			v = (float)act_ref(act, v);
 			if (res) v += res[i * ldr + j];
@@ -305,7 +329,7 @@ static int gemm_ref(int dt, const float *x, int64_t ldx, const void *w, const fl
 	         int64_t ldr, float *y, int64_t ldy, int64_t m, int64_t n, int64_t k, float *scratch,      \
 	         int ith, int nth) {                                                                        \
 		(void)scratch;                                                                                  \
-		return gemm_ref(dt, x, ldx, w, bias, act, res, ldr, y, ldy, m, n, k, ith, nth);                \
+		return gemm_ref(dt, 0, x, ldx, w, bias, act, res, ldr, y, ldy, m, n, k, ith, nth);             \
 	}
 GEMM_REF(synth_gemm_f32_ref, SYNTH_F32)
 GEMM_REF(synth_gemm_f16_ref, SYNTH_F16)
@@ -316,35 +340,11 @@ GEMM_REF(synth_gemm_q4_k_ref, SYNTH_Q4_K)
 GEMM_REF(synth_gemm_q5_k_ref, SYNTH_Q5_K)
 GEMM_REF(synth_gemm_q6_k_ref, SYNTH_Q6_K)
 
-// The quantized-activation GEMM (kernels.h synth_qgemm_ref): each row of x quantized per
-// 32 values, then the plain reference's double sum over the exact weights.
+// The quantized-activation GEMM (kernels.h synth_qgemm_ref).
 int synth_qgemm_ref(int dt, const float *x, int64_t ldx, const void *w, const float *bias, int act,
                     const float *res, int64_t ldr, float *y, int64_t ldy, int64_t m, int64_t n, int64_t k,
                     int ith, int nth) {
-	if (bad_thread(ith, nth) || bad_dtype(dt, k) || !is_quant(dt) || bad_act(act) || m < 0 || n < 0 || k < 0)
-		return SYNTH_EARG;
-	if (res == y && (ldr != ldy || act != SYNTH_ACT_NONE)) return SYNTH_EARG;
-	int64_t rb = synth_row_bytes(dt, k), j0, j1;
-	share(n, ith, nth, &j0, &j1);
-	if (j0 >= j1) return SYNTH_OK;
-	int8_t q[QK]; // one block of x, quantized
-	for (int64_t i = 0; i < m; i++) {
-		for (int64_t j = j0; j < j1; j++) {
-			const uint8_t *row = (const uint8_t *)w + j * rb;
-			double acc = 0;
-			for (int64_t b = 0; b < k / QK; b++) {
-				double d = quantize_x_block(x + i * ldx + b * QK, q), s = 0;
-				for (int l = 0; l < QK; l++) s += (double)q[l] * weight_at(dt, row, b * QK + l);
-				acc += d * s;
-			}
-			float v = (float)acc;
-			if (bias) v += bias[j];
-			v = (float)act_ref(act, v);
-			if (res) v += res[i * ldr + j];
-			y[i * ldy + j] = v;
-		}
-	}
-	return SYNTH_OK;
+	return gemm_ref(dt, 1, x, ldx, w, bias, act, res, ldr, y, ldy, m, n, k, ith, nth);
 }
 
 // ---- row ops ------------------------------------------------------------------------------

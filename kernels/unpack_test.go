@@ -27,11 +27,7 @@ func randRaw(t testing.TB, r *rand.Rand, dt DType, n, k int) ([]byte, int) {
 	if bs := dt.BlockSize(); k%bs != 0 {
 		k += bs - k%bs
 	}
-	raw := make([]byte, n*RowBytes(dt, k))
-	if err := Quantize(dt, randSlice(r, n*k, 1), raw); err != nil {
-		t.Fatal(err)
-	}
-	return raw, k
+	return quantize(t, dt, randSlice(r, n*k, 1), k), k
 }
 
 func packed(t testing.TB, dt DType, raw []byte, n, k, nr int) []byte {

@@ -18,7 +18,7 @@ func TestKQuantMatrix(t *testing.T) {
 	x := randTensor(r, 1, m, k)
 	for _, dt := range []DType{Q4_K, Q5_K, Q6_K} {
 		raw := make([]byte, n*dt.RowBytes(k))
-		if err := kernels.Quantize(kernels.DType(dt), w, raw); err != nil {
+		if err := quantizeRows(dt, w, k, raw); err != nil {
 			t.Fatal(err)
 		}
 		q, err := QuantizeMatrix(w, n, k, dt)

@@ -101,7 +101,7 @@ func (d *Device) QuantizeMatrix(w []float32, n, k int, dt DType) (*Matrix, error
 	quantize := func(r0, r1 int, out []byte) error {
 		return parallel(func(ith, nth int) error {
 			a, b := r0+(r1-r0)*ith/nth, r0+(r1-r0)*(ith+1)/nth
-			return kernels.Quantize(kdt, w[a*k:b*k], out[(a-r0)*rb:(b-r0)*rb])
+			return quantizeRows(dt, w[a*k:b*k], k, out[(a-r0)*rb:(b-r0)*rb])
 		})
 	}
 	nr := hostSet.PanelWidth(kdt)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"synth/native/ggml"
+	"synth/native"
 	"synth/weights"
 )
 
@@ -107,7 +107,7 @@ func runConvert(c *cli.Context) error {
 		Name:         strings.TrimSuffix(filepath.Base(filepath.Clean(in)), filepath.Ext(in)),
 		Config:       config,
 		Threads:      threads(c),
-		Codec:        ggml.Codec{Threads: threads(c)},
+		Codec:        native.Codec{Threads: threads(c)},
 	}
 	if opts.Architecture == "" {
 		opts.Architecture = detectArchitecture(src, config)

@@ -1,10 +1,10 @@
-// Package ggml is synth's bridge to the linked ggml (the one llama.cpp uses, compiled
-// from the pinned ollama module): for now its quantizers and converters, so that synth
-// convert writes the same bytes as ggml_quantize_chunk at ggml's speed (Codec, a
-// weights.Codec), and the anchor benchmarks that run ggml's own CPU matrix multiply on
-// the same weights as our kernels. ggml's compute backend for native's ops is to live
-// here as well.
+// Package ggml is synth's binding to the linked ggml (the one llama.cpp uses, compiled
+// from the pinned ollama module): its devices, buffers and graphs for native's ggml
+// executor, the backend modules shared with llama.cpp, its quantizers and converters
+// (Codec: ggml_quantize_chunk, the bytes llama.cpp's quantizer writes, for synth convert
+// and the K-quants), and its CPU matrix multiply as a benchmark anchor (MulMat).
 //
 // It is one of the few cgo packages (DESIGN.md); its Go API takes and returns Go values
-// only. It imports weights (the dtypes) and nothing else of synth.
+// only. It imports weights (the dtypes) and nothing else of synth: llm/llamacpp imports
+// it, and llm must not reach native or kernels.
 package ggml

@@ -14,13 +14,7 @@ import (
 
 var _ native.MatMulAnchor = ggml.Anchor{}
 
-func randValues(r *rand.Rand, n int, scale float32) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32(r.NormFloat64()) * scale
-	}
-	return v
-}
+var randValues = ggml.RandValues
 
 // TestMulMat: ggml's mul_mat on Q8_0 and F16 weights gives x W^T within ggml's own
 // rounding (it quantizes x to 8 bits for Q8_0 weights: the tolerance is that of

@@ -41,7 +41,6 @@ import (
 	// compiles and links ggml (base + CPU backend); none of its Go code is used
 	_ "github.com/ollama/ollama/ml/backend/ggml/ggml/src"
 
-	"synth/kernels"
 	"synth/weights"
 )
 
@@ -50,9 +49,6 @@ var cpuInit sync.Once
 // Codec is a weights.Codec over the linked ggml: decoding with ggml's converters and
 // quantizing with ggml_quantize_chunk (no importance matrix: its reference quantizers,
 // the bytes llama.cpp's quantize writes), split over Threads goroutines by whole rows.
-// F16 and Q8_0, the common cases, go through synth's vector quantizers instead
-// (kernels.Quantize): the same bytes (tested against ggml_quantize_chunk), several
-// times faster than ggml's scalar reference for Q8_0.
 type Codec struct {
 	Threads int // <= 0: GOMAXPROCS
 }
@@ -130,34 +126,33 @@ func (c Codec) ToF32(d weights.DType, data []byte, n int) ([]float32, error) {
 // BF16 and ggml's quantized types that need no importance matrix. cols must be a
 // multiple of d's block size.
 func (c Codec) Quantize(d weights.DType, src []float32, rows, cols int) ([]byte, error) {
-	t, err := ggmlType(d)
-	if err != nil {
-		return nil, err
+	size, err := d.ByteSize(int64(rows) * int64(cols))
+	if err != nil || rows < 0 || cols < 0 {
+		return nil, fmt.Errorf("ggml: quantize %d rows of %d to %s", rows, cols, d)
 	}
-	if rows < 0 || cols < 0 || rows*cols != len(src) || cols%d.BlockSize() != 0 {
-		return nil, fmt.Errorf("ggml: quantize %d values as %d rows of %d to %s", len(src), rows, cols, d)
-	}
-	if bool(C.ggml_quantize_requires_imatrix(t)) {
-		return nil, fmt.Errorf("ggml: %s needs an importance matrix", d)
-	}
-	rowBytes := int(C.ggml_row_size(t, C.int64_t(cols)))
-	out := make([]byte, rows*rowBytes)
-	if rows == 0 || cols == 0 {
-		return out, nil
-	}
-	if kd, ok := vectorQuant[d]; ok {
-		return out, parallel(rows, 1, c.threads(), max(1, (1<<16)/cols), func(lo, hi int) error {
-			return kernels.Quantize(kd, src[lo*cols:hi*cols], out[lo*rowBytes:hi*rowBytes])
-		})
-	}
-	return out, c.quantizeGGML(t, d, src, rows, cols, rowBytes, out)
+	out := make([]byte, size)
+	return out, c.QuantizeInto(d, src, rows, cols, out)
 }
 
-// vectorQuant: the types kernels.Quantize writes with vectors, ggml's bytes.
-var vectorQuant = map[weights.DType]kernels.DType{weights.F16: kernels.F16, weights.Q8_0: kernels.Q8_0}
-
-// quantizeGGML is Quantize through ggml_quantize_chunk alone.
-func (c Codec) quantizeGGML(t C.enum_ggml_type, d weights.DType, src []float32, rows, cols, rowBytes int, out []byte) error {
+// QuantizeInto is Quantize writing into out (exactly the bytes of rows x cols of d).
+func (c Codec) QuantizeInto(d weights.DType, src []float32, rows, cols int, out []byte) error {
+	t, err := ggmlType(d)
+	if err != nil {
+		return err
+	}
+	if rows < 0 || cols < 0 || rows*cols != len(src) || cols%d.BlockSize() != 0 {
+		return fmt.Errorf("ggml: quantize %d values as %d rows of %d to %s", len(src), rows, cols, d)
+	}
+	if bool(C.ggml_quantize_requires_imatrix(t)) {
+		return fmt.Errorf("ggml: %s needs an importance matrix", d)
+	}
+	rowBytes := int(C.ggml_row_size(t, C.int64_t(cols)))
+	if len(out) != rows*rowBytes {
+		return fmt.Errorf("ggml: quantize %d rows of %d to %s into %d bytes, want %d", rows, cols, d, len(out), rows*rowBytes)
+	}
+	if rows == 0 || cols == 0 {
+		return nil
+	}
 	return parallel(rows, 1, c.threads(), max(1, (1<<16)/cols), func(lo, hi int) error {
 		n := C.ggml_quantize_chunk(t, (*C.float)(unsafe.Pointer(&src[0])), unsafe.Pointer(&out[0]),
 			C.int64_t(lo*cols), C.int64_t(hi-lo), C.int64_t(cols), nil)

@@ -1,6 +1,8 @@
 // avx2.c: the AVX2 + FMA + F16C variants. The kernels are simd.h, instantiated here over
-// 8-lane vectors.
-#pragma GCC target("avx2,fma,f16c")
+// 8-lane vectors. AVX-512 is switched off even when -march=native has it: otherwise the
+// compiler uses EVEX encodings and 32 registers here, and the "avx2" kernels measured on
+// an AVX-512 machine (SYNTH_KERNELS=avx2) would not be what an AVX2-only CPU runs.
+#pragma GCC target("avx2,fma,f16c,no-avx512f")
 #include <immintrin.h>
 
 #include "common.h"

@@ -472,12 +472,18 @@ static const half_fn half_tiles[3][MR] = {HALF_LIST(f32), HALF_LIST(f16), HALF_L
 #ifndef HALF_TILES
 #define HALF_TILES 1
 #endif
-// The integer path at every m: at EVA ViT-g fc1 (257 x 1408 x 6144), one thread of the
-// Zen 4 development VM, it ran 1.2-1.3x the dequantizing f32 path for Q8_0, Q4_0 and Q4_K
-// and 1.1x for Q6_K on avx2, about 2x on avx512 with VNNI. -DQDOT_LARGE_M=0 builds the
-// f32 path above MR rows, to measure it again.
-#ifndef QDOT_LARGE_M
-#define QDOT_LARGE_M 1
+// QDOT_MAX_M is the most rows of x the integer path takes; above it the quantized types
+// are dequantized a panel block at a time into the f32 GEMM. Measured on one thread of
+// the Zen 4 development VM (k 1408-2560): with vpdpbusd the integer path ran about 2x the
+// f32 one at every m; with AVX2's vpmaddubsw it won up to m = 64 (1.15x at 64, 1.37x at
+// 16) and lost 2-10% from m = 128 (EVA ViT-g fc1 at 257 rows), where the f32 GEMM reaches
+// the FMA rate. AVX-512 without VNNI takes AVX2's bound (not measured: no such CPU here).
+#ifndef QDOT_MAX_M
+#if SYNTH_VNNI
+#define QDOT_MAX_M INT64_MAX
+#else
+#define QDOT_MAX_M 96
+#endif
 #endif // rows per integer tile: MRQ x 2 int32 accumulators
 
 // quantize_rows quantizes rows [0, rows) of x (k values each) as quantize_x_block does, bit
@@ -719,9 +725,10 @@ static int gemm_q(int dt, const float *x, int64_t ldx, const uint8_t *w, float *
 	return SYNTH_OK;
 }
 
-// use_qdot says whether the GEMM of dt with m rows takes the integer-dot path (it is
-// the only path the quantized types have at m <= MR).
-static inline int use_qdot(int dt, int64_t m) { return is_quant(dt) && (m <= MR || QDOT_LARGE_M); }
+// use_qdot says whether the GEMM of dt with m rows takes the integer-dot path (the only
+// path the quantized types have at m <= 2*MR: QDOT_MAX_M is larger).
+static inline int use_qdot(int dt, int64_t m) { return is_quant(dt) && m <= QDOT_MAX_M; }
+_Static_assert(QDOT_MAX_M > 2 * MR, "the small and half tiles have no quantized types");
 
 int ISA_SFX(synth_gemm_quantizes_x)(int dt, int64_t m) { return use_qdot(dt, m); }
 

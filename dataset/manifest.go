@@ -178,3 +178,22 @@ func eachLine(r io.Reader, fn func(lineNo int, line []byte) error) error {
 		}
 	}
 }
+
+// TextFields are the product fields a command can take its text from (--text-field).
+var TextFields = []string{"text", "title", "category", "keywords"}
+
+// Field is the product's text in field name: one of TextFields ("keywords" joined with
+// ", "). The second result is false for an unknown field.
+func (p Product) Field(name string) (string, bool) {
+	switch name {
+	case "text":
+		return p.Text, true
+	case "title":
+		return p.Title, true
+	case "category":
+		return p.Category, true
+	case "keywords":
+		return strings.Join(p.Keywords, ", "), true
+	}
+	return "", false
+}

@@ -39,6 +39,7 @@ type cpuExec struct {
 	attn   attnJob
 	i2c    im2colJob
 	gath   gatherJob
+	grad   gradBufs
 }
 
 func newCPUExec(threads int, s *kernels.Set) *cpuExec {
@@ -223,6 +224,13 @@ func (x *cpuExec) copy(dst, src Tensor) {
 	}
 	for r := 0; r < rows; r++ {
 		copy(dst.Row(r), src.Row(r))
+	}
+}
+
+func (x *cpuExec) zero(t Tensor) {
+	rows, _ := t.Dims2()
+	for r := 0; r < rows; r++ {
+		clear(t.Row(r))
 	}
 }
 

@@ -45,6 +45,8 @@ type executor interface {
 	gatherRows(dst, table Tensor, ids []int32)
 	// dst = src (same 2-D shape, views allowed, no overlap).
 	copy(dst, src Tensor)
+	// t = 0.
+	zero(t Tensor)
 	// x[at[i]] = v for flat indices of x's 2-D form (contiguous x).
 	fillAt(x Tensor, at []int32, v float32)
 	// x[at[i]] = x < 0 ? x*p : x/p (repetition penalty), flat indices as fillAt.
@@ -58,6 +60,18 @@ type executor interface {
 	kvStore(kv *KVCache, layer int, k, v Tensor, dst []int64)
 	// cache rows [dst, dst+n) = rows [src, src+n) in every layer.
 	kvCopy(kv *KVCache, dst, src, n int)
+
+	// Backward ops (grad.go): dx = dy W; out = a^T b; LayerNorm's and an activation's
+	// input gradients; attention's three gradients (seq and mask as for attention, keys
+	// and values activations); cross-entropy's gradient into dl with its summed loss
+	// returned (waits); dropout in place with the mask DropoutKeep gives.
+	linearBackward(dx, dy Tensor, w *Matrix)
+	matMulTN(out, a, b Tensor)
+	layerNormBackward(dx, dy, x, gamma Tensor, eps float32)
+	activationBackward(dx, dy, pre Tensor, act Epilogue)
+	attentionBackward(dq, dk, dv, q, k, v, dout Tensor, seq []int64, mask []byte, p AttnParams)
+	crossEntropy(dl, logits Tensor, targets []int32, scale float32) float64
+	dropout(x Tensor, p float32, seed uint64)
 }
 
 // kvOperand is the keys or values attention reads: an activation tensor, or one layer

@@ -544,6 +544,12 @@ func (x *ggmlExec) copy(dst, src Tensor) {
 	x.graph.Record(x.graph.Cpy(x.leaf(src), x.leaf(dst)))
 }
 
+func (x *ggmlExec) zero(t Tensor) {
+	x.begin(2, 0, 0)
+	l := x.leaf(t)
+	x.put(x.graph.Fill(l, 0), t)
+}
+
 // elems is contiguous t as [1, numel]: one element per row, for row scatters.
 func (x *ggmlExec) elems(t Tensor) ggml.T {
 	n := int64(t.Numel())

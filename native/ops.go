@@ -386,6 +386,15 @@ func (c *Ctx) Copy(dst, src Tensor) {
 	}
 }
 
+// Zero sets every element of t (any view) to 0.
+func (c *Ctx) Zero(t Tensor) {
+	c.live("Zero")
+	c.onDevice("Zero", t)
+	if !t.Empty() {
+		c.x.zero(t)
+	}
+}
+
 // Repeat stacks n copies of x's rows: [n*rows, cols] (one set of learned query tokens
 // per image).
 func (c *Ctx) Repeat(x Tensor, n int) Tensor {

@@ -28,9 +28,12 @@ type Config struct {
 	// Translate, when present, translates data.source (e.g. Korean to English); the
 	// translation stands for the source set in the evaluation (the paper's step 0).
 	Translate *TranslateParams
-	Caption   *CaptionParams
-	Rewrite   *RewriteParams
-	Eval      *EvalParams
+	// Finetune, when present, trains a LoRA adapter on data.source (its translation
+	// when translate runs); caption then uses it unless caption.lora names another.
+	Finetune *FinetuneParams
+	Caption  *CaptionParams
+	Rewrite  *RewriteParams
+	Eval     *EvalParams
 
 	// lines maps "section.key" to its line, for messages about values found later.
 	lines map[string]int
@@ -52,11 +55,11 @@ func (e *ConfigError) Error() string {
 }
 
 var (
-	topKeys  = []string{"output", "threads", "models-lock", "data", "card", "translate", "caption", "rewrite", "eval"}
+	topKeys  = []string{"output", "threads", "models-lock", "data", "card", "translate", "finetune", "caption", "rewrite", "eval"}
 	dataKeys = []string{"source", "unlabeled", "foreign"}
 	cardKeys = []string{"title", "license"}
 	// inputs and outputs that the pipeline sets for each step itself
-	reserved = map[string][]string{"translate": {"in", "out", "shard"}, "caption": {"images", "out", "shard"}, "rewrite": {"in", "out", "shard"}, "eval": {"data", "out"}}
+	reserved = map[string][]string{"translate": {"in", "out", "shard"}, "finetune": {"data", "out", "resume"}, "caption": {"images", "out", "shard"}, "rewrite": {"in", "out", "shard"}, "eval": {"data", "out"}}
 )
 
 // ReadConfig reads and checks synth.yaml: every key known (a typo gets a suggestion),
@@ -122,6 +125,9 @@ func ReadConfig(path string) (*Config, error) {
 		case "translate":
 			cfg.Translate = &TranslateParams{}
 			return cfg.section("translate", v, cfg.Translate, cerr)
+		case "finetune":
+			cfg.Finetune = &FinetuneParams{}
+			return cfg.section("finetune", v, cfg.Finetune, cerr)
 		case "caption":
 			cfg.Caption = &CaptionParams{}
 			return cfg.section("caption", v, cfg.Caption, cerr)
@@ -141,8 +147,8 @@ func ReadConfig(path string) (*Config, error) {
 		return nil, cerr(0, "output: the dataset folder is required")
 	}
 	cfg.Output = cfg.resolve(cfg.Output)
-	if cfg.Translate == nil && cfg.Caption == nil && cfg.Rewrite == nil && cfg.Eval == nil {
-		return nil, cerr(0, "no step configured (translate:, caption:, rewrite:, eval:)")
+	if cfg.Translate == nil && cfg.Finetune == nil && cfg.Caption == nil && cfg.Rewrite == nil && cfg.Eval == nil {
+		return nil, cerr(0, "no step configured (translate:, finetune:, caption:, rewrite:, eval:)")
 	}
 	for _, st := range []struct {
 		name, input, key string
@@ -150,6 +156,7 @@ func ReadConfig(path string) (*Config, error) {
 		params           interface{ Validate() error }
 	}{
 		{"translate", cfg.Data.Source, "data.source", cfg.Translate != nil, cfg.Translate},
+		{"finetune", cfg.Data.Source, "data.source", cfg.Finetune != nil, cfg.Finetune},
 		{"caption", cfg.Data.Unlabeled, "data.unlabeled", cfg.Caption != nil, cfg.Caption},
 		{"rewrite", cfg.Data.Foreign, "data.foreign", cfg.Rewrite != nil, cfg.Rewrite},
 		{"eval", cfg.Data.Source, "data.source", cfg.Eval != nil, cfg.Eval},

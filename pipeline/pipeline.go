@@ -17,6 +17,7 @@ const (
 	TranslatedFile = "translated.jsonl"
 	CaptionedFile  = "captioned.jsonl"
 	RewrittenFile  = "rewritten.jsonl"
+	AdapterDir     = "adapter" // finetune's LoRA adapter
 	EvalDir        = "eval"
 	evalDataDir    = "eval/data"
 )
@@ -41,7 +42,17 @@ func NewPlan(cfg *Config) *Plan {
 	if cfg.Translate != nil {
 		p.Steps = append(p.Steps, &Translate{Params: *cfg.Translate, In: cfg.Data.Source, Out: filepath.Join(p.Out, TranslatedFile), Shard: dataset.All})
 	}
+	if cfg.Finetune != nil {
+		data := cfg.Data.Source
+		if cfg.Translate != nil {
+			data = filepath.Join(p.Out, TranslatedFile)
+		}
+		p.Steps = append(p.Steps, &Finetune{Params: *cfg.Finetune, Data: data, Out: filepath.Join(p.Out, AdapterDir), Resume: true})
+	}
 	if cfg.Caption != nil {
+		if cfg.Finetune != nil && cfg.Caption.LoRA == "" {
+			cfg.Caption.LoRA = filepath.Join(p.Out, AdapterDir)
+		}
 		p.Steps = append(p.Steps, &Caption{Params: *cfg.Caption, Images: cfg.Data.Unlabeled, Out: filepath.Join(p.Out, CaptionedFile), Shard: dataset.All})
 	}
 	if cfg.Rewrite != nil {
@@ -152,6 +163,12 @@ func (p *Plan) Describe() []string {
 		switch s := s.(type) {
 		case *Caption:
 			l = fmt.Sprintf("caption %s with %s (lora %s, %d new tokens, %d beams) -> %s", s.Images, s.Params.Model, none(s.Params.LoRA), s.Params.MaxNewTokens, s.Params.Beams, s.Out)
+		case *Finetune:
+			steps := fmt.Sprintf("%d epochs", s.Params.Epochs)
+			if s.Params.MaxSteps > 0 {
+				steps = fmt.Sprintf("%d steps", s.Params.MaxSteps)
+			}
+			l = fmt.Sprintf("finetune %s on %s (LoRA r %d on %s, %s) -> %s", s.Params.Model, s.Data, s.Params.LoRAR, s.Params.TargetModules, steps, s.Out)
 		case *Translate:
 			l = fmt.Sprintf("translate %s from %s to %s with %s (%s) -> %s", s.In, s.Params.From, s.Params.To, s.Params.Model, s.Params.Fields, s.Out)
 		case *Rewrite:

@@ -39,6 +39,7 @@ func benchCommand() *cli.Command {
 				},
 				Action: benchKernels,
 			},
+			benchQuantCommand(),
 		},
 	}
 }

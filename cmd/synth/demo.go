@@ -18,7 +18,8 @@ func demoCommand() *cli.Command {
 			"(and English), a glossary, unlabeled products and keyword-list products (data/), tiny\n" +
 			"random-weight models in the real formats (an HF BLIP-2 folder with a PEFT LoRA adapter,\n" +
 			"a Long-CLIP .pt, a Llama GGUF) (models/) and synth.yaml; then runs its pipeline, which\n" +
-			"translates the Korean descriptions, captions, rewrites, evaluates and publishes the\n" +
+			"translates the Korean descriptions, trains a LoRA adapter on them (a few steps),\n" +
+			"captions with it, rewrites, evaluates and publishes the\n" +
 			"dataset into out/. Running it again recomputes nothing.\n\n" +
 			"Random weights make meaningless text: the demo shows the pipeline, not quality.",
 		Flags: []cli.Flag{

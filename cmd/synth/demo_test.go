@@ -72,6 +72,9 @@ poll:
 	}
 	checkComplete(t, filepath.Join(dir, "data", "source_ko.jsonl"), filepath.Join(dir, "out", pipeline.TranslatedFile), false)
 	checkComplete(t, filepath.Join(dir, "data", "unlabeled.jsonl"), captions, true)
+	if data, _ := os.ReadFile(captions); !bytes.Contains(data, []byte(`"lora":"`+pipeline.AdapterDir+`"`)) {
+		t.Errorf("the captions were not made with the adapter the finetune step trained")
+	}
 	checkComplete(t, filepath.Join(dir, "data", "foreign.jsonl"), filepath.Join(dir, "out", pipeline.RewrittenFile), false)
 	report, err := os.ReadFile(filepath.Join(dir, "out", "eval", "report.md"))
 	if err != nil {
@@ -95,7 +98,8 @@ poll:
 
 	// Third run: every step is found complete; no output changes.
 	before := map[string]time.Time{}
-	for _, f := range []string{pipeline.TranslatedFile, pipeline.CaptionedFile, pipeline.RewrittenFile, "eval/report.json", "parquet/captioned.parquet", "README.md", "index.html"} {
+	for _, f := range []string{pipeline.TranslatedFile, pipeline.CaptionedFile, pipeline.RewrittenFile, "eval/report.json", "parquet/captioned.parquet", "README.md", "index.html",
+		"adapter/adapter_model.safetensors", "adapter/train_log.jsonl"} {
 		st, _ := os.Stat(filepath.Join(dir, "out", f))
 		before[f] = st.ModTime()
 	}
@@ -104,7 +108,7 @@ poll:
 	if err != nil {
 		t.Fatalf("third run: %v\n%s", err, out)
 	}
-	for _, step := range []string{"translate: complete", "caption: complete", "rewrite: complete", "eval: the report for these inputs and settings exists"} {
+	for _, step := range []string{"translate: complete", "finetune: complete", "caption: complete", "rewrite: complete", "eval: the report for these inputs and settings exists"} {
 		if !strings.Contains(string(out), step) {
 			t.Errorf("third run did not skip (%q missing):\n%s", step, out)
 		}

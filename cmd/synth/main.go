@@ -111,6 +111,7 @@ func commands() []*cli.Command {
 		pipelineCommand(),
 		demoCommand(),
 		translateCommand(),
+		finetuneCommand(),
 		captionCommand(),
 		rewriteCommand(),
 		evalCommand(),

@@ -14,9 +14,11 @@ import (
 func pipelineCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "pipeline",
-		Usage: "run the paper's method end to end from one config file: caption -> rewrite -> eval -> dataset",
+		Usage: "run the paper's method end to end from one config file: [translate -> finetune ->] caption -> rewrite -> eval -> dataset",
 		Description: "Reads a YAML config (see synth.example.yaml: every key is documented there), checks every\n" +
-			"model, adapter, manifest and setting of every step, then runs\n" +
+			"model, adapter, manifest and setting of every step, then runs (translate: and finetune:\n" +
+			"first when configured: the Korean source set translated -> OUTPUT/translated.jsonl, and a\n" +
+			"LoRA adapter trained on it -> OUTPUT/adapter/, which caption then uses)\n" +
 			"   1. caption  the unlabeled product images          -> OUTPUT/captioned.jsonl\n" +
 			"   2. rewrite  the keyword-list products             -> OUTPUT/rewritten.jsonl\n" +
 			"   3. eval     source vs captioned vs rewritten      -> OUTPUT/eval/, a score per record\n" +

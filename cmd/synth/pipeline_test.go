@@ -54,7 +54,7 @@ func TestPipelineDryRun(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"plan for", "1. translate", "2. caption", "3. rewrite", "4. eval", "5. publish"} {
+	for _, want := range []string{"plan for", "1. translate", "2. finetune", "3. caption", "4. rewrite", "5. eval", "6. publish"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan lacks %q:\n%s", want, out)
 		}

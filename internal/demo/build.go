@@ -32,7 +32,7 @@ type readyStamp struct {
 }
 
 // buildVersion changes when Build would write different files for the same seed.
-const buildVersion = 2
+const buildVersion = 3
 
 // Build writes the demo's data, models and pipeline config into dir, unless a complete
 // build with the same seed is already there.
@@ -119,9 +119,23 @@ translate:
   max-tokens: 48
   seed: 0
 
+# The paper's first step: a LoRA adapter for BLIP-2 trained on the (translated) source
+# products, a few steps here. Caption then uses it (its lora: defaults to this adapter).
+finetune:
+  model: models/blip2-opt-demo
+  dtype: f32
+  lora-r: 8
+  lora-alpha: 16
+  target-modules: q_proj,k_proj,v_proj
+  lr: 2e-3
+  batch: 8
+  max-steps: 12
+  save-every: 4
+  eval-every: 4
+  val-fraction: 0.1
+
 caption:
   model: models/blip2-opt-demo
-  lora: models/blip2-fashion-lora
   dtype: f32
   batch: 4
   max-new-tokens: 24

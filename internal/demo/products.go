@@ -275,27 +275,14 @@ func WriteData(dir string, sizes Sizes, seed uint64) (Data, error) {
 	for _, set := range sets {
 		var lines []any
 		for i := 0; i < set.n; i++ {
-			g := drawGarment(r)
-			p := dataset.Product{ID: fmt.Sprintf("%s%03d", set.prefix, i), Category: g.Category, Lang: "en"}
-			for v := 0; v < sizes.ImagesPerProduct; v++ {
-				name := fmt.Sprintf("%s_%d", p.ID, v)
-				w, h := 224+32*r.IntN(4), 256+32*r.IntN(4)
-				img := g.render(w, h, v, r)
-				rel, err := saveImage(imgDir, name, img, v%2 == 0)
-				if err != nil {
-					return Data{}, err
-				}
-				p.Images = append(p.Images, "img/"+rel)
+			p, g, err := drawProduct(r, imgDir, fmt.Sprintf("%s%03d", set.prefix, i), sizes.ImagesPerProduct, set.text, set.kw)
+			if err != nil {
+				return Data{}, err
 			}
 			if set.text {
-				p.Text = g.Description()
 				ko := p
 				ko.Text, ko.Category, ko.Lang = g.DescriptionKo(60+(7*i)%50), korean[g.Category], "ko"
 				koLines = append(koLines, ko)
-			}
-			if set.kw {
-				p.Keywords = g.Keywords()
-				p.Title = titleCase(g.Color.Name + " " + g.Category)
 			}
 			lines = append(lines, p)
 		}
@@ -318,6 +305,52 @@ func WriteData(dir string, sizes Sizes, seed uint64) (Data, error) {
 		return Data{}, err
 	}
 	return d, nil
+}
+
+// drawProduct draws one garment and its product: images rendered into imgDir (every
+// second one a JPEG), the English description when text is set, keywords and a title
+// when kw is.
+func drawProduct(r *rand.Rand, imgDir, id string, images int, text, kw bool) (dataset.Product, garment, error) {
+	g := drawGarment(r)
+	p := dataset.Product{ID: id, Category: g.Category, Lang: "en"}
+	for v := 0; v < images; v++ {
+		w, h := 224+32*r.IntN(4), 256+32*r.IntN(4)
+		rel, err := saveImage(imgDir, fmt.Sprintf("%s_%d", id, v), g.render(w, h, v, r), v%2 == 0)
+		if err != nil {
+			return p, g, err
+		}
+		p.Images = append(p.Images, "img/"+rel)
+	}
+	if text {
+		p.Text = g.Description()
+	}
+	if kw {
+		p.Keywords = g.Keywords()
+		p.Title = titleCase(g.Color.Name + " " + g.Category)
+	}
+	return p, g, nil
+}
+
+// WriteSample draws n products that have everything every model reads (images, an
+// English description, keywords and a title) into dir (images under dir/img) and writes
+// their manifest, sample.jsonl, whose path it returns: the sample of a quantization
+// benchmark of all three models. It is deterministic for a seed.
+func WriteSample(dir string, n, imagesPerProduct int, seed uint64) (string, error) {
+	r := rand.New(rand.NewPCG(seed, 0x5a3e))
+	imgDir := filepath.Join(dir, "img")
+	if err := os.MkdirAll(imgDir, 0o755); err != nil {
+		return "", fmt.Errorf("demo: %w", err)
+	}
+	var lines []any
+	for i := 0; i < n; i++ {
+		p, _, err := drawProduct(r, imgDir, fmt.Sprintf("smp%03d", i), imagesPerProduct, true, true)
+		if err != nil {
+			return "", err
+		}
+		lines = append(lines, p)
+	}
+	path := filepath.Join(dir, "sample.jsonl")
+	return path, writeJSONL(path, lines)
 }
 
 func saveImage(dir, name string, img image.Image, asJPEG bool) (string, error) {

@@ -41,7 +41,11 @@ type Config struct {
 	// types are written as random blocks (scales fixed so weights have a standard
 	// deviation near 0.02, as trained Llamas do), floats as N(0, 1/fan_in).
 	DType weights.DType
-	Seed  uint64
+	// Quantize makes Q8_0 and Q4_0 matrices the float model's weights quantized instead
+	// of random blocks: files of one Seed written at different DTypes then hold one model
+	// at different levels (quantization benchmarks; slow at real sizes).
+	Quantize bool
+	Seed     uint64
 	// Script, when set, replaces the random weights by a model whose output is known:
 	// after token Script[i] it predicts Script[i+1], and after the last one <|eot_id|>,
 	// each with a logit margin of 80, whatever came before (attention and MLP weights
@@ -218,7 +222,7 @@ func Write(path string, cfg Config) error {
 			if script != nil {
 				return f32Bytes(script(name, out, in)), nil
 			}
-			return randomMatrix(dt, out, in, seedFor(cfg.Seed, name))
+			return randomMatrix(dt, out, in, seedFor(cfg.Seed, name), cfg.Quantize)
 		}))
 	}
 	norm := func(name string) {
@@ -311,11 +315,12 @@ func seedFor(seed uint64, name string) uint64 {
 	return h ^ seed
 }
 
-// randomMatrix returns [out, in] random weights encoded in dt.
-func randomMatrix(dt weights.DType, out, in int, seed uint64) ([]byte, error) {
+// randomMatrix returns [out, in] random weights encoded in dt: random quantized blocks,
+// or with quantize N(0, 1/in) values encoded like every other type.
+func randomMatrix(dt weights.DType, out, in int, seed uint64, quantize bool) ([]byte, error) {
 	n := out * in
-	switch dt {
-	case weights.Q8_0, weights.Q4_0:
+	switch {
+	case (dt == weights.Q8_0 || dt == weights.Q4_0) && !quantize:
 		// Random quantized blocks: every bit pattern of the quants is a valid weight,
 		// so they are filled straight from the generator and only the scales are set.
 		// Q8_0: values q*d, q uniform in [-128, 127]; Q4_0: (q-8)*d, q in [0, 15]. The

@@ -266,3 +266,30 @@ func (g *Graph) PlaceLeaf(t T, buf *Buffer, off int) T {
 // TypeSize is the bytes of a block of typ; BlockSize the values in one.
 func TypeSize(t Type) int  { return int(C.ggml_type_size(C.enum_ggml_type(t))) }
 func BlockSize(t Type) int { return int(C.ggml_blck_size(C.enum_ggml_type(t))) }
+
+// Ops of the backward passes.
+
+func (g *Graph) Sqr(a T) T     { return g.made(C.ggml_sqr(g.ctx, a.t)) }
+func (g *Graph) Sqrt(a T) T    { return g.made(C.ggml_sqrt(g.ctx, a.t)) }
+func (g *Graph) Step(a T) T    { return g.made(C.ggml_step(g.ctx, a.t)) }
+func (g *Graph) SumRows(a T) T { return g.made(C.ggml_sum_rows(g.ctx, a.t)) }
+func (g *Graph) Mean(a T) T    { return g.made(C.ggml_mean(g.ctx, a.t)) }
+
+// ScaleBias is s*a + b elementwise.
+func (g *Graph) ScaleBias(a T, s, b float32) T {
+	return g.made(C.ggml_scale_bias(g.ctx, a.t, C.float(s), C.float(b)))
+}
+
+// OutProd is a b^T over their second dims: a [n0, j], b [n1, j] -> [n0, n1] with
+// result[i0, i1] = sum_j a[i0, j] b[i1, j].
+func (g *Graph) OutProd(a, b T) T { return g.made(C.ggml_out_prod(g.ctx, a.t, b.t)) }
+
+// Transpose swaps a's first two dims (a view).
+func (g *Graph) Transpose(a T) T {
+	r := g.made(C.ggml_transpose(g.ctx, a.t))
+	g.viewInit(r)
+	return r
+}
+
+// Fill is a tensor of a's shape with every element v.
+func (g *Graph) Fill(a T, v float32) T { return g.made(C.ggml_fill(g.ctx, a.t, C.float(v))) }

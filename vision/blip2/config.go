@@ -34,6 +34,9 @@ type QFormerConfig struct {
 	CrossAttnFrequency int     `json:"cross_attention_frequency"` // 2: layers 0, 2, 4, ...
 	EncoderHidden      int     `json:"encoder_hidden_size"`       // = VisionConfig.Hidden
 	PositionEmbedType  string  `json:"position_embedding_type"`   // absolute (unused by the queries)
+	// Dropout rates, used only by training (synth finetune).
+	HiddenDropout float32 `json:"hidden_dropout_prob"`          // 0.1
+	AttnDropout   float32 `json:"attention_probs_dropout_prob"` // 0.1
 }
 
 // Config mirrors Blip2Config (config.json of a Blip2ForConditionalGeneration folder).
@@ -54,7 +57,8 @@ func Defaults() Config {
 		Vision: VisionConfig{Hidden: 1408, Intermediate: 6144, Layers: 39, Heads: 16, ImageSize: 224, PatchSize: 14,
 			Act: "gelu", Eps: 1e-6, QKVBias: true},
 		QFormer: QFormerConfig{Hidden: 768, Layers: 12, Heads: 12, Intermediate: 3072, Act: "gelu", Eps: 1e-12,
-			CrossAttnFrequency: 2, EncoderHidden: 1408, PositionEmbedType: "absolute"},
+			CrossAttnFrequency: 2, EncoderHidden: 1408, PositionEmbedType: "absolute",
+			HiddenDropout: 0.1, AttnDropout: 0.1},
 		Text:           opt.Defaults(),
 		NumQueryTokens: 32,
 	}

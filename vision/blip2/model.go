@@ -32,6 +32,9 @@ type Model struct {
 	QFormer *QFormer
 	Proj    *nn.Linear // language_projection [E, H]
 	LM      *opt.Model // language_model
+	// Linears are every Linear layer by its module name (what PEFT's target_modules
+	// match: "qformer.encoder.layer.0.attention.attention.query"), for training adapters.
+	Linears map[string]*nn.Linear
 	trace   nn.Tracer
 }
 
@@ -61,6 +64,7 @@ func Load(src *weights.Source, o Options) (*Model, error) {
 	}
 	lm.KVCache = o.KVCache
 	m.LM = lm
+	m.Linears = l.Linears()
 	if err := l.Finish(); err != nil {
 		return nil, fmt.Errorf("blip2: load %s: %w", src.Path(), err)
 	}

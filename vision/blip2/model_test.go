@@ -15,7 +15,7 @@ import (
 
 	"synth/internal/fixtures"
 	"synth/native"
-	"synth/vision/internal/parity"
+	"synth/internal/parity"
 	"synth/weights"
 )
 

@@ -14,7 +14,7 @@ import (
 	"synth/internal/fixtures"
 	"synth/native"
 	"synth/vision/generate"
-	"synth/vision/internal/parity"
+	"synth/internal/parity"
 	"synth/vision/opt"
 	"synth/weights"
 )

@@ -72,6 +72,9 @@ func loadQFormer(l *nn.Loader, cfg QFormerConfig, queries int) *QFormer {
 	return q
 }
 
+// Activation is the feed-forward's activation (hidden_act).
+func (q *QFormer) Activation() native.Epilogue { return q.act }
+
 // forward is the attention block in place on x [B*Q, H]: x = LayerNorm(dense(attn) + x),
 // with keys and values from kv [B*Tk, Hkv] (x itself for self-attention).
 func (a *Attention) forward(c *native.Ctx, x, kv native.Tensor, b int, p native.AttnParams) {

@@ -13,7 +13,7 @@ import (
 	"synth/internal/fixtures"
 	"synth/native"
 	"synth/vision/cliptok"
-	"synth/vision/internal/parity"
+	"synth/internal/parity"
 	"synth/weights"
 )
 

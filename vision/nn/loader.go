@@ -43,7 +43,8 @@ func (o Options) device() *native.Device {
 type Loader struct {
 	S    *weights.Scope
 	opt  Options
-	used map[string]bool // adapter modules applied, to report adapter modules that matched nothing
+	used map[string]bool    // adapter modules applied, to report adapter modules that matched nothing
+	mods map[string]*Linear // every Linear loaded, by module name (shared by Subs)
 	errs *[]error
 	made *matrixStats
 }
@@ -57,12 +58,12 @@ type matrixStats struct {
 
 // NewLoader returns a Loader over s.
 func NewLoader(s *weights.Scope, opt Options) *Loader {
-	return &Loader{S: s, opt: opt, used: map[string]bool{}, errs: new([]error), made: &matrixStats{dtypes: map[native.DType]int{}}}
+	return &Loader{S: s, opt: opt, used: map[string]bool{}, mods: map[string]*Linear{}, errs: new([]error), made: &matrixStats{dtypes: map[native.DType]int{}}}
 }
 
 // Sub is the Loader for a sub-scope (see weights.Scope.Sub); it shares the state.
 func (l *Loader) Sub(prefix string, parts ...any) *Loader {
-	return &Loader{S: l.S.Sub(prefix, parts...), opt: l.opt, used: l.used, errs: l.errs, made: l.made}
+	return &Loader{S: l.S.Sub(prefix, parts...), opt: l.opt, used: l.used, mods: l.mods, errs: l.errs, made: l.made}
 }
 
 // MatrixDTypes counts the weight matrices made so far by dtype (e.g. {"q8_0": 40,
@@ -133,6 +134,7 @@ func (l *Loader) LinearNamed(weight, bias string, out, in int) *Linear {
 
 func (l *Loader) linear(module, weight, bias string, out, in int) *Linear {
 	lin := &Linear{}
+	l.mods[module] = lin
 	t := l.S.Get(weight, out, in)
 	if bias != "" {
 		lin.B = l.Vector(bias, out)
@@ -186,6 +188,11 @@ func (l *Loader) linear(module, weight, bias string, out, in int) *Linear {
 	}
 	return lin
 }
+
+// Linears are the Linear layers loaded so far by their module names (the names PEFT
+// targets: "language_model.model.decoder.layers.0.self_attn.q_proj"), for attaching
+// adapters to a loaded model (training).
+func (l *Loader) Linears() map[string]*Linear { return l.mods }
 
 // Conv loads a convolution, <name>.weight [out, in, kh, kw] and, when bias is set,
 // <name>.bias [out], as the Linear [out, in*kh*kw] of its im2col form (what

@@ -29,6 +29,11 @@ type Config struct {
 	BOS                  int32  `json:"bos_token_id"`
 	PAD                  int32  `json:"pad_token_id"`
 	EOS                  IDs    `json:"eos_token_id"`
+	// Dropout rates, used only by training (synth finetune): after attention and after
+	// fc2; on the attention weights; after the activation.
+	Dropout           float32 `json:"dropout"`            // 0.1
+	AttentionDropout  float32 `json:"attention_dropout"`  // 0
+	ActivationDropout float32 `json:"activation_dropout"` // 0
 }
 
 // IDs is a token id or a list of them (config.json allows both for eos_token_id).
@@ -62,7 +67,7 @@ func Defaults() Config {
 	return Config{
 		Vocab: 50272, Hidden: 768, Layers: 12, Heads: 12, FFN: 3072, MaxPositions: 2048,
 		Activation: "relu", DoLayerNormBefore: true, EnableBias: true, LayerNormAffine: true,
-		TieWordEmbeddings: true, BOS: 2, PAD: 1, EOS: IDs{2},
+		TieWordEmbeddings: true, BOS: 2, PAD: 1, EOS: IDs{2}, Dropout: 0.1,
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 	"synth/internal/fixtures"
 	"synth/native"
 	"synth/vision/generate"
-	"synth/vision/internal/parity"
+	"synth/internal/parity"
 	"synth/vision/nn"
 	"synth/weights"
 )

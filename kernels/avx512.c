@@ -1,84 +1,10 @@
 // avx512.c: the AVX-512 variants (F/BW/DQ/VL; FMA and F16C for conversions). The
-// kernels are simd.h, instantiated here over 16-lane vectors.
-#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")
-#include <immintrin.h>
-
-#include "common.h"
-
+// kernels are simd.h, instantiated here over 16-lane vectors (avx512.h). VNNI is switched
+// off even when -march=native has it, so that this flavour is what a CPU without it runs
+// (avx512vnni.c is the one with it).
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c,no-avx512vnni")
+#define SYNTH_VNNI 0
 #define ISA_SFX(name) name##_avx512
-#define VL 16
-#define NR SYNTH_NR_AVX512 // GEMM panel width: two vectors
-#define NREG 32 // vector registers
-#define MR 12 // GEMM micro-tile rows: 12 x 2 accumulators + 2 B + 1 broadcast of 32 zmm
-
-typedef __m512 vf;
-typedef __mmask16 vm;
-
-#define vzero() _mm512_setzero_ps()
-#define vset1(x) _mm512_set1_ps(x)
-#define vload(p) _mm512_loadu_ps(p)
-#define vstore(p, v) _mm512_storeu_ps(p, v)
-#define vadd(a, b) _mm512_add_ps(a, b)
-#define vsub(a, b) _mm512_sub_ps(a, b)
-#define vmul(a, b) _mm512_mul_ps(a, b)
-#define vdiv(a, b) _mm512_div_ps(a, b)
-#define vmax(a, b) _mm512_max_ps(a, b) // b when either is NaN
-#define vmin(a, b) _mm512_min_ps(a, b)
-#define vfma(a, b, c) _mm512_fmadd_ps(a, b, c)   // a*b + c
-#define vfnma(a, b, c) _mm512_fnmadd_ps(a, b, c) // c - a*b
-#define vabs(a) _mm512_abs_ps(a)
-#define vround(a) _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-#define vlt(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)
-#define veq(a, b) _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ)
-#define visnan(a) _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q)
-#define vany(m) ((m) != 0)
-#define vfirst(m) __builtin_ctz((unsigned)(m))
-#define vsel(m, a, b) _mm512_mask_blend_ps(m, a, b) // m ? b : a, lane by lane
-#define vhsum(a) _mm512_reduce_add_ps(a)
-#define vhmax(a) _mm512_reduce_max_ps(a)
-// 2^n for integral n in [-126, 127] held in a float vector
-#define vpow2(n) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23))
-// the lane numbers 0..VL-1 (compared with a count to mask the lanes past it)
-#define viota() _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-
-// out[0..3] = the sums of a, b, c and d (halves folded, then the AVX2 hadd tree)
-static inline void vhsum4(vf a, vf b, vf c, vf d, float *out) {
-#define HALVES(x) _mm256_add_ps(_mm512_castps512_ps256(x), _mm512_extractf32x8_ps(x, 1))
-	__m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(HALVES(a), HALVES(b)), _mm256_hadd_ps(HALVES(c), HALVES(d)));
-#undef HALVES
-	_mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1)));
-}
-
-static inline vm lanes(int64_t n) { return n >= VL ? (vm)0xffff : n <= 0 ? (vm)0 : (vm)((1u << n) - 1); }
-static inline vf vloadn(const float *p, int64_t n) { return n >= VL ? vload(p) : _mm512_maskz_loadu_ps(lanes(n), p); }
-static inline void vstoren(float *p, vf v, int64_t n) {
-	if (n >= VL) vstore(p, v);
-	else if (n > 0) _mm512_mask_storeu_ps(p, lanes(n), v);
-}
-
-// VL weights of each kind, to f32 (exact)
-static inline vf vload_f16(const void *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
-// n halfs (fewer than VL: masked, the rest zero) to f32, and f32 to n halfs rounding to
-// nearest even (masked store)
-static inline vf vloadn_f16(const uint16_t *p, int64_t n) {
-	return n >= VL ? vload_f16(p) : _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lanes(n), p));
-}
-static inline void vstoren_f16(uint16_t *p, vf v, int64_t n) {
-	__m256i h = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-	if (n >= VL) _mm256_storeu_si256((__m256i *)p, h);
-	else if (n > 0) _mm256_mask_storeu_epi16(p, lanes(n), h);
-}
-static inline vf vload_bf16(const void *p) {
-	return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
-}
-static inline vf vload_i8(const void *p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p))); }
-// VL bytes of nibbles as two vectors, the low nibbles and the high ones, each minus 8:
-// one zero-extension serves both halves
-static inline void vload_q4(const void *p, vf *lo, vf *hi) {
-	__m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
-	__m512i m = _mm512_set1_epi32(0x0f);
-	*lo = _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_and_si512(b, m)), _mm512_set1_ps(8));
-	*hi = _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(b, 4)), _mm512_set1_ps(8));
-}
+#include "avx512.h"
 
 #include "simd.h"

@@ -11,6 +11,64 @@
 #define QK 32       // values per Q8_0 / Q4_0 block (ggml QK8_0, QK4_0)
 #define Q8_BYTES 34 // sizeof(block_q8_0): f16 scale + 32 int8
 #define Q4_BYTES 18 // sizeof(block_q4_0): f16 scale + 16 bytes of nibbles
+#define QKK 256     // values per K-quant super-block (ggml QK_K)
+#define Q4K_BYTES 144
+#define Q5K_BYTES 176
+#define Q6K_BYTES 210
+
+static inline int is_kquant(int dt) { return dt == SYNTH_Q4_K || dt == SYNTH_Q5_K || dt == SYNTH_Q6_K; }
+static inline int is_quant(int dt) { return dt == SYNTH_Q8_0 || dt == SYNTH_Q4_0 || is_kquant(dt); }
+static inline int valid_dt(int dt) { return dt >= SYNTH_F32 && dt < SYNTH_NDT && dt != 5; }
+
+// block_vals is the number of values per block (super-block for the K-quants), 1 for
+// the plain types; block_bytes its raw size, pblock_bytes its size per row in a panel
+// (kernels.h "weight packing").
+static inline int64_t block_vals(int dt) { return is_kquant(dt) ? QKK : is_quant(dt) ? QK : 1; }
+static inline int64_t block_bytes(int dt) {
+	switch (dt) {
+	case SYNTH_F32: return 4;
+	case SYNTH_F16:
+	case SYNTH_BF16: return 2;
+	case SYNTH_Q8_0: return Q8_BYTES;
+	case SYNTH_Q4_0: return Q4_BYTES;
+	case SYNTH_Q4_K: return Q4K_BYTES;
+	case SYNTH_Q5_K: return Q5K_BYTES;
+	case SYNTH_Q6_K: return Q6K_BYTES;
+	default: return -1;
+	}
+}
+static inline int64_t pblock_bytes(int dt) {
+	switch (dt) {
+	case SYNTH_Q4_K: return 148;
+	case SYNTH_Q5_K: return 180;
+	default: return block_bytes(dt);
+	}
+}
+
+// Offsets within a packed block of nr rows (kernels.h "weight packing").
+#define PK_Q_OFF(nr) (2 * (nr))          // Q8_0, Q4_0: codes after the scales
+#define PK4K_SC(nr) (4 * (nr))           // Q4_K, Q5_K: sc[8][nr]
+#define PK4K_M(nr) (12 * (nr))           // m[8][nr]
+#define PK4K_Q(nr) (20 * (nr))           // q[4][8][nr][4]
+#define PK5K_H(nr) (148 * (nr))          // Q5_K: h[8][nr][4]
+#define PK6K_SC(nr) (2 * (nr))           // Q6_K: sc[16][nr]
+#define PK6K_Q(nr) (18 * (nr))           // q[4][8][nr][4]
+#define PK6K_H(nr) (146 * (nr))          // h[2][8][nr][4]
+// the byte of value l (0..31) of row j in a "[8][nr][4]" chunk
+static inline int64_t chunk_at(int64_t nr, int64_t j, int64_t l) { return (l / 4 * nr + j) * 4 + l % 4; }
+
+// The 6-bit scale and min of sub-block j of a K-quant's 12 scale bytes (ggml
+// get_scale_min_k4): j < 4 in the low 6 bits of bytes j and j+4; j >= 4 split between
+// the nibbles of byte j+4 and the top 2 bits of bytes j-4 and j.
+static inline void kscale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {
+	if (j < 4) {
+		*sc = q[j] & 63;
+		*m = q[j + 4] & 63;
+	} else {
+		*sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+		*m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+	}
+}
 
 // share splits [0, n) into nth nearly equal contiguous parts; part ith is [*lo, *hi).
 static inline void share(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {
@@ -97,6 +155,39 @@ static inline double act_ref(int act, double x) {
 		return x;
 	}
 }
+
+// quantize_x_block is the activation quantizer of the quantized-activation GEMM
+// (kernels.h synth_qgemm_ref): 32 values x to q = rint(x * id) (ties to even), id = 1/d,
+// d = amax/127, returning d; a block with amax below 2^-100 becomes zeros (d 0: its
+// 1/d would overflow), one holding NaN or inf gives d NaN (its outputs are then NaN).
+// |q| <= 127.
+#define QX_TINY 0x1p-100f
+static inline float quantize_x_block(const float *x, int8_t *q) {
+	float amax = 0;
+	int finite = 1;
+	for (int l = 0; l < QK; l++) {
+		finite &= isfinite(x[l]) != 0;
+		amax = fmaxf(amax, fabsf(x[l]));
+	}
+	if (!finite) {
+		memset(q, 0, QK);
+		return NAN;
+	}
+	if (amax < QX_TINY) {
+		memset(q, 0, QK);
+		return 0;
+	}
+	float d = amax / 127.0f, id = 1.0f / d;
+	for (int l = 0; l < QK; l++) q[l] = (int8_t)rintf(x[l] * id);
+	return d;
+}
+
+// Internal, kquant.c: the K-quants' element values and block copies.
+float synth_kvalue_raw(int dt, const uint8_t *blk, int64_t l);
+float synth_kvalue_packed(int dt, const uint8_t *pb, int64_t nr, int64_t j, int64_t l);
+int synth_kcode_packed(int dt, const uint8_t *pb, int64_t nr, int64_t j, int64_t l);
+void synth_kpack(int dt, const uint8_t *blk, uint8_t *pb, int64_t nr, int64_t j);
+void synth_kunpack(int dt, const uint8_t *pb, int64_t nr, int64_t j, uint8_t *blk);
 
 static inline int bad_act(int act) { return act < SYNTH_ACT_NONE || act > SYNTH_ACT_RELU; }
 

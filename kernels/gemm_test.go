@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-var allDTypes = []DType{F32, F16, BF16, Q8_0, Q4_0}
+var allDTypes = []DType{F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K}
 var allActs = []Act{ActNone, ActGELU, ActGELUTanh, ActQuickGELU, ActReLU}
 
 // gemmShape is m x k inputs onto n outputs.
@@ -25,11 +25,7 @@ var gemmShapes = []gemmShape{
 // newWeights quantizes random w [n, k] to dt and packs it for s.
 func newWeights(t testing.TB, s *Set, dt DType, w []float32, n, k int) *Weights {
 	t.Helper()
-	raw := make([]byte, n*RowBytes(dt, k))
-	if err := Quantize(dt, w, raw); err != nil {
-		t.Fatal(err)
-	}
-	ws := &Weights{DType: dt, N: n, K: k, Raw: raw}
+	ws := &Weights{DType: dt, N: n, K: k, Raw: quantize(t, dt, w, k)}
 	packFor(t, s, ws)
 	return ws
 }
@@ -71,7 +67,9 @@ func gemmScale(x Mat, wdq []float32, bias []float32, res Mat, m, n, k int) []flo
 	return out
 }
 
-// TestGEMMParity: every variant against the reference kernel. Tolerance: 1e-5 of the
+// TestGEMMParity: every variant against the reference kernel (for the quantized types,
+// where the variant quantizes x: against QGEMMRef, whose own distance from the exact
+// reference TestQGEMMBound checks). Tolerance: 1e-5 of the
 // error scale sum_k |x w| (+|bias| + |res|): f32 accumulation over K <= 2560 terms in
 // any order stays within about sqrt(K) * 2^-24 of that scale for random data, and the
 // vectorised activations are within a few ulp of the double-precision ones (their
@@ -112,6 +110,15 @@ func TestGEMMParity(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
+			var wantQ *guarded // the quantized-activation reference, where a variant computes it
+			if dt.Quantized() {
+				wantQ = newGuarded(m, n, n)
+				if err := runShares(1, func(ith int, _ []float32) error {
+					return QGEMMRef(x.m, ws, bias, act, res.m, wantQ.mat(), ith, 1)
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			wdq := make([]float32, n*k)
 			if err := Dequantize(dt, ws.Raw, wdq); err != nil {
 				t.Fatal(err)
@@ -119,8 +126,12 @@ func TestGEMMParity(t *testing.T) {
 			scale := gemmScale(x.m, wdq, bias, res.m, m, n, k)
 			for _, s := range sets {
 				packFor(t, s, ws)
+				ref := want
+				if s.QuantizesX(dt, m) {
+					ref = wantQ
+				}
 				for _, nth := range threadCounts {
-					what := name("isa", s.ISA(), "dt", dt, "m", m, "k", k, "n", n, "act", act, "bias", withBias, "res", withRes, "nth", nth)
+					what := name("isa", setName(s), "dt", dt, "m", m, "k", k, "n", n, "act", act, "bias", withBias, "res", withRes, "nth", nth)
 					y := newGuarded(m, n, yld)
 					err := runShares(nth, func(ith int, sc []float32) error {
 						return s.GEMM(x.m, ws, bias, act, res.m, y.mat(), ith, nth, sc)
@@ -129,7 +140,7 @@ func TestGEMMParity(t *testing.T) {
 						t.Fatalf("%s: %v", what, err)
 					}
 					y.checkGuards(t, what)
-					compare(t, what, y.dense(), want.dense(), scale, n, 1e-5)
+					compare(t, what, y.dense(), ref.dense(), scale, n, 1e-5)
 					x.checkUnmodified(t, what+" x")
 					if !res.m.Empty() {
 						res.checkUnmodified(t, what+" residual")
@@ -139,6 +150,126 @@ func TestGEMMParity(t *testing.T) {
 							t.Fatalf("%s: weights modified", what)
 						}
 					}
+				}
+			}
+		}
+	}
+}
+
+// xQuantError is, per output of x W^T, the bound kernels.h states for quantizing x:
+// sum over 32-value blocks b of d_b/2 * sum_{k in b} |w_jk|, d_b = amax_b/127.
+func xQuantError(x Mat, wdq []float32, m, n, k int) []float32 {
+	out := make([]float32, m*n)
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			e := 0.0
+			for b := 0; b < k/32; b++ {
+				amax, sw := 0.0, 0.0
+				for l := b * 32; l < b*32+32; l++ {
+					amax = math.Max(amax, math.Abs(float64(x.Data[i*x.LD+l])))
+					sw += math.Abs(float64(wdq[j*k+l]))
+				}
+				e += amax / 127 / 2 * sw
+			}
+			out[i*n+j] = float32(e)
+		}
+	}
+	return out
+}
+
+// TestQGEMMBound: the quantized-activation reference differs from the exact one by at
+// most the bound kernels.h states (x's rounding to 8 bits: half a step per value times
+// |w|), plus 1e-6 of the f32 error scale for the final rounding of each. Without an
+// activation, so that the bound applies to the outputs directly. The bound holds for
+// every input; the test also checks that it is not vacuous: the error reaches at least
+// a hundredth of it somewhere (otherwise x was not quantized).
+func TestQGEMMBound(t *testing.T) {
+	r := newRand(t)
+	for _, dt := range allDTypes {
+		if !dt.Quantized() {
+			continue
+		}
+		m, n, k := 7, 13, 2*dt.BlockSize()
+		x := randMat(r, m, k, k+3, 1)
+		ws := newWeights(t, refSet(t), dt, randSlice(r, n*k, 0.1), n, k)
+		wdq := make([]float32, n*k)
+		if err := Dequantize(dt, ws.Raw, wdq); err != nil {
+			t.Fatal(err)
+		}
+		exact, q := newGuarded(m, n, n), newGuarded(m, n, n)
+		sc := alignedFloats(ScratchFloats)
+		if err := refSet(t).GEMM(x.m, ws, nil, ActNone, Mat{}, exact.mat(), 0, 1, sc); err != nil {
+			t.Fatal(err)
+		}
+		for _, nth := range threadCounts {
+			if err := runShares(nth, func(ith int, _ []float32) error { return QGEMMRef(x.m, ws, nil, ActNone, Mat{}, q.mat(), ith, nth) }); err != nil {
+				t.Fatal(err)
+			}
+			q.checkGuards(t, dt.String())
+			x.checkUnmodified(t, dt.String())
+		}
+		bound, scale := xQuantError(x.m, wdq, m, n, k), gemmScale(x.m, wdq, nil, Mat{}, m, n, k)
+		worst := 0.0
+		for i, e := range exact.dense() {
+			d := math.Abs(float64(q.dense()[i] - e))
+			if d > float64(bound[i])+1e-6*float64(scale[i]) {
+				t.Fatalf("%s: output %d: |%v - %v| = %g exceeds the bound %g", dt, i, q.dense()[i], e, d, bound[i])
+			}
+			worst = math.Max(worst, d/float64(bound[i]))
+		}
+		t.Logf("%s: largest error %.3f of the bound", dt, worst)
+		if worst < 0.01 {
+			t.Errorf("%s: the quantized reference is within %.3g of the bound: x does not look quantized", dt, worst)
+		}
+	}
+}
+
+// TestQGEMMRefOracle checks the quantized-activation reference against its formula in
+// Go: x~ = d * rint(x/d) per 32 values (d = amax/127 in f32, ties to even), the sum in
+// double over the dequantized weights; NaN and inf in a block make its outputs NaN.
+func TestQGEMMRefOracle(t *testing.T) {
+	r := newRand(t)
+	m, n, k := 3, 5, 256
+	x := randMat(r, m, k, k, 1)
+	x.m.Data[1*k+40] = float32(math.Inf(1)) // row 1: block 1 not finite
+	for l := 64; l < 96; l++ {
+		x.m.Data[2*k+l] = 1e-31 // row 2: block 2 below 2^-100, flushed to zero
+	}
+	for _, dt := range []DType{Q8_0, Q4_K} {
+		ws := newWeights(t, refSet(t), dt, randSlice(r, n*k, 0.1), n, k)
+		wdq := make([]float32, n*k)
+		if err := Dequantize(dt, ws.Raw, wdq); err != nil {
+			t.Fatal(err)
+		}
+		y := newGuarded(m, n, n)
+		if err := QGEMMRef(x.m, ws, nil, ActNone, Mat{}, y.mat(), 0, 1); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < m; i++ {
+			for j := 0; j < n; j++ {
+				acc := 0.0
+				for b := 0; b < k/32; b++ {
+					xb := x.m.Data[i*k+b*32 : i*k+b*32+32]
+					amax := float32(0)
+					for _, v := range xb {
+						amax = float32(math.Max(float64(amax), math.Abs(float64(v))))
+					}
+					if math.IsInf(float64(amax), 0) {
+						acc = math.NaN()
+						continue
+					}
+					if amax < 0x1p-100 {
+						continue
+					}
+					d := amax / 127
+					id := 1 / d
+					for l, v := range xb {
+						acc += float64(d) * math.RoundToEven(float64(v*id)) * float64(wdq[j*k+b*32+l])
+					}
+				}
+				got, want := y.at(i, j), float32(acc)
+				if math.IsNaN(acc) != math.IsNaN(float64(got)) || (!math.IsNaN(acc) && math.Abs(float64(got-want)) > 1e-6*math.Max(1, math.Abs(float64(want)))) {
+					t.Fatalf("%s [%d,%d] = %v, want %v", dt, i, j, got, want)
 				}
 			}
 		}
@@ -167,7 +298,7 @@ func TestGEMMInPlaceResidual(t *testing.T) {
 		for _, s := range variants(t) {
 			packFor(t, s, ws)
 			for _, nth := range threadCounts {
-				what := name("isa", s.ISA(), "m", m, "k", k, "n", n, "nth", nth)
+				what := name("isa", setName(s), "m", m, "k", k, "n", n, "nth", nth)
 				y := newGuarded(m, n, n+1)
 				y.fill(res)
 				if err := runShares(nth, func(ith int, sc []float32) error {
@@ -229,7 +360,7 @@ func TestGEMMRejectsBadOperands(t *testing.T) {
 func TestGEMMQuantizedEqualsDequantized(t *testing.T) {
 	r := newRand(t)
 	s := refSet(t)
-	m, k, n := 5, 96, 11
+	m, k, n := 5, 512, 11
 	x := randMat(r, m, k, k, 1)
 	w := randSlice(r, n*k, 0.2)
 	for _, dt := range allDTypes {

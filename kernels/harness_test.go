@@ -36,7 +36,8 @@ func newRand(t testing.TB) *rand.Rand {
 	return rand.New(rand.NewPCG(testSeed, 0x5eed))
 }
 
-// variants is every variant family this binary has and this CPU runs, ref first.
+// variants is every variant family this binary has and this CPU runs, ref first; on a
+// CPU with AVX512_VNNI both avx512 flavours (with and without vpdpbusd).
 func variants(t testing.TB) []*Set {
 	t.Helper()
 	var out []*Set
@@ -49,13 +50,27 @@ func variants(t testing.TB) []*Set {
 		if isa == ISARef {
 			continue
 		}
-		if s, err := For(isa); err == nil {
-			out = append(out, s)
-		} else {
+		s, err := For(isa)
+		if err != nil {
 			t.Logf("variant %s not tested: %v", isa, err)
+			continue
+		}
+		out = append(out, s)
+		if s.VNNI() {
+			out = append(out, newSet(isa, false))
+		} else if isa == ISAAVX512 {
+			t.Logf("variant avx512 without AVX512_VNNI: its vpdpbusd kernels not tested")
 		}
 	}
 	return out
+}
+
+// setName names a variant in test output: its family, +vnni for the VNNI flavour.
+func setName(s *Set) string {
+	if s.VNNI() {
+		return string(s.ISA()) + "+vnni"
+	}
+	return string(s.ISA())
 }
 
 func refSet(t testing.TB) *Set {

@@ -24,14 +24,23 @@ enum {
 	SYNTH_EARG = 1, // an argument is out of range (bad dtype, shape, ith/nth)
 };
 
-// Weight dtypes, numbered as in package kernels (not ggml's numbers).
+// Weight dtypes, numbered as in package kernels (not ggml's numbers; 5 is not a weight
+// dtype: package native numbers its I32 index type 5).
 //   F32, F16 (IEEE binary16), BF16 (top half of an f32),
 //   Q8_0: blocks of 32 values {f16 d; int8 qs[32]} (34 bytes), value = qs[j]*d,
 //   Q4_0: blocks of 32 values {f16 d; uint8 qs[16]} (18 bytes), low nibble of qs[j] is
-//         element j, high nibble element j+16, value = (nibble-8)*d.
+//         element j, high nibble element j+16, value = (nibble-8)*d,
+//   Q4_K, Q5_K, Q6_K: ggml's K-quants, super-blocks of 256 values (144, 176 and 210 bytes)
+//         in eight sub-blocks of 32 (Q6_K: sixteen of 16) with 6-bit (Q6_K: 8-bit) scales:
+//         Q4_K {f16 d, dmin; u8 scales[12]; u8 qs[128]}, value = d*sc_s*q - dmin*m_s, q 4 bits;
+//         Q5_K {f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]}, the same with 5-bit q;
+//         Q6_K {u8 ql[128]; u8 qh[64]; int8 scales[16]; f16 d}, value = d*sc_s*(q-32), q 6 bits.
+//         The bit layouts are ggml-quants.c's (dequantize_row_q4_K, _q5_K, _q6_K).
 // These are ggml's block layouts, so GGUF tensors are used in place. A row of K values
-// takes synth_row_bytes(dt, K) bytes; K must be a multiple of 32 for Q8_0 and Q4_0.
-enum { SYNTH_F32 = 0, SYNTH_F16 = 1, SYNTH_BF16 = 2, SYNTH_Q8_0 = 3, SYNTH_Q4_0 = 4 };
+// takes synth_row_bytes(dt, K) bytes; K must be a multiple of the block size (32 for
+// Q8_0 and Q4_0, 256 for the K-quants).
+enum { SYNTH_F32 = 0, SYNTH_F16 = 1, SYNTH_BF16 = 2, SYNTH_Q8_0 = 3, SYNTH_Q4_0 = 4,
+       SYNTH_Q4_K = 6, SYNTH_Q5_K = 7, SYNTH_Q6_K = 8, SYNTH_NDT = 9 };
 
 // Epilogue activations, applied after the bias.
 //   GELU:      0.5 x (1 + erf(x / sqrt 2))                      (torch gelu, exact)
@@ -48,23 +57,42 @@ enum { SYNTH_ACT_NONE = 0, SYNTH_ACT_GELU = 1, SYNTH_ACT_GELU_TANH = 2, SYNTH_AC
 int64_t synth_row_bytes(int dt, int64_t k);
 
 // ---- conversions and quantizers (ref only: used at load time) -------------------------
-// dst: n values of dt; src: n f32. n must be a multiple of 32 for Q8_0/Q4_0.
+// dst: n values of dt; src: n f32. n must be a multiple of dt's block size.
 // Bit-exact with ggml's quantize_row_*_ref / fp32 conversions (round to nearest even for
 // F16 and BF16; Q8_0 d = amax/127, q = roundf(x/d); Q4_0 d = max/-8 of the signed value
-// of largest magnitude, q = min(15, (int)(x/d + 8.5))).
+// of largest magnitude, q = min(15, (int)(x/d + 8.5))). The K-quants are not quantized
+// here (SYNTH_EARG): ggml's own quantizers make them (native/ggml), since their rounding
+// depends on how the compiler fuses and vectorizes ggml's searches.
 int synth_quantize_ref(int dt, const float *src, void *dst, int64_t n);
 // dst: n f32 from n values of dt in src (exact for every dtype).
 int synth_dequantize_ref(int dt, const void *src, float *dst, int64_t n);
+// synth_quantize_ref's bytes, bit for bit, with vectors where a variant has them (F16,
+// Q8_0); synth_quantize dispatches by variant index.
+int synth_quantize_avx2(int dt, const float *src, void *dst, int64_t n);
+int synth_quantize_avx512(int dt, const float *src, void *dst, int64_t n);
+int synth_quantize_avx512_vnni(int dt, const float *src, void *dst, int64_t n);
+int synth_quantize(int isa, int dt, const float *src, void *dst, int64_t n);
 
 // ---- weight packing ---------------------------------------------------------------------
 // The SIMD GEMMs read weights packed once at load into panels of nr rows (nr = the
 // micro-kernel's width: 32 for avx512, 16 for avx2), rows past n zero. Panel p holds rows
-// p*nr .. p*nr+nr-1, k-major, so one k step of a panel is nr consecutive lanes:
-//   F32, F16, BF16: elem[p][kk][j] (4 or 2 bytes each), panel stride k*nr elements;
-//   Q8_0: per panel, per block b of 32 k: u16 d[nr] (the f16 scales of rows j), then
-//         int8 q[32][nr] (q[kk][j] = value kk of row j in block b): nr*34 bytes a block;
-//   Q4_0: per panel, per block: u16 d[nr], then u8 q[32][nr/2], byte j of step kk holding
-//         lane j in its low nibble and lane j+nr/2 in its high nibble: nr*18 bytes.
+// p*nr .. p*nr+nr-1, block by block along k:
+//   F32, F16, BF16: elem[p][kk][j] (4 or 2 bytes each), k-major, one k step of a panel
+//         being nr consecutive lanes; panel stride k*nr elements.
+//   The quantized types keep their codes in bytes grouped for 4-way integer dot products:
+//   "[8][nr][4]" below is a 32-value chunk of every row, byte (g*nr + j)*4 + t holding
+//   value 4g+t of row j (so one 32-bit lane holds 4 consecutive values of one row).
+//   Q8_0, per block: u16 d[nr] (f16 scales of rows j), int8 q[8][nr][4]: 34*nr bytes.
+//   Q4_0, per block: u16 d[nr], u8 q[4][nr][4]: byte (g, j, t) holds value 4g+t of row j in
+//         its low nibble and value 16+4g+t in its high nibble: 18*nr bytes.
+//   Q4_K, per super-block: u16 d[nr], u16 dmin[nr], u8 sc[8][nr], u8 m[8][nr] (the 6-bit
+//         scales and mins of sub-block s, unpacked from the 12 bytes), then u8 q[4][8][nr][4]:
+//         pair r holds chunk 2r in the low nibbles and chunk 2r+1 in the high ones: 148*nr.
+//   Q5_K: Q4_K's fields, then u8 h[8][nr][4], bit c being the fifth bit of the value in
+//         chunk c: 180*nr bytes.
+//   Q6_K, per super-block: u16 d[nr], int8 sc[16][nr], u8 q[4][8][nr][4] (pair 2h+e holds
+//         chunk 4h+e low, chunk 4h+e+2 high: ggml's ql order), u8 h[2][8][nr][4] (bits
+//         2c', 2c'+1 of h[hh] are bits 4-5 of the value in chunk 4hh+c'): 210*nr bytes.
 // Values and scales are copied unchanged, so a packed panel dequantizes to exactly what
 // the raw rows do. synth_packed_bytes is the size of the packed matrix; nr must be even.
 // Threaded over panels.
@@ -87,6 +115,7 @@ int synth_unpack(int dt, const void *packed, int64_t n, int64_t k, int64_t nr, v
 SYNTH_GATHER_DECL(ref)
 SYNTH_GATHER_DECL(avx2)
 SYNTH_GATHER_DECL(avx512)
+SYNTH_GATHER_DECL(avx512_vnni)
 
 // ---- f16 rows -----------------------------------------------------------------------------
 // y[dst[r]] = x[r] rounded to IEEE binary16 (round to nearest even, as synth_quantize_ref's
@@ -99,6 +128,7 @@ SYNTH_GATHER_DECL(avx512)
 SYNTH_STORE_F16_DECL(ref)
 SYNTH_STORE_F16_DECL(avx2)
 SYNTH_STORE_F16_DECL(avx512)
+SYNTH_STORE_F16_DECL(avx512_vnni)
 
 // ---- GEMM: y = act(x W^T + bias) + res ----------------------------------------------------
 // x: [m, k] (ldx); bias: [n] or NULL; res: [m, n] (ldr) or NULL, added after act;
@@ -110,6 +140,9 @@ SYNTH_STORE_F16_DECL(avx512)
 //   Differences from _ref: f32 accumulation, K summed in order per output in blocks;
 //   GELU uses erfc from Abramowitz & Stegun 7.1.26 (absolute error 1.5e-7) and exp,
 //   tanh and sigmoid a polynomial exp (about 2 ulp).
+//   For the quantized weight types (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) where
+//   synth_gemm_quantizes_x says so, the variants compute synth_qgemm_ref instead: x
+//   quantized to 8 bits per 32 values, integer dot products per block, f32 across blocks.
 #define SYNTH_GEMM_DECL(dt, isa)                                                               \
 	int synth_gemm_##dt##_##isa(const float *x, int64_t ldx, const void *w, const float *bias,  \
 	                            int act, const float *res, int64_t ldr, float *y, int64_t ldy,  \
@@ -119,13 +152,31 @@ SYNTH_STORE_F16_DECL(avx512)
 	SYNTH_GEMM_DECL(f16, isa)  \
 	SYNTH_GEMM_DECL(bf16, isa) \
 	SYNTH_GEMM_DECL(q8_0, isa) \
-	SYNTH_GEMM_DECL(q4_0, isa)
+	SYNTH_GEMM_DECL(q4_0, isa) \
+	SYNTH_GEMM_DECL(q4_k, isa) \
+	SYNTH_GEMM_DECL(q5_k, isa) \
+	SYNTH_GEMM_DECL(q6_k, isa)
 SYNTH_GEMM_ALL(ref)
 SYNTH_GEMM_ALL(avx2)
 SYNTH_GEMM_ALL(avx512)
+SYNTH_GEMM_ALL(avx512_vnni)
 
 #define SYNTH_NR_AVX2 16
 #define SYNTH_NR_AVX512 32
+
+// The GEMM with quantized activations (llama.cpp's approach for quantized weights): each
+// row of x is quantized per 32 values, xq = rint(x * id) with d = amax/127, id = 1/d (0
+// when d is 0), rint rounding to nearest even (f32 arithmetic; d kept in f32), so that
+// x~ = d * xq; then y = act((float)(sum_k x~[k] w[k]) + bias) + res, the sum in double
+// over the exactly dequantized w. A block of x holding NaN or inf gives NaN outputs. This
+// is the specification of the variants' integer-dot GEMM; against synth_gemm_*_ref it
+// differs by at most sum over blocks of d/2 * sum_block |w| per output (before act).
+// dt: a quantized type; w raw rows as in synth_gemm_*_ref. Threaded over n.
+int synth_qgemm_ref(int dt, const float *x, int64_t ldx, const void *w, const float *bias, int act,
+                    const float *res, int64_t ldr, float *y, int64_t ldy, int64_t m, int64_t n, int64_t k,
+                    int ith, int nth);
+// Whether variant isa's GEMM of dt with m rows quantizes x (computes synth_qgemm_ref).
+int synth_gemm_quantizes_x(int isa, int dt, int64_t m);
 
 // ---- row ops ------------------------------------------------------------------------------
 // LayerNorm over each row (biased variance, torch.nn.LayerNorm):
@@ -219,11 +270,14 @@ int synth_attention_f32_ref(const float *q, int64_t ldq, const void *k, int64_t 
 	                              int causal, int kvdt, float *scratch, int ith, int nth);
 SYNTH_VARIANT_DECLS(avx2)
 SYNTH_VARIANT_DECLS(avx512)
+SYNTH_VARIANT_DECLS(avx512_vnni)
 
 // ---- dispatch -------------------------------------------------------------------------------
 // The ops by variant index, for callers that choose the variant at run time (the Go
 // wrappers): each forwards to synth_<op>_<dtype>_<isa>, with the same arguments.
-enum { SYNTH_ISA_REF = 0, SYNTH_ISA_AVX2 = 1, SYNTH_ISA_AVX512 = 2 };
+// SYNTH_ISA_AVX512_VNNI is the avx512 family on a CPU with AVX512_VNNI: the same kernels,
+// with vpdpbusd in the integer dot products.
+enum { SYNTH_ISA_REF = 0, SYNTH_ISA_AVX2 = 1, SYNTH_ISA_AVX512 = 2, SYNTH_ISA_AVX512_VNNI = 3, SYNTH_NISA = 4 };
 int synth_gemm(int isa, int dt, const float *x, int64_t ldx, const void *w, const float *bias, int act,
                const float *res, int64_t ldr, float *y, int64_t ldy, int64_t m, int64_t n, int64_t k,
                float *scratch, int ith, int nth);
@@ -259,5 +313,9 @@ void synth_stream_read_avx512(const float *src, int64_t n, float *sum, int ith, 
 // value that depends on every FMA, so none is optimised away.
 float synth_fma_peak_avx2(int64_t iters);
 float synth_fma_peak_avx512(int64_t iters);
+// (avx512_vnni compiles the same probes; they measure what the avx512 ones do.)
+void synth_stream_copy_avx512_vnni(const float *src, float *dst, int64_t n, int ith, int nth);
+void synth_stream_read_avx512_vnni(const float *src, int64_t n, float *sum, int ith, int nth);
+float synth_fma_peak_avx512_vnni(int64_t iters);
 
 #endif

@@ -17,7 +17,7 @@ import (
 // not, so a C kernel never touches memory outside them.
 type Set struct {
 	isa ISA
-	idx C.int // SYNTH_ISA_* of isa, for the C dispatch tables
+	idx C.int // SYNTH_ISA_* of isa, for the C dispatch tables (avx512 with VNNI: its own)
 }
 
 // For returns the kernels of isa, or an error when this binary or this CPU lacks it.
@@ -28,25 +28,44 @@ func For(isa ISA) (*Set, error) {
 	if !supports(HostFeatures(), isa) {
 		return nil, fmt.Errorf("kernels: this CPU cannot run variant %q", isa)
 	}
-	return newSet(isa), nil
+	return newSet(isa, HostFeatures().AVX512VNNI), nil
 }
 
-func newSet(isa ISA) *Set {
+// newSet returns the kernels of isa; vnni picks the avx512 kernels whose integer dot
+// products use AVX512_VNNI (the CPU must have it).
+func newSet(isa ISA, vnni bool) *Set {
 	idx := C.SYNTH_ISA_REF
 	switch isa {
 	case ISAAVX2:
 		idx = C.SYNTH_ISA_AVX2
 	case ISAAVX512:
 		idx = C.SYNTH_ISA_AVX512
+		if vnni {
+			idx = C.SYNTH_ISA_AVX512_VNNI
+		}
 	}
 	return &Set{isa: isa, idx: C.int(idx)}
 }
 
-// Host returns the kernels dispatch picks for this CPU.
-func Host() *Set { return newSet(Pick(HostFeatures())) }
+// Host returns the kernels dispatch picks for this CPU, or the ones EnvVariant names
+// (HostChoice: an invalid value leaves Pick's).
+func Host() *Set {
+	isa, _ := HostChoice()
+	return newSet(isa, HostFeatures().AVX512VNNI)
+}
 
 // ISA is the variant family of s.
 func (s *Set) ISA() ISA { return s.isa }
+
+// VNNI reports whether s's integer dot products use AVX512_VNNI.
+func (s *Set) VNNI() bool { return s.idx == C.SYNTH_ISA_AVX512_VNNI }
+
+// QuantizesX reports whether s's GEMM of dt weights with m rows of x quantizes x to 8
+// bits (computes QGEMMRef's result rather than the plain reference's): the quantized
+// types on the SIMD variants.
+func (s *Set) QuantizesX(dt DType, m int) bool {
+	return C.synth_gemm_quantizes_x(s.idx, C.int(dt), C.int64_t(m)) != 0
+}
 
 // PanelWidth is the number of weight rows per packed panel that s's GEMM wants for
 // dtype dt (pass such panels in Weights.Packed), or 0 when it reads the raw rows.
@@ -162,17 +181,27 @@ func Unpack(dt DType, packed []byte, n, k, nr int, out []byte, ith, nth int) err
 	return status("unpack", C.synth_unpack(C.int(dt), bptr(packed), C.int64_t(n), C.int64_t(k), C.int64_t(nr), bptr(out), C.int(ith), C.int(nth)))
 }
 
-// Quantize converts f32 values to dt (bit-exact with ggml's reference quantizers);
-// len(src) must be a multiple of dt's block size and dst hold RowBytes(dt, len(src)).
-func Quantize(dt DType, src []float32, dst []byte) error {
+// Quantize converts f32 values to dt (bit-exact with ggml's reference quantizers):
+// F32, F16, BF16, Q8_0, Q4_0 (the K-quants are ggml's to make: native/ggml); len(src)
+// must be a multiple of dt's block size and dst hold RowBytes(dt, len(src)). It runs the
+// host's vector quantizer where there is one (F16, Q8_0: the same bytes).
+func Quantize(dt DType, src []float32, dst []byte) error { return hostQuant.Quantize(dt, src, dst) }
+
+var hostQuant = Host()
+
+// Quantize is the package's Quantize with s's quantizers (the reference's for ref).
+func (s *Set) Quantize(dt DType, src []float32, dst []byte) error {
 	n := len(src)
 	if !dt.Valid() || n%dt.BlockSize() != 0 || len(dst) < RowBytes(dt, n) {
 		return fmt.Errorf("kernels: quantize %d values to %s into %d bytes", n, dt, len(dst))
 	}
+	if dt.BlockSize() == 256 {
+		return fmt.Errorf("kernels: quantize to %s: the K-quants are quantized by ggml (native/ggml)", dt)
+	}
 	if n == 0 {
 		return nil
 	}
-	return status("quantize", C.synth_quantize_ref(C.int(dt), fptr(src), bptr(dst), C.int64_t(n)))
+	return status("quantize", C.synth_quantize(s.idx, C.int(dt), fptr(src), bptr(dst), C.int64_t(n)))
 }
 
 // Dequantize converts len(dst) values of dt from src to f32 (exact).
@@ -191,6 +220,52 @@ func Dequantize(dt DType, src []byte, dst []float32) error {
 // [M, N]; bias has N values or none; res may be empty. y may be res itself (an in-place
 // residual) only with ActNone. scratch: ScratchFloats floats, 64-byte aligned.
 func (s *Set) GEMM(x Mat, w *Weights, bias []float32, act Act, res, y Mat, ith, nth int, scratch []float32) error {
+	if err := checkGEMM(s, x, w, bias, act, res, y, ith, nth); err != nil {
+		return err
+	}
+	if err := checkScratch(scratch); err != nil {
+		return err
+	}
+	if y.Rows == 0 || y.Cols == 0 {
+		return nil
+	}
+	wp := bptr(w.Raw)
+	if s.isa != ISARef {
+		wp = bptr(w.Packed)
+	}
+	xa, ldx, bp, a, rp, ldr, yp, ldy, m, n, k := gemmArgs(x, w, bias, act, res, y)
+	sc, ci, cn := fptr(scratch), C.int(ith), C.int(nth)
+	rc := C.synth_gemm(s.idx, C.int(w.DType), xa, ldx, wp, bp, a, rp, ldr, yp, ldy, m, n, k, sc, ci, cn)
+	return status("gemm", rc)
+}
+
+// QGEMMRef is the specification of the GEMM with quantized activations (kernels.h
+// synth_qgemm_ref) for a quantized weight type: x quantized to 8 bits per 32 values,
+// then the reference's double sum over the exact weights. w needs its raw rows.
+func QGEMMRef(x Mat, w *Weights, bias []float32, act Act, res, y Mat, ith, nth int) error {
+	ref := newSet(ISARef, false)
+	if err := checkGEMM(ref, x, w, bias, act, res, y, ith, nth); err != nil {
+		return err
+	}
+	if !w.DType.Quantized() {
+		return fmt.Errorf("kernels: qgemm: %s is not a quantized type", w.DType)
+	}
+	if y.Rows == 0 || y.Cols == 0 {
+		return nil
+	}
+	xa, ldx, bp, a, rp, ldr, yp, ldy, m, n, k := gemmArgs(x, w, bias, act, res, y)
+	rc := C.synth_qgemm_ref(C.int(w.DType), xa, ldx, bptr(w.Raw), bp, a, rp, ldr, yp, ldy, m, n, k, C.int(ith), C.int(nth))
+	return status("qgemm", rc)
+}
+
+func gemmArgs(x Mat, w *Weights, bias []float32, act Act, res, y Mat) (xa *C.float, ldx C.int64_t, bp *C.float, a C.int,
+	rp *C.float, ldr C.int64_t, yp *C.float, ldy, m, n, k C.int64_t) {
+	return x.ptr(), C.int64_t(x.LD), fptr(bias), C.int(act), res.ptr(), C.int64_t(res.LD), y.ptr(), C.int64_t(y.LD),
+		C.int64_t(x.Rows), C.int64_t(w.N), C.int64_t(w.K)
+}
+
+// checkGEMM validates a GEMM's operands for s.
+func checkGEMM(s *Set, x Mat, w *Weights, bias []float32, act Act, res, y Mat, ith, nth int) error {
 	if err := checkThread(ith, nth); err != nil {
 		return err
 	}
@@ -223,24 +298,7 @@ func (s *Set) GEMM(x Mat, w *Weights, bias []float32, act Act, res, y Mat, ith, 
 	if overlaps(x, y) {
 		return fmt.Errorf("kernels: gemm: output overlaps the input")
 	}
-	if err := checkScratch(scratch); err != nil {
-		return err
-	}
-	if y.Rows == 0 || y.Cols == 0 {
-		return nil
-	}
-	xa, ldx := x.ptr(), C.int64_t(x.LD)
-	wp := bptr(w.Raw)
-	if s.isa != ISARef {
-		wp = bptr(w.Packed)
-	}
-	bp, a := fptr(bias), C.int(act)
-	rp, ldr := res.ptr(), C.int64_t(res.LD)
-	yp, ldy := y.ptr(), C.int64_t(y.LD)
-	m, n, k := C.int64_t(x.Rows), C.int64_t(w.N), C.int64_t(w.K)
-	sc, ci, cn := fptr(scratch), C.int(ith), C.int(nth)
-	rc := C.synth_gemm(s.idx, C.int(w.DType), xa, ldx, wp, bp, a, rp, ldr, yp, ldy, m, n, k, sc, ci, cn)
-	return status("gemm", rc)
+	return nil
 }
 
 func checkScratch(scratch []float32) error {

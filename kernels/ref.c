@@ -8,33 +8,24 @@
 #include "common.h"
 
 int64_t synth_row_bytes(int dt, int64_t k) {
-	switch (dt) {
-	case SYNTH_F32:
-		return 4 * k;
-	case SYNTH_F16:
-	case SYNTH_BF16:
-		return 2 * k;
-	case SYNTH_Q8_0:
-		return k / QK * Q8_BYTES;
-	case SYNTH_Q4_0:
-		return k / QK * Q4_BYTES;
-	default:
-		return -1;
-	}
+	if (!valid_dt(dt)) return -1;
+	return k / block_vals(dt) * block_bytes(dt);
 }
 
-static int bad_dtype(int dt, int64_t k) {
-	if (dt < SYNTH_F32 || dt > SYNTH_Q4_0) return 1;
-	return (dt == SYNTH_Q8_0 || dt == SYNTH_Q4_0) && k % QK != 0;
-}
+static int bad_dtype(int dt, int64_t k) { return !valid_dt(dt) || k % block_vals(dt) != 0; }
 
 // ---- conversions and quantizers -------------------------------------------------------
 
 // Q8_0 (ggml quantize_row_q8_0_ref): d = amax/127, id = 1/d (0 when d is 0),
-// q = roundf(x*id) (half away from zero), d stored as f16.
+// q = roundf(x*id) (half away from zero), d stored as f16. amax is taken as ggml's MAX
+// macro takes it, so that a NaN gives ggml's bytes too (a NaN is kept until a later
+// value replaces it).
 static void quantize_q8_0(const float *x, uint8_t *blk) {
 	float amax = 0;
-	for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+	for (int j = 0; j < QK; j++) {
+		float a = fabsf(x[j]);
+		amax = amax > a ? amax : a;
+	}
 	float d = amax / 127;
 	float id = d != 0 ? 1.0f / d : 0.0f;
 	uint16_t dh = f32_to_f16(d);
@@ -91,12 +82,14 @@ int synth_quantize_ref(int dt, const float *src, void *dst, int64_t n) {
 	case SYNTH_Q4_0:
 		for (int64_t b = 0; b < n / QK; b++) quantize_q4_0(src + b * QK, out + b * Q4_BYTES);
 		break;
+	default: // the K-quants: ggml's quantizers (kquant.c)
+		return SYNTH_EARG;
 	}
 	return SYNTH_OK;
 }
 
 // weight_at is element kk of a row of dt values (the dequantization formulas of
-// kernels.h; every one is exact in f32).
+// kernels.h; every one is exact in f32 up to the one rounding ggml's has too).
 static inline float weight_at(int dt, const uint8_t *row, int64_t kk) {
 	switch (dt) {
 	case SYNTH_F32: {
@@ -112,12 +105,14 @@ static inline float weight_at(int dt, const uint8_t *row, int64_t kk) {
 		const uint8_t *blk = row + kk / QK * Q8_BYTES;
 		return (float)(int8_t)blk[2 + kk % QK] * f16_to_f32(load_u16(blk));
 	}
-	default: { // Q4_0
+	case SYNTH_Q4_0: {
 		const uint8_t *blk = row + kk / QK * Q4_BYTES;
 		int j = (int)(kk % QK);
 		int q = j < QK / 2 ? blk[2 + j] & 0x0f : blk[2 + j - QK / 2] >> 4;
 		return (float)(q - 8) * f16_to_f32(load_u16(blk));
 	}
+	default:
+		return synth_kvalue_raw(dt, row + kk / QKK * block_bytes(dt), kk % QKK);
 	}
 }
 
@@ -127,16 +122,26 @@ int synth_dequantize_ref(int dt, const void *src, float *dst, int64_t n) {
 	return SYNTH_OK;
 }
 
+// panel_bytes is the size of one panel of nr rows of k values (kernels.h "weight
+// packing"): every block of every row, plus Q4_K/Q5_K's unpacked scales.
+static int64_t panel_bytes(int dt, int64_t k, int64_t nr) { return k / block_vals(dt) * pblock_bytes(dt) * nr; }
+
 int64_t synth_packed_bytes(int dt, int64_t n, int64_t k, int64_t nr) {
 	if (bad_dtype(dt, k) || nr < 2 || nr % 2 != 0 || n < 0 || k < 0) return -1;
-	return (n + nr - 1) / nr * synth_row_bytes(dt, k) * nr;
+	return (n + nr - 1) / nr * panel_bytes(dt, k, nr);
+}
+
+// qblock is block b of a panel (Q8_0, Q4_0: 32 values; K-quants: 256), for nr rows.
+static inline uint8_t *qblock(int dt, const uint8_t *panel, int64_t nr, int64_t b) {
+	return (uint8_t *)panel + b * pblock_bytes(dt) * nr;
 }
 
 int synth_pack(int dt, const void *w, int64_t n, int64_t k, int64_t nr, void *out, int ith, int nth) {
 	if (bad_thread(ith, nth) || synth_packed_bytes(dt, n, k, nr) < 0) return SYNTH_EARG;
 	const uint8_t *wb = w;
 	uint8_t *ob = out;
-	int64_t rb = synth_row_bytes(dt, k), panel = rb * nr, panels = (n + nr - 1) / nr, p0, p1;
+	int64_t rb = synth_row_bytes(dt, k), panel = panel_bytes(dt, k, nr), panels = (n + nr - 1) / nr, p0, p1;
+	int64_t nb = k / block_vals(dt), bb = block_bytes(dt);
 	share(panels, ith, nth, &p0, &p1);
 	for (int64_t p = p0; p < p1; p++) {
 		uint8_t *dst = ob + p * panel;
@@ -152,24 +157,23 @@ int synth_pack(int dt, const void *w, int64_t n, int64_t k, int64_t nr, void *ou
 				break;
 			}
 			case SYNTH_Q8_0:
-				for (int64_t b = 0; b < k / QK; b++) {
-					const uint8_t *blk = row + b * Q8_BYTES;
-					uint8_t *pb = dst + b * nr * Q8_BYTES;
+				for (int64_t b = 0; b < nb; b++) {
+					const uint8_t *blk = row + b * bb;
+					uint8_t *pb = qblock(dt, dst, nr, b);
 					memcpy(pb + 2 * j, blk, 2);
-					for (int kk = 0; kk < QK; kk++) pb[2 * nr + kk * nr + j] = blk[2 + kk];
+					for (int l = 0; l < QK; l++) pb[PK_Q_OFF(nr) + chunk_at(nr, j, l)] = blk[2 + l];
 				}
 				break;
 			case SYNTH_Q4_0:
-				for (int64_t b = 0; b < k / QK; b++) {
-					const uint8_t *blk = row + b * Q4_BYTES;
-					uint8_t *pb = dst + b * nr * Q4_BYTES;
+				for (int64_t b = 0; b < nb; b++) {
+					const uint8_t *blk = row + b * bb;
+					uint8_t *pb = qblock(dt, dst, nr, b);
 					memcpy(pb + 2 * j, blk, 2);
-					for (int kk = 0; kk < QK; kk++) {
-						int q = kk < QK / 2 ? blk[2 + kk] & 0x0f : blk[2 + kk - QK / 2] >> 4;
-						uint8_t *byte = pb + 2 * nr + kk * (nr / 2) + j % (nr / 2);
-						*byte |= (uint8_t)(j < nr / 2 ? q : q << 4);
-					}
+					for (int l = 0; l < QK / 2; l++) pb[PK_Q_OFF(nr) + chunk_at(nr, j, l)] = blk[2 + l];
 				}
+				break;
+			default:
+				for (int64_t b = 0; b < nb; b++) synth_kpack(dt, row + b * bb, qblock(dt, dst, nr, b), nr, j);
 				break;
 			}
 		}
@@ -177,56 +181,40 @@ int synth_pack(int dt, const void *w, int64_t n, int64_t k, int64_t nr, void *ou
 	return SYNTH_OK;
 }
 
-// panel_elem is the address of the bytes holding value kk of row j (j < nr) in panel
-// (synth_pack's layout) for F32, F16, BF16 and the Q8_0 quant; for Q4_0 the byte whose
-// low (j < nr/2) or high nibble holds it. panel_scale is the f16 scale of row j's block of
-// value kk (Q8_0 and Q4_0).
-static inline const uint8_t *panel_elem(int dt, const uint8_t *panel, int64_t nr, int64_t j, int64_t kk) {
-	switch (dt) {
-	case SYNTH_F32:
-		return panel + (kk * nr + j) * 4;
-	case SYNTH_F16:
-	case SYNTH_BF16:
-		return panel + (kk * nr + j) * 2;
-	case SYNTH_Q8_0:
-		return panel + kk / QK * nr * Q8_BYTES + 2 * nr + kk % QK * nr + j;
-	default: // Q4_0
-		return panel + kk / QK * nr * Q4_BYTES + 2 * nr + kk % QK * (nr / 2) + j % (nr / 2);
-	}
-}
-
-static inline uint16_t panel_scale(int dt, const uint8_t *panel, int64_t nr, int64_t j, int64_t kk) {
-	return load_u16(panel + kk / QK * nr * (dt == SYNTH_Q8_0 ? Q8_BYTES : Q4_BYTES) + 2 * j);
-}
-
 // packed_at is value kk of row j of a panel, exactly (the formulas of weight_at).
 static inline float packed_at(int dt, const uint8_t *panel, int64_t nr, int64_t j, int64_t kk) {
-	const uint8_t *e = panel_elem(dt, panel, nr, j, kk);
 	switch (dt) {
 	case SYNTH_F32: {
 		float f;
-		memcpy(&f, e, 4);
+		memcpy(&f, panel + (kk * nr + j) * 4, 4);
 		return f;
 	}
 	case SYNTH_F16:
-		return f16_to_f32(load_u16(e));
+		return f16_to_f32(load_u16(panel + (kk * nr + j) * 2));
 	case SYNTH_BF16:
-		return bf16_to_f32(load_u16(e));
-	case SYNTH_Q8_0:
-		return (float)(int8_t)*e * f16_to_f32(panel_scale(dt, panel, nr, j, kk));
-	default: { // Q4_0
-		int q = j < nr / 2 ? *e & 0x0f : *e >> 4;
-		return (float)(q - 8) * f16_to_f32(panel_scale(dt, panel, nr, j, kk));
+		return bf16_to_f32(load_u16(panel + (kk * nr + j) * 2));
+	case SYNTH_Q8_0: {
+		const uint8_t *pb = qblock(dt, panel, nr, kk / QK);
+		return (float)(int8_t)pb[PK_Q_OFF(nr) + chunk_at(nr, j, kk % QK)] * f16_to_f32(load_u16(pb + 2 * j));
 	}
+	case SYNTH_Q4_0: {
+		const uint8_t *pb = qblock(dt, panel, nr, kk / QK);
+		int l = (int)(kk % QK);
+		int byte = pb[PK_Q_OFF(nr) + chunk_at(nr, j, l % 16)];
+		int q = l < 16 ? byte & 0x0f : byte >> 4;
+		return (float)(q - 8) * f16_to_f32(load_u16(pb + 2 * j));
+	}
+	default:
+		return synth_kvalue_packed(dt, qblock(dt, panel, nr, kk / QKK), nr, j, kk % QKK);
 	}
 }
 
 int synth_unpack(int dt, const void *packed, int64_t n, int64_t k, int64_t nr, void *out, int ith, int nth) {
 	if (bad_thread(ith, nth) || synth_packed_bytes(dt, n, k, nr) < 0) return SYNTH_EARG;
-	int64_t rb = synth_row_bytes(dt, k), r0, r1;
+	int64_t rb = synth_row_bytes(dt, k), pbytes = panel_bytes(dt, k, nr), nb = k / block_vals(dt), bb = block_bytes(dt), r0, r1;
 	share(n, ith, nth, &r0, &r1);
 	for (int64_t r = r0; r < r1; r++) {
-		const uint8_t *panel = (const uint8_t *)packed + r / nr * rb * nr;
+		const uint8_t *panel = (const uint8_t *)packed + r / nr * pbytes;
 		int64_t j = r % nr;
 		uint8_t *row = (uint8_t *)out + r * rb;
 		switch (dt) {
@@ -234,29 +222,20 @@ int synth_unpack(int dt, const void *packed, int64_t n, int64_t k, int64_t nr, v
 		case SYNTH_F16:
 		case SYNTH_BF16: {
 			int64_t es = dt == SYNTH_F32 ? 4 : 2;
-			for (int64_t kk = 0; kk < k; kk++) memcpy(row + kk * es, panel_elem(dt, panel, nr, j, kk), (size_t)es);
+			for (int64_t kk = 0; kk < k; kk++) memcpy(row + kk * es, panel + (kk * nr + j) * es, (size_t)es);
 			break;
 		}
 		case SYNTH_Q8_0:
-			for (int64_t b = 0; b < k / QK; b++) {
-				uint8_t *blk = row + b * Q8_BYTES;
-				uint16_t d = panel_scale(dt, panel, nr, j, b * QK);
-				memcpy(blk, &d, 2);
-				for (int kk = 0; kk < QK; kk++) blk[2 + kk] = *panel_elem(dt, panel, nr, j, b * QK + kk);
+		case SYNTH_Q4_0:
+			for (int64_t b = 0; b < nb; b++) {
+				const uint8_t *pb = qblock(dt, panel, nr, b);
+				uint8_t *blk = row + b * bb;
+				memcpy(blk, pb + 2 * j, 2);
+				for (int l = 0; l < (dt == SYNTH_Q8_0 ? QK : QK / 2); l++) blk[2 + l] = pb[PK_Q_OFF(nr) + chunk_at(nr, j, l)];
 			}
 			break;
-		case SYNTH_Q4_0:
-			for (int64_t b = 0; b < k / QK; b++) {
-				uint8_t *blk = row + b * Q4_BYTES;
-				uint16_t d = panel_scale(dt, panel, nr, j, b * QK);
-				memcpy(blk, &d, 2);
-				for (int kk = 0; kk < QK / 2; kk++) {
-					const uint8_t *lo = panel_elem(dt, panel, nr, j, b * QK + kk);
-					const uint8_t *hi = panel_elem(dt, panel, nr, j, b * QK + kk + QK / 2);
-					int ql = j < nr / 2 ? *lo & 0x0f : *lo >> 4, qh = j < nr / 2 ? *hi & 0x0f : *hi >> 4;
-					blk[2 + kk] = (uint8_t)(ql | qh << 4);
-				}
-			}
+		default:
+			for (int64_t b = 0; b < nb; b++) synth_kunpack(dt, qblock(dt, panel, nr, b), nr, j, row + b * bb);
 			break;
 		}
 	}
@@ -278,7 +257,7 @@ int synth_gather_rows_ref(int dt, const void *w, int64_t n, int64_t k, int64_t n
 			const uint8_t *row = (const uint8_t *)w + id * rb;
 			for (int64_t kk = 0; kk < k; kk++) o[kk] = weight_at(dt, row, kk);
 		} else {
-			const uint8_t *panel = (const uint8_t *)w + id / nr * rb * nr;
+			const uint8_t *panel = (const uint8_t *)w + id / nr * panel_bytes(dt, k, nr);
 			for (int64_t kk = 0; kk < k; kk++) o[kk] = packed_at(dt, panel, nr, id % nr, kk);
 		}
 	}
@@ -301,21 +280,41 @@ int synth_store_rows_f16_ref(const float *x, int64_t ldx, int64_t rows, int64_t 
 
 // ---- GEMM ---------------------------------------------------------------------------------
 
+// dot_exact is sum_kk x[kk] w[kk] over a row of k values of dt, in double.
+static double dot_exact(int dt, const float *x, const uint8_t *row, int64_t k) {
+	double acc = 0;
+	for (int64_t kk = 0; kk < k; kk++) acc += (double)x[kk] * weight_at(dt, row, kk);
+	return acc;
+}
+
+// dot_qx is dot_exact with x quantized per 32 values (quantize_x_block): sum over blocks
+// of d * sum q w, in double.
+static double dot_qx(int dt, const float *x, const uint8_t *row, int64_t k) {
+	int8_t q[QK];
+	double acc = 0;
+	for (int64_t b = 0; b < k / QK; b++) {
+		double d = quantize_x_block(x + b * QK, q), s = 0;
+		for (int l = 0; l < QK; l++) s += (double)q[l] * weight_at(dt, row, b * QK + l);
+		acc += d * s;
+	}
+	return acc;
+}
+
 // y[i][j] = act((float)(sum_kk x[i][kk] w[j][kk]) + bias[j]) + res[i][j], the sum in
-// double: the specification every variant is measured against.
-static int gemm_ref(int dt, const float *x, int64_t ldx, const void *w, const float *bias,
+// double (with qx, over x quantized: synth_qgemm_ref): the specification every variant
+// is measured against.
+static int gemm_ref(int dt, int qx, const float *x, int64_t ldx, const void *w, const float *bias,
                     int act, const float *res, int64_t ldr, float *y, int64_t ldy, int64_t m,
                     int64_t n, int64_t k, int ith, int nth) {
 	if (bad_thread(ith, nth) || bad_dtype(dt, k) || bad_act(act) || m < 0 || n < 0 || k < 0) return SYNTH_EARG;
+	if (qx && !is_quant(dt)) return SYNTH_EARG;
 	if (res == y && (ldr != ldy || act != SYNTH_ACT_NONE)) return SYNTH_EARG;
 	int64_t rb = synth_row_bytes(dt, k), j0, j1;
 	share(n, ith, nth, &j0, &j1);
 	for (int64_t j = j0; j < j1; j++) {
 		const uint8_t *row = (const uint8_t *)w + j * rb;
 		for (int64_t i = 0; i < m; i++) {
-			double acc = 0;
-			for (int64_t kk = 0; kk < k; kk++) acc += (double)x[i * ldx + kk] * weight_at(dt, row, kk);
-			float v = (float)acc;
+			float v = (float)(qx ? dot_qx(dt, x + i * ldx, row, k) : dot_exact(dt, x + i * ldx, row, k));
 			if (bias) v += bias[j];
 			v = (float)act_ref(act, v);
 			if (res) v += res[i * ldr + j];
@@ -330,13 +329,23 @@ static int gemm_ref(int dt, const float *x, int64_t ldx, const void *w, const fl
 	         int64_t ldr, float *y, int64_t ldy, int64_t m, int64_t n, int64_t k, float *scratch,      \
 	         int ith, int nth) {                                                                        \
 		(void)scratch;                                                                                  \
-		return gemm_ref(dt, x, ldx, w, bias, act, res, ldr, y, ldy, m, n, k, ith, nth);                \
+		return gemm_ref(dt, 0, x, ldx, w, bias, act, res, ldr, y, ldy, m, n, k, ith, nth);             \
 	}
 GEMM_REF(synth_gemm_f32_ref, SYNTH_F32)
 GEMM_REF(synth_gemm_f16_ref, SYNTH_F16)
 GEMM_REF(synth_gemm_bf16_ref, SYNTH_BF16)
 GEMM_REF(synth_gemm_q8_0_ref, SYNTH_Q8_0)
 GEMM_REF(synth_gemm_q4_0_ref, SYNTH_Q4_0)
+GEMM_REF(synth_gemm_q4_k_ref, SYNTH_Q4_K)
+GEMM_REF(synth_gemm_q5_k_ref, SYNTH_Q5_K)
+GEMM_REF(synth_gemm_q6_k_ref, SYNTH_Q6_K)
+
+// The quantized-activation GEMM (kernels.h synth_qgemm_ref).
+int synth_qgemm_ref(int dt, const float *x, int64_t ldx, const void *w, const float *bias, int act,
+                    const float *res, int64_t ldr, float *y, int64_t ldy, int64_t m, int64_t n, int64_t k,
+                    int ith, int nth) {
+	return gemm_ref(dt, 1, x, ldx, w, bias, act, res, ldr, y, ldy, m, n, k, ith, nth);
+}
 
 // ---- row ops ------------------------------------------------------------------------------
 

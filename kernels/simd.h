@@ -227,43 +227,107 @@ static void pack_a(const float *x, int64_t ldx, int64_t mc, int64_t kc, float *a
 	}
 }
 
-// dequant_panel writes the K block [k0, k0+kc) of packed panel p of a non-f32 weight as
-// f32 [kc][NR] into out (exact: the same values the raw rows dequantize to).
-static void dequant_panel(int dt, const uint8_t *panel, int64_t k0, int64_t kc, float *out) {
+// ---- quantized weights: codes and scales ----------------------------------------------------
+// A packed block of a quantized weight (kernels.h "weight packing") read a chunk of 32
+// values at a time: qcodes returns group g (values 4g..4g+3) of chunk c for the VL rows of
+// half v, one row per 32-bit lane, as unsigned codes (Q8_0: the signed values).
+
+#define GOFF(g, v) ((((int64_t)(g)) * NR + (v) * VL) * 4)
+
+static inline __attribute__((always_inline)) vi qcodes(const int dt, const uint8_t *pb, int c, int g, int v) {
+	const vi lo4 = vi_set1_u8(0x0f);
 	switch (dt) {
-	case SYNTH_F16:
-	case SYNTH_BF16: {
+	case SYNTH_Q8_0:
+		return vi_load(pb + PK_Q_OFF(NR) + GOFF(g, v));
+	case SYNTH_Q4_0: {
+		vi b = vi_load(pb + PK_Q_OFF(NR) + GOFF(g & 3, v));
+		return g < 4 ? vi_and(b, lo4) : vi_and(vi_srl16(b, 4), lo4);
+	}
+	case SYNTH_Q4_K:
+	case SYNTH_Q5_K: {
+		vi b = vi_load(pb + PK4K_Q(NR) + (int64_t)(c / 2) * 32 * NR + GOFF(g, v));
+		vi q = c & 1 ? vi_and(vi_srl16(b, 4), lo4) : vi_and(b, lo4);
+		if (dt == SYNTH_Q5_K)
+			q = vi_or(q, vi_sll16(vi_and(vi_srl16(vi_load(pb + PK5K_H(NR) + GOFF(g, v)), c), vi_set1_u8(1)), 4));
+		return q;
+	}
+	default: { // Q6_K
+		int h = c / 4, cc = c % 4;
+		vi b = vi_load(pb + PK6K_Q(NR) + (int64_t)(2 * h + (cc & 1)) * 32 * NR + GOFF(g, v));
+		vi q = cc >= 2 ? vi_and(vi_srl16(b, 4), lo4) : vi_and(b, lo4);
+		vi hb = vi_load(pb + PK6K_H(NR) + (int64_t)h * 32 * NR + GOFF(g, v));
+		return vi_or(q, vi_sll16(vi_and(vi_srl16(hb, 2 * cc), vi_set1_u8(3)), 4));
+	}
+	}
+}
+
+// byte_lane widens byte t of each 32-bit lane of a code vector to f32: signed for Q8_0,
+// unsigned otherwise (exact).
+static inline __attribute__((always_inline)) vf byte_lane(vi q, int t, int sgn) {
+#if VL == 8
+	__m256i s = _mm256_slli_epi32(q, 24 - 8 * t);
+	return _mm256_cvtepi32_ps(sgn ? _mm256_srai_epi32(s, 24) : _mm256_srli_epi32(s, 24));
+#else
+	__m512i s = _mm512_sll_epi32(q, _mm_cvtsi32_si128(24 - 8 * t));
+	return _mm512_cvtepi32_ps(sgn ? _mm512_srai_epi32(s, 24) : _mm512_srli_epi32(s, 24));
+#endif
+}
+
+// chunk_scales: the f32 scale (a) and offset (b) of chunk c (granule gr of 16 values for
+// Q6_K) of packed block pb for half v: value = a * code - b (Q4_0: a * (code - 8); Q6_K:
+// a * (code - 32); Q8_0: a * code). The products are exact (f16 times a small integer).
+static inline __attribute__((always_inline)) void chunk_scales(const int dt, const uint8_t *pb, int c, int gr, int v,
+                                                               vf *a, vf *b) {
+	vf d = vload_f16(pb + 2 * v * VL);
+	*b = vzero();
+	switch (dt) {
+	case SYNTH_Q4_K:
+	case SYNTH_Q5_K:
+		*a = vmul(d, vload_u8(pb + PK4K_SC(NR) + (int64_t)c * NR + v * VL));
+		*b = vmul(vload_f16(pb + 2 * NR + 2 * v * VL), vload_u8(pb + PK4K_M(NR) + (int64_t)c * NR + v * VL));
+		break;
+	case SYNTH_Q6_K:
+		*a = vmul(d, vload_i8(pb + PK6K_SC(NR) + (int64_t)(2 * c + gr) * NR + v * VL));
+		break;
+	default:
+		*a = d;
+	}
+}
+
+// code_offset is the integer subtracted from every code before its scale (Q4_0 8, Q6_K 32).
+static inline int code_offset(int dt) { return dt == SYNTH_Q4_0 ? 8 : dt == SYNTH_Q6_K ? 32 : 0; }
+
+// dequant_panel writes the K block [k0, k0+kc) of packed panel p of a non-f32 weight as
+// f32 [kc][NR] into out (exact: the same values the raw rows dequantize to). k0 and kc
+// are multiples of 32 for the quantized types.
+static void dequant_panel(int dt, const uint8_t *panel, int64_t k0, int64_t kc, float *out) {
+	if (dt == SYNTH_F16 || dt == SYNTH_BF16) {
 		const uint8_t *src = panel + k0 * NR * 2;
 		for (int64_t kk = 0; kk < kc; kk++, src += NR * 2) {
 			vstore(out + kk * NR, dt == SYNTH_F16 ? vload_f16(src) : vload_bf16(src));
 			vstore(out + kk * NR + VL, dt == SYNTH_F16 ? vload_f16(src + VL * 2) : vload_bf16(src + VL * 2));
 		}
-		break;
+		return;
 	}
-	case SYNTH_Q8_0:
-		for (int64_t kk = 0; kk < kc; kk += QK) {
-			const uint8_t *blk = panel + (k0 + kk) / QK * NR * Q8_BYTES;
-			vf d0 = vload_f16(blk), d1 = vload_f16(blk + VL * 2);
-			const uint8_t *q = blk + NR * 2;
-			for (int j = 0; j < QK; j++, q += NR) {
-				vstore(out + (kk + j) * NR, vmul(vload_i8(q), d0));
-				vstore(out + (kk + j) * NR + VL, vmul(vload_i8(q + VL), d1));
+	int64_t sbv = block_vals(dt), pbb = pblock_bytes(dt) * NR;
+	vf off = vset1((float)code_offset(dt));
+	for (int64_t kk = 0; kk < kc; kk += QK) {
+		int64_t at = k0 + kk;
+		const uint8_t *pb = panel + at / sbv * pbb;
+		int c = (int)(at % sbv / QK);
+		for (int v = 0; v < 2; v++) {
+			vf a[2], b[2];
+			chunk_scales(dt, pb, c, 0, v, &a[0], &b[0]);
+			chunk_scales(dt, pb, c, 1, v, &a[1], &b[1]);
+			for (int g = 0; g < 8; g++) {
+				vi q = qcodes(dt, pb, c, g, v);
+				int gr = dt == SYNTH_Q6_K && g >= 4;
+				for (int t = 0; t < 4; t++) {
+					vf code = vsub(byte_lane(q, t, dt == SYNTH_Q8_0), off);
+					vstore(out + (kk + 4 * g + t) * NR + v * VL, vsub(vmul(a[gr], code), b[gr]));
+				}
 			}
 		}
-		break;
-	case SYNTH_Q4_0:
-		for (int64_t kk = 0; kk < kc; kk += QK) {
-			const uint8_t *blk = panel + (k0 + kk) / QK * NR * Q4_BYTES;
-			vf d0 = vload_f16(blk), d1 = vload_f16(blk + VL * 2);
-			const uint8_t *q = blk + NR * 2;
-			for (int j = 0; j < QK; j++, q += NR / 2) {
-				vf lo, hi;
-				vload_q4(q, &lo, &hi);
-				vstore(out + (kk + j) * NR, vmul(lo, d0));
-				vstore(out + (kk + j) * NR + VL, vmul(hi, d1));
-			}
-		}
-		break;
 	}
 }
 
@@ -274,8 +338,6 @@ static void dequant_panel(int dt, const uint8_t *panel, int64_t k0, int64_t kc, 
 #define W_F32(kk) w0 = vload(pf + (kk) * NR), w1 = vload(pf + (kk) * NR + VL)
 #define W_F16(kk) w0 = vload_f16(pb + (kk) * NR * 2), w1 = vload_f16(pb + (kk) * NR * 2 + VL * 2)
 #define W_BF16(kk) w0 = vload_bf16(pb + (kk) * NR * 2), w1 = vload_bf16(pb + (kk) * NR * 2 + VL * 2)
-#define W_Q8(j) w0 = vmul(vload_i8(q + (j) * NR), d0), w1 = vmul(vload_i8(q + (j) * NR + VL), d1)
-#define W_Q4(j) vload_q4(q + (j) * (NR / 2), &w0, &w1), w0 = vmul(w0, d0), w1 = vmul(w1, d1)
 
 #define FMA_ROWS(kcol)                                               \
 	_Pragma("GCC unroll 16") for (int i = 0; i < mr; i++) {         \
@@ -286,9 +348,8 @@ static void dequant_panel(int dt, const uint8_t *panel, int64_t k0, int64_t kc, 
 
 // small_tile: rows [0, mr) of y for one panel over all of K, x read in place (rows of
 // ldx): acc[i][:] = sum_k x[i][k] w[k][:], converting each k step of the packed panel
-// once for all mr rows. Then bias, activation, residual, store (as gemm_tile). For Q8_0
-// and Q4_0 with few rows, the sum runs per block on the integer values and is scaled
-// once per block (rounding differs from scaling each weight: within the same f32 bound).
+// once for all mr rows. Then bias, activation, residual, store (as gemm_tile). (The
+// quantized types take the integer-dot path below.)
 static inline __attribute__((always_inline)) void small_tile(const int mr, const int dt, const float *x, int64_t ldx,
                                                              const uint8_t *panel, int64_t k, float *y, int64_t col,
                                                              int64_t nv, const gemm_args *g, int64_t row) {
@@ -311,49 +372,6 @@ static inline __attribute__((always_inline)) void small_tile(const int mr, const
 			if (dt == SYNTH_F16) W_F16(kk);
 			else W_BF16(kk);
 			FMA_ROWS(kk)
-		}
-		break;
-	}
-	case SYNTH_Q8_0:
-	case SYNTH_Q4_0: {
-		int64_t bb = dt == SYNTH_Q8_0 ? NR * Q8_BYTES : NR * Q4_BYTES;
-		if (4 * mr + 6 <= NREG) {
-			// registers for a second set of accumulators: sum x q over each block, then
-			// scale once per block (acc += blk * d), saving a multiply per k step
-			vf blk[MR][2];
-			for (int64_t kb = 0; kb < k; kb += QK) {
-				const uint8_t *bp = panel + kb / QK * bb;
-				const uint8_t *q = bp + NR * 2;
-#pragma GCC unroll 16
-				for (int i = 0; i < mr; i++) blk[i][0] = blk[i][1] = vzero();
-				for (int j = 0; j < QK; j++) {
-					if (dt == SYNTH_Q8_0) w0 = vload_i8(q + j * NR), w1 = vload_i8(q + j * NR + VL);
-					else vload_q4(q + j * (NR / 2), &w0, &w1);
-#pragma GCC unroll 16
-					for (int i = 0; i < mr; i++) {
-						vf av = vset1(x[i * ldx + kb + j]);
-						blk[i][0] = vfma(av, w0, blk[i][0]);
-						blk[i][1] = vfma(av, w1, blk[i][1]);
-					}
-				}
-				vf d0 = vload_f16(bp), d1 = vload_f16(bp + VL * 2);
-#pragma GCC unroll 16
-				for (int i = 0; i < mr; i++) {
-					acc[i][0] = vfma(blk[i][0], d0, acc[i][0]);
-					acc[i][1] = vfma(blk[i][1], d1, acc[i][1]);
-				}
-			}
-			break;
-		}
-		for (int64_t kb = 0; kb < k; kb += QK) {
-			const uint8_t *blk = panel + kb / QK * bb;
-			vf d0 = vload_f16(blk), d1 = vload_f16(blk + VL * 2);
-			const uint8_t *q = blk + NR * 2;
-			for (int j = 0; j < QK; j++) {
-				if (dt == SYNTH_Q8_0) W_Q8(j);
-				else W_Q4(j);
-				FMA_ROWS(kb + j)
-			}
 		}
 		break;
 	}
@@ -382,15 +400,344 @@ static inline __attribute__((always_inline)) void small_tile(const int mr, const
 SMALL_DT(f32, SYNTH_F32)
 SMALL_DT(f16, SYNTH_F16)
 SMALL_DT(bf16, SYNTH_BF16)
-SMALL_DT(q8_0, SYNTH_Q8_0)
-SMALL_DT(q4_0, SYNTH_Q4_0)
 
 typedef void (*small_fn)(const float *, int64_t, const uint8_t *, int64_t, float *, int64_t, int64_t, const gemm_args *,
                          int64_t);
 #define SMALL_LIST(dtn) \
 	{NULL, small_##dtn##_1, small_##dtn##_2, small_##dtn##_3, small_##dtn##_4, small_##dtn##_5, small_##dtn##_6 SMALL_LIST_MORE(dtn)}
-static const small_fn small_tiles[5][MR + 1] = {SMALL_LIST(f32), SMALL_LIST(f16), SMALL_LIST(bf16), SMALL_LIST(q8_0),
-                                                 SMALL_LIST(q4_0)};
+static const small_fn small_tiles[3][MR + 1] = {SMALL_LIST(f32), SMALL_LIST(f16), SMALL_LIST(bf16)};
+
+// half_tile: rows [0, mr) of y (MR < mr <= 2*MR: a decoding batch too tall for
+// small_tile's two vectors per row) for one half (VL columns) of a panel over all of K:
+// mr accumulators of one vector, each k step of the half converted once (F16C for f16)
+// and used by every row, so that the conversion stays in registers instead of going
+// through dequant_panel's buffer. Then bias, activation, residual, store.
+static inline __attribute__((always_inline)) void half_tile(const int mr, const int dt, const float *x, int64_t ldx,
+                                                            const uint8_t *panel, int64_t k, int h, float *y,
+                                                            int64_t col, int64_t nv, const gemm_args *g) {
+	vf acc[2 * MR][2];
+#pragma GCC unroll 24
+	for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = vzero();
+	for (int64_t kk = 0; kk < k; kk++) {
+		vf w;
+		if (dt == SYNTH_F32) w = vload((const float *)panel + kk * NR + h * VL);
+		else if (dt == SYNTH_F16) w = vload_f16(panel + (kk * NR + h * VL) * 2);
+		else w = vload_bf16(panel + (kk * NR + h * VL) * 2);
+#pragma GCC unroll 24
+		for (int i = 0; i < mr; i++) acc[i][0] = vfma(vset1(x[i * ldx + kk]), w, acc[i][0]);
+	}
+	// the half's columns: col + h*VL, at most VL of them (the other vector stores nothing)
+	int64_t hv = nv - h * VL < VL ? nv - h * VL : VL;
+	if (hv <= 0) return;
+	if (g->accum_y) add_y(mr, acc, y + h * VL, hv, g->ldy);
+	store_tile(mr, acc, y + h * VL, col + h * VL, hv, g, 0);
+}
+
+#define HALF_FN(dtn, dt, r)                                                                                        \
+	static __attribute__((noinline)) void half_##dtn##_##r(const float *x, int64_t ldx, const uint8_t *panel,      \
+	                                                      int64_t k, int h, float *y, int64_t col, int64_t nv,     \
+	                                                      const gemm_args *g) {                                    \
+		half_tile(r, dt, x, ldx, panel, k, h, y, col, nv, g);                                                      \
+	}
+#if MR > 6
+#define HALF_DT(dtn, dt)                                                                                            \
+	HALF_FN(dtn, dt, 13) HALF_FN(dtn, dt, 14) HALF_FN(dtn, dt, 15) HALF_FN(dtn, dt, 16) HALF_FN(dtn, dt, 17)        \
+	HALF_FN(dtn, dt, 18) HALF_FN(dtn, dt, 19) HALF_FN(dtn, dt, 20) HALF_FN(dtn, dt, 21) HALF_FN(dtn, dt, 22)        \
+	HALF_FN(dtn, dt, 23) HALF_FN(dtn, dt, 24)
+#define HALF_LIST(dtn)                                                                                             \
+	{half_##dtn##_13, half_##dtn##_14, half_##dtn##_15, half_##dtn##_16, half_##dtn##_17, half_##dtn##_18,         \
+	 half_##dtn##_19, half_##dtn##_20, half_##dtn##_21, half_##dtn##_22, half_##dtn##_23, half_##dtn##_24}
+#else
+#define HALF_DT(dtn, dt) \
+	HALF_FN(dtn, dt, 7) HALF_FN(dtn, dt, 8) HALF_FN(dtn, dt, 9) HALF_FN(dtn, dt, 10) HALF_FN(dtn, dt, 11) HALF_FN(dtn, dt, 12)
+#define HALF_LIST(dtn) {half_##dtn##_7, half_##dtn##_8, half_##dtn##_9, half_##dtn##_10, half_##dtn##_11, half_##dtn##_12}
+#endif
+HALF_DT(f32, SYNTH_F32)
+HALF_DT(f16, SYNTH_F16)
+HALF_DT(bf16, SYNTH_BF16)
+
+typedef void (*half_fn)(const float *, int64_t, const uint8_t *, int64_t, int, float *, int64_t, int64_t,
+                        const gemm_args *);
+static const half_fn half_tiles[3][MR] = {HALF_LIST(f32), HALF_LIST(f16), HALF_LIST(bf16)}; // [dt][mr - MR - 1]
+
+// ---- quantized weights: the integer-dot GEMM ----------------------------------------------
+// semantics: see synth_qgemm_ref. x is quantized per 32 values (quantize_rows), then per
+// panel, chunk of 32 values and tile of MRQ rows, each lane's 4-value integer dot
+// products are summed exactly in int32 over the chunk (or the Q6_K granule of 16), and
+// the chunk is added in f32: facc += (code_sum - offset * x_sum) * (w scale * x scale)
+// (minus the K-quants' min times x's sum). Differences from the reference: f32 sums over
+// the chunks, in order, instead of double.
+
+#define MRQ (NREG == 32 ? 8 : 4)
+#ifndef QPF_AHEAD
+#define QPF_AHEAD 2 // chunks ahead the single-tile path prefetches (0: none); one run each: Q5_K m=1 1.3-2.7x faster, the others within noise
+#endif
+#ifndef HALF_TILES
+#define HALF_TILES 1
+#endif
+// QDOT_MAX_M is the most rows of x the integer path takes; above it the quantized types
+// are dequantized a panel block at a time into the f32 GEMM. Measured on one thread of
+// the Zen 4 development VM (k 1408-2560): with vpdpbusd the integer path ran about 2x the
+// f32 one at every m; with AVX2's vpmaddubsw it won up to m = 64 (1.15x at 64, 1.37x at
+// 16) and lost 2-10% from m = 128 (EVA ViT-g fc1 at 257 rows), where the f32 GEMM reaches
+// the FMA rate. AVX-512 without VNNI takes AVX2's bound (not measured: no such CPU here).
+#ifndef QDOT_MAX_M
+#if SYNTH_VNNI
+#define QDOT_MAX_M INT64_MAX
+#else
+#define QDOT_MAX_M 96
+#endif
+#endif // rows per integer tile: MRQ x 2 int32 accumulators
+
+// quantize_rows quantizes rows [0, rows) of x (k values each) as quantize_x_block does, bit
+// for bit: codes q [rows][k], scales d [rows][k/32], and the sums of the codes per 16
+// values s [rows][k/16]. The rounding is cvtps2dq's (the default: to nearest even).
+static void quantize_rows(const float *x, int64_t ldx, int64_t rows, int64_t k, int8_t *q, float *d, int32_t *s) {
+	for (int64_t r = 0; r < rows; r++) {
+		const float *xr = x + r * ldx;
+		for (int64_t b = 0; b < k / QK; b++) {
+			const float *xb = xr + b * QK;
+			vf am = vzero(), nf = vzero();
+			for (int l = 0; l < QK; l += VL) {
+				vf v = vload(xb + l);
+				am = vmax(vabs(v), am);
+				nf = vadd(nf, vmul(v, vzero())); // NaN when any value is NaN or inf
+			}
+			float amax = vhmax(am), nonfinite = vhsum(nf);
+			int8_t *qb = q + r * k + b * QK;
+			int32_t *sb = s + r * (k / 16) + 2 * b;
+			if (nonfinite != nonfinite || amax < QX_TINY) {
+				memset(qb, 0, QK);
+				sb[0] = sb[1] = 0;
+				d[r * (k / QK) + b] = amax < QX_TINY && nonfinite == nonfinite ? 0.0f : NAN;
+				continue;
+			}
+			float dd = amax / 127.0f;
+			vf id = vset1(1.0f / dd);
+			vf sum16[2] = {vzero(), vzero()};
+			for (int l = 0; l < QK; l += 2 * VL) {
+				vf a = vmul(vload(xb + l), id), c = vmul(vload(xb + l + VL), id);
+				vstore_q8(qb + l, a, c);
+				sum16[l / 16] = vadd(sum16[l / 16], vround(a));
+				sum16[(l + VL) / 16] = vadd(sum16[(l + VL) / 16], vround(c));
+			}
+			sb[0] = (int32_t)vhsum(sum16[0]);
+			sb[1] = (int32_t)vhsum(sum16[1]);
+			d[r * (k / QK) + b] = dd;
+		}
+	}
+}
+
+// qrows: a chunk of quantized rows of x, as quantize_rows lays them out.
+typedef struct {
+	const int8_t *q;
+	const float *d;
+	const int32_t *s;
+	int64_t k;
+} qrows;
+
+// chunk_codes is qcodes as the dot products take them: Q8_0 offset to unsigned (w + 128)
+// where vpdpbusd needs an unsigned operand.
+static inline __attribute__((always_inline)) vi chunk_codes(const int dt, const uint8_t *pb, int c, int g, int v) {
+	vi w = qcodes(dt, pb, c, g, v);
+	if (dt == SYNTH_Q8_0 && SYNTH_VNNI) w = vi_xor(w, vi_set1_u8(0x80));
+	return w;
+}
+
+// decode_chunk writes chunk_codes of chunk c for every group and half to dec [8][2][VL*4]:
+// with several row tiles, each reads them with one load instead of decoding them again.
+static void decode_chunk(int dt, const uint8_t *pb, int c, uint8_t *dec) {
+	for (int g = 0; g < 8; g++)
+		for (int v = 0; v < 2; v++) {
+			vi w;
+			switch (dt) {
+			case SYNTH_Q8_0: w = chunk_codes(SYNTH_Q8_0, pb, c, g, v); break;
+			case SYNTH_Q4_0: w = chunk_codes(SYNTH_Q4_0, pb, c, g, v); break;
+			case SYNTH_Q4_K: w = chunk_codes(SYNTH_Q4_K, pb, c, g, v); break;
+			case SYNTH_Q5_K: w = chunk_codes(SYNTH_Q5_K, pb, c, g, v); break;
+			default: w = chunk_codes(SYNTH_Q6_K, pb, c, g, v); break;
+			}
+			memcpy(dec + (g * 2 + v) * VL * 4, &w, VL * 4);
+		}
+}
+
+// qchunk adds chunk c of packed block pb (global chunk index cb along k) for rows
+// [0, mr) of xr into facc (rows NR floats apart). pre: the codes come decoded in dec.
+static inline __attribute__((always_inline)) void qchunks_run(const int mr, const int dt, const int pre,
+                                                              const uint8_t *panel, const uint8_t *dec, int64_t cb0,
+                                                              int64_t cb1, const qrows *xr, float *facc) {
+	const int off = dt == SYNTH_Q8_0 ? (SYNTH_VNNI ? 128 : 0) : code_offset(dt);
+	const int64_t k = xr->k, cps = block_vals(dt) / QK, pbb = pblock_bytes(dt) * NR;
+	vf fa[MRQ][2]; // the running sums, in registers across the chunks where they fit
+#pragma GCC unroll 8
+	for (int i = 0; i < mr; i++) fa[i][0] = vload(facc + i * NR), fa[i][1] = vload(facc + i * NR + VL);
+	for (int64_t cb = cb0; cb < cb1; cb++) {
+	const uint8_t *pb = panel + cb / cps * pbb;
+	const int c = (int)(cb % cps);
+	if (!pre && QPF_AHEAD) { // one pass over the panel: fetch its bytes some chunks ahead
+		const uint8_t *ahead = panel + (cb + QPF_AHEAD) * (pbb / cps);
+		for (int64_t b = 0; b < pbb / cps; b += 64) _mm_prefetch((const char *)(ahead + b), _MM_HINT_T0);
+	}
+	vi acc[MRQ][2];
+	vi sc16[2][2]; // Q6_K: the int8 scales of the chunk's two 16-value halves, per row in both 16-bit halves of its lane
+	if (dt == SYNTH_Q6_K) {
+		for (int h = 0; h < 2; h++)
+			for (int v = 0; v < 2; v++) sc16[h][v] = vi_scale16(pb + PK6K_SC(NR) + (int64_t)(2 * c + h) * NR + v * VL);
+	}
+#pragma GCC unroll 8
+	for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = vi_zero();
+	for (int g = 0; g < 8; g++) {
+		vi w0, w1;
+		if (pre) {
+			w0 = vi_load(dec + (g * 2) * VL * 4);
+			w1 = vi_load(dec + (g * 2 + 1) * VL * 4);
+		} else {
+			w0 = chunk_codes(dt, pb, c, g, 0);
+			w1 = chunk_codes(dt, pb, c, g, 1);
+		}
+#pragma GCC unroll 8
+		for (int i = 0; i < mr; i++) {
+			uint32_t x4;
+			memcpy(&x4, xr->q + i * k + cb * QK + 4 * g, 4);
+			vi xb = vi_set1_u32(x4);
+			if (dt == SYNTH_Q8_0 && !SYNTH_VNNI) {
+				acc[i][0] = vdot_ss(acc[i][0], w0, xb);
+				acc[i][1] = vdot_ss(acc[i][1], w1, xb);
+			} else if (dt == SYNTH_Q6_K) { // each half's scale applied in the 16-bit pair sums
+				acc[i][0] = vdot_us_scaled(acc[i][0], w0, xb, sc16[g / 4][0]);
+				acc[i][1] = vdot_us_scaled(acc[i][1], w1, xb, sc16[g / 4][1]);
+			} else {
+				acc[i][0] = vdot_us(acc[i][0], w0, xb);
+				acc[i][1] = vdot_us(acc[i][1], w1, xb);
+			}
+		}
+	}
+	vf a0, a1, b0, b1, s00, s01, s10, s11;
+	chunk_scales(dt, pb, c, 0, 0, &a0, &b0);
+	chunk_scales(dt, pb, c, 0, 1, &a1, &b1);
+	if (dt == SYNTH_Q6_K) { // Q6_K: d alone; the code offset 32 times each half's scale and x sum
+		a0 = vload_f16(pb), a1 = vload_f16(pb + 2 * VL);
+		s00 = vload_i8(pb + PK6K_SC(NR) + (int64_t)(2 * c) * NR), s01 = vload_i8(pb + PK6K_SC(NR) + (int64_t)(2 * c) * NR + VL);
+		s10 = vload_i8(pb + PK6K_SC(NR) + (int64_t)(2 * c + 1) * NR);
+		s11 = vload_i8(pb + PK6K_SC(NR) + (int64_t)(2 * c + 1) * NR + VL);
+	}
+#pragma GCC unroll 8
+	for (int i = 0; i < mr; i++) {
+		float dx = xr->d[i * (k / QK) + cb];
+		const int32_t *s16 = xr->s + i * (k / 16) + 2 * cb;
+		int32_t xs = s16[0] + s16[1];
+		vf dv = vset1(dx), f0, f1;
+		if (dt == SYNTH_Q6_K) {
+			vf c0 = vset1(32.0f * (float)s16[0]), c1 = vset1(32.0f * (float)s16[1]);
+			f0 = vsub(vi_cvtf(acc[i][0]), vfma(s00, c0, vmul(s10, c1)));
+			f1 = vsub(vi_cvtf(acc[i][1]), vfma(s01, c0, vmul(s11, c1)));
+			f0 = vfma(f0, vmul(a0, dv), fa[i][0]);
+			f1 = vfma(f1, vmul(a1, dv), fa[i][1]);
+		} else {
+			vi corr = vi_set1_i32(off * xs);
+			f0 = vfma(vi_cvtf(vi_sub32(acc[i][0], corr)), vmul(a0, dv), fa[i][0]);
+			f1 = vfma(vi_cvtf(vi_sub32(acc[i][1], corr)), vmul(a1, dv), fa[i][1]);
+		}
+		if (dt == SYNTH_Q4_K || dt == SYNTH_Q5_K) { // minus min * sum(x~)
+			vf xsum = vset1(dx * (float)xs);
+			f0 = vfnma(b0, xsum, f0);
+			f1 = vfnma(b1, xsum, f1);
+		}
+		fa[i][0] = f0;
+		fa[i][1] = f1;
+	}
+	}
+#pragma GCC unroll 8
+	for (int i = 0; i < mr; i++) vstore(facc + i * NR, fa[i][0]), vstore(facc + i * NR + VL, fa[i][1]);
+}
+
+#define QCHUNK_FN(dtn, dt, r)                                                                                       \
+	static __attribute__((noinline)) void qchunk_##dtn##_##r(const uint8_t *panel, const uint8_t *dec, int64_t cb0,    \
+	                                                         int64_t cb1, const qrows *xr, float *facc) {             \
+		if (dec) qchunks_run(r, dt, 1, panel, dec, cb0, cb1, xr, facc);                                               \
+		else qchunks_run(r, dt, 0, panel, dec, cb0, cb1, xr, facc);                                                   \
+	}
+#if MRQ > 4
+#define QCHUNK_MORE(dtn, dt) QCHUNK_FN(dtn, dt, 5) QCHUNK_FN(dtn, dt, 6) QCHUNK_FN(dtn, dt, 7) QCHUNK_FN(dtn, dt, 8)
+#define QLIST_MORE(dtn) , qchunk_##dtn##_5, qchunk_##dtn##_6, qchunk_##dtn##_7, qchunk_##dtn##_8
+#else
+#define QCHUNK_MORE(dtn, dt)
+#define QLIST_MORE(dtn)
+#endif
+#define QCHUNK_DT(dtn, dt) \
+	QCHUNK_FN(dtn, dt, 1) QCHUNK_FN(dtn, dt, 2) QCHUNK_FN(dtn, dt, 3) QCHUNK_FN(dtn, dt, 4) QCHUNK_MORE(dtn, dt)
+QCHUNK_DT(q8_0, SYNTH_Q8_0)
+QCHUNK_DT(q4_0, SYNTH_Q4_0)
+QCHUNK_DT(q4_k, SYNTH_Q4_K)
+QCHUNK_DT(q5_k, SYNTH_Q5_K)
+QCHUNK_DT(q6_k, SYNTH_Q6_K)
+
+typedef void (*qchunk_fn)(const uint8_t *, const uint8_t *, int64_t, int64_t, const qrows *, float *);
+#define QLIST(dtn) {NULL, qchunk_##dtn##_1, qchunk_##dtn##_2, qchunk_##dtn##_3, qchunk_##dtn##_4 QLIST_MORE(dtn)}
+static const qchunk_fn qchunks[SYNTH_NDT][MRQ + 1] = {
+	[SYNTH_Q8_0] = QLIST(q8_0), [SYNTH_Q4_0] = QLIST(q4_0), [SYNTH_Q4_K] = QLIST(q4_k),
+	[SYNTH_Q5_K] = QLIST(q5_k), [SYNTH_Q6_K] = QLIST(q6_k),
+};
+
+// qepilogue stores rows [0, rows) of facc (NR floats apart) as rows row.. of y, columns
+// col..col+nv: the in-place residual, bias, activation and residual (store_tile).
+static void qepilogue(const float *facc, int64_t rows, float *y, int64_t col, int64_t nv, const gemm_args *g,
+                      int64_t row) {
+	for (int64_t i = 0; i < rows; i++) {
+		vf acc[1][2] = {{vload(facc + i * NR), vload(facc + i * NR + VL)}};
+		float *yi = y + (row + i) * g->ldy + col;
+		if (g->accum_y) add_y(1, acc, yi, nv, g->ldy);
+		store_tile(1, acc, yi, col, nv, g, row + i);
+	}
+}
+
+// gemm_q is the quantized-activation GEMM over panels [p0, p1) and rows [r0, r1): rows
+// are quantized a chunk at a time into scratch (each worker its own copy), then each
+// panel streams once per chunk of rows, its blocks read once for every row tile.
+static int gemm_q(int dt, const float *x, int64_t ldx, const uint8_t *w, float *y, int64_t n, int64_t k,
+                  const gemm_args *g, int64_t p0, int64_t p1, int64_t r0, int64_t r1, float *scratch) {
+	int64_t sbv = block_vals(dt), pbb = pblock_bytes(dt) * NR, pstride = k / sbv * pbb;
+	int64_t per_row = k + k / QK * 4 + k / 16 * 4 + NR * 4; // bytes: codes, scales, sums, facc
+	int64_t R = (SYNTH_SCRATCH_FLOATS * 4 - 64 * VL - 256) / per_row;
+	if (R < 1) return SYNTH_EARG;
+	if (R > r1 - r0) R = r1 - r0;
+	uint8_t *dec = (uint8_t *)scratch;            // [8][2][VL*4] decoded codes of a chunk
+	float *facc = scratch + 16 * VL;              // [R][NR]
+	float *xd = facc + R * NR;                    // [R][k/32]
+	int32_t *xs = (int32_t *)(xd + R * (k / QK)); // [R][k/16]
+	int8_t *xq = (int8_t *)(xs + R * (k / 16));   // [R][k]
+	for (int64_t c0 = r0; c0 < r1; c0 += R) {
+		int64_t rows = r1 - c0 < R ? r1 - c0 : R;
+		quantize_rows(x + c0 * ldx, ldx, rows, k, xq, xd, xs);
+		for (int64_t p = p0; p < p1; p++) {
+			const uint8_t *panel = w + p * pstride;
+			memset(facc, 0, (size_t)(rows * NR) * 4);
+			if (rows <= MRQ) { // one tile: all chunks in one call, the sums in registers
+				qrows xr = {xq, xd, xs, k};
+				qchunks[dt][rows](panel, NULL, 0, k / QK, &xr, facc);
+			} else { // several tiles: each chunk decoded once, then read by every tile
+				for (int64_t cb = 0; cb < k / QK; cb++) {
+					decode_chunk(dt, panel + cb / (sbv / QK) * pbb, (int)(cb % (sbv / QK)), dec);
+					for (int64_t i0 = 0; i0 < rows; i0 += MRQ) {
+						int64_t mr = rows - i0 < MRQ ? rows - i0 : MRQ;
+						qrows xr = {xq + i0 * k, xd + i0 * (k / QK), xs + i0 * (k / 16), k};
+						qchunks[dt][mr](panel, dec, cb, cb + 1, &xr, facc + i0 * NR);
+					}
+				}
+			}
+			int64_t col = p * NR, nv = n - col < NR ? n - col : NR;
+			qepilogue(facc, rows, y, col, nv, g, c0);
+		}
+	}
+	return SYNTH_OK;
+}
+
+// use_qdot says whether the GEMM of dt with m rows takes the integer-dot path (the only
+// path the quantized types have at m <= 2*MR: QDOT_MAX_M is larger).
+static inline int use_qdot(int dt, int64_t m) { return is_quant(dt) && m <= QDOT_MAX_M; }
+_Static_assert(QDOT_MAX_M > 2 * MR, "the small and half tiles have no quantized types");
+
+int ISA_SFX(synth_gemm_quantizes_x)(int dt, int64_t m) { return use_qdot(dt, m); }
 
 // Blocked GEMM on packed weights (BLIS order): for each K block of KC, for each block of
 // MC rows packed into scratch, for each panel of NR columns (dequantized into an L1
@@ -401,7 +748,7 @@ static int gemm_simd(int dt, const float *x, int64_t ldx, const void *w, const f
                      const float *res, int64_t ldr, float *y, int64_t ldy, int64_t m, int64_t n, int64_t k,
                      float *scratch, int ith, int nth) {
 	if (bad_thread(ith, nth) || bad_act(act) || m < 0 || n < 0 || k < 0) return SYNTH_EARG;
-	if ((dt == SYNTH_Q8_0 || dt == SYNTH_Q4_0) && k % QK != 0) return SYNTH_EARG;
+	if (!valid_dt(dt) || k % block_vals(dt) != 0) return SYNTH_EARG;
 	if (res == y && (ldr != ldy || act != SYNTH_ACT_NONE)) return SYNTH_EARG;
 	gemm_args g = {bias, res == y ? NULL : res, ldr, ldy, act, res == y};
 	int64_t panels = (n + NR - 1) / NR, tiles = (m + MR - 1) / MR;
@@ -415,11 +762,20 @@ static int gemm_simd(int dt, const float *x, int64_t ldx, const void *w, const f
 		r1 = t1 * MR < m ? t1 * MR : m;
 	}
 	if (p0 >= p1 || r0 >= r1) return SYNTH_OK;
-	int64_t panel_bytes = synth_row_bytes(dt, k) * NR;
+	int64_t panel_bytes = k / block_vals(dt) * pblock_bytes(dt) * NR;
+	if (use_qdot(dt, m)) return gemm_q(dt, x, ldx, w, y, n, k, &g, p0, p1, r0, r1, scratch);
 	if (m <= MR) { // decoding: stream each panel once, converting in registers
 		for (int64_t p = p0; p < p1; p++) {
 			int64_t col = p * NR, nv = n - col < NR ? n - col : NR;
 			small_tiles[dt][m](x, ldx, (const uint8_t *)w + p * panel_bytes, k, y + col, col, nv, &g, 0);
+		}
+		return SYNTH_OK;
+	}
+	if (m <= 2 * MR && r0 == 0 && r1 == m && HALF_TILES) { // a taller decoding batch: half panels
+		for (int64_t p = p0; p < p1; p++) {
+			int64_t col = p * NR, nv = n - col < NR ? n - col : NR;
+			for (int h = 0; h < 2; h++)
+				half_tiles[dt][m - MR - 1](x, ldx, (const uint8_t *)w + p * panel_bytes, k, h, y + col, col, nv, &g);
 		}
 		return SYNTH_OK;
 	}
@@ -463,6 +819,9 @@ GEMM_SIMD(synth_gemm_f16, SYNTH_F16)
 GEMM_SIMD(synth_gemm_bf16, SYNTH_BF16)
 GEMM_SIMD(synth_gemm_q8_0, SYNTH_Q8_0)
 GEMM_SIMD(synth_gemm_q4_0, SYNTH_Q4_0)
+GEMM_SIMD(synth_gemm_q4_k, SYNTH_Q4_K)
+GEMM_SIMD(synth_gemm_q5_k, SYNTH_Q5_K)
+GEMM_SIMD(synth_gemm_q6_k, SYNTH_Q6_K)
 
 // ---- row ops ------------------------------------------------------------------------------
 
@@ -959,22 +1318,23 @@ int ISA_SFX(synth_attention_f32)(const float *q, int64_t ldq, const void *k, int
 
 // ---- row gather ---------------------------------------------------------------------------
 
-// Gather from packed panels: the row's values lie nr elements apart in its panel, so each
-// is fetched with a scalar load into a buffer of VL (f16, bf16) or a block of 32 (Q8_0,
-// Q4_0: as int8 q, or nibble - 8), then converted and scaled with vectors, the scale
-// once per block. Exact, as the reference. Raw rows (nr 0) go to the reference.
+// Gather from packed panels: the row's values lie nr elements apart in its panel (F32,
+// F16, BF16) or in its 32-bit lanes of a chunk (the quantized types), so each is fetched
+// with a scalar load into a buffer of VL (f16, bf16) or a chunk of 32 codes, then
+// converted and scaled with vectors, the scale once per chunk. Exact, as the reference
+// (the K-quants' products are exact, so the order of operations does not matter). Raw
+// rows (nr 0) go to the reference.
 int ISA_SFX(synth_gather_rows)(int dt, const void *w, int64_t n, int64_t k, int64_t nr, const int32_t *ids,
                                int64_t rows, float *out, int64_t ldo, int ith, int nth) {
 	if (nr == 0) return synth_gather_rows_ref(dt, w, n, k, nr, ids, rows, out, ldo, ith, nth);
-	int64_t rb = synth_row_bytes(dt, k);
-	if (bad_thread(ith, nth) || rb < 0 || n < 0 || k < 0 || rows < 0 || nr < 0 || nr % 2 != 0) return SYNTH_EARG;
-	if ((dt == SYNTH_Q8_0 || dt == SYNTH_Q4_0) && k % QK != 0) return SYNTH_EARG;
-	int64_t r0, r1;
+	if (bad_thread(ith, nth) || !valid_dt(dt) || n < 0 || k < 0 || rows < 0 || nr < 0 || nr % 2 != 0) return SYNTH_EARG;
+	if (k % block_vals(dt) != 0) return SYNTH_EARG;
+	int64_t sbv = block_vals(dt), pbb = pblock_bytes(dt) * nr, pstride = k / sbv * pbb, r0, r1;
 	share(rows, ith, nth, &r0, &r1);
 	for (int64_t r = r0; r < r1; r++) {
 		int64_t id = ids ? ids[r] : r;
 		if (id < 0 || id >= n) return SYNTH_EARG;
-		const uint8_t *panel = (const uint8_t *)w + id / nr * rb * nr;
+		const uint8_t *panel = (const uint8_t *)w + id / nr * pstride;
 		int64_t j = id % nr;
 		float *orow = out + r * ldo;
 		switch (dt) {
@@ -996,24 +1356,104 @@ int ISA_SFX(synth_gather_rows)(int dt, const void *w, int64_t n, int64_t k, int6
 		}
 		case SYNTH_Q8_0:
 		case SYNTH_Q4_0: {
-			int64_t bb = nr * (dt == SYNTH_Q8_0 ? Q8_BYTES : Q4_BYTES);
 			int8_t t[QK];
 			for (int64_t b = 0; b < k / QK; b++) {
-				const uint8_t *blk = panel + b * bb, *q = blk + 2 * nr;
-				vf dv = vset1(f16_to_f32(load_u16(blk + 2 * j)));
+				const uint8_t *pb = panel + b * pbb, *q = pb + PK_Q_OFF(nr);
+				vf dv = vset1(f16_to_f32(load_u16(pb + 2 * j)));
 				if (dt == SYNTH_Q8_0) {
-					for (int i = 0; i < QK; i++) t[i] = (int8_t)q[i * nr + j];
+					for (int i = 0; i < QK; i++) t[i] = (int8_t)q[chunk_at(nr, j, i)];
 				} else {
-					const uint8_t *qb = q + j % (nr / 2);
-					int sh = j < nr / 2 ? 0 : 4;
-					for (int i = 0; i < QK; i++) t[i] = (int8_t)((qb[i * (nr / 2)] >> sh & 0x0f) - 8);
+					for (int i = 0; i < QK / 2; i++) {
+						uint8_t byte = q[chunk_at(nr, j, i)];
+						t[i] = (int8_t)((byte & 0x0f) - 8);
+						t[i + QK / 2] = (int8_t)((byte >> 4) - 8);
+					}
 				}
 				for (int i = 0; i < QK; i += VL) vstore(orow + b * QK + i, vmul(vload_i8(t + i), dv));
 			}
 			break;
 		}
-		default:
-			return SYNTH_EARG;
+		default: { // K-quants: value = a*(code - off) - b per chunk (granule of 16 for Q6_K)
+			int8_t t[QK];
+			int off = code_offset(dt);
+			for (int64_t kk = 0; kk < k; kk += QK) {
+				const uint8_t *pb = panel + kk / QKK * pbb;
+				int64_t l0 = kk % QKK;
+				for (int i = 0; i < QK; i++) t[i] = (int8_t)(synth_kcode_packed(dt, pb, nr, j, l0 + i) - off);
+				for (int i = 0; i < QK; i += VL) {
+					int64_t l = l0 + i, c = l / QK;
+					float a, bm = 0;
+					if (dt == SYNTH_Q6_K) {
+						a = f16_to_f32(load_u16(pb + 2 * j)) * (float)(int8_t)pb[PK6K_SC(nr) + (l / 16) * nr + j];
+					} else {
+						a = f16_to_f32(load_u16(pb + 2 * j)) * (float)pb[PK4K_SC(nr) + c * nr + j];
+						bm = f16_to_f32(load_u16(pb + 2 * nr + 2 * j)) * (float)pb[PK4K_M(nr) + c * nr + j];
+					}
+					if (dt == SYNTH_Q6_K && VL > 16 - (l % 16)) { // a vector across two 16-value scales
+						for (int e = 0; e < VL; e++)
+							orow[kk + i + e] = f16_to_f32(load_u16(pb + 2 * j)) *
+							                   (float)(int8_t)pb[PK6K_SC(nr) + ((l + e) / 16) * nr + j] * (float)t[i + e];
+						continue;
+					}
+					vstore(orow + kk + i, vsub(vmul(vset1(a), vload_i8(t + i)), vset1(bm)));
+				}
+			}
+			break;
+		}
+		}
+	}
+	return SYNTH_OK;
+}
+
+// ---- load-time conversions ----------------------------------------------------------------
+
+// Quantize with vectors, bit for bit synth_quantize_ref (and so ggml's quantize_row_*_ref):
+// F16 by the hardware conversion (round to nearest even, as the reference), Q8_0 with the
+// reference's d = amax/127 and id = 1/d in scalar f32, x*id per lane (the same f32
+// products) and roundf emulated exactly (trunc, then away from zero when the fraction,
+// exact in f32, is at least one half). Blocks or vectors holding NaN or inf go to the
+// reference (its NaN payloads and NaN ordering). Other types: the reference.
+int ISA_SFX(synth_quantize)(int dt, const float *src, void *dst, int64_t n) {
+	if (dt != SYNTH_F16 && dt != SYNTH_Q8_0) return synth_quantize_ref(dt, src, dst, n);
+	if (!valid_dt(dt) || n < 0 || n % block_vals(dt) != 0) return SYNTH_EARG;
+	uint8_t *out = dst;
+	if (dt == SYNTH_F16) {
+		int64_t i = 0;
+		for (; i + VL <= n; i += VL) {
+			vf v = vload(src + i);
+			if (vany(visnan(v))) synth_quantize_ref(SYNTH_F16, src + i, out + 2 * i, VL);
+			else vstoren_f16((uint16_t *)(out + 2 * i), v, VL);
+		}
+		return i < n ? synth_quantize_ref(SYNTH_F16, src + i, out + 2 * i, n - i) : SYNTH_OK;
+	}
+	for (int64_t b = 0; b < n / QK; b++) {
+		const float *x = src + b * QK;
+		uint8_t *blk = out + b * Q8_BYTES;
+		vf am = vzero(), nf = vzero();
+		for (int l = 0; l < QK; l += VL) {
+			vf v = vload(x + l);
+			am = vmax(vabs(v), am);
+			nf = vadd(nf, vmul(v, vzero()));
+		}
+		float nonfinite = vhsum(nf);
+		if (nonfinite != nonfinite) {
+			synth_quantize_ref(SYNTH_Q8_0, x, blk, QK);
+			continue;
+		}
+		float d = vhmax(am) / 127;
+		float id = d != 0 ? 1.0f / d : 0.0f;
+		uint16_t dh = f32_to_f16(d);
+		memcpy(blk, &dh, 2);
+		vf idv = vset1(id), half = vset1(0.5f), one = vset1(1.0f);
+		for (int l = 0; l < QK; l += 2 * VL) {
+			vf r[2];
+			for (int e = 0; e < 2; e++) {
+				vf v = vmul(vload(x + l + e * VL), idv);
+				vf t = vtrunc(v);
+				vf away = vsel(vlt(vabs(vsub(v, t)), half), vor_sign(one, v), vzero()); // ±1 where |frac| >= 1/2
+				r[e] = vadd(t, away);
+			}
+			vstore_q8((int8_t *)blk + 2 + l, r[0], r[1]);
 		}
 	}
 	return SYNTH_OK;

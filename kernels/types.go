@@ -21,6 +21,9 @@ const (
 	BF16 DType = C.SYNTH_BF16
 	Q8_0 DType = C.SYNTH_Q8_0 // ggml block_q8_0: {f16 d; int8 qs[32]}, 34 bytes per 32 values
 	Q4_0 DType = C.SYNTH_Q4_0 // ggml block_q4_0: {f16 d; uint8 qs[16]}, 18 bytes per 32 values
+	Q4_K DType = C.SYNTH_Q4_K // ggml block_q4_K: 144 bytes per 256 values
+	Q5_K DType = C.SYNTH_Q5_K // ggml block_q5_K: 176 bytes per 256 values
+	Q6_K DType = C.SYNTH_Q6_K // ggml block_q6_K: 210 bytes per 256 values
 )
 
 func (d DType) String() string {
@@ -35,20 +38,34 @@ func (d DType) String() string {
 		return "Q8_0"
 	case Q4_0:
 		return "Q4_0"
+	case Q4_K:
+		return "Q4_K"
+	case Q5_K:
+		return "Q5_K"
+	case Q6_K:
+		return "Q6_K"
 	}
 	return fmt.Sprintf("DType(%d)", uint8(d))
 }
 
-// BlockSize is the number of values per block: 32 for Q8_0 and Q4_0, else 1.
+// BlockSize is the number of values per block: 32 for Q8_0 and Q4_0, 256 for the
+// K-quants, else 1.
 func (d DType) BlockSize() int {
-	if d == Q8_0 || d == Q4_0 {
+	switch d {
+	case Q8_0, Q4_0:
 		return 32
+	case Q4_K, Q5_K, Q6_K:
+		return 256
 	}
 	return 1
 }
 
 // Valid reports whether d is one of the dtypes above.
-func (d DType) Valid() bool { return d <= Q4_0 }
+func (d DType) Valid() bool { return d <= Q4_0 || (d >= Q4_K && d <= Q6_K) }
+
+// Quantized reports whether d is a block-quantized type (Q8_0, Q4_0, the K-quants): the
+// types whose GEMM may quantize its activations (Set.QuantizesX).
+func (d DType) Quantized() bool { return d.BlockSize() > 1 }
 
 // RowBytes is the size in bytes of a row of k values of d (k a multiple of BlockSize).
 func RowBytes(d DType, k int) int { return int(C.synth_row_bytes(C.int(d), C.int64_t(k))) }

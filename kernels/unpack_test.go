@@ -27,11 +27,7 @@ func randRaw(t testing.TB, r *rand.Rand, dt DType, n, k int) ([]byte, int) {
 	if bs := dt.BlockSize(); k%bs != 0 {
 		k += bs - k%bs
 	}
-	raw := make([]byte, n*RowBytes(dt, k))
-	if err := Quantize(dt, randSlice(r, n*k, 1), raw); err != nil {
-		t.Fatal(err)
-	}
-	return raw, k
+	return quantize(t, dt, randSlice(r, n*k, 1), k), k
 }
 
 func packed(t testing.TB, dt DType, raw []byte, n, k, nr int) []byte {
@@ -114,7 +110,7 @@ func TestGatherRowsParity(t *testing.T) {
 							if sel == nil {
 								rows = sh.n
 							}
-							what := name("isa", s.ISA(), "dt", dt, "n", sh.n, "k", k, "nr", ws.PanelNR, "rows", rows, "nth", nth)
+							what := name("isa", setName(s), "dt", dt, "n", sh.n, "k", k, "nr", ws.PanelNR, "rows", rows, "nth", nth)
 							out := newGuarded(rows, k, k+3)
 							if err := runShares(nth, func(ith int, _ []float32) error { return s.GatherRows(ws, sel, out.mat(), ith, nth) }); err != nil {
 								t.Fatalf("%s: %v", what, err)
@@ -197,7 +193,7 @@ func TestStoreRowsF16Parity(t *testing.T) {
 		}
 		for _, s := range variants(t) {
 			for _, nth := range threadCounts {
-				what := name("isa", s.ISA(), "cols", cols, "nth", nth)
+				what := name("isa", setName(s), "cols", cols, "nth", nth)
 				const guard = 0x7dea // a signaling NaN half: no conversion produces one
 				y := Mat16{Data: make([]uint16, 7*(cols+1)), Rows: 7, Cols: cols, LD: cols + 1}
 				for i := range y.Data {

@@ -19,6 +19,8 @@
 //     source's numbers, units and Latin-script words.
 //   - coverage.go, hangul.go: keyword coverage, English and Korean (particles, stems,
 //     spacing), across languages through a Glossary (glossary.go).
+//   - quantize.go: quantizing the user's F16 GGUF to a llama.cpp file type (synth
+//     quantize), with an importance matrix read from llama-imatrix's files.
 //
 // llm may import llm/llamacpp, weights and dataset. It must not import vision, eval,
 // native or cmd.

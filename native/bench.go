@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"sync"
 	"time"
@@ -57,13 +58,42 @@ func BenchGEMMShapes(batch int) []GEMMShape {
 		{"opt-2.7b decode fc1", F16, 1, 2560, 10240},
 		{"opt-2.7b decode fc1", Q4_0, 1, 2560, 10240},
 		{"opt-2.7b decode fc1", F32, 1, 2560, 10240},
+		{"opt-2.7b decode fc1 x8", F16, 8, 2560, 10240},
+		{"opt-2.7b decode fc1 x8", Q4_0, 8, 2560, 10240},
+		{"opt-2.7b decode fc1", Q4_K, 1, 2560, 10240},
+		{"opt-2.7b decode fc1 x8", Q4_K, 8, 2560, 10240},
+		{"opt-2.7b decode fc1", Q5_K, 1, 2560, 10240},
+		{"opt-2.7b decode fc1 x8", Q5_K, 8, 2560, 10240},
+		{"opt-2.7b decode fc1", Q6_K, 1, 2560, 10240},
+		{"opt-2.7b decode fc1 x8", Q6_K, 8, 2560, 10240},
+		{"eva-g fc1", Q8_0, m, 1408, 6144},
+		{"opt-2.7b prefill fc1 x8", Q8_0, 8 * 33, 2560, 10240},
 	}
+}
+
+// MatMulAnchor is another library's matrix multiply on the same weights, for the
+// quantized decode rows of BenchKernels: ggml's CPU backend, wired in by the caller
+// (synth bench kernels passes native/ggml's) so that native does not link it.
+type MatMulAnchor interface {
+	Name() string
+	// New readies y [m, n] = x [m, k] W^T for W's raw rows [n, k] of the dtype named dt
+	// (ggml's block layouts), on threads threads.
+	New(dt string, raw []byte, n, k, m, threads int) (MatMulRun, error)
+}
+
+// MatMulRun is one prepared multiply of a MatMulAnchor: Run(x, y) computes it (x nil:
+// the previous x; y nil: the result is not copied out). An alias of an unnamed interface,
+// so that an implementation need not import native to name it.
+type MatMulRun = interface {
+	Run(x, y []float32) error
+	Close()
 }
 
 // BenchOptions configures BenchKernels.
 type BenchOptions struct {
 	Threads  int           // workers, and OpenBLAS's threads (<= 0: GOMAXPROCS)
-	Variants []string      // kernel variants to measure (nil: every runnable one but ref)
+	Variants []string      // kernel variants to measure (nil: SYNTH_KERNELS's, else every runnable one but ref)
+	MatMul   MatMulAnchor  // the quantized decode rows' anchor (nil: none)
 	Batch    int           // images per encoder pass: M = 257*Batch (< 1: 1)
 	MinTime  time.Duration // per measurement (<= 0: 300ms); the result is the best call
 	Progress func(msg string)
@@ -111,6 +141,9 @@ func BenchKernels(o BenchOptions) (*BenchReport, error) {
 	}
 	if o.MinTime <= 0 {
 		o.MinTime = 300 * time.Millisecond
+	}
+	if o.Variants == nil && os.Getenv(kernels.EnvVariant) != "" {
+		o.Variants = []string{string(hostSet.ISA())}
 	}
 	if o.Variants == nil {
 		for _, v := range Variants() {
@@ -280,7 +313,10 @@ func (b *bencher) gemms() {
 		if decode {
 			op = "decode"
 		}
-		var blasSec float64
+		var blasSec, anchorSec float64
+		if decode && b.o.MatMul != nil && sh.DType != F32 {
+			anchorSec = b.matMulAnchor(op, sh, shape, ws, x, flops, bytes)
+		}
 		if b.blas != nil && sh.DType == F32 {
 			b.progress("%s %s %s openblas", op, sh.Model, shape)
 			blasSec = b.measureBLAS(func() { b.blas.SGEMM(x.F32(), wf, y.F32(), sh.M, sh.N, sh.K) })
@@ -306,6 +342,9 @@ func (b *bencher) gemms() {
 				r.PeakFraction = r.GFLOPS / p
 			}
 			switch {
+			case decode && anchorSec > 0 && sh.M > 1: // batched decoding is compute-bound: ggml's rate is the bar
+				r.GBps = bytes / sec / 1e9
+				r.Anchor, r.Ratio = b.o.MatMul.Name(), anchorSec/sec
 			case decode:
 				r.GBps = bytes / sec / 1e9
 				r.Anchor, r.Ratio = "copy", r.GBps/b.copyBW
@@ -321,6 +360,45 @@ func (b *bencher) gemms() {
 			runtime.GC() // release this shape's copies before the next shape makes its own
 		}
 	}
+}
+
+// matMulAnchor measures the MatMulAnchor on the copies of a decode shape's weights (the
+// same cycling as ours) and adds its row; it returns the best time of one call, or 0.
+func (b *bencher) matMulAnchor(op string, sh GEMMShape, shape string, ws []*Matrix, x Tensor, flops, bytes float64) float64 {
+	name := b.o.MatMul.Name()
+	b.progress("%s %s %s %s %s", op, sh.Model, shape, sh.DType, name)
+	runs := make([]MatMulRun, 0, len(ws))
+	defer func() {
+		for _, r := range runs {
+			r.Close()
+		}
+	}()
+	for _, w := range ws {
+		r, err := b.o.MatMul.New(sh.DType.String(), w.rawRows(), sh.N, sh.K, sh.M, b.o.Threads)
+		if err != nil {
+			b.progress("%s: %v", name, err)
+			return 0
+		}
+		runs = append(runs, r)
+	}
+	for _, r := range runs {
+		if err := r.Run(x.F32(), nil); err != nil {
+			b.progress("%s: %v", name, err)
+			return 0
+		}
+	}
+	next := 0
+	sec := b.measure(func() {
+		_ = runs[next].Run(nil, nil)
+		next = (next + 1) % len(runs)
+	})
+	r := BenchResult{Op: op, Model: sh.Model, Shape: shape, DType: sh.DType.String(), Variant: name, Seconds: sec,
+		GFLOPS: flops / sec / 1e9, GBps: bytes / sec / 1e9}
+	if b.copyBW > 0 {
+		r.Anchor, r.Ratio = "copy", r.GBps/b.copyBW
+	}
+	b.add(r)
+	return sec
 }
 
 // decodeBytes is the weight footprint the decode benchmarks cycle through: past the

@@ -16,14 +16,15 @@ type CPUInfo struct {
 	Compiler string   // C compiler that built the kernels
 }
 
-// CPUFeatures reports the host's kernel-relevant features and the variant dispatch picks.
+// CPUFeatures reports the host's kernel-relevant features and the variant the cpu Ctxs
+// use: the one dispatch picks, or the one SYNTH_KERNELS names (KernelsOverride).
 func CPUFeatures() CPUInfo {
 	f := kernels.HostFeatures()
 	var runnable []string
 	for _, isa := range kernels.Runnable() {
 		runnable = append(runnable, string(isa))
 	}
-	return CPUInfo{Features: f.Names(), Variant: string(kernels.Pick(f)), Runnable: runnable, Compiler: kernels.CompilerVersion()}
+	return CPUInfo{Features: f.Names(), Variant: string(hostSet.ISA()), Runnable: runnable, Compiler: kernels.CompilerVersion()}
 }
 
 // cpuExec is the cpu device's executor: synth's kernels (one variant's set) on a pool
@@ -56,6 +57,7 @@ func (x *cpuExec) sync()           {}
 // run executes j on every worker and panics if a kernel refused its arguments: ops check
 // shapes first, so a refusal is a bug.
 func (x *cpuExec) run(j job) {
+	defer profileOp(x, j)() // profile.go: times j when a Profile is running
 	if err := x.pool.run(j); err != nil {
 		panic(fmt.Sprintf("native: %v", err))
 	}
@@ -382,4 +384,12 @@ func (c *Ctx) kernelSet() *kernels.Set {
 		return x.set
 	}
 	return nil
+}
+
+// KernelsOverride reports a SYNTH_KERNELS value that names no variant this binary and
+// CPU run (dispatch's pick is used instead): callers turn it into a usage error rather
+// than measure the wrong kernels.
+func KernelsOverride() error {
+	_, err := kernels.HostChoice()
+	return err
 }

@@ -67,10 +67,10 @@ func (d *Device) NewMatrixF32(w []float32, n, k int) (*Matrix, error) {
 }
 
 // NewMatrix makes a Matrix on d of n rows of k values of dt from raw (row-major, ggml blocks
-// for Q8_0/Q4_0; any alignment; it may be mmap'd). Unless ReadsSource says otherwise
+// for the quantized types; any alignment; it may be mmap'd). Unless ReadsSource says otherwise
 // (see Matrix), raw is not referenced once NewMatrix returns.
 func (d *Device) NewMatrix(dt DType, raw []byte, n, k int) (*Matrix, error) {
-	if dt > Q4_0 {
+	if !isWeightDType(dt) {
 		return nil, fmt.Errorf("native: %s is not a weight dtype: %w", dt, ErrShape)
 	}
 	if n < 0 || k < 0 || k%dt.BlockSize() != 0 {
@@ -91,7 +91,7 @@ var quantChunk = 8 << 20
 // Matrix of the result. w is not referenced afterwards. The rows are quantized a chunk
 // at a time straight into the panels.
 func (d *Device) QuantizeMatrix(w []float32, n, k int, dt DType) (*Matrix, error) {
-	if dt > Q4_0 {
+	if !isWeightDType(dt) {
 		return nil, fmt.Errorf("native: %s is not a weight dtype: %w", dt, ErrShape)
 	}
 	if n < 0 || k < 0 || len(w) != n*k || k%dt.BlockSize() != 0 {
@@ -102,7 +102,7 @@ func (d *Device) QuantizeMatrix(w []float32, n, k int, dt DType) (*Matrix, error
 	quantize := func(r0, r1 int, out []byte) error {
 		return parallel(func(ith, nth int) error {
 			a, b := r0+(r1-r0)*ith/nth, r0+(r1-r0)*(ith+1)/nth
-			return kernels.Quantize(kdt, w[a*k:b*k], out[(a-r0)*rb:(b-r0)*rb])
+			return quantizeRows(dt, w[a*k:b*k], k, out[(a-r0)*rb:(b-r0)*rb])
 		})
 	}
 	nr := hostSet.PanelWidth(kdt)
@@ -121,7 +121,7 @@ func (d *Device) QuantizeMatrix(w []float32, n, k int, dt DType) (*Matrix, error
 		if err := quantize(r0, r1, buf); err != nil {
 			return nil, fmt.Errorf("native: quantize to %s: %w", dt, err)
 		}
-		rows, out := buf[:(r1-r0)*rb], packed[r0*rb:] // panel r0/nr starts at byte r0*rb
+		rows, out := buf[:(r1-r0)*rb], packed[kernels.PackedBytes(kdt, r0, k, nr):] // r0 is a panel boundary
 		if err := parallel(func(ith, nth int) error { return kernels.Pack(kdt, rows, r1-r0, k, nr, out, ith, nth) }); err != nil {
 			return nil, fmt.Errorf("native: pack [%d, %d]: %w", n, k, err)
 		}

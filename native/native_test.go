@@ -102,30 +102,34 @@ func back(c *Ctx, y Tensor) Tensor {
 // synth's kernels accumulate in f32 from the exact weights: 1e-5 relative at these
 // small K. ggml's CPU device first rounds the activations to the weights' vec_dot_type:
 // f16 for F16 weights (relative error 2^-11 per value), bf16 for BF16 (2^-8), q8_0
-// blocks for Q8_0 and Q4_0 (error at most half a step, amax(block)/254). So its bound is
-// the sum over k of that error times |w|, times 1.2 for the activations' slopes, plus
-// the f32 tolerance.
+// blocks for Q8_0 and Q4_0 (error at most half a step, amax(block)/254), q8_K blocks of
+// 256 for the K-quants. synth's kernels quantize x too for the quantized types (per 32
+// values: kernels.QGEMMRef; Ctx.QuantizesX). So their bound is the sum over k of that
+// error times |w|, times 1.2 for the activations' slopes, plus the f32 tolerance.
 func nearGEMM(t *testing.T, c *Ctx, what string, got, want, x, wd []float32, m, n, k int, dt DType) {
 	t.Helper()
 	for i := 0; i < m; i++ {
 		for j := 0; j < n; j++ {
 			bound := 1e-5 * (math.Abs(float64(want[i*n+j])) + 1)
-			if c.Device() != CPU {
+			if c.Device() != CPU || c.QuantizesX(dt, m) { // x rounded to 8 bits (quantized weights) or to dt's precision
 				xr, wr := x[i*k:(i+1)*k], wd[j*k:(j+1)*k]
-				e := 0.0
-				for b0 := 0; b0 < k; b0 += 32 {
+				e, blk := 0.0, 32
+				if c.Device() != CPU && dt.BlockSize() == 256 {
+					blk = 256 // ggml's q8_K
+				}
+				for b0 := 0; b0 < k; b0 += blk {
 					amax := 0.0
-					for kk := b0; kk < min(b0+32, k); kk++ {
+					for kk := b0; kk < min(b0+blk, k); kk++ {
 						amax = math.Max(amax, math.Abs(float64(xr[kk])))
 					}
-					for kk := b0; kk < min(b0+32, k); kk++ {
+					for kk := b0; kk < min(b0+blk, k); kk++ {
 						ax, aw := math.Abs(float64(xr[kk])), math.Abs(float64(wr[kk]))
 						switch dt {
 						case F16:
 							e += ax * aw * math.Pow(2, -11)
 						case BF16:
 							e += ax * aw * math.Pow(2, -8)
-						case Q8_0, Q4_0:
+						case Q8_0, Q4_0, Q4_K, Q5_K, Q6_K:
 							e += amax / 254 * aw
 						}
 					}

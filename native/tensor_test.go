@@ -209,7 +209,7 @@ func TestMatrixOtherVariants(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			near(t, dt.String()+"/"+v, c.Linear(x, mat, Tensor{}, None, Tensor{}).F32(), want, 1e-5, 1)
+			nearGEMM(t, c, dt.String()+"/"+v, c.Linear(x, mat, Tensor{}, None, Tensor{}).F32(), want, x.F32(), deq, m, n, k, dt)
 			c.Close()
 		}
 	}

@@ -32,7 +32,7 @@ type CaptionParams struct {
 	Prompt    string `set:"prompt" usage:"text prompt the captions continue (default: none, BOS alone)"`
 	Batch     int    `set:"batch" def:"0" usage:"images per batch (0: 8 on a CPU, 64 on a GPU)"`
 	Device    string `set:"device" def:"cpu" usage:"where the model runs: cpu (synth's kernels), ggml:CPU, cuda:0 or another ggml device (synth doctor lists them; GPU modules load from $SYNTH_GGML_BACKENDS or lib/synth beside the binary; docs/devices.md)"`
-	DType     string `set:"dtype" def:"auto" usage:"weights in memory: auto (as stored), f32, f16, bf16, q8_0 or q4_0"`
+	DType     string `set:"dtype" def:"auto" usage:"weights in memory: auto (as stored), f32, f16, bf16, q8_0, q4_0, q4_k, q5_k or q6_k"`
 	KVCache   string `set:"kv-cache" def:"f16" usage:"KV cache element type: f16 or f32"`
 
 	MaxNewTokens      int     `set:"max-new-tokens,max-tokens" def:"120" usage:"longest caption, in tokens"`

@@ -28,7 +28,7 @@ const ClipVocabName = "bpe_simple_vocab_16e6.txt.gz"
 type LongCLIPParams struct {
 	Model        string `set:"model" path:"1" req:"1" usage:"Long-CLIP model folder or weights file (.pt, .safetensors, .gguf)"`
 	Vocab        string `set:"vocab" path:"1" usage:"the BPE merges file (default: bpe_simple_vocab_16e6.txt.gz beside the model)"`
-	DType        string `set:"dtype" def:"f32" usage:"weights in memory: f32, f16, bf16, q8_0, q4_0 (quantized GGUF weights stay as stored)"`
+	DType        string `set:"dtype" def:"f32" usage:"weights in memory: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k (quantized GGUF weights stay as stored)"`
 	UpstreamFP16 bool   `set:"upstream-fp16" usage:"round the weights upstream's loader casts to float16, like longclip.load"`
 	Batch        int    `set:"batch" def:"0" usage:"items per forward pass (0: 8 on a CPU, 64 on a GPU)"`
 	Device       string `set:"device" def:"cpu" usage:"where the model runs: cpu (synth's kernels), ggml:CPU, cuda:0 or another ggml device (synth doctor lists them; GPU modules load from $SYNTH_GGML_BACKENDS or lib/synth beside the binary; docs/devices.md)"`

@@ -28,10 +28,24 @@ var DefaultKeep = []string{
 	"*logit_scale*",
 }
 
+// Codec decodes and encodes tensor data for ConvertToGGUF, giving the same values and
+// bytes as Dequantize and Quantize (the tests hold the pure-Go codecs to the linked ggml
+// bit for bit) but faster, and for types the pure-Go Quantize does not write (the
+// K-quants). Package weights has no cgo: the caller passes one that has it (synth
+// convert: native/ggml, which calls ggml_quantize_chunk).
+type Codec interface {
+	// ToF32 decodes n values of d (any type Dequantize takes).
+	ToF32(d DType, data []byte, n int) ([]float32, error)
+	// Quantize encodes rows x cols values as d (cols a multiple of d's block size).
+	Quantize(d DType, src []float32, rows, cols int) ([]byte, error)
+}
+
 // ConvertOptions control ConvertToGGUF.
 type ConvertOptions struct {
-	// Type is what the selected weights become: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0 or
-	// Q5_1. Everything else is stored as F32 (float tensors) or as is (integer tensors).
+	// Type is what the selected weights become: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0,
+	// Q5_1, or (with a Codec) Q4_K, Q5_K, Q6_K. Everything else is stored as F32 (float
+	// tensors) or as is (integer tensors). A K-quant's super-blocks hold 256 values: a
+	// weight whose rows are not whole super-blocks takes KQuantFallback's type instead.
 	Type DType
 	// Keep patterns are stored F32 whatever the other rules say.
 	Keep []string
@@ -46,8 +60,11 @@ type ConvertOptions struct {
 	Name         string
 	// Config is the config.json text stored under ConfigKey (default: src.Config()).
 	Config []byte
-	// Threads encode large tensors in parallel (0 or 1: one goroutine).
+	// Threads encode large tensors in parallel (0 or 1: one goroutine) when Codec is nil.
 	Threads int
+	// Codec, when set, decodes and quantizes instead of the pure-Go Dequantize and
+	// QuantizeParallel (the same bytes). The K-quants need one.
+	Codec Codec
 	// Progress, when set, is called after each tensor is written.
 	Progress func(done, total int, name string, bytes int64)
 }
@@ -71,23 +88,41 @@ func matchAny(patterns []string, name string) (string, bool) {
 	return "", false
 }
 
-// isWriteType reports whether synth writes d.
+// isWriteType reports whether synth writes d (the K-quants through a Codec).
 func isWriteType(d DType) bool {
 	switch d {
-	case F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1:
+	case F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K:
 		return true
 	}
 	return false
+}
+
+// KQuantFallback is the type a weight takes under a K-quant Type when its rows are not
+// whole 256-value super-blocks (EVA ViT-g's 1408-wide inputs): a 32-value type the
+// kernels run, at least as precise (Q4_K: Q4_0, same size; Q5_K and Q6_K: Q8_0), like
+// llama.cpp's fallbacks for such tensors. Other types have none (Invalid).
+func KQuantFallback(d DType) DType {
+	switch d {
+	case Q4_K:
+		return Q4_0
+	case Q5_K, Q6_K:
+		return Q8_0
+	}
+	return Invalid
 }
 
 // Plan decides each tensor's stored type, in this order: integer tensors as they are;
 // --keep patterns F32; --quantize patterns Type (an error if the shape cannot take it);
 // DefaultKeep F32; 2-D tensors whose name ends in "weight" (Linear weights, including
 // packed ones like in_proj_weight) with both dims multiples of Type's block size become
-// Type; everything else F32.
+// Type (a K-quant: rows of whole 256-value super-blocks and a multiple of 32 rows, else
+// KQuantFallback when both dims are multiples of 32); everything else F32.
 func Plan(src *Source, opts ConvertOptions) ([]PlanItem, error) {
 	if !isWriteType(opts.Type) {
-		return nil, fmt.Errorf("weights: convert: %w: cannot write %s (use F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0 or Q5_1)", ErrDType, opts.Type)
+		return nil, fmt.Errorf("weights: convert: %w: cannot write %s (use F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K)", ErrDType, opts.Type)
+	}
+	if opts.Codec == nil && KQuantFallback(opts.Type) != Invalid {
+		return nil, fmt.Errorf("weights: convert: %w: %s needs a Codec (synth convert passes ggml's)", ErrDType, opts.Type)
 	}
 	for _, p := range append(append([]string{}, opts.Keep...), opts.Quantize...) {
 		if _, err := path.Match(p, ""); err != nil {
@@ -137,7 +172,17 @@ func Plan(src *Source, opts ConvertOptions) ([]PlanItem, error) {
 			case !strings.HasSuffix(t.Name, "weight"):
 				it.Reason = "not a weight"
 			case t.Shape[0]%bs != 0 || t.Shape[1]%bs != 0:
-				it.Reason = fmt.Sprintf("dims not multiples of %d", bs)
+				fb := KQuantFallback(opts.Type)
+				if fb != Invalid && t.Shape[1]%bs == 0 && t.Shape[0]%fb.BlockSize() == 0 {
+					// a K-quant needs whole super-blocks along the rows only
+					it.To, it.Reason = opts.Type, "2-D weight"
+					break
+				}
+				if fb == Invalid || t.Shape[0]%fb.BlockSize() != 0 || t.Shape[1]%fb.BlockSize() != 0 {
+					it.Reason = fmt.Sprintf("dims not multiples of %d", bs)
+					break
+				}
+				it.To, it.Reason = fb, fmt.Sprintf("2-D weight, dims not multiples of %d: %s", bs, fb)
 			default:
 				it.To, it.Reason = opts.Type, "2-D weight"
 			}
@@ -164,7 +209,8 @@ func Plan(src *Source, opts ConvertOptions) ([]PlanItem, error) {
 }
 
 // llama.cpp's LLAMA_FTYPE values for general.file_type ("mostly" this type).
-var fileTypes = map[DType]uint32{F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q5_1: 9, BF16: 32}
+// The K-quants take the "_S" file types (14, 16) and Q6_K (18): plain types, no mix.
+var fileTypes = map[DType]uint32{F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q5_1: 9, Q4_K: 14, Q5_K: 16, Q6_K: 18, BF16: 32}
 
 // ggmlQuantVersion is GGML_QNT_VERSION, written as general.quantization_version.
 const ggmlQuantVersion = 2
@@ -222,7 +268,7 @@ func ConvertToGGUF(src *Source, out string, opts ConvertOptions) ([]PlanItem, er
 	for _, it := range plan {
 		it := it
 		fill := func() ([]byte, error) {
-			b, err := convertTensor(src, opts.Adapter, it, opts.Threads)
+			b, err := convertTensor(src, opts.Adapter, it, opts.Threads, opts.Codec)
 			done++
 			if opts.Progress != nil && err == nil {
 				opts.Progress(done, len(plan), it.Name, int64(len(b)))
@@ -239,8 +285,9 @@ func ConvertToGGUF(src *Source, out string, opts ConvertOptions) ([]PlanItem, er
 	return plan, nil
 }
 
-// convertTensor produces the stored bytes of one planned tensor.
-func convertTensor(src *Source, a *Adapter, it PlanItem, threads int) ([]byte, error) {
+// convertTensor produces the stored bytes of one planned tensor, through codec when
+// there is one.
+func convertTensor(src *Source, a *Adapter, it PlanItem, threads int, codec Codec) ([]byte, error) {
 	t, err := src.Tensor(it.Name)
 	if err != nil {
 		return nil, err
@@ -253,7 +300,15 @@ func convertTensor(src *Source, a *Adapter, it PlanItem, threads int) ([]byte, e
 	if !it.Merged && t.DType == it.To {
 		return t.Data, nil // stored as is: no copy
 	}
-	v, err := t.F32()
+	var v []float32
+	if codec != nil {
+		v, err = codec.ToF32(t.DType, t.Data, t.Numel())
+		if err != nil {
+			err = fmt.Errorf("weights: tensor %q: %w", t.Name, err)
+		}
+	} else {
+		v, err = t.F32()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -262,5 +317,20 @@ func convertTensor(src *Source, a *Adapter, it PlanItem, threads int) ([]byte, e
 			return nil, err
 		}
 	}
-	return QuantizeParallel(it.To, v, threads)
+	if codec == nil {
+		return QuantizeParallel(it.To, v, threads)
+	}
+	cols := 1
+	if len(t.Shape) > 0 {
+		cols = t.Shape[len(t.Shape)-1]
+	}
+	rows := 0
+	if cols > 0 {
+		rows = len(v) / cols
+	}
+	b, err := codec.Quantize(it.To, v, rows, cols)
+	if err != nil {
+		return nil, fmt.Errorf("weights: tensor %q to %s: %w", t.Name, it.To, err)
+	}
+	return b, nil
 }

@@ -12,10 +12,11 @@
 // hands a mapped tensor's pages back to the OS once a loader holds its own copy, so the
 // file does not stay resident beside the model.
 //
-// Writing: GGUFWriter (GGUF v3, any metadata, tensors in F32, F16, BF16, Q8_0, Q4_0,
-// Q4_1, Q5_0, Q5_1) and WriteSafetensors. Quantize/Dequantize are pure-Go codecs that
-// give the same bytes and values as the linked ggml (tested against it); Q2_K..Q6_K are
-// decoded for inspection.
+// Writing: GGUFWriter (GGUF v3, any metadata, tensors of any ggml type) and
+// WriteSafetensors. Quantize/Dequantize are pure-Go codecs that give the same bytes and
+// values as the linked ggml (tested against it) for F32, F16, BF16, Q8_0, Q4_0, Q4_1,
+// Q5_0 and Q5_1; Q2_K..Q6_K are decoded. ConvertToGGUF takes a Codec for speed and for
+// the K-quants (synth convert passes native/ggml's, over ggml_quantize_chunk).
 //
 // GGUF dims: ggml's ne[0] is the contiguous dimension, so GGUF lists dims in the reverse
 // of PyTorch's order; this package reverses them on read and write, and Tensor.Shape is

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"synth/native"
+	"synth/native/ggml"
 )
 
 func benchCommand() *cli.Command {
@@ -23,14 +24,16 @@ func benchCommand() *cli.Command {
 				Usage: "GFLOP/s and GB/s of every kernel at the real model shapes, per kernel variant",
 				Description: "Runs each op at the shapes of ViT-L/14, EVA ViT-g, the Q-Former and OPT-2.7B decoding,\n" +
 					"for each kernel variant (avx512, avx2; ref with --variants ref), next to anchors measured\n" +
-					"in the same run: the FMA peak of each variant, the STREAM copy bandwidth, and OpenBLAS\n" +
-					"cblas_sgemm when synth was built with -tags openblas. Compare machines by the ratio\n" +
-					"columns: ours/OpenBLAS for GEMMs, GB/s over copy bandwidth for decoding (memory-bound),\n" +
-					"attention GFLOP/s over the variant's GEMM rate. Each number is the best of repeated\n" +
-					"calls within --min-time. Takes a minute or two.",
+					"in the same run: the FMA peak of each variant, the STREAM copy bandwidth, ggml's CPU\n" +
+					"mul_mat on the same quantized weights, and OpenBLAS cblas_sgemm when synth was built\n" +
+					"with -tags openblas. Compare machines by the ratio columns: ours/OpenBLAS for GEMMs,\n" +
+					"ggml's time / ours for batched quantized decoding, GB/s over copy bandwidth for\n" +
+					"single-sequence decoding (memory-bound), attention GFLOP/s over the variant's GEMM\n" +
+					"rate. Each number is the best of repeated calls within --min-time. Takes a few\n" +
+					"minutes. SYNTH_KERNELS=avx2 measures the AVX2 kernels alone on an AVX-512 machine.",
 				Flags: []cli.Flag{
 					&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
-					&cli.StringSliceFlag{Name: "variants", Usage: "kernel variants to run (default: every one this CPU runs but ref)"},
+					&cli.StringSliceFlag{Name: "variants", Usage: "kernel variants to run (default: SYNTH_KERNELS's, else every one this CPU runs but ref)"},
 					&cli.IntFlag{Name: "batch", Value: 1, Usage: "images per encoder pass (M = 257 x batch)"},
 					&cli.DurationFlag{Name: "min-time", Value: 300_000_000, Usage: "time spent per measurement"},
 				},
@@ -48,7 +51,7 @@ func benchKernels(c *cli.Context) error {
 	if c.Int("batch") < 1 {
 		return usageErrorf("--batch must be >= 1, got %d", c.Int("batch"))
 	}
-	opts := native.BenchOptions{Threads: threads(c), Batch: c.Int("batch"), MinTime: c.Duration("min-time")}
+	opts := native.BenchOptions{Threads: threads(c), Batch: c.Int("batch"), MinTime: c.Duration("min-time"), MatMul: ggml.Anchor{}}
 	if vs := c.StringSlice("variants"); len(vs) > 0 {
 		have := native.Variants()
 		for _, v := range vs {

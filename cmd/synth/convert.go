@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"synth/native"
 	"synth/weights"
 )
 
@@ -25,16 +26,19 @@ func convertCommand() *cli.Command {
 			"(synth.config_json), so models load from the GGUF file like from the original.\n" +
 			"\n" +
 			"--type sets what 2-D Linear weights become (both dims must be multiples of the block\n" +
-			"size, 32 for q8_0/q4_0/q4_1/q5_0/q5_1); norms, biases, embeddings, position tables,\n" +
-			"class tokens, projections and everything else stay F32, integer tensors as they are.\n" +
+			"size, 32 for q8_0/q4_0/q4_1/q5_0/q5_1, 256 for q4_k/q5_k/q6_k, whose weights with dims\n" +
+			"of 32-multiples only take q4_0 (q4_k) or q8_0 (q5_k, q6_k) instead); norms, biases,\n" +
+			"embeddings, position tables, class tokens, projections and everything else stay F32,\n" +
+			"integer tensors as they are.\n" +
 			"--keep PATTERN keeps matching tensors F32, --quantize PATTERN forces them to --type\n" +
 			"(PATTERN is a glob over the full tensor name, * also matches dots; --keep wins).\n" +
 			"--lora DIR --merge folds a PEFT LoRA adapter into the weights in float32\n" +
-			"(W += scale * B @ A) before quantizing. --dry-run prints the per-tensor plan only.",
+			"(W += scale * B @ A) before quantizing. --dry-run prints the per-tensor plan only.\n" +
+			"Quantizing runs ggml's own quantizers (ggml_quantize_chunk), the bytes llama.cpp writes.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "in", Usage: "model folder or weights file", Required: true},
 			&cli.StringFlag{Name: "out", Usage: "output .gguf file"},
-			&cli.StringFlag{Name: "type", Usage: "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0 or q5_1", Required: true},
+			&cli.StringFlag{Name: "type", Usage: "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k", Required: true},
 			&cli.StringFlag{Name: "lora", Usage: "PEFT adapter folder (adapter_config.json + adapter_model.*) to merge"},
 			&cli.BoolFlag{Name: "merge", Usage: "merge --lora into the weights (required with --lora: GGUF stores merged weights)"},
 			&cli.StringSliceFlag{Name: "keep", Usage: "keep tensors matching `PATTERN` in F32 (repeatable)"},
@@ -54,7 +58,7 @@ func runConvert(c *cli.Context) error {
 	}
 	dt, err := weights.ParseDType(c.String("type"))
 	if err != nil || !writableType(dt) {
-		return usageErrorf("--type %q: want f32, f16, bf16, q8_0, q4_0, q4_1, q5_0 or q5_1", c.String("type"))
+		return usageErrorf("--type %q: want f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k", c.String("type"))
 	}
 	out := c.String("out")
 	if out == "" && !c.Bool("dry-run") {
@@ -103,6 +107,7 @@ func runConvert(c *cli.Context) error {
 		Name:         strings.TrimSuffix(filepath.Base(filepath.Clean(in)), filepath.Ext(in)),
 		Config:       config,
 		Threads:      threads(c),
+		Codec:        native.Codec{Threads: threads(c)},
 	}
 	if opts.Architecture == "" {
 		opts.Architecture = detectArchitecture(src, config)
@@ -168,7 +173,8 @@ func runConvert(c *cli.Context) error {
 
 func writableType(d weights.DType) bool {
 	switch d {
-	case weights.F32, weights.F16, weights.BF16, weights.Q8_0, weights.Q4_0, weights.Q4_1, weights.Q5_0, weights.Q5_1:
+	case weights.F32, weights.F16, weights.BF16, weights.Q8_0, weights.Q4_0, weights.Q4_1, weights.Q5_0, weights.Q5_1,
+		weights.Q4_K, weights.Q5_K, weights.Q6_K:
 		return true
 	}
 	return false

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"synth/internal/progress"
+	"synth/native"
 	"synth/pipeline"
 )
 
@@ -46,6 +47,9 @@ func intInRange(c *cli.Context, name string, lo, hi int) (int, error) {
 func setupGlobals(c *cli.Context) error {
 	if _, err := intInRange(c, "threads", 0, maxThreads); err != nil {
 		return err
+	}
+	if err := native.KernelsOverride(); err != nil {
+		return usageErrorf("%v", err)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {

@@ -121,6 +121,7 @@ func commands() []*cli.Command {
 		tokenizeCommand(),
 		inspectCommand(),
 		convertCommand(),
+		quantizeCommand(),
 		mergeCommand(),
 		modelsCommand(),
 		doctorCommand(),

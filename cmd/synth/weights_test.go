@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"synth/internal/fixtures"
+	"synth/internal/llamagguf"
 	"synth/weights"
 )
 
@@ -247,5 +248,124 @@ func TestConvertSummaryCountsFallbacks(t *testing.T) {
 	}
 	if !strings.Contains(out, "F32 x3") || !strings.Contains(out, "Q8_0 x1") || !strings.Contains(out, "2 2-D weights kept F32 (dims not multiples of 32)") {
 		t.Errorf("summary does not count the fallbacks:\n%s", out)
+	}
+}
+
+// TestConvertKQuants: --type q4_k/q5_k/q6_k stores 256-multiple weights as the K-quant
+// (the bytes of ggml's quantizer, which decode close to the source) and the others as its
+// fallback, and the Long-CLIP fixture converted so still embeds through synth embed.
+func TestConvertKQuants(t *testing.T) {
+	dir := t.TempDir()
+	const rows, cols = 64, 512
+	v := make([]float32, rows*cols)
+	for i := range v {
+		v[i] = float32(i%97)/97 - 0.5
+	}
+	raw, err := weights.Quantize(weights.F32, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(dir, "m.safetensors")
+	if err := weights.WriteSafetensors(in, []weights.Tensor{
+		{Name: "big.weight", DType: weights.F32, Shape: []int{rows, cols}, Data: raw},
+		{Name: "small.weight", DType: weights.F32, Shape: []int{rows, 96}, Data: raw[:4*rows*96]},
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		typ      string
+		big, fb  weights.DType
+		maxError float64 // of the 256-multiple weight, whose values lie in [-0.5, 0.5]
+	}{{"q4_k", weights.Q4_K, weights.Q4_0, 0.04}, {"q5_k", weights.Q5_K, weights.Q8_0, 0.02}, {"q6_k", weights.Q6_K, weights.Q8_0, 0.01}} {
+		out := filepath.Join(dir, tc.typ+".gguf")
+		if code, _, errOut := runCLI(t, "convert", "--in", in, "--type", tc.typ, "--out", out, "--config", writeJSON(t, dir)); code != exitOK {
+			t.Fatalf("%s: code %d: %s", tc.typ, code, errOut)
+		}
+		src, err := weights.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		big, _ := src.Tensor("big.weight")
+		small, _ := src.Tensor("small.weight")
+		if big.DType != tc.big || small.DType != tc.fb {
+			t.Errorf("%s: stored %s and %s, want %s and %s", tc.typ, big.DType, small.DType, tc.big, tc.fb)
+		}
+		back, err := big.F32()
+		if err != nil {
+			t.Fatal(err)
+		}
+		worst := 0.0
+		for i := range back {
+			worst = max(worst, float64(abs32(back[i]-v[i])))
+		}
+		if worst > tc.maxError {
+			t.Errorf("%s: largest error %.4f, want <= %g", tc.typ, worst, tc.maxError)
+		}
+		src.Close()
+	}
+	for _, set := range fixtures.Sets(t, "longclip", "model.safetensors") {
+		out := filepath.Join(dir, "lc-q4k.gguf")
+		if code, _, errOut := runCLI(t, "convert", "--in", filepath.Join(set, "model.safetensors"), "--config", filepath.Join(set, "config.json"), "--type", "q4_k", "--out", out); code != exitOK {
+			t.Fatalf("convert: code %d: %s", code, errOut)
+		}
+		emb := filepath.Join(dir, "emb.jsonl")
+		vocab := filepath.Join(filepath.Dir(set), "bpe_simple_vocab_16e6.txt.gz")
+		if code, _, errOut := runCLI(t, "embed", "--model", out, "--vocab", vocab, "--text", "a red dress", "--out", emb); code != exitOK {
+			t.Errorf("embed with the q4_k GGUF: code %d: %s", code, errOut)
+		} else if b, err := os.ReadFile(emb); err != nil || !strings.Contains(string(b), "a red dress") {
+			t.Errorf("embed output %q: %v", b, err)
+		}
+	}
+}
+
+func abs32(x float32) float32 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func writeJSON(t *testing.T, dir string) string {
+	p := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(p, []byte(`{"model_type": "test"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestQuantizeCLI: synth quantize turns the tiny Llama's F16 GGUF into a Q4_K_M file
+// llama.cpp-typed weights, and refuses bad requests as usage errors.
+func TestQuantizeCLI(t *testing.T) {
+	dir := t.TempDir()
+	cfg := llamagguf.Tiny
+	cfg.DType = weights.F16
+	in := filepath.Join(dir, "tiny-f16.gguf")
+	if err := llamagguf.Write(in, cfg); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "tiny-q4km.gguf")
+	code, stdout, errOut := runCLI(t, "quantize", "--in", in, "--type", "Q4_K_M", "--out", out)
+	if code != exitOK || !strings.Contains(stdout, "wrote") {
+		t.Fatalf("quantize: code %d: %s %s", code, stdout, errOut)
+	}
+	src, err := weights.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if q, err := src.Tensor("blk.0.ffn_down.weight"); err != nil || !q.DType.IsQuantized() {
+		t.Errorf("ffn_down: %v %v", q.DType, err)
+	}
+	for _, args := range [][]string{
+		{"quantize", "--in", in, "--type", "Q9_K", "--out", out},
+		{"quantize", "--in", in, "--out", out},
+		{"quantize", "--in", in, "--type", "Q8_0", "--out", out, "extra"},
+	} {
+		if code, _, errOut := runCLI(t, args...); code != exitUsage {
+			t.Errorf("%v: code %d (%s), want usage error", args, code, errOut)
+		}
+	}
+	if code, _, _ := runCLI(t, "quantize", "--in", filepath.Join(dir, "none.gguf"), "--type", "Q8_0", "--out", out); code != exitRuntime {
+		t.Errorf("missing input: code %d", code)
 	}
 }

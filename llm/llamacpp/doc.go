@@ -20,6 +20,8 @@
 //     from Go without a cgo call per token.
 //   - Sampler: a llama.cpp sampler chain (temperature, top-k, top-p, min-p, repeat
 //     penalty, logit bias, seed) sampling from a Decode's outputs.
+//   - Quantize: llama_model_quantize for a llama.cpp file type, with an importance
+//     matrix handed over through quantize.cpp (the API takes it as a C++ map).
 //   - The build and devices: SystemInfo, CPUFeatures (the SIMD level ggml-cpu was
 //     compiled for), Devices, and Modules: the ggml GPU backend modules loaded at start-up
 //     from $SYNTH_GGML_BACKENDS or, unset, lib/synth beside the executable.

@@ -227,7 +227,7 @@ func visionLevels(levels []string, src *weights.Source, arch string) []visionLev
 			l.skip = "the reference itself (float weights computed in f32)"
 		default:
 			l.stored = dt
-			plan, err := weights.Plan(src, weights.ConvertOptions{Type: dt, Architecture: arch})
+			plan, err := weights.Plan(src, weights.ConvertOptions{Type: dt, Architecture: arch, Codec: native.Codec{}})
 			if err != nil {
 				l.skip = err.Error()
 				break
@@ -267,7 +267,8 @@ func (c *Config) convertLevel(role, path string, l visionLevel, arch string, con
 	out := filepath.Join(c.work(), fmt.Sprintf("%s-%s.gguf", role, l.name))
 	start := time.Now()
 	plan, err := weights.ConvertToGGUF(src, out, weights.ConvertOptions{Type: l.stored, Architecture: arch,
-		Name: strings.TrimSuffix(filepath.Base(filepath.Clean(path)), filepath.Ext(path)) + "-" + l.name, Config: config, Threads: c.Threads})
+		Name: strings.TrimSuffix(filepath.Base(filepath.Clean(path)), filepath.Ext(path)) + "-" + l.name, Config: config, Threads: c.Threads,
+		Codec: native.Codec{Threads: c.Threads}}) // synth convert's: ggml's quantizers, the K-quants included
 	if err != nil {
 		return "", nil, 0, fmt.Errorf("quantbench: %s at %s: %w", role, l.name, err)
 	}

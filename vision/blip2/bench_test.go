@@ -16,6 +16,7 @@ import (
 	"synth/native"
 	"synth/vision/generate"
 	"synth/vision/nn"
+	"synth/vision/opt"
 	"synth/weights"
 )
 
@@ -351,4 +352,89 @@ func peakRSS() (int64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// BenchmarkCaptionProfile is BenchmarkCaption for one batch of 8 images split into its
+// phases (vision encoder, Q-Former, prefill, decode, sampling: generate.Run's work
+// between decoding steps) with each op's time, GFLOP/s and GB/s against the GEMM rate
+// and copy bandwidth measured in the same run (native.Profile), printed after the run.
+// Ops are timed on the cpu device only:
+//
+//	go test -run '^$' -bench CaptionProfile -benchtime 1x ./vision/blip2/ -blip2.dtypes q8_0
+//
+// SYNTH_KERNELS=avx2 profiles the AVX2 kernels on an AVX-512 machine.
+func BenchmarkCaptionProfile(b *testing.B) {
+	for _, dt := range strings.Split(*benchDTypes, ",") {
+		cfg, _ := benchConfig(b)
+		b.Run(fmt.Sprintf("%s/dtype=%s/kv=%s/batch=8/tokens=%d", cfg.depthName(), dt, *benchKVCache, *benchTokens), func(b *testing.B) {
+			m, _ := benchModelFor(b, dt)
+			m.LM.KVCache = benchKV(b)
+			c := benchCtx(b)
+			defer c.Close()
+			const n = 8
+			nq := cfg.NumQueryTokens
+			p := generate.Params{MaxNewTokens: *benchTokens, NumBeams: 1}
+			s, err := m.LM.NewSession(c, n, nq+1+*benchTokens)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			px := benchPixels(n, cfg.Vision.ImageSize)
+			ids, slots, lens, plens := make([]int32, n), make([]int, n), make([]int, n), make([]int, n)
+			for i := range n {
+				ids[i], slots[i], lens[i], plens[i] = cfg.Text.BOS, i, nq+1, 1
+			}
+			// the steps of Generator.Generate for prompts of BOS alone, one phase each
+			caption := func(prof *native.Profile) {
+				phase := func(name string) {
+					if prof != nil {
+						prof.Phase(name)
+					}
+				}
+				mk := c.Mark()
+				defer c.Release(mk)
+				phase("vision encoder")
+				img := m.Vision.Forward(c, c.Import(px))
+				phase("q-former")
+				prefix := c.Alloc(n*nq, cfg.Text.Hidden)
+				m.Proj.ForwardInto(c, prefix, m.QFormer.Forward(c, img, n), native.None, native.Tensor{})
+				phase("prefill")
+				lg := s.Prefill(m.inputsEmbeds(c, prefix, m.LM.EmbedTokens(c, ids), plens), slots, lens, nil)
+				rows := make([]generate.Row, n)
+				for i := range rows {
+					rows[i] = generate.Row{Slots: []int{i}}
+				}
+				phase("sampling")
+				if _, err := generate.Run(profiledSession{s, prof}, p, rows, lg); err != nil {
+					b.Fatal(err)
+				}
+				c.Sync()
+			}
+			caption(nil) // the arena grows to the pass's peak
+			var last *native.Profile
+			for b.Loop() {
+				last = c.StartProfile()
+				caption(last)
+				last.Stop()
+			}
+			b.StopTimer()
+			fmt.Printf("%s: one caption batch, by phase and op:\n", b.Name())
+			last.WriteReport(os.Stdout, native.MeasureRates(c))
+		})
+	}
+}
+
+// profiledSession is the decoder with each Step counted as the "decode" phase; the rest
+// of generate.Run (choosing tokens) is "sampling".
+type profiledSession struct {
+	*opt.Session
+	prof *native.Profile
+}
+
+func (s profiledSession) Step(slots []int, ids []int32) native.Tensor {
+	if s.prof != nil {
+		s.prof.Phase("decode")
+		defer s.prof.Phase("sampling")
+	}
+	return s.Session.Step(slots, ids)
 }

@@ -363,11 +363,19 @@ func nativeDType(d weights.DType) (native.DType, bool) {
 		return native.Q8_0, true
 	case weights.Q4_0:
 		return native.Q4_0, true
+	case weights.Q4_K:
+		return native.Q4_K, true
+	case weights.Q5_K:
+		return native.Q5_K, true
+	case weights.Q6_K:
+		return native.Q6_K, true
 	}
 	return 0, false
 }
 
-// ParseDType parses a --dtype flag value: f32, f16, bf16, q8_0, q4_0.
+// ParseDType parses a --dtype flag value: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k
+// (a K-quant quantizes the weights whose rows are whole 256-value super-blocks; the
+// others stay f32).
 func ParseDType(s string) (native.DType, error) {
 	switch strings.ToLower(s) {
 	case "f32", "fp32", "float32":
@@ -380,8 +388,14 @@ func ParseDType(s string) (native.DType, error) {
 		return native.Q8_0, nil
 	case "q4_0", "q4":
 		return native.Q4_0, nil
+	case "q4_k":
+		return native.Q4_K, nil
+	case "q5_k":
+		return native.Q5_K, nil
+	case "q6_k":
+		return native.Q6_K, nil
 	}
-	return 0, fmt.Errorf("nn: dtype %q is not one of f32, f16, bf16, q8_0, q4_0", s)
+	return 0, fmt.Errorf("nn: dtype %q is not one of f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k", s)
 }
 
 // InvSqrt is 1/sqrt(d) in float32, the attention scale of a head of width d.

@@ -261,18 +261,38 @@ func (m *Matrix) Free() {
 // transposedQ8 is W^T [K, N] in Q8_0, made once: the cpu's LinearBackward of a
 // quantized W multiplies in integers like its forward pass, instead of dequantizing and
 // transposing W at every step. It costs a second copy of W at about 8.5 bits a value
-// (training only). nil when N is not a multiple of Q8_0's block.
+// (training only). nil when N is not a multiple of Q8_0's block. Only the cpu calls it.
 func (m *Matrix) transposedQ8() *Matrix {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.tr != nil || m.n%Q8_0.BlockSize() != 0 {
 		return m.tr
 	}
-	w := m.Dequantize()
-	t := make([]float32, len(w))
-	transpose(t, w, m.n, m.k, m.k)
-	w = nil
-	tr, err := m.dev.QuantizeMatrix(t, m.k, m.n, Q8_0)
+	// W^T's row kk, block b holds W[32b:32b+32, kk]: quantize 32 rows of W at a time,
+	// transposed, so that no full-size f32 copy of W is ever made
+	const bn = 32
+	rb, bb := Q8_0.RowBytes(m.n), Q8_0.RowBytes(bn)
+	raw := make([]byte, m.k*rb)
+	tile, tt := make([]float32, bn*m.k), make([]float32, m.k*bn)
+	blocks := make([]byte, m.k*bb)
+	ids := make([]int32, bn)
+	for n0 := 0; n0 < m.n; n0 += bn {
+		for i := range ids {
+			ids[i] = int32(n0 + i)
+		}
+		mat := kernels.Mat{Data: tile, Rows: bn, Cols: m.k, LD: m.k}
+		if err := parallel(func(ith, nth int) error { return hostSet.GatherRows(m.host, ids, mat, ith, nth) }); err != nil {
+			return nil
+		}
+		transpose(tt, tile, bn, m.k, m.k)
+		if err := kernels.Quantize(kernels.Q8_0, tt, blocks); err != nil {
+			return nil
+		}
+		for kk := 0; kk < m.k; kk++ {
+			copy(raw[kk*rb+n0/bn*bb:], blocks[kk*bb:(kk+1)*bb])
+		}
+	}
+	tr, err := m.dev.NewMatrix(Q8_0, raw, m.k, m.n)
 	if err != nil {
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"synth/vision/lora"
 	"time"
@@ -187,6 +188,12 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	defer lock.Release()
+	if os.Getenv("GOGC") == "" {
+		// The collector paces itself by the live heap, gigabytes of frozen weights: at the
+		// default GOGC a step's garbage (host copies of gradients, decoded images) could
+		// grow by as much again before a cycle.
+		defer debug.SetGCPercent(debug.SetGCPercent(25))
+	}
 	tr := &trainer{o: &o}
 	defer tr.close()
 	if err := tr.open(); err != nil {

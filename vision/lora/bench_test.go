@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"runtime/debug"
 	"syscall"
 	"testing"
 	"time"
@@ -35,6 +36,7 @@ var (
 )
 
 func BenchmarkTrainStep(b *testing.B) {
+	defer debug.SetGCPercent(debug.SetGCPercent(25)) // as synth finetune runs
 	dev, err := native.OpenDevice(*benchDevice)
 	if err != nil {
 		b.Fatal(err)

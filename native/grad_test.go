@@ -130,6 +130,36 @@ func TestLinearBackwardQuantized(t *testing.T) {
 	})
 }
 
+// TestLinearBackwardLarge: a W of more rows than the cpu's chunk (its product is a sum
+// of per-chunk GEMMs) against the exact product, for the float dtypes.
+func TestLinearBackwardLarge(t *testing.T) {
+	r := newRand(t)
+	const m, n, k = 3, 2100, 48
+	w := randFloats(r, n*k, 0.3)
+	dy := randTensor(r, 1, m, n)
+	forEachCtx(t, func(t *testing.T, c *Ctx) {
+		for _, dt := range []DType{F32, F16} {
+			mat, err := c.Device().QuantizeMatrix(w, n, k, dt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wd := mat.Dequantize()
+			want := make([]float64, m*k)
+			for i := 0; i < m; i++ {
+				for j := 0; j < n; j++ {
+					for kk := 0; kk < k; kk++ {
+						want[i*k+kk] += float64(dy.Row(i)[j]) * float64(wd[j*k+kk])
+					}
+				}
+			}
+			mk := c.Mark()
+			nearGrad(t, "dx "+dt.String(), c.ToHost(c.LinearBackward(on(c, dy), mat)), want)
+			c.Release(mk)
+			mat.Free()
+		}
+	})
+}
+
 func TestMatMulTN(t *testing.T) {
 	r := newRand(t)
 	const m, p, q = 9, 4, 37

@@ -96,16 +96,38 @@ func (x *cpuExec) gemmMat(y, in kernels.Mat, w *kernels.Weights) {
 }
 
 func (x *cpuExec) linearBackward(dx, dy Tensor, w *Matrix) {
+	if w.dt.BlockSize() > 1 {
+		if t := w.transposedQ8(); t != nil {
+			x.linear(dx, dy, t, Tensor{}, None, Tensor{})
+			return
+		}
+	}
 	n, k := w.N(), w.K()
-	// W [N, K] dequantized, then transposed: dx = dy W = dy (W^T)^T, a GEMM with W^T as
-	// its weights
-	x.grad.deq[0] = growF32(x.grad.deq[0], n*k)
-	deq := kernels.Mat{Data: x.grad.deq[0], Rows: n, Cols: k, LD: k}
+	// dx = dy W = sum over chunks of W's rows of dy[:, chunk] W[chunk, :]; each chunk is
+	// dequantized and transposed into the executor's buffers and is the weights of one
+	// GEMM that adds into dx: buffers of a chunk, not of W (the tied LM head alone is
+	// half a GB in f32)
 	src := w.weightsFor(x.set)
-	x.runFunc(func(ith, nth int) error { return x.set.GatherRows(src, nil, deq, ith, nth) })
-	x.grad.tr[0] = growF32(x.grad.tr[0], n*k)
-	transpose(x.grad.tr[0], x.grad.deq[0], n, k, k)
-	x.gemmMat(dx.mat(), dy.mat(), x.weightsOf(x.grad.tr[0], k, n, 0))
+	const chunk = 1024
+	ids := make([]int32, min(n, chunk))
+	for n0 := 0; n0 < n; n0 += chunk {
+		cn := min(n, n0+chunk) - n0
+		for i := range cn {
+			ids[i] = int32(n0 + i)
+		}
+		x.grad.deq[0] = growF32(x.grad.deq[0], cn*k)
+		deq := kernels.Mat{Data: x.grad.deq[0], Rows: cn, Cols: k, LD: k}
+		x.runFunc(func(ith, nth int) error { return x.set.GatherRows(src, ids[:cn], deq, ith, nth) })
+		x.grad.tr[0] = growF32(x.grad.tr[0], cn*k)
+		transpose(x.grad.tr[0], x.grad.deq[0], cn, k, k)
+		y := dx.mat()
+		x.gemm = gemmJob{set: x.set, x: dy.Cols(n0, cn).mat(), y: y, w: x.weightsOf(x.grad.tr[0], k, cn, 0)}
+		if n0 > 0 {
+			x.gemm.r = y
+		}
+		x.run(&x.gemm)
+		x.gemm = gemmJob{}
+	}
 }
 
 func (x *cpuExec) matMulTN(out, a, b Tensor) {

@@ -91,6 +91,75 @@ func TestLinearBackward(t *testing.T) {
 	})
 }
 
+// TestLinearBackwardQuantized: a quantized W whose N fills Q8_0 blocks runs dx = dy W in
+// integers on the cpu (W^T and dy rounded to 8 bits per 32 values), so dx is within
+// that rounding of the exact product, on every device.
+func TestLinearBackwardQuantized(t *testing.T) {
+	r := newRand(t)
+	const m, n, k = 6, 96, 64
+	w := randFloats(r, n*k, 0.3)
+	dy := randTensor(r, 1, m, n)
+	forEachCtx(t, func(t *testing.T, c *Ctx) {
+		for _, dt := range []DType{Q8_0, Q4_0} {
+			mat, err := c.Device().QuantizeMatrix(w, n, k, dt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wd := mat.Dequantize()
+			want := make([]float64, m*k)
+			for i := 0; i < m; i++ {
+				for j := 0; j < n; j++ {
+					for kk := 0; kk < k; kk++ {
+						want[i*k+kk] += float64(dy.Row(i)[j]) * float64(wd[j*k+kk])
+					}
+				}
+			}
+			mk := c.Mark()
+			got := c.ToHost(c.LinearBackward(on(c, dy), mat))
+			c.Release(mk)
+			var maxD, maxW float64
+			for i := range want {
+				maxD = max(maxD, math.Abs(float64(got[i])-want[i]))
+				maxW = max(maxW, math.Abs(want[i]))
+			}
+			if maxD > 2e-2*maxW {
+				t.Errorf("dx %s: max deviation %.3g of scale %.3g", dt, maxD, maxW)
+			}
+			mat.Free()
+		}
+	})
+}
+
+// TestLinearBackwardLarge: a W of more rows than the cpu's chunk (its product is a sum
+// of per-chunk GEMMs) against the exact product, for the float dtypes.
+func TestLinearBackwardLarge(t *testing.T) {
+	r := newRand(t)
+	const m, n, k = 3, 2100, 48
+	w := randFloats(r, n*k, 0.3)
+	dy := randTensor(r, 1, m, n)
+	forEachCtx(t, func(t *testing.T, c *Ctx) {
+		for _, dt := range []DType{F32, F16} {
+			mat, err := c.Device().QuantizeMatrix(w, n, k, dt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wd := mat.Dequantize()
+			want := make([]float64, m*k)
+			for i := 0; i < m; i++ {
+				for j := 0; j < n; j++ {
+					for kk := 0; kk < k; kk++ {
+						want[i*k+kk] += float64(dy.Row(i)[j]) * float64(wd[j*k+kk])
+					}
+				}
+			}
+			mk := c.Mark()
+			nearGrad(t, "dx "+dt.String(), c.ToHost(c.LinearBackward(on(c, dy), mat)), want)
+			c.Release(mk)
+			mat.Free()
+		}
+	})
+}
+
 func TestMatMulTN(t *testing.T) {
 	r := newRand(t)
 	const m, p, q = 9, 4, 37

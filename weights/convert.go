@@ -88,8 +88,8 @@ func matchAny(patterns []string, name string) (string, bool) {
 	return "", false
 }
 
-// isWriteType reports whether synth writes d (the K-quants through a Codec).
-func isWriteType(d DType) bool {
+// Writable reports whether synth writes d (the K-quants through a Codec).
+func Writable(d DType) bool {
 	switch d {
 	case F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K:
 		return true
@@ -118,7 +118,7 @@ func KQuantFallback(d DType) DType {
 // Type (a K-quant: rows of whole 256-value super-blocks and a multiple of 32 rows, else
 // KQuantFallback when both dims are multiples of 32); everything else F32.
 func Plan(src *Source, opts ConvertOptions) ([]PlanItem, error) {
-	if !isWriteType(opts.Type) {
+	if !Writable(opts.Type) {
 		return nil, fmt.Errorf("weights: convert: %w: cannot write %s (use F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K)", ErrDType, opts.Type)
 	}
 	if opts.Codec == nil && KQuantFallback(opts.Type) != Invalid {

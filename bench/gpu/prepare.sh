@@ -17,7 +17,7 @@ mkdir -p "$out/bin"
 export CGO_ENABLED=1 GOAMD64=v3
 export CGO_CFLAGS='-O3 -march=x86-64-v3 -mtune=generic'
 export CGO_CXXFLAGS='-O3 -march=x86-64-v3 -mtune=generic -Wno-stringop-overflow'
-for pkg in native vision/blip2 vision/longclip llm; do
+for pkg in native vision/blip2 vision/longclip vision/lora pipeline/finetune llm; do
 	name=$(basename "$pkg")
 	go test -c -ldflags='-s -w' -o "$out/bin/$name.test" "./$pkg"
 done
@@ -28,6 +28,6 @@ ggml=$(readlink -f third_party/ggml)
 tar -C "$(dirname "$ggml")" -czf "$out/ggml.tar.gz" "$(basename "$ggml")"
 # the fixture sets the parity tests read (the tiny models: a few MB)
 fx=${SYNTH_FIXTURES:-../shared/fixtures}
-tar -C "$fx" -czf "$out/fixtures.tar.gz" README.md blip2 longclip/tiny-a longclip/README.md longclip/bpe_simple_vocab_16e6.txt.gz
+tar -C "$fx" -czf "$out/fixtures.tar.gz" README.md blip2 finetune longclip/tiny-a longclip/README.md longclip/bpe_simple_vocab_16e6.txt.gz
 du -sh "$out"
 echo "ready: device run with carry [\"$out\"] and command: bash bench/gpu/run.sh"

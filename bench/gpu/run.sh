@@ -5,7 +5,8 @@
 #
 # It builds ggml's CUDA backend module from the pinned sources, runs the parity tests on
 # cuda:0 (SYNTH_TEST_DEVICES), benchmarks BLIP-2 captioning (batch 1/8/32/64, F16 and
-# Q8_0), the EVA encoder + Q-Former, Long-CLIP-L at batch 64 and llama.cpp rewriting with
+# Q8_0), LoRA training steps (synth finetune), the EVA encoder + Q-Former, Long-CLIP-L at
+# batch 64 and llama.cpp rewriting with
 # every layer on the GPU, at the real shapes with random weights, runs the PyTorch
 # anchors where PyTorch sees the GPU, and writes a dated log named after the GPU under
 # bench/gpu/results/ (copied to $OUT when the device tool sets it). Each stage has a time
@@ -42,7 +43,7 @@ export SYNTH_GGML_BACKENDS=$work/build/lib/synth SYNTH_FIXTURES=$work/fixtures
 
 stage "parity on cuda:0"
 export SYNTH_TEST_DEVICES=cuda:0
-for t in native blip2 longclip; do
+for t in native blip2 longclip finetune; do
 	(cd "$work" && timeout 60 ./$t.test -test.count 1 -test.run 'Test' 2>&1 | tail -4 | sed "s/^/   $t: /")
 done
 unset SYNTH_TEST_DEVICES
@@ -56,6 +57,8 @@ bench() { # name, seconds, command...
 bench "BLIP-2 OPT-2.7B captions/hour, 60 new tokens, F16 and Q8_0, batch 1/8/32/64" 150 \
 	./blip2.test -test.run '^$' -test.bench 'Caption$' -test.benchtime 2x -blip2.device cuda:0 \
 	-blip2.dtypes f16,q8_0 -blip2.caption-batches 1,8,32,64 -blip2.threads 4
+bench "LoRA training (issue 21): OPT-2.7B q/k LoRA r 16, 32 cached queries + 60 tokens, F16 base, batch 32; an 87K-pair epoch takes 87000*60/(tokens/s) s" 60 \
+	./lora.test -test.run '^$' -test.bench TrainStep -test.benchtime 3x -lora.device cuda:0 -lora.dtype f16 -lora.batch 32 -lora.threads 4
 bench "EVA ViT-g + Q-Former images/s, batch 64" 60 \
 	./blip2.test -test.run '^$' -test.bench 'Encode' -test.benchtime 5x -blip2.device cuda:0 -blip2.dtypes f16 -blip2.batches 64 -blip2.threads 4
 bench "Long-CLIP-L images/s and texts/s, batch 64" 60 \

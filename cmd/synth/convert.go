@@ -1,18 +1,17 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"synth/internal/human"
 	"synth/native"
 	"synth/weights"
 )
@@ -57,7 +56,7 @@ func runConvert(c *cli.Context) error {
 		return usageErrorf("convert takes no arguments, got %q (use --in/--out)", c.Args().First())
 	}
 	dt, err := weights.ParseDType(c.String("type"))
-	if err != nil || !writableType(dt) {
+	if err != nil || !weights.Writable(dt) {
 		return usageErrorf("--type %q: want f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k", c.String("type"))
 	}
 	out := c.String("out")
@@ -84,20 +83,9 @@ func runConvert(c *cli.Context) error {
 		return err
 	}
 	defer src.Close()
-	config := src.Config()
-	if p := c.String("config"); p != "" {
-		if config, err = os.ReadFile(p); err != nil {
-			return fmt.Errorf("convert: read --config: %w", err)
-		}
-	} else if config == nil {
-		if st, err := os.Stat(in); err == nil && !st.IsDir() {
-			if b, err := os.ReadFile(filepath.Join(filepath.Dir(in), "config.json")); err == nil {
-				config = b
-			}
-		}
-	}
-	if config != nil && !json.Valid(config) {
-		return fmt.Errorf("convert: the config.json for %s is not valid JSON", in)
+	config, err := weights.ConfigFor(in, src, c.String("config"))
+	if err != nil {
+		return fmt.Errorf("convert: %w", err)
 	}
 	opts := weights.ConvertOptions{
 		Type:         dt,
@@ -110,7 +98,7 @@ func runConvert(c *cli.Context) error {
 		Codec:        native.Codec{Threads: threads(c)},
 	}
 	if opts.Architecture == "" {
-		opts.Architecture = detectArchitecture(src, config)
+		opts.Architecture = weights.DetectArchitecture(src, config)
 	}
 	if dir := c.String("lora"); dir != "" {
 		a, err := weights.LoadAdapter(dir)
@@ -171,70 +159,10 @@ func runConvert(c *cli.Context) error {
 	return nil
 }
 
-func writableType(d weights.DType) bool {
-	switch d {
-	case weights.F32, weights.F16, weights.BF16, weights.Q8_0, weights.Q4_0, weights.Q4_1, weights.Q5_0, weights.Q5_1,
-		weights.Q4_K, weights.Q5_K, weights.Q6_K:
-		return true
-	}
-	return false
-}
-
 func printPlanSummary(w io.Writer, plan []weights.PlanItem, src *weights.Source, outSize int64) {
-	counts := map[string]int{}
-	merged, kept := 0, 0
-	keptWhy := ""
-	for _, it := range plan {
-		counts[it.To.String()]++
-		if it.Merged {
-			merged++
-		}
-		if strings.HasPrefix(it.Reason, "dims not multiples") {
-			kept++
-			keptWhy = it.Reason
-		}
-	}
-	var parts []string
-	for k, v := range counts {
-		parts = append(parts, fmt.Sprintf("%s x%d", k, v))
-	}
-	sort.Strings(parts)
-	var inBytes int64
-	for _, t := range src.Tensors() {
-		inBytes += int64(len(t.Data))
-	}
-	fmt.Fprintf(w, "tensors: %d (%s)", len(plan), strings.Join(parts, ", "))
-	if merged > 0 {
-		fmt.Fprintf(w, ", %d with LoRA merged", merged)
-	}
-	if kept > 0 {
-		fmt.Fprintf(w, ", %d 2-D weights kept F32 (%s)", kept, keptWhy)
-	}
-	fmt.Fprintf(w, "; input tensor data %s", humanBytes(inBytes))
+	fmt.Fprintf(w, "tensors: %s; input tensor data %s", weights.SummarizePlan(plan), human.Bytes(src.DataBytes()))
 	if outSize >= 0 {
-		fmt.Fprintf(w, ", output file %s", humanBytes(outSize))
+		fmt.Fprintf(w, ", output file %s", human.Bytes(outSize))
 	}
 	fmt.Fprintln(w)
-}
-
-// detectArchitecture names the model for general.architecture: config.json's model_type
-// when there is one (BLIP-2: "blip-2"), else Long-CLIP / CLIP recognised by their
-// state-dict names (the released .pt files carry no config).
-func detectArchitecture(src *weights.Source, config []byte) string {
-	var cfg struct {
-		ModelType string `json:"model_type"`
-	}
-	if config != nil && json.Unmarshal(config, &cfg) == nil && cfg.ModelType != "" {
-		return cfg.ModelType
-	}
-	switch {
-	case src.Has("positional_embedding_res") && src.Has("visual.conv1.weight"):
-		return "longclip"
-	case src.Has("positional_embedding") && src.Has("visual.conv1.weight"):
-		return "clip"
-	}
-	if a, ok := src.MetaString("general.architecture"); ok {
-		return a
-	}
-	return "unknown"
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"synth/internal/human"
 	"synth/llm"
 )
 
@@ -45,7 +46,7 @@ func runQuantize(c *cli.Context) error {
 	}
 	size := "?"
 	if st, err := os.Stat(c.String("out")); err == nil {
-		size = humanBytes(st.Size())
+		size = human.Bytes(st.Size())
 	}
 	fmt.Fprintf(c.App.Writer, "wrote %s (%s, %s) in %s\n", c.String("out"), c.String("type"), size, time.Since(start).Round(time.Millisecond))
 	return nil

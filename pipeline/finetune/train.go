@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"synth/vision/lora"
 	"time"
@@ -187,6 +188,12 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	defer lock.Release()
+	if os.Getenv("GOGC") == "" {
+		// The collector paces itself by the live heap, gigabytes of frozen weights: at the
+		// default GOGC a step's garbage (host copies of gradients, decoded images) could
+		// grow by as much again before a cycle.
+		defer debug.SetGCPercent(debug.SetGCPercent(25))
+	}
 	tr := &trainer{o: &o}
 	defer tr.close()
 	if err := tr.open(); err != nil {
@@ -232,6 +239,10 @@ func (tr *trainer) open() error {
 	dt := o.DType
 	if o.AutoDType {
 		dt = storedDType(src)
+		if dt == native.F32 && src.ParamCount() > 1e9 {
+			slog.Info("finetune: the frozen weights stay F32 as stored (--dtype auto); --dtype f16 halves their memory, q8_0 (QLoRA-style, integer products) quarters it and trains fastest on the cpu",
+				"params", src.ParamCount())
+		}
 	}
 	m, err := blip2.Load(src, blip2.Options{DType: dt, Device: o.Device})
 	if err != nil {

@@ -14,8 +14,8 @@ import (
 	"testing"
 
 	"synth/internal/fixtures"
-	"synth/native"
 	"synth/internal/parity"
+	"synth/native"
 	"synth/weights"
 )
 

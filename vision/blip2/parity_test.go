@@ -12,9 +12,9 @@ import (
 	"testing"
 
 	"synth/internal/fixtures"
+	"synth/internal/parity"
 	"synth/native"
 	"synth/vision/generate"
-	"synth/internal/parity"
 	"synth/vision/opt"
 	"synth/weights"
 )

@@ -11,9 +11,9 @@ import (
 	"testing"
 
 	"synth/internal/fixtures"
+	"synth/internal/parity"
 	"synth/native"
 	"synth/vision/cliptok"
-	"synth/internal/parity"
 	"synth/weights"
 )
 

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"runtime/debug"
 	"syscall"
 	"testing"
 	"time"
@@ -32,9 +34,11 @@ var (
 	benchTokens  = flag.Int("lora.tokens", 60, "text tokens per example")
 	benchDevice  = flag.String("lora.device", "cpu", "device (cpu, ggml:CPU, cuda:0)")
 	benchThreads = flag.Int("lora.threads", 0, "worker threads (0: GOMAXPROCS)")
+	benchProfile = flag.Bool("lora.profile", false, "print where a step's time goes (native.Profile: ops by kind against the GEMM rate)")
 )
 
 func BenchmarkTrainStep(b *testing.B) {
+	defer debug.SetGCPercent(debug.SetGCPercent(25)) // as synth finetune runs
 	dev, err := native.OpenDevice(*benchDevice)
 	if err != nil {
 		b.Fatal(err)
@@ -110,12 +114,22 @@ func BenchmarkTrainStep(b *testing.B) {
 		}
 	}
 	step(0) // warm-up: packing, arenas
+	var prof *native.Profile
+	if *benchProfile {
+		prof = c.StartProfile()
+		prof.Phase("train step")
+	}
 	b.ResetTimer()
 	t0 := time.Now()
 	for i := 0; i < b.N; i++ {
 		step(i + 1)
 	}
 	sec := time.Since(t0).Seconds()
+	if prof != nil {
+		b.StopTimer()
+		prof.Stop()
+		prof.WriteReport(os.Stdout, native.MeasureRates(c))
+	}
 	b.ReportMetric(float64(b.N*nb*nt)/sec, "tokens/s")
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {

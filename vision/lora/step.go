@@ -180,6 +180,15 @@ func (md *Model) Loss(c *native.Ctx, x native.Tensor, bt Batch, q int, sd *Seeds
 			targets = append(targets, tg)
 		}
 	}
+	// Two gradient buffers below every layer's tape: each layer's backward leaves its
+	// result in one of them and releases its own tape and temporaries (the arena is a
+	// stack and the backward pass runs the layers in reverse), so the pass holds the
+	// tape plus one layer's temporaries, not a second tape's worth.
+	var dhBuf [2]native.Tensor
+	if backward {
+		dhBuf[0], dhBuf[1] = c.Alloc(b*n, cfg.Hidden), c.Alloc(b*n, cfg.Hidden)
+	}
+	marks := make([]native.Mark, len(lm.Layers))
 	h := c.Alloc(b*n, cfg.Hidden)
 	if lm.ProjIn != nil {
 		lm.ProjIn.ForwardInto(c, h, x, native.None, native.Tensor{})
@@ -190,6 +199,7 @@ func (md *Model) Loss(c *native.Ctx, x native.Tensor, bt Batch, q int, sd *Seeds
 	attn := native.AttnParams{Heads: cfg.Heads, HeadDim: cfg.HeadDim(), Scale: nn.InvSqrt(cfg.HeadDim()), Causal: true, KeyMask: keyMask}
 	tapes := make([]layerTape, len(lm.Layers))
 	for i, ly := range lm.Layers {
+		marks[i] = c.Mark()
 		tp := &tapes[i]
 		tp.attn = attn
 		tp.xin = h
@@ -267,8 +277,11 @@ func (md *Model) Loss(c *native.Ctx, x native.Tensor, bt Batch, q int, sd *Seeds
 		dh1 := md.backward(c, tp.q, dq)
 		c.AddInPlace(dh1, md.backward(c, tp.k, dk))
 		c.AddInPlace(dh1, md.backward(c, tp.v, dv))
-		dh = c.LayerNormBackward(dh1, tp.xin, ly.Norm1.W, ly.Norm1.Eps)
-		c.AddInPlace(dh, dmid)
+		nd := c.LayerNormBackward(dh1, tp.xin, ly.Norm1.W, ly.Norm1.Eps)
+		c.AddInPlace(nd, dmid)
+		c.Copy(dhBuf[i%2], nd)
+		c.Release(marks[i])
+		dh = dhBuf[i%2]
 	}
 	if !wantPrefix {
 		return loss, labelled, native.Tensor{}

@@ -9,9 +9,9 @@ import (
 	"testing"
 
 	"synth/internal/fixtures"
+	"synth/internal/parity"
 	"synth/native"
 	"synth/vision/generate"
-	"synth/internal/parity"
 	"synth/vision/nn"
 	"synth/weights"
 )

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"synth/internal/filehash"
+	"synth/internal/human"
 )
 
 // Sentinel errors callers branch on.
@@ -253,7 +254,7 @@ const maxNamed = 5
 // String is the one-line report: what matched, or what is missing or differs.
 func (r *Report) String() string {
 	if r.OK() {
-		return fmt.Sprintf("%s: %d files (%s) match", r.File, r.Files, human(r.Bytes))
+		return fmt.Sprintf("%s: %d files (%s) match", r.File, r.Files, human.Bytes(r.Bytes))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d of %d files do not match: ", r.File, len(r.Problems), r.Files)
@@ -282,18 +283,6 @@ type mismatchError struct{ r *Report }
 
 func (e mismatchError) Error() string { return "modellock: " + e.r.String() }
 func (e mismatchError) Unwrap() error { return ErrMismatch }
-
-func human(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d bytes", n)
-}
 
 // Uncovered lists the files under paths (files or folders) that the lock does not list;
 // a path that does not exist is listed itself. Paths are compared after resolving

@@ -101,22 +101,7 @@ func TestLinearBackwardQuantized(t *testing.T) {
 	dy := randTensor(r, 1, m, n)
 	forEachCtx(t, func(t *testing.T, c *Ctx) {
 		for _, dt := range []DType{Q8_0, Q4_0} {
-			mat, err := c.Device().QuantizeMatrix(w, n, k, dt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			wd := mat.Dequantize()
-			want := make([]float64, m*k)
-			for i := 0; i < m; i++ {
-				for j := 0; j < n; j++ {
-					for kk := 0; kk < k; kk++ {
-						want[i*k+kk] += float64(dy.Row(i)[j]) * float64(wd[j*k+kk])
-					}
-				}
-			}
-			mk := c.Mark()
-			got := c.ToHost(c.LinearBackward(on(c, dy), mat))
-			c.Release(mk)
+			got, want := linearBackwardVsExact(t, c, w, dy, n, k, dt)
 			var maxD, maxW float64
 			for i := range want {
 				maxD = max(maxD, math.Abs(float64(got[i])-want[i]))
@@ -125,7 +110,6 @@ func TestLinearBackwardQuantized(t *testing.T) {
 			if maxD > 2e-2*maxW {
 				t.Errorf("dx %s: max deviation %.3g of scale %.3g", dt, maxD, maxW)
 			}
-			mat.Free()
 		}
 	})
 }
@@ -139,25 +123,34 @@ func TestLinearBackwardLarge(t *testing.T) {
 	dy := randTensor(r, 1, m, n)
 	forEachCtx(t, func(t *testing.T, c *Ctx) {
 		for _, dt := range []DType{F32, F16} {
-			mat, err := c.Device().QuantizeMatrix(w, n, k, dt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			wd := mat.Dequantize()
-			want := make([]float64, m*k)
-			for i := 0; i < m; i++ {
-				for j := 0; j < n; j++ {
-					for kk := 0; kk < k; kk++ {
-						want[i*k+kk] += float64(dy.Row(i)[j]) * float64(wd[j*k+kk])
-					}
-				}
-			}
-			mk := c.Mark()
-			nearGrad(t, "dx "+dt.String(), c.ToHost(c.LinearBackward(on(c, dy), mat)), want)
-			c.Release(mk)
-			mat.Free()
+			got, want := linearBackwardVsExact(t, c, w, dy, n, k, dt)
+			nearGrad(t, "dx "+dt.String(), got, want)
 		}
 	})
+}
+
+// linearBackwardVsExact runs dx = dy W on c for w (n x k) stored as dt, and gives the
+// exact float64 product over the weights as stored (dequantized) beside it.
+func linearBackwardVsExact(t *testing.T, c *Ctx, w []float32, dy Tensor, n, k int, dt DType) ([]float32, []float64) {
+	t.Helper()
+	mat, err := c.Device().QuantizeMatrix(w, n, k, dt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mat.Free()
+	wd := mat.Dequantize()
+	m, _ := dy.Dims2()
+	want := make([]float64, m*k)
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			for kk := 0; kk < k; kk++ {
+				want[i*k+kk] += float64(dy.Row(i)[j]) * float64(wd[j*k+kk])
+			}
+		}
+	}
+	mk := c.Mark()
+	defer c.Release(mk)
+	return c.ToHost(c.LinearBackward(on(c, dy), mat)), want
 }
 
 func TestMatMulTN(t *testing.T) {

@@ -49,20 +49,30 @@ func (c *Ctx) Attention(q, k, v Tensor, batch int, p AttnParams) Tensor {
 	c.live("Attention")
 	c.onDevice("Attention", q, k, v)
 	p.check("Attention")
-	w := p.Heads * p.HeadDim
-	qr := widthOf("Attention", "q", q, w)
-	kr := widthOf("Attention", "k", k, w)
-	if vr := widthOf("Attention", "v", v, w); vr != kr {
-		panic(fmt.Sprintf("native: Attention: k has %d rows, v %d", kr, vr))
+	qr, _, w, seq, mask := c.attnLayout("Attention", q, k, v, batch, p)
+	out := c.Alloc(qr, w)
+	c.x.attention(out, q, actOperand(k), actOperand(v), seq, mask, p)
+	return out
+}
+
+// attnLayout checks q, k and v against p and batch and returns their row counts, the
+// width H*D and the per-sequence table and key mask the attention kernels read (in the
+// Ctx's reused buffers, valid until the next attention op).
+func (c *Ctx) attnLayout(op string, q, k, v Tensor, batch int, p AttnParams) (qr, kr, w int, seq []int64, mask []byte) {
+	w = p.Heads * p.HeadDim
+	qr = widthOf(op, "q", q, w)
+	kr = widthOf(op, "k", k, w)
+	if vr := widthOf(op, "v", v, w); vr != kr {
+		panic(fmt.Sprintf("native: %s: k has %d rows, v %d", op, kr, vr))
 	}
 	if batch < 1 || qr%batch != 0 || kr%batch != 0 {
-		panic(fmt.Sprintf("native: Attention: %d query rows and %d key rows do not split into %d sequences", qr, kr, batch))
+		panic(fmt.Sprintf("native: %s: %d query rows and %d key rows do not split into %d sequences", op, qr, kr, batch))
 	}
 	if p.KeyMask != nil && len(p.KeyMask) != kr {
-		panic(fmt.Sprintf("native: Attention: key mask of %d for %d keys", len(p.KeyMask), kr))
+		panic(fmt.Sprintf("native: %s: key mask of %d for %d keys", op, len(p.KeyMask), kr))
 	}
 	tq, tk := qr/batch, kr/batch
-	seq := c.seqBuf[:0]
+	seq = c.seqBuf[:0]
 	for b := 0; b < batch; b++ {
 		moff := int64(-1)
 		if p.KeyMask != nil {
@@ -71,14 +81,12 @@ func (c *Ctx) Attention(q, k, v Tensor, batch int, p AttnParams) Tensor {
 		seq = append(seq, int64(b*tq), int64(tq), int64(b*tk), int64(tk), int64(p.QPos0), moff)
 	}
 	c.seqBuf = seq
-	mask := c.maskBuf[:0]
+	mask = c.maskBuf[:0]
 	for _, ok := range p.KeyMask {
 		mask = append(mask, b2u8(ok))
 	}
 	c.maskBuf = mask
-	out := c.Alloc(qr, w)
-	c.x.attention(out, q, actOperand(k), actOperand(v), seq, mask, p)
-	return out
+	return qr, kr, w, seq, mask
 }
 
 func b2u8(b bool) byte {

@@ -85,36 +85,10 @@ func (c *Ctx) AttentionBackward(q, k, v, dout Tensor, batch int, p AttnParams) (
 	c.live("AttentionBackward")
 	c.onDevice("AttentionBackward", q, k, v, dout)
 	p.check("AttentionBackward")
-	w := p.Heads * p.HeadDim
-	qr := widthOf("AttentionBackward", "q", q, w)
-	kr := widthOf("AttentionBackward", "k", k, w)
-	if vr := widthOf("AttentionBackward", "v", v, w); vr != kr {
-		panic(fmt.Sprintf("native: AttentionBackward: k has %d rows, v %d", kr, vr))
-	}
+	qr, kr, w, seq, mask := c.attnLayout("AttentionBackward", q, k, v, batch, p)
 	if or := widthOf("AttentionBackward", "dout", dout, w); or != qr {
 		panic(fmt.Sprintf("native: AttentionBackward: dout has %d rows, q %d", or, qr))
 	}
-	if batch < 1 || qr%batch != 0 || kr%batch != 0 {
-		panic(fmt.Sprintf("native: AttentionBackward: %d query rows and %d key rows do not split into %d sequences", qr, kr, batch))
-	}
-	if p.KeyMask != nil && len(p.KeyMask) != kr {
-		panic(fmt.Sprintf("native: AttentionBackward: key mask of %d for %d keys", len(p.KeyMask), kr))
-	}
-	tq, tk := qr/batch, kr/batch
-	seq := c.seqBuf[:0]
-	for b := 0; b < batch; b++ {
-		moff := int64(-1)
-		if p.KeyMask != nil {
-			moff = int64(b * tk)
-		}
-		seq = append(seq, int64(b*tq), int64(tq), int64(b*tk), int64(tk), int64(p.QPos0), moff)
-	}
-	c.seqBuf = seq
-	mask := c.maskBuf[:0]
-	for _, ok := range p.KeyMask {
-		mask = append(mask, b2u8(ok))
-	}
-	c.maskBuf = mask
 	dq, dk, dv = c.Alloc(qr, w), c.Alloc(kr, w), c.Alloc(kr, w)
 	if qr > 0 {
 		c.x.attentionBackward(dq, dk, dv, q, k, v, dout, seq, mask, p)

@@ -287,14 +287,7 @@ func (s *Caption) dtype(src *weights.Source) native.DType {
 		dt, _ := nn.ParseDType(s.Params.DType) // validated
 		return dt
 	}
-	t, err := src.Tensor("language_model.model.decoder.layers.0.fc1.weight")
-	if err != nil {
-		return native.F32
-	}
-	if dt, err := nn.ParseDType(t.DType.String()); err == nil {
-		return dt
-	}
-	return native.F32
+	return blip2.StoredDType(src)
 }
 
 // Run captions every image of the shard that the output does not hold yet.

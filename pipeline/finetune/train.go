@@ -24,7 +24,6 @@ import (
 	"synth/native"
 	"synth/vision/blip2"
 	"synth/vision/gpt2tok"
-	"synth/vision/nn"
 	"synth/weights"
 )
 
@@ -238,7 +237,7 @@ func (tr *trainer) open() error {
 	defer src.Close()
 	dt := o.DType
 	if o.AutoDType {
-		dt = storedDType(src)
+		dt = blip2.StoredDType(src)
 		if dt == native.F32 && src.ParamCount() > 1e9 {
 			slog.Info("finetune: the frozen weights stay F32 as stored (--dtype auto); --dtype f16 halves their memory, q8_0 (QLoRA-style, integer products) quarters it and trains fastest on the cpu",
 				"params", src.ParamCount())
@@ -342,17 +341,6 @@ func hashModel(path string) (string, error) {
 		return filehash.Tree(path)
 	}
 	return filehash.File(path)
-}
-
-func storedDType(src *weights.Source) native.DType {
-	t, err := src.Tensor("language_model.model.decoder.layers.0.fc1.weight")
-	if err != nil {
-		return native.F32
-	}
-	if dt, err := nn.ParseDType(t.DType.String()); err == nil {
-		return dt
-	}
-	return native.F32
 }
 
 func (tr *trainer) run(ctx context.Context) (*Summary, error) {

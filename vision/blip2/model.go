@@ -163,3 +163,17 @@ func queryMask(nq int, prompt []bool) []bool {
 	}
 	return append(row, prompt...)
 }
+
+// StoredDType is the dtype src keeps the language model's Linear weights in, as the
+// kernels hold it (F32 when it is not one they run, or the tensor is missing): what
+// --dtype auto means for BLIP-2.
+func StoredDType(src *weights.Source) native.DType {
+	t, err := src.Tensor("language_model.model.decoder.layers.0.fc1.weight")
+	if err != nil {
+		return native.F32
+	}
+	if dt, err := nn.ParseDType(t.DType.String()); err == nil {
+		return dt
+	}
+	return native.F32
+}

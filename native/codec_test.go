@@ -44,20 +44,12 @@ func TestCodecIsGGML(t *testing.T) {
 	}
 }
 
-func benchValues(r *rand.Rand, n int, scale float32) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32(r.NormFloat64()) * scale
-	}
-	return v
-}
-
 // TestConvertSameFile: synth convert's GGUF is the same file through synth's and ggml's codecs as
 // through the pure-Go one, for F16 and F32 checkpoints to every type both write.
 func TestConvertSameFile(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	dir := t.TempDir()
-	v := benchValues(r, 96*512, 0.5)
+	v := randFloats(r, 96*512, 0.5)
 	f16, err := weights.Quantize(weights.F16, v)
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +162,7 @@ func writeRandomBLIP2(path string, vision, qformer, text int) error {
 	r := rand.New(rand.NewPCG(3, 4))
 	var ts []weights.Tensor
 	add := func(name string, out, in int) {
-		v := benchValues(r, out*in, 0.02)
+		v := randFloats(r, out*in, 0.02)
 		data := make([]byte, 2*len(v))
 		for i, x := range v {
 			h := weights.F32ToF16(x)

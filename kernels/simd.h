@@ -408,36 +408,61 @@ typedef void (*small_fn)(const float *, int64_t, const uint8_t *, int64_t, float
 static const small_fn small_tiles[3][MR + 1] = {SMALL_LIST(f32), SMALL_LIST(f16), SMALL_LIST(bf16)};
 
 // half_tile: rows [0, mr) of y (MR < mr <= 2*MR: a decoding batch too tall for
-// small_tile's two vectors per row) for one half (VL columns) of a panel over all of K:
-// mr accumulators of one vector, each k step of the half converted once (F16C for f16)
-// and used by every row, so that the conversion stays in registers instead of going
-// through dequant_panel's buffer. Then bias, activation, residual, store.
+// small_tile's two vectors per row) for one panel over all of K, one half (VL columns) at
+// a time: mr accumulators of one vector, each k step of the half converted once (F16C for
+// f16) and used by every row, so that the conversion stays in registers instead of going
+// through dequant_panel's buffer. K goes in blocks of HALF_KB, both halves per block, so
+// the second half reads the block from L1; the first prefetches HALF_PF bytes ahead.
+// Then bias, activation, residual, store.
+#ifndef HALF_KB
+#define HALF_KB 256
+#endif
+#ifndef HALF_PF
+#define HALF_PF 4096 // AVX2, m=8, F16 OPT fc1 on one thread: no prefetch 42-47 GFLOP/s, 2-8 KB ahead 49-59
+#endif
 static inline __attribute__((always_inline)) void half_tile(const int mr, const int dt, const float *x, int64_t ldx,
-                                                            const uint8_t *panel, int64_t k, int h, float *y,
-                                                            int64_t col, int64_t nv, const gemm_args *g) {
-	vf acc[2 * MR][2];
+                                                            const uint8_t *panel, int64_t k, float *y, int64_t col,
+                                                            int64_t nv, const gemm_args *g) {
+	const int64_t esz = dt == SYNTH_F32 ? 4 : 2; // bytes per weight
+	vf sums[2][2 * MR]; // each half's running sums between K blocks
 #pragma GCC unroll 24
-	for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = vzero();
-	for (int64_t kk = 0; kk < k; kk++) {
-		vf w;
-		if (dt == SYNTH_F32) w = vload((const float *)panel + kk * NR + h * VL);
-		else if (dt == SYNTH_F16) w = vload_f16(panel + (kk * NR + h * VL) * 2);
-		else w = vload_bf16(panel + (kk * NR + h * VL) * 2);
+	for (int i = 0; i < mr; i++) sums[0][i] = sums[1][i] = vzero();
+	for (int64_t k0 = 0; k0 < k; k0 += HALF_KB) {
+		int64_t k1 = k - k0 < HALF_KB ? k : k0 + HALF_KB;
+		for (int h = 0; h < 2; h++) {
+			vf acc[2 * MR];
 #pragma GCC unroll 24
-		for (int i = 0; i < mr; i++) acc[i][0] = vfma(vset1(x[i * ldx + kk]), w, acc[i][0]);
+			for (int i = 0; i < mr; i++) acc[i] = sums[h][i];
+			for (int64_t kk = k0; kk < k1; kk++) {
+				if (h == 0 && (kk * NR * esz) % 64 == 0) _mm_prefetch((const char *)panel + kk * NR * esz + HALF_PF, _MM_HINT_T0);
+				vf w;
+				if (dt == SYNTH_F32) w = vload((const float *)panel + kk * NR + h * VL);
+				else if (dt == SYNTH_F16) w = vload_f16(panel + (kk * NR + h * VL) * 2);
+				else w = vload_bf16(panel + (kk * NR + h * VL) * 2);
+#pragma GCC unroll 24
+				for (int i = 0; i < mr; i++) acc[i] = vfma(vset1(x[i * ldx + kk]), w, acc[i]);
+			}
+#pragma GCC unroll 24
+			for (int i = 0; i < mr; i++) sums[h][i] = acc[i];
+		}
 	}
-	// the half's columns: col + h*VL, at most VL of them (the other vector stores nothing)
-	int64_t hv = nv - h * VL < VL ? nv - h * VL : VL;
-	if (hv <= 0) return;
-	if (g->accum_y) add_y(mr, acc, y + h * VL, hv, g->ldy);
-	store_tile(mr, acc, y + h * VL, col + h * VL, hv, g, 0);
+	for (int h = 0; h < 2; h++) {
+		// the half's columns: col + h*VL, at most VL of them (the other vector stores nothing)
+		int64_t hv = nv - h * VL < VL ? nv - h * VL : VL;
+		if (hv <= 0) return;
+		vf acc[2 * MR][2];
+#pragma GCC unroll 24
+		for (int i = 0; i < mr; i++) acc[i][0] = sums[h][i], acc[i][1] = vzero();
+		if (g->accum_y) add_y(mr, acc, y + h * VL, hv, g->ldy);
+		store_tile(mr, acc, y + h * VL, col + h * VL, hv, g, 0);
+	}
 }
 
 #define HALF_FN(dtn, dt, r)                                                                                        \
 	static __attribute__((noinline)) void half_##dtn##_##r(const float *x, int64_t ldx, const uint8_t *panel,      \
-	                                                      int64_t k, int h, float *y, int64_t col, int64_t nv,     \
+	                                                      int64_t k, float *y, int64_t col, int64_t nv,            \
 	                                                      const gemm_args *g) {                                    \
-		half_tile(r, dt, x, ldx, panel, k, h, y, col, nv, g);                                                      \
+		half_tile(r, dt, x, ldx, panel, k, y, col, nv, g);                                                         \
 	}
 #if MR > 6
 #define HALF_DT(dtn, dt)                                                                                            \
@@ -456,7 +481,7 @@ HALF_DT(f32, SYNTH_F32)
 HALF_DT(f16, SYNTH_F16)
 HALF_DT(bf16, SYNTH_BF16)
 
-typedef void (*half_fn)(const float *, int64_t, const uint8_t *, int64_t, int, float *, int64_t, int64_t,
+typedef void (*half_fn)(const float *, int64_t, const uint8_t *, int64_t, float *, int64_t, int64_t,
                         const gemm_args *);
 static const half_fn half_tiles[3][MR] = {HALF_LIST(f32), HALF_LIST(f16), HALF_LIST(bf16)}; // [dt][mr - MR - 1]
 
@@ -470,22 +495,27 @@ static const half_fn half_tiles[3][MR] = {HALF_LIST(f32), HALF_LIST(f16), HALF_L
 
 #define MRQ (NREG == 32 ? 8 : 4)
 #ifndef QPF_AHEAD
-#define QPF_AHEAD 2 // chunks ahead the single-tile path prefetches (0: none); one run each: Q5_K m=1 1.3-2.7x faster, the others within noise
+#define QPF_AHEAD 2 // chunks ahead the tiles prefetch (0: none); one run each: Q5_K m=1 1.3-2.7x faster, the others within noise
 #endif
 #ifndef HALF_TILES
 #define HALF_TILES 1
 #endif
 // QDOT_MAX_M is the most rows of x the integer path takes; above it the quantized types
 // are dequantized a panel block at a time into the f32 GEMM. Measured on one thread of
-// the Zen 4 development VM (k 1408-2560): with vpdpbusd the integer path ran about 2x the
-// f32 one at every m; with AVX2's vpmaddubsw it won up to m = 64 (1.15x at 64, 1.37x at
-// 16) and lost 2-10% from m = 128 (EVA ViT-g fc1 at 257 rows), where the f32 GEMM reaches
-// the FMA rate. AVX-512 without VNNI takes AVX2's bound (not measured: no such CPU here).
+// the Zen 4 development VM (2026-12-03, k 1408-2560, m 96-257): with vpdpbusd the integer
+// path ran about 2x the f32 one at every m. With AVX2's vpmaddubsw it ran 1.1-1.35x the
+// f32 path for Q8_0, Q4_0 and Q4_K at every m, the same for Q5_K (76-105 against 95-100
+// GFLOP/s) and 0.7-0.9x for Q6_K, whose codes take the most work to unpack: those two keep
+// the f32 path above QDOT_MAX_M_UNPACK rows. AVX-512 without VNNI takes AVX2's bounds
+// (not measured: no such CPU here).
 #ifndef QDOT_MAX_M
-#if SYNTH_VNNI
 #define QDOT_MAX_M INT64_MAX
+#endif
+#ifndef QDOT_MAX_M_UNPACK
+#if SYNTH_VNNI
+#define QDOT_MAX_M_UNPACK INT64_MAX
 #else
-#define QDOT_MAX_M 96
+#define QDOT_MAX_M_UNPACK 96
 #endif
 #endif // rows per integer tile: MRQ x 2 int32 accumulators
 
@@ -544,28 +574,10 @@ static inline __attribute__((always_inline)) vi chunk_codes(const int dt, const 
 	return w;
 }
 
-// decode_chunk writes chunk_codes of chunk c for every group and half to dec [8][2][VL*4]:
-// with several row tiles, each reads them with one load instead of decoding them again.
-static void decode_chunk(int dt, const uint8_t *pb, int c, uint8_t *dec) {
-	for (int g = 0; g < 8; g++)
-		for (int v = 0; v < 2; v++) {
-			vi w;
-			switch (dt) {
-			case SYNTH_Q8_0: w = chunk_codes(SYNTH_Q8_0, pb, c, g, v); break;
-			case SYNTH_Q4_0: w = chunk_codes(SYNTH_Q4_0, pb, c, g, v); break;
-			case SYNTH_Q4_K: w = chunk_codes(SYNTH_Q4_K, pb, c, g, v); break;
-			case SYNTH_Q5_K: w = chunk_codes(SYNTH_Q5_K, pb, c, g, v); break;
-			default: w = chunk_codes(SYNTH_Q6_K, pb, c, g, v); break;
-			}
-			memcpy(dec + (g * 2 + v) * VL * 4, &w, VL * 4);
-		}
-}
-
-// qchunk adds chunk c of packed block pb (global chunk index cb along k) for rows
-// [0, mr) of xr into facc (rows NR floats apart). pre: the codes come decoded in dec.
-static inline __attribute__((always_inline)) void qchunks_run(const int mr, const int dt, const int pre,
-                                                              const uint8_t *panel, const uint8_t *dec, int64_t cb0,
-                                                              int64_t cb1, const qrows *xr, float *facc) {
+// qchunks_run adds chunks [cb0, cb1) (global chunk indices along k) of panel for rows
+// [0, mr) of xr into facc (rows NR floats apart).
+static inline __attribute__((always_inline)) void qchunks_run(const int mr, const int dt, const uint8_t *panel,
+                                                              int64_t cb0, int64_t cb1, const qrows *xr, float *facc) {
 	const int off = dt == SYNTH_Q8_0 ? (SYNTH_VNNI ? 128 : 0) : code_offset(dt);
 	const int64_t k = xr->k, cps = block_vals(dt) / QK, pbb = pblock_bytes(dt) * NR;
 	vf fa[MRQ][2]; // the running sums, in registers across the chunks where they fit
@@ -574,7 +586,7 @@ static inline __attribute__((always_inline)) void qchunks_run(const int mr, cons
 	for (int64_t cb = cb0; cb < cb1; cb++) {
 	const uint8_t *pb = panel + cb / cps * pbb;
 	const int c = (int)(cb % cps);
-	if (!pre && QPF_AHEAD) { // one pass over the panel: fetch its bytes some chunks ahead
+	if (QPF_AHEAD) { // fetch the panel's bytes some chunks ahead
 		const uint8_t *ahead = panel + (cb + QPF_AHEAD) * (pbb / cps);
 		for (int64_t b = 0; b < pbb / cps; b += 64) _mm_prefetch((const char *)(ahead + b), _MM_HINT_T0);
 	}
@@ -587,14 +599,7 @@ static inline __attribute__((always_inline)) void qchunks_run(const int mr, cons
 #pragma GCC unroll 8
 	for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = vi_zero();
 	for (int g = 0; g < 8; g++) {
-		vi w0, w1;
-		if (pre) {
-			w0 = vi_load(dec + (g * 2) * VL * 4);
-			w1 = vi_load(dec + (g * 2 + 1) * VL * 4);
-		} else {
-			w0 = chunk_codes(dt, pb, c, g, 0);
-			w1 = chunk_codes(dt, pb, c, g, 1);
-		}
+		vi w0 = chunk_codes(dt, pb, c, g, 0), w1 = chunk_codes(dt, pb, c, g, 1);
 #pragma GCC unroll 8
 		for (int i = 0; i < mr; i++) {
 			uint32_t x4;
@@ -652,10 +657,9 @@ static inline __attribute__((always_inline)) void qchunks_run(const int mr, cons
 }
 
 #define QCHUNK_FN(dtn, dt, r)                                                                                       \
-	static __attribute__((noinline)) void qchunk_##dtn##_##r(const uint8_t *panel, const uint8_t *dec, int64_t cb0,    \
-	                                                         int64_t cb1, const qrows *xr, float *facc) {             \
-		if (dec) qchunks_run(r, dt, 1, panel, dec, cb0, cb1, xr, facc);                                               \
-		else qchunks_run(r, dt, 0, panel, dec, cb0, cb1, xr, facc);                                                   \
+	static __attribute__((noinline)) void qchunk_##dtn##_##r(const uint8_t *panel, int64_t cb0, int64_t cb1,           \
+	                                                         const qrows *xr, float *facc) {                          \
+		qchunks_run(r, dt, panel, cb0, cb1, xr, facc);                                                                \
 	}
 #if MRQ > 4
 #define QCHUNK_MORE(dtn, dt) QCHUNK_FN(dtn, dt, 5) QCHUNK_FN(dtn, dt, 6) QCHUNK_FN(dtn, dt, 7) QCHUNK_FN(dtn, dt, 8)
@@ -672,7 +676,7 @@ QCHUNK_DT(q4_k, SYNTH_Q4_K)
 QCHUNK_DT(q5_k, SYNTH_Q5_K)
 QCHUNK_DT(q6_k, SYNTH_Q6_K)
 
-typedef void (*qchunk_fn)(const uint8_t *, const uint8_t *, int64_t, int64_t, const qrows *, float *);
+typedef void (*qchunk_fn)(const uint8_t *, int64_t, int64_t, const qrows *, float *);
 #define QLIST(dtn) {NULL, qchunk_##dtn##_1, qchunk_##dtn##_2, qchunk_##dtn##_3, qchunk_##dtn##_4 QLIST_MORE(dtn)}
 static const qchunk_fn qchunks[SYNTH_NDT][MRQ + 1] = {
 	[SYNTH_Q8_0] = QLIST(q8_0), [SYNTH_Q4_0] = QLIST(q4_0), [SYNTH_Q4_K] = QLIST(q4_k),
@@ -693,36 +697,37 @@ static void qepilogue(const float *facc, int64_t rows, float *y, int64_t col, in
 
 // gemm_q is the quantized-activation GEMM over panels [p0, p1) and rows [r0, r1): rows
 // are quantized a chunk at a time into scratch (each worker its own copy), then each
-// panel streams once per chunk of rows, its blocks read once for every row tile.
+// panel streams once per chunk of rows. Rows go in tiles of at most MRQ, as even as
+// possible, and K in blocks of QTILE_CHUNKS: every tile runs over the block while its
+// bytes sit in L1, its sums in registers. (Decoding each chunk once into a buffer that
+// every tile read was 1.3-2x slower at m = 8..257 on both variants, K-quants included.)
+#ifndef QTILE_CHUNKS
+#define QTILE_CHUNKS 16 // one thread, OPT fc1, m = 8..257: 4, 8, 16 and 32 within noise of each other
+#endif
 static int gemm_q(int dt, const float *x, int64_t ldx, const uint8_t *w, float *y, int64_t n, int64_t k,
                   const gemm_args *g, int64_t p0, int64_t p1, int64_t r0, int64_t r1, float *scratch) {
-	int64_t sbv = block_vals(dt), pbb = pblock_bytes(dt) * NR, pstride = k / sbv * pbb;
+	int64_t sbv = block_vals(dt), pbb = pblock_bytes(dt) * NR, pstride = k / sbv * pbb, nc = k / QK;
 	int64_t per_row = k + k / QK * 4 + k / 16 * 4 + NR * 4; // bytes: codes, scales, sums, facc
-	int64_t R = (SYNTH_SCRATCH_FLOATS * 4 - 64 * VL - 256) / per_row;
+	int64_t R = (SYNTH_SCRATCH_FLOATS * 4 - 256) / per_row;
 	if (R < 1) return SYNTH_EARG;
 	if (R > r1 - r0) R = r1 - r0;
-	uint8_t *dec = (uint8_t *)scratch;            // [8][2][VL*4] decoded codes of a chunk
-	float *facc = scratch + 16 * VL;              // [R][NR]
+	float *facc = scratch;                        // [R][NR]
 	float *xd = facc + R * NR;                    // [R][k/32]
 	int32_t *xs = (int32_t *)(xd + R * (k / QK)); // [R][k/16]
 	int8_t *xq = (int8_t *)(xs + R * (k / 16));   // [R][k]
 	for (int64_t c0 = r0; c0 < r1; c0 += R) {
-		int64_t rows = r1 - c0 < R ? r1 - c0 : R;
+		int64_t rows = r1 - c0 < R ? r1 - c0 : R, tiles = (rows + MRQ - 1) / MRQ;
 		quantize_rows(x + c0 * ldx, ldx, rows, k, xq, xd, xs);
 		for (int64_t p = p0; p < p1; p++) {
 			const uint8_t *panel = w + p * pstride;
 			memset(facc, 0, (size_t)(rows * NR) * 4);
-			if (rows <= MRQ) { // one tile: all chunks in one call, the sums in registers
-				qrows xr = {xq, xd, xs, k};
-				qchunks[dt][rows](panel, NULL, 0, k / QK, &xr, facc);
-			} else { // several tiles: each chunk decoded once, then read by every tile
-				for (int64_t cb = 0; cb < k / QK; cb++) {
-					decode_chunk(dt, panel + cb / (sbv / QK) * pbb, (int)(cb % (sbv / QK)), dec);
-					for (int64_t i0 = 0; i0 < rows; i0 += MRQ) {
-						int64_t mr = rows - i0 < MRQ ? rows - i0 : MRQ;
-						qrows xr = {xq + i0 * k, xd + i0 * (k / QK), xs + i0 * (k / 16), k};
-						qchunks[dt][mr](panel, dec, cb, cb + 1, &xr, facc + i0 * NR);
-					}
+			for (int64_t cb0 = 0; cb0 < nc; cb0 += QTILE_CHUNKS) {
+				int64_t cb1 = nc - cb0 < QTILE_CHUNKS ? nc : cb0 + QTILE_CHUNKS;
+				for (int64_t t = 0, i0 = 0; t < tiles; t++) {
+					int64_t mr = (rows - i0 + (tiles - t) - 1) / (tiles - t); // the rest, evenly
+					qrows xr = {xq + i0 * k, xd + i0 * (k / QK), xs + i0 * (k / 16), k};
+					qchunks[dt][mr](panel, cb0, cb1, &xr, facc + i0 * NR);
+					i0 += mr;
 				}
 			}
 			int64_t col = p * NR, nv = n - col < NR ? n - col : NR;
@@ -733,9 +738,11 @@ static int gemm_q(int dt, const float *x, int64_t ldx, const uint8_t *w, float *
 }
 
 // use_qdot says whether the GEMM of dt with m rows takes the integer-dot path (the only
-// path the quantized types have at m <= 2*MR: QDOT_MAX_M is larger).
-static inline int use_qdot(int dt, int64_t m) { return is_quant(dt) && m <= QDOT_MAX_M; }
-_Static_assert(QDOT_MAX_M > 2 * MR, "the small and half tiles have no quantized types");
+// path the quantized types have at m <= 2*MR: both bounds are larger).
+static inline int use_qdot(int dt, int64_t m) {
+	return is_quant(dt) && m <= (dt == SYNTH_Q5_K || dt == SYNTH_Q6_K ? QDOT_MAX_M_UNPACK : QDOT_MAX_M);
+}
+_Static_assert(QDOT_MAX_M > 2 * MR && QDOT_MAX_M_UNPACK > 2 * MR, "the small and half tiles have no quantized types");
 
 int ISA_SFX(synth_gemm_quantizes_x)(int dt, int64_t m) { return use_qdot(dt, m); }
 
@@ -774,8 +781,7 @@ static int gemm_simd(int dt, const float *x, int64_t ldx, const void *w, const f
 	if (m <= 2 * MR && r0 == 0 && r1 == m && HALF_TILES) { // a taller decoding batch: half panels
 		for (int64_t p = p0; p < p1; p++) {
 			int64_t col = p * NR, nv = n - col < NR ? n - col : NR;
-			for (int h = 0; h < 2; h++)
-				half_tiles[dt][m - MR - 1](x, ldx, (const uint8_t *)w + p * panel_bytes, k, h, y + col, col, nv, &g);
+			half_tiles[dt][m - MR - 1](x, ldx, (const uint8_t *)w + p * panel_bytes, k, y + col, col, nv, &g);
 		}
 		return SYNTH_OK;
 	}

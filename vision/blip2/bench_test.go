@@ -261,8 +261,8 @@ func runCaptionBench(b *testing.B, m *Model, cfg Config, n int) {
 	defer g.Close()
 	px := benchPixels(n, cfg.Vision.ImageSize)
 	prompts := make([]Prompt, n)
-	// one untimed batch first, as PyTorch's anchor warms up: the arena grows to its
-	// peak and every weight page is touched once, which a long captioning run pays once
+	// one untimed batch first, as PyTorch's anchor warms up: the first batch of a process
+	// also grows the arena to its peak, which a long captioning run pays once
 	if _, err := g.Generate(px, prompts, p); err != nil {
 		b.Fatal(err)
 	}

@@ -2,7 +2,7 @@
 #include "common.h"
 
 typedef int (*gemm_fn)(const float *, int64_t, const void *, const float *, int, const float *, int64_t, float *,
-                       int64_t, int64_t, int64_t, int64_t, float *, int, int);
+                       int64_t, int64_t, int64_t, int64_t, float *, int, int, int64_t *);
 #define GEMMS(isa)                                                                                          \
 	{[SYNTH_F32] = synth_gemm_f32_##isa, [SYNTH_F16] = synth_gemm_f16_##isa, [SYNTH_BF16] = synth_gemm_bf16_##isa, \
 	 [SYNTH_Q8_0] = synth_gemm_q8_0_##isa, [SYNTH_Q4_0] = synth_gemm_q4_0_##isa,                               \
@@ -13,9 +13,9 @@ static int bad(int isa) { return isa < SYNTH_ISA_REF || isa >= SYNTH_NISA; }
 
 int synth_gemm(int isa, int dt, const float *x, int64_t ldx, const void *w, const float *bias, int act,
                const float *res, int64_t ldr, float *y, int64_t ldy, int64_t m, int64_t n, int64_t k,
-               float *scratch, int ith, int nth) {
+               float *scratch, int ith, int nth, int64_t *next) {
 	if (bad(isa) || !valid_dt(dt)) return SYNTH_EARG;
-	return gemms[isa][dt](x, ldx, w, bias, act, res, ldr, y, ldy, m, n, k, scratch, ith, nth);
+	return gemms[isa][dt](x, ldx, w, bias, act, res, ldr, y, ldy, m, n, k, scratch, ith, nth, next);
 }
 
 int synth_gemm_quantizes_x_avx2(int dt, int64_t m);

@@ -20,6 +20,7 @@ var gemmShapes = []gemmShape{
 	{1, 1, 1}, {7, 17, 33}, {17, 33, 7}, {33, 7, 17}, {1, 33, 17}, {13, 64, 100},
 	{257, 1408, 40}, {32, 768, 33}, {248, 768, 24}, {3, 2560, 37}, {16, 2560, 65}, {40, 96, 129},
 	{12, 200, 45}, {6, 64, 20}, {600, 96, 70},
+	{8, 256, 300}, // wide enough that the shared-work split hands out several groups of panels
 }
 
 // newWeights quantizes random w [n, k] to dt and packs it for s.
@@ -141,6 +142,7 @@ func TestGEMMParity(t *testing.T) {
 					}
 					y.checkGuards(t, what)
 					compare(t, what, y.dense(), ref.dense(), scale, n, 1e-5)
+					sharedSame(t, what, s, x.m, ws, bias, act, res.m, y, nth)
 					x.checkUnmodified(t, what+" x")
 					if !res.m.Empty() {
 						res.checkUnmodified(t, what+" residual")
@@ -308,7 +310,90 @@ func TestGEMMInPlaceResidual(t *testing.T) {
 				}
 				y.checkGuards(t, what)
 				compare(t, what, y.dense(), want.dense(), scale, n, 1e-5)
+				// shared work in place: a unit done twice would add the product twice
+				ys := newGuarded(m, n, n+1)
+				ys.fill(res)
+				work := new(Work)
+				if err := runShares(nth, func(ith int, sc []float32) error {
+					return s.GEMMShared(x.m, ws, bias, ActNone, ys.mat(), ys.mat(), ith, nth, sc, work)
+				}); err != nil {
+					t.Fatalf("%s shared: %v", what, err)
+				}
+				ys.checkGuards(t, what+" shared")
+				sameBits(t, what+" shared", ys.dense(), y.dense())
 			}
+		}
+	}
+}
+
+// TestGEMMSharedRowChunks: with more rows than the integer path quantizes at once (k =
+// 4096: about 180), the shared-work units span two chunks of rows. Q8_0 and Q4_K only:
+// the units do not depend on the type, and the reference is slow at this size.
+func TestGEMMSharedRowChunks(t *testing.T) {
+	r := newRand(t)
+	ref := refSet(t)
+	m, k, n := 185, 4096, 100
+	x := randMat(r, m, k, k, 1)
+	w := randSlice(r, n*k, 1/float32(math.Sqrt(float64(k))))
+	bias := randSlice(r, n, 0.5)
+	for _, dt := range []DType{Q8_0, Q4_K} {
+		ws := newWeights(t, ref, dt, w, n, k)
+		want := newGuarded(m, n, n)
+		if err := runShares(1, func(ith int, _ []float32) error {
+			return QGEMMRef(x.m, ws, bias, ActGELU, Mat{}, want.mat(), ith, 1)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		wdq := make([]float32, n*k)
+		if err := Dequantize(dt, ws.Raw, wdq); err != nil {
+			t.Fatal(err)
+		}
+		scale := gemmScale(x.m, wdq, bias, Mat{}, m, n, k)
+		for _, s := range variants(t) {
+			if !s.QuantizesX(dt, m) {
+				continue
+			}
+			packFor(t, s, ws)
+			for _, nth := range []int{1, 3} {
+				what := name("isa", setName(s), "dt", dt, "m", m, "k", k, "n", n, "nth", nth)
+				y := newGuarded(m, n, n)
+				if err := runShares(nth, func(ith int, sc []float32) error {
+					return s.GEMM(x.m, ws, bias, ActGELU, Mat{}, y.mat(), ith, nth, sc)
+				}); err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				compare(t, what, y.dense(), want.dense(), scale, n, 1e-5)
+				sharedSame(t, what, s, x.m, ws, bias, ActGELU, Mat{}, y, nth)
+			}
+		}
+	}
+}
+
+// sharedSame runs the GEMM again with its work handed out from a shared counter, twice
+// (the second after a Reset), and requires the bits of the fixed shares' result y: each
+// output is computed the same way whoever computes it.
+func sharedSame(t *testing.T, what string, s *Set, x Mat, ws *Weights, bias []float32, act Act, res Mat, y *guarded, nth int) {
+	t.Helper()
+	work := new(Work)
+	for run := 0; run < 2; run++ {
+		work.Reset()
+		ys := newGuarded(y.rows, y.cols, y.ld)
+		if err := runShares(nth, func(ith int, sc []float32) error {
+			return s.GEMMShared(x, ws, bias, act, res, ys.mat(), ith, nth, sc, work)
+		}); err != nil {
+			t.Fatalf("%s shared: %v", what, err)
+		}
+		ys.checkGuards(t, what+" shared")
+		sameBits(t, what+" shared", ys.dense(), y.dense())
+	}
+}
+
+// sameBits requires got and want to hold the same bits (NaNs included).
+func sameBits(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s: element %d = %v, want %v (bit for bit)", what, i, got[i], want[i])
 		}
 	}
 }

@@ -143,10 +143,17 @@ SYNTH_STORE_F16_DECL(avx512_vnni)
 //   For the quantized weight types (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) where
 //   synth_gemm_quantizes_x says so, the variants compute synth_qgemm_ref instead: x
 //   quantized to 8 bits per 32 values, integer dot products per block, f32 across blocks.
+// next: NULL, or a counter shared by the nth calls of one op, 0 before the first starts.
+//   With it the variants' decoding and integer-dot paths hand out their work in small
+//   units to whichever call asks first (the fixed shares, one per worker, leave a core
+//   idle when another runs slower: a busy sibling, a slower core, a late start). Each
+//   output is computed the same way whichever call computes it, so y is identical
+//   either way. _ref and the variants' f32 blocked path take the fixed shares.
 #define SYNTH_GEMM_DECL(dt, isa)                                                               \
 	int synth_gemm_##dt##_##isa(const float *x, int64_t ldx, const void *w, const float *bias,  \
 	                            int act, const float *res, int64_t ldr, float *y, int64_t ldy,  \
-	                            int64_t m, int64_t n, int64_t k, float *scratch, int ith, int nth);
+	                            int64_t m, int64_t n, int64_t k, float *scratch, int ith, int nth, \
+	                            int64_t *next);
 #define SYNTH_GEMM_ALL(isa)    \
 	SYNTH_GEMM_DECL(f32, isa)  \
 	SYNTH_GEMM_DECL(f16, isa)  \
@@ -280,7 +287,7 @@ SYNTH_VARIANT_DECLS(avx512_vnni)
 enum { SYNTH_ISA_REF = 0, SYNTH_ISA_AVX2 = 1, SYNTH_ISA_AVX512 = 2, SYNTH_ISA_AVX512_VNNI = 3, SYNTH_NISA = 4 };
 int synth_gemm(int isa, int dt, const float *x, int64_t ldx, const void *w, const float *bias, int act,
                const float *res, int64_t ldr, float *y, int64_t ldy, int64_t m, int64_t n, int64_t k,
-               float *scratch, int ith, int nth);
+               float *scratch, int ith, int nth, int64_t *next);
 int synth_layernorm(int isa, const float *x, int64_t ldx, const float *gamma, const float *beta, float eps,
                     float *y, int64_t ldy, int64_t rows, int64_t cols, int ith, int nth);
 int synth_softmax(int isa, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows, int64_t cols,

@@ -8,6 +8,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -220,6 +221,20 @@ func Dequantize(dt DType, src []byte, dst []float32) error {
 // [M, N]; bias has N values or none; res may be empty. y may be res itself (an in-place
 // residual) only with ActNone. scratch: ScratchFloats floats, 64-byte aligned.
 func (s *Set) GEMM(x Mat, w *Weights, bias []float32, act Act, res, y Mat, ith, nth int, scratch []float32) error {
+	return s.GEMMShared(x, w, bias, act, res, y, ith, nth, scratch, nil)
+}
+
+// Work is the counter the nth calls of one GEMM share to hand out its work (kernels.h,
+// GEMM's next). Reset it before the op's calls start and give each the same Work.
+type Work struct{ next int64 }
+
+// Reset readies w for the next op.
+func (w *Work) Reset() { atomic.StoreInt64(&w.next, 0) }
+
+// GEMMShared is GEMM with the work handed out from work (nil: the fixed shares) to
+// whichever call asks first, so that a worker that runs slower holds up the op less. y
+// is the same either way.
+func (s *Set) GEMMShared(x Mat, w *Weights, bias []float32, act Act, res, y Mat, ith, nth int, scratch []float32, work *Work) error {
 	if err := checkGEMM(s, x, w, bias, act, res, y, ith, nth); err != nil {
 		return err
 	}
@@ -235,7 +250,11 @@ func (s *Set) GEMM(x Mat, w *Weights, bias []float32, act Act, res, y Mat, ith, 
 	}
 	xa, ldx, bp, a, rp, ldr, yp, ldy, m, n, k := gemmArgs(x, w, bias, act, res, y)
 	sc, ci, cn := fptr(scratch), C.int(ith), C.int(nth)
-	rc := C.synth_gemm(s.idx, C.int(w.DType), xa, ldx, wp, bp, a, rp, ldr, yp, ldy, m, n, k, sc, ci, cn)
+	var next *C.int64_t
+	if work != nil {
+		next = (*C.int64_t)(unsafe.Pointer(&work.next))
+	}
+	rc := C.synth_gemm(s.idx, C.int(w.DType), xa, ldx, wp, bp, a, rp, ldr, yp, ldy, m, n, k, sc, ci, cn, next)
 	return status("gemm", rc)
 }
 

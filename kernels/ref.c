@@ -327,8 +327,8 @@ static int gemm_ref(int dt, int qx, const float *x, int64_t ldx, const void *w, 
 #define GEMM_REF(name, dt)                                                                              \
 	int name(const float *x, int64_t ldx, const void *w, const float *bias, int act, const float *res, \
 	         int64_t ldr, float *y, int64_t ldy, int64_t m, int64_t n, int64_t k, float *scratch,      \
-	         int ith, int nth) {                                                                        \
-		(void)scratch;                                                                                  \
+	         int ith, int nth, int64_t *next) {                                                         \
+		(void)scratch, (void)next; /* the fixed shares */                                                \
 		return gemm_ref(dt, 0, x, ldx, w, bias, act, res, ldr, y, ldy, m, n, k, ith, nth);             \
 	}
 GEMM_REF(synth_gemm_f32_ref, SYNTH_F32)

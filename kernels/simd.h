@@ -704,35 +704,77 @@ static void qepilogue(const float *facc, int64_t rows, float *y, int64_t col, in
 #ifndef QTILE_CHUNKS
 #define QTILE_CHUNKS 16 // one thread, OPT fc1, m = 8..257: 4, 8, 16 and 32 within noise of each other
 #endif
-static int gemm_q(int dt, const float *x, int64_t ldx, const uint8_t *w, float *y, int64_t n, int64_t k,
-                  const gemm_args *g, int64_t p0, int64_t p1, int64_t r0, int64_t r1, float *scratch) {
-	int64_t sbv = block_vals(dt), pbb = pblock_bytes(dt) * NR, pstride = k / sbv * pbb, nc = k / QK;
+// qrows_max is how many rows of x with k values gemm_q's scratch holds quantized.
+static inline int64_t qrows_max(int64_t k) {
 	int64_t per_row = k + k / QK * 4 + k / 16 * 4 + NR * 4; // bytes: codes, scales, sums, facc
-	int64_t R = (SYNTH_SCRATCH_FLOATS * 4 - 256) / per_row;
-	if (R < 1) return SYNTH_EARG;
-	if (R > r1 - r0) R = r1 - r0;
+	return (SYNTH_SCRATCH_FLOATS * 4 - 256) / per_row;
+}
+
+// gemm_q_panels runs panels [p0, p1) for rows c0..c0+rows, quantized in scratch.
+static void gemm_q_panels(int dt, const uint8_t *w, float *y, int64_t n, int64_t k, const gemm_args *g,
+                          int64_t p0, int64_t p1, int64_t c0, int64_t rows, int64_t R, float *scratch) {
+	int64_t pstride = k / block_vals(dt) * pblock_bytes(dt) * NR, nc = k / QK, tiles = (rows + MRQ - 1) / MRQ;
 	float *facc = scratch;                        // [R][NR]
 	float *xd = facc + R * NR;                    // [R][k/32]
 	int32_t *xs = (int32_t *)(xd + R * (k / QK)); // [R][k/16]
 	int8_t *xq = (int8_t *)(xs + R * (k / 16));   // [R][k]
-	for (int64_t c0 = r0; c0 < r1; c0 += R) {
-		int64_t rows = r1 - c0 < R ? r1 - c0 : R, tiles = (rows + MRQ - 1) / MRQ;
-		quantize_rows(x + c0 * ldx, ldx, rows, k, xq, xd, xs);
-		for (int64_t p = p0; p < p1; p++) {
-			const uint8_t *panel = w + p * pstride;
-			memset(facc, 0, (size_t)(rows * NR) * 4);
-			for (int64_t cb0 = 0; cb0 < nc; cb0 += QTILE_CHUNKS) {
-				int64_t cb1 = nc - cb0 < QTILE_CHUNKS ? nc : cb0 + QTILE_CHUNKS;
-				for (int64_t t = 0, i0 = 0; t < tiles; t++) {
-					int64_t mr = (rows - i0 + (tiles - t) - 1) / (tiles - t); // the rest, evenly
-					qrows xr = {xq + i0 * k, xd + i0 * (k / QK), xs + i0 * (k / 16), k};
-					qchunks[dt][mr](panel, cb0, cb1, &xr, facc + i0 * NR);
-					i0 += mr;
-				}
+	for (int64_t p = p0; p < p1; p++) {
+		const uint8_t *panel = w + p * pstride;
+		memset(facc, 0, (size_t)(rows * NR) * 4);
+		for (int64_t cb0 = 0; cb0 < nc; cb0 += QTILE_CHUNKS) {
+			int64_t cb1 = nc - cb0 < QTILE_CHUNKS ? nc : cb0 + QTILE_CHUNKS;
+			for (int64_t t = 0, i0 = 0; t < tiles; t++) {
+				int64_t mr = (rows - i0 + (tiles - t) - 1) / (tiles - t); // the rest, evenly
+				qrows xr = {xq + i0 * k, xd + i0 * (k / QK), xs + i0 * (k / 16), k};
+				qchunks[dt][mr](panel, cb0, cb1, &xr, facc + i0 * NR);
+				i0 += mr;
 			}
-			int64_t col = p * NR, nv = n - col < NR ? n - col : NR;
-			qepilogue(facc, rows, y, col, nv, g, c0);
 		}
+		int64_t col = p * NR, nv = n - col < NR ? n - col : NR;
+		qepilogue(facc, rows, y, col, nv, g, c0);
+	}
+}
+
+// gemm_q_rows quantizes rows c0..c0+rows of x into scratch (gemm_q_panels' layout).
+static void gemm_q_rows(const float *x, int64_t ldx, int64_t k, int64_t c0, int64_t rows, int64_t R, float *scratch) {
+	float *xd = scratch + R * NR;
+	int32_t *xs = (int32_t *)(xd + R * (k / QK));
+	int8_t *xq = (int8_t *)(xs + R * (k / 16));
+	quantize_rows(x + c0 * ldx, ldx, rows, k, xq, xd, xs);
+}
+
+static int gemm_q(int dt, const float *x, int64_t ldx, const uint8_t *w, float *y, int64_t n, int64_t k,
+                  const gemm_args *g, int64_t p0, int64_t p1, int64_t r0, int64_t r1, float *scratch) {
+	int64_t R = qrows_max(k);
+	if (R < 1) return SYNTH_EARG;
+	if (R > r1 - r0) R = r1 - r0;
+	for (int64_t c0 = r0; c0 < r1; c0 += R) {
+		int64_t rows = r1 - c0 < R ? r1 - c0 : R;
+		gemm_q_rows(x, ldx, k, c0, rows, R, scratch);
+		gemm_q_panels(dt, w, y, n, k, g, p0, p1, c0, rows, R, scratch);
+	}
+	return SYNTH_OK;
+}
+
+// DYN_UNITS is about how many units per worker the shared-counter split makes: enough
+// that a worker running at half speed costs little, few enough that taking one is rare.
+#define DYN_UNITS 8
+
+// gemm_q_shared is gemm_q over all rows and panels with the work handed out from next in
+// units of a group of panels for one chunk of rows, row chunks first: a call quantizes
+// each chunk of rows it works on once.
+static int gemm_q_shared(int dt, const float *x, int64_t ldx, const uint8_t *w, float *y, int64_t m, int64_t n,
+                         int64_t k, const gemm_args *g, int64_t *next, int nth, float *scratch) {
+	int64_t R = qrows_max(k);
+	if (R < 1) return SYNTH_EARG;
+	if (R > m) R = m;
+	int64_t panels = (n + NR - 1) / NR, group = (panels + DYN_UNITS * nth - 1) / (DYN_UNITS * nth);
+	int64_t groups = (panels + group - 1) / group, have = -1;
+	work wk = work_start(next, (m + R - 1) / R * groups, 0, 1);
+	for (int64_t u; (u = work_take(&wk)) >= 0;) {
+		int64_t c0 = u / groups * R, rows = m - c0 < R ? m - c0 : R, p0 = u % groups * group;
+		if (c0 != have) gemm_q_rows(x, ldx, k, c0, rows, R, scratch), have = c0;
+		gemm_q_panels(dt, w, y, n, k, g, p0, p0 + group < panels ? p0 + group : panels, c0, rows, R, scratch);
 	}
 	return SYNTH_OK;
 }
@@ -746,6 +788,21 @@ _Static_assert(QDOT_MAX_M > 2 * MR && QDOT_MAX_M_UNPACK > 2 * MR, "the small and
 
 int ISA_SFX(synth_gemm_quantizes_x)(int dt, int64_t m) { return use_qdot(dt, m); }
 
+// decode_panels runs panels [p0, p1) for all m <= 2 * MR rows of x: each panel streams
+// once, converted in registers (the small tiles), or in two halves of rows (half tiles).
+static void decode_panels(int dt, const float *x, int64_t ldx, const void *w, float *y, int64_t m, int64_t n,
+                          int64_t k, const gemm_args *g, int64_t p0, int64_t p1) {
+	int64_t panel_bytes = k / block_vals(dt) * pblock_bytes(dt) * NR;
+	for (int64_t p = p0; p < p1; p++) {
+		int64_t col = p * NR, nv = n - col < NR ? n - col : NR;
+		const uint8_t *panel = (const uint8_t *)w + p * panel_bytes;
+		if (m <= MR)
+			small_tiles[dt][m](x, ldx, panel, k, y + col, col, nv, g, 0);
+		else
+			half_tiles[dt][m - MR - 1](x, ldx, panel, k, y + col, col, nv, g);
+	}
+}
+
 // Blocked GEMM on packed weights (BLIS order): for each K block of KC, for each block of
 // MC rows packed into scratch, for each panel of NR columns (dequantized into an L1
 // buffer unless f32), for each MR-row tile: the micro-kernel. Workers split the panels
@@ -753,12 +810,23 @@ int ISA_SFX(synth_gemm_quantizes_x)(int dt, int64_t m) { return use_qdot(dt, m);
 // order, in f32, started from 0 (or from y for an in-place residual).
 static int gemm_simd(int dt, const float *x, int64_t ldx, const void *w, const float *bias, int act,
                      const float *res, int64_t ldr, float *y, int64_t ldy, int64_t m, int64_t n, int64_t k,
-                     float *scratch, int ith, int nth) {
+                     float *scratch, int ith, int nth, int64_t *next) {
 	if (bad_thread(ith, nth) || bad_act(act) || m < 0 || n < 0 || k < 0) return SYNTH_EARG;
 	if (!valid_dt(dt) || k % block_vals(dt) != 0) return SYNTH_EARG;
 	if (res == y && (ldr != ldy || act != SYNTH_ACT_NONE)) return SYNTH_EARG;
 	gemm_args g = {bias, res == y ? NULL : res, ldr, ldy, act, res == y};
 	int64_t panels = (n + NR - 1) / NR, tiles = (m + MR - 1) / MR;
+	int decoding = m <= MR || (m <= 2 * MR && HALF_TILES);
+	if (next && panels >= 2 * nth && m > 0 && k > 0) { // hand out groups of panels (kernels.h, next)
+		if (use_qdot(dt, m)) return gemm_q_shared(dt, x, ldx, w, y, m, n, k, &g, next, nth, scratch);
+		if (decoding) {
+			int64_t group = (panels + DYN_UNITS * nth - 1) / (DYN_UNITS * nth), groups = (panels + group - 1) / group;
+			work wk = work_start(next, groups, 0, 1);
+			for (int64_t u; (u = work_take(&wk)) >= 0;)
+				decode_panels(dt, x, ldx, w, y, m, n, k, &g, u * group, u * group + group < panels ? u * group + group : panels);
+			return SYNTH_OK;
+		}
+	}
 	int64_t p0 = 0, p1 = panels, r0 = 0, r1 = m;
 	if (panels >= 2 * nth || tiles < nth) {
 		share(panels, ith, nth, &p0, &p1);
@@ -769,22 +837,12 @@ static int gemm_simd(int dt, const float *x, int64_t ldx, const void *w, const f
 		r1 = t1 * MR < m ? t1 * MR : m;
 	}
 	if (p0 >= p1 || r0 >= r1) return SYNTH_OK;
-	int64_t panel_bytes = k / block_vals(dt) * pblock_bytes(dt) * NR;
 	if (use_qdot(dt, m)) return gemm_q(dt, x, ldx, w, y, n, k, &g, p0, p1, r0, r1, scratch);
-	if (m <= MR) { // decoding: stream each panel once, converting in registers
-		for (int64_t p = p0; p < p1; p++) {
-			int64_t col = p * NR, nv = n - col < NR ? n - col : NR;
-			small_tiles[dt][m](x, ldx, (const uint8_t *)w + p * panel_bytes, k, y + col, col, nv, &g, 0);
-		}
+	if (decoding && r0 == 0 && r1 == m) {
+		decode_panels(dt, x, ldx, w, y, m, n, k, &g, p0, p1);
 		return SYNTH_OK;
 	}
-	if (m <= 2 * MR && r0 == 0 && r1 == m && HALF_TILES) { // a taller decoding batch: half panels
-		for (int64_t p = p0; p < p1; p++) {
-			int64_t col = p * NR, nv = n - col < NR ? n - col : NR;
-			half_tiles[dt][m - MR - 1](x, ldx, (const uint8_t *)w + p * panel_bytes, k, y + col, col, nv, &g);
-		}
-		return SYNTH_OK;
-	}
+	int64_t panel_bytes = k / block_vals(dt) * pblock_bytes(dt) * NR;
 	float *ap = scratch;            // MC x KC
 	float *bbuf = scratch + MC * KC; // KC x NR
 	for (int64_t k0 = 0; k0 < k; k0 += KC) {
@@ -817,8 +875,8 @@ static int gemm_simd(int dt, const float *x, int64_t ldx, const void *w, const f
 #define GEMM_SIMD(name, dt)                                                                                 \
 	int ISA_SFX(name)(const float *x, int64_t ldx, const void *w, const float *bias, int act, const float *res, \
 	                  int64_t ldr, float *y, int64_t ldy, int64_t m, int64_t n, int64_t k, float *scratch,     \
-	                  int ith, int nth) {                                                                       \
-		return gemm_simd(dt, x, ldx, w, bias, act, res, ldr, y, ldy, m, n, k, scratch, ith, nth);             \
+	                  int ith, int nth, int64_t *next) {                                                        \
+		return gemm_simd(dt, x, ldx, w, bias, act, res, ldr, y, ldy, m, n, k, scratch, ith, nth, next);       \
 	}
 GEMM_SIMD(synth_gemm_f32, SYNTH_F32)
 GEMM_SIMD(synth_gemm_f16, SYNTH_F16)

@@ -78,6 +78,60 @@ func BenchmarkLinear(b *testing.B) {
 	}
 }
 
+// BenchmarkWorkSplit: the GEMM's shared-work split (kernels.Work) against the fixed
+// shares it replaced, at the shapes of a caption's Q8_0 GEMMs: OPT-2.7B decoding (8
+// sequences), its prefill (8 x 33 rows) and EVA ViT-g (8 images). The two alternate every
+// 10 calls within one run, so drift on a shared machine hits both alike; weights cycle
+// through 8 copies, as a model's layers do. It reports both rates and shared/fixed.
+func BenchmarkWorkSplit(b *testing.B) {
+	shapes := []GEMMShape{
+		{"opt-2.7b decode fc1 x8", Q8_0, 8, 2560, 10240},
+		{"opt-2.7b decode out x8", Q8_0, 8, 2560, 2560},
+		{"opt-2.7b decode fc2 x8", Q8_0, 8, 10240, 2560},
+		{"opt-2.7b prefill fc1 x8", Q8_0, 8 * 33, 2560, 10240},
+		{"eva-g fc1 x8", Q8_0, 8 * 257, 1408, 6144},
+	}
+	for _, v := range benchVariants(b, false) {
+		for _, sh := range shapes {
+			b.Run(fmt.Sprintf("isa=%s/dt=%s/m=%d/k=%d/n=%d", v, sh.DType, sh.M, sh.K, sh.N), func(b *testing.B) {
+				c, err := NewCtxVariant(runtime.GOMAXPROCS(0), v)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				x := randTensor(rand.New(rand.NewPCG(1, 2)), 1, sh.M, sh.K)
+				y := NewTensor(sh.M, sh.N)
+				ws := make([]*Matrix, 8)
+				for i := range ws {
+					ws[i] = benchMatrix(b, sh.DType, sh.N, sh.K)
+					c.LinearInto(y, x, ws[i], Tensor{}, None, Tensor{}) // packs it
+				}
+				exec := c.x.(*cpuExec)
+				var sec [2]float64 // fixed, shared
+				var calls [2]int
+				b.ResetTimer()
+				for i := 0; b.Loop(); i++ {
+					mode := i / 10 % 2
+					exec.fixedShares = mode == 0
+					t := time.Now()
+					c.LinearInto(y, x, ws[i%len(ws)], Tensor{}, None, Tensor{})
+					sec[mode] += time.Since(t).Seconds()
+					calls[mode]++
+				}
+				exec.fixedShares = false
+				if calls[0] == 0 || calls[1] == 0 {
+					return // too few calls to compare (b.N < 11)
+				}
+				flops := 2 * float64(sh.M) * float64(sh.N) * float64(sh.K)
+				fixed, shared := flops*float64(calls[0])/sec[0]/1e9, flops*float64(calls[1])/sec[1]/1e9
+				b.ReportMetric(fixed, "fixed-GFLOP/s")
+				b.ReportMetric(shared, "shared-GFLOP/s")
+				b.ReportMetric(shared/fixed, "shared/fixed")
+			})
+		}
+	}
+}
+
 // BenchmarkMLPBlock: a ViT-L MLP block with its residual, o = x + fc2(QuickGELU(fc1 x +
 // b1)) + b2, fused epilogues against (isa=openblas, with -tags openblas) two sgemm calls
 // and plain loops for the bias, activation and residual.

@@ -40,13 +40,20 @@ type cpuExec struct {
 	i2c    im2colJob
 	gath   gatherJob
 	grad   gradBufs
+
+	// work hands out a GEMM's units to whichever worker asks first (kernels.Work): with
+	// fixed shares, one worker running slower (a busy sibling, a late wake-up) idles
+	// the others at the end of every op. fixedShares turns that off, for
+	// BenchmarkWorkSplit's anchor.
+	work        *kernels.Work
+	fixedShares bool
 }
 
 func newCPUExec(threads int, s *kernels.Set) *cpuExec {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	return &cpuExec{set: s, pool: newPool(threads)}
+	return &cpuExec{set: s, pool: newPool(threads), work: new(kernels.Work)}
 }
 
 func (x *cpuExec) threads() int    { return x.pool.n }
@@ -82,14 +89,19 @@ type gemmJob struct {
 	w       *kernels.Weights
 	bias    []float32
 	act     kernels.Act
+	work    *kernels.Work // nil: fixed shares; a separate allocation, as cgo passes no pointer into memory holding Go pointers
 }
 
 func (j *gemmJob) run(ith, nth int, sc []float32) error {
-	return j.set.GEMM(j.x, j.w, j.bias, j.act, j.r, j.y, ith, nth, sc)
+	return j.set.GEMMShared(j.x, j.w, j.bias, j.act, j.r, j.y, ith, nth, sc, j.work)
 }
 
 func (x *cpuExec) linear(dst, in Tensor, w *Matrix, bias Tensor, act Epilogue, res Tensor) {
 	x.gemm = gemmJob{set: x.set, x: in.mat(), y: dst.mat(), r: res.mat(), w: w.weightsFor(x.set), bias: bias.vec(), act: kernels.Act(act)}
+	if !x.fixedShares {
+		x.work.Reset()
+		x.gemm.work = x.work
+	}
 	x.run(&x.gemm)
 	x.gemm = gemmJob{} // drop references to caller memory
 }

@@ -20,7 +20,9 @@ var gemmShapes = []gemmShape{
 	{1, 1, 1}, {7, 17, 33}, {17, 33, 7}, {33, 7, 17}, {1, 33, 17}, {13, 64, 100},
 	{257, 1408, 40}, {32, 768, 33}, {248, 768, 24}, {3, 2560, 37}, {16, 2560, 65}, {40, 96, 129},
 	{12, 200, 45}, {6, 64, 20}, {600, 96, 70},
-	{8, 256, 300}, // wide enough that the shared-work split hands out several groups of panels
+	// wide enough that the shared-work split hands out several groups of panels, to
+	// decoding rows and (for most types) to the integer path's tall chunk of rows
+	{8, 256, 300}, {300, 64, 200},
 }
 
 // newWeights quantizes random w [n, k] to dt and packs it for s.
@@ -282,7 +284,7 @@ func TestQGEMMRefOracle(t *testing.T) {
 func TestGEMMInPlaceResidual(t *testing.T) {
 	r := newRand(t)
 	ref := refSet(t)
-	for _, sh := range []gemmShape{{7, 33, 17}, {33, 64, 40}, {257, 1408, 40}} {
+	for _, sh := range []gemmShape{{7, 33, 17}, {33, 64, 40}, {257, 1408, 40}, {300, 64, 200}} {
 		m, k, n := sh.m, sh.k, sh.n
 		x := randMat(r, m, k, k, 1)
 		w := randSlice(r, n*k, 1/float32(math.Sqrt(float64(k))))

@@ -76,28 +76,6 @@ static inline void share(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) 
 	*hi = n * (ith + 1) / nth;
 }
 
-// work is one call's way through an op's units [0, units): its fixed share (ith, nth),
-// or, with a shared counter (kernels.h, GEMM's next), whichever unit no call has taken
-// yet. Units come out in increasing order either way.
-typedef struct {
-	int64_t *next, units, cur, end;
-} work;
-
-static inline work work_start(int64_t *next, int64_t units, int ith, int nth) {
-	work w = {next, units, 0, 0};
-	if (!next) share(units, ith, nth, &w.cur, &w.end);
-	return w;
-}
-
-// work_take returns the call's next unit, or -1 when none is left.
-static inline int64_t work_take(work *w) {
-	if (w->next) {
-		int64_t u = __atomic_fetch_add(w->next, 1, __ATOMIC_RELAXED);
-		return u < w->units ? u : -1;
-	}
-	return w->cur < w->end ? w->cur++ : -1;
-}
-
 static inline int bad_thread(int ith, int nth) { return nth < 1 || ith < 0 || ith >= nth; }
 
 static inline uint32_t f32_bits(float f) {

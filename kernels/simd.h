@@ -760,6 +760,22 @@ static int gemm_q(int dt, const float *x, int64_t ldx, const uint8_t *w, float *
 // that a worker running at half speed costs little, few enough that taking one is rare.
 #define DYN_UNITS 8
 
+// take_unit hands out an op's units [0, units) from the counter its calls share
+// (kernels.h, GEMM's next), to whichever call asks first: the next unit, in increasing
+// order, or -1 when none is left.
+static inline int64_t take_unit(int64_t *next, int64_t units) {
+	int64_t u = __atomic_fetch_add(next, 1, __ATOMIC_RELAXED);
+	return u < units ? u : -1;
+}
+
+// panel_group is the size of the groups of panels the shared-counter split hands out
+// (about DYN_UNITS per worker); *groups is their number.
+static inline int64_t panel_group(int64_t panels, int nth, int64_t *groups) {
+	int64_t group = (panels + DYN_UNITS * nth - 1) / (DYN_UNITS * nth);
+	*groups = (panels + group - 1) / group;
+	return group;
+}
+
 // gemm_q_shared is gemm_q over all rows and panels with the work handed out from next in
 // units of a group of panels for one chunk of rows, row chunks first: a call quantizes
 // each chunk of rows it works on once.
@@ -768,10 +784,8 @@ static int gemm_q_shared(int dt, const float *x, int64_t ldx, const uint8_t *w, 
 	int64_t R = qrows_max(k);
 	if (R < 1) return SYNTH_EARG;
 	if (R > m) R = m;
-	int64_t panels = (n + NR - 1) / NR, group = (panels + DYN_UNITS * nth - 1) / (DYN_UNITS * nth);
-	int64_t groups = (panels + group - 1) / group, have = -1;
-	work wk = work_start(next, (m + R - 1) / R * groups, 0, 1);
-	for (int64_t u; (u = work_take(&wk)) >= 0;) {
+	int64_t panels = (n + NR - 1) / NR, groups, group = panel_group(panels, nth, &groups), have = -1;
+	for (int64_t u; (u = take_unit(next, (m + R - 1) / R * groups)) >= 0;) {
 		int64_t c0 = u / groups * R, rows = m - c0 < R ? m - c0 : R, p0 = u % groups * group;
 		if (c0 != have) gemm_q_rows(x, ldx, k, c0, rows, R, scratch), have = c0;
 		gemm_q_panels(dt, w, y, n, k, g, p0, p0 + group < panels ? p0 + group : panels, c0, rows, R, scratch);
@@ -820,9 +834,8 @@ static int gemm_simd(int dt, const float *x, int64_t ldx, const void *w, const f
 	if (next && panels >= 2 * nth && m > 0 && k > 0) { // hand out groups of panels (kernels.h, next)
 		if (use_qdot(dt, m)) return gemm_q_shared(dt, x, ldx, w, y, m, n, k, &g, next, nth, scratch);
 		if (decoding) {
-			int64_t group = (panels + DYN_UNITS * nth - 1) / (DYN_UNITS * nth), groups = (panels + group - 1) / group;
-			work wk = work_start(next, groups, 0, 1);
-			for (int64_t u; (u = work_take(&wk)) >= 0;)
+			int64_t groups, group = panel_group(panels, nth, &groups);
+			for (int64_t u; (u = take_unit(next, groups)) >= 0;)
 				decode_panels(dt, x, ldx, w, y, m, n, k, &g, u * group, u * group + group < panels ? u * group + group : panels);
 			return SYNTH_OK;
 		}

@@ -107,18 +107,22 @@ func BenchmarkWorkSplit(b *testing.B) {
 					c.LinearInto(y, x, ws[i], Tensor{}, None, Tensor{}) // packs it
 				}
 				exec := c.x.(*cpuExec)
+				work := exec.work
 				var sec [2]float64 // fixed, shared
 				var calls [2]int
 				b.ResetTimer()
 				for i := 0; b.Loop(); i++ {
 					mode := i / 10 % 2
-					exec.fixedShares = mode == 0
+					exec.work = nil // fixed shares
+					if mode == 1 {
+						exec.work = work
+					}
 					t := time.Now()
 					c.LinearInto(y, x, ws[i%len(ws)], Tensor{}, None, Tensor{})
 					sec[mode] += time.Since(t).Seconds()
 					calls[mode]++
 				}
-				exec.fixedShares = false
+				exec.work = work
 				if calls[0] == 0 || calls[1] == 0 {
 					return // too few calls to compare (b.N < 11)
 				}

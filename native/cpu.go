@@ -43,10 +43,9 @@ type cpuExec struct {
 
 	// work hands out a GEMM's units to whichever worker asks first (kernels.Work): with
 	// fixed shares, one worker running slower (a busy sibling, a late wake-up) idles
-	// the others at the end of every op. fixedShares turns that off, for
-	// BenchmarkWorkSplit's anchor.
-	work        *kernels.Work
-	fixedShares bool
+	// the others at the end of every op. nil runs the fixed shares (BenchmarkWorkSplit's
+	// anchor).
+	work *kernels.Work
 }
 
 func newCPUExec(threads int, s *kernels.Set) *cpuExec {
@@ -98,7 +97,7 @@ func (j *gemmJob) run(ith, nth int, sc []float32) error {
 
 func (x *cpuExec) linear(dst, in Tensor, w *Matrix, bias Tensor, act Epilogue, res Tensor) {
 	x.gemm = gemmJob{set: x.set, x: in.mat(), y: dst.mat(), r: res.mat(), w: w.weightsFor(x.set), bias: bias.vec(), act: kernels.Act(act)}
-	if !x.fixedShares {
+	if x.work != nil {
 		x.work.Reset()
 		x.gemm.work = x.work
 	}

@@ -75,28 +75,11 @@ func attnCases(r *rand.Rand) []attnCase {
 	vv := input{m: Mat{Data: kv.m.Data[768:], Rows: 514, Cols: 768, LD: 1536}, orig: kv.orig[768:]}
 	add(attnCase{what: "cross", q: qq, k: kk, v: vv, qRows: 64, seq: uniformSeqs(2, 32, 257, 0, false), h: 12, d: 64, scale: 0.125})
 	// decoder over a KV cache: sequences of different lengths in one slab, queries at the
-	// end of each (qpos0 = nk - nq), OPT head dim 80, one sequence with padded keys.
-	{
-		const h, d, maxLen = 4, 80, 40
-		lens := [][2]int{{5, 1}, {17, 1}, {33, 3}, {1, 1}, {40, 7}}
-		var seq []int64
-		qrow := 0
-		mask := make([]byte, len(lens)*maxLen)
-		for i := range mask {
-			mask[i] = 1
-		}
-		mask[2*maxLen+4] = 0
-		mask[2*maxLen+30] = 0
-		for s, l := range lens {
-			nk, nq := l[0], l[1]
-			seq = append(seq, int64(qrow), int64(nq), int64(s*maxLen), int64(nk), int64(nk-nq), int64(s*maxLen))
-			qrow += nq
-		}
-		qq := randMat(r, qrow, h*d, h*d, 1)
-		kc := randMat(r, len(lens)*maxLen, h*d, h*d, 1)
-		vc := randMat(r, len(lens)*maxLen, h*d, h*d, 1)
-		add(attnCase{what: "decode-cache", q: qq, k: kc, v: vc, qRows: qrow, seq: seq, mask: mask, h: h, d: d, scale: float32(1 / math.Sqrt(d)), causal: true})
-	}
+	// end of each (qpos0 = nk - nq), one sequence with padded keys. OPT's head dim 80;
+	// then more heads than one decoding unit takes (HG, 8), not a multiple of it, and
+	// sequences longer than a block of keys (BK, 64).
+	add(decodeCase(r, "decode-cache", 4, 80, [][2]int{{5, 1}, {17, 1}, {33, 3}, {1, 1}, {40, 7}}, 2, []int{4, 30}))
+	add(decodeCase(r, "decode-cache-heads", 19, 24, [][2]int{{70, 1}, {130, 2}, {1, 1}, {65, 4}}, 1, []int{0, 63, 64, 100}))
 	// odd sizes: 1, 7, 17, 33 queries and keys, head dims 1, 7, 17, 33.
 	for _, n := range []int{1, 7, 17, 33} {
 		for _, d := range []int{1, 7, 17, 33} {
@@ -312,4 +295,32 @@ func TestAttentionF16Parity(t *testing.T) {
 			}
 		}
 	}
+}
+
+// decodeCase is attention over a KV cache slab: sequence s holds lens[s] = {keys,
+// queries} at rows s*maxLen.., its queries at the end (qpos0 = nk - nq); sequence
+// padded has its keys at the padded positions masked.
+func decodeCase(r *rand.Rand, what string, h, d int, lens [][2]int, padded int, pads []int) attnCase {
+	maxLen := 0
+	for _, l := range lens {
+		maxLen = max(maxLen, l[0])
+	}
+	var seq []int64
+	qrow := 0
+	mask := make([]byte, len(lens)*maxLen)
+	for i := range mask {
+		mask[i] = 1
+	}
+	for _, j := range pads {
+		mask[padded*maxLen+j] = 0
+	}
+	for s, l := range lens {
+		nk, nq := l[0], l[1]
+		seq = append(seq, int64(qrow), int64(nq), int64(s*maxLen), int64(nk), int64(nk-nq), int64(s*maxLen))
+		qrow += nq
+	}
+	qq := randMat(r, qrow, h*d, h*d, 1)
+	kc := randMat(r, len(lens)*maxLen, h*d, h*d, 1)
+	vc := randMat(r, len(lens)*maxLen, h*d, h*d, 1)
+	return attnCase{what: what, q: qq, k: kc, v: vc, qRows: qrow, seq: seq, mask: mask, h: h, d: d, scale: float32(1 / math.Sqrt(float64(d))), causal: true}
 }

@@ -1115,84 +1115,107 @@ static void mean_v(int f16, const void *v, int64_t ldv, int64_t nk, int64_t d, f
 	}
 }
 
-// attend_narrow: one query row, flash-style over blocks of BK keys. Scores are f32 dot
-// products over d (VL lanes, then horizontal sums four keys at a time), the running max
-// and sum are rescaled per block (online softmax), and the output accumulates p_j v_j
-// over d in registers, up to 8 vectors of d at a time. f16 keys and values are widened
-// as they are loaded.
+// attend_narrow: one query row against up to HG heads h0.. at once, flash-style over
+// blocks of BK keys. Per head, scores are f32 dot products over d (VL lanes, then
+// horizontal sums four keys at a time), the running max and sum are rescaled per block
+// (online softmax), and the output accumulates p_j v_j over d in registers, up to 8
+// vectors of d at a time. f16 keys and values are widened as they are loaded. The heads
+// go together because a cache row holds them side by side: the score loop reads each key
+// row's hg * d values in one pass. One head at a time read d values every ldk and waited
+// on memory: OPT-2.7B's F16 cache on avx2 went from 5.8-6.8 to 8.3-9.7 GB/s (medians,
+// BenchmarkAttentionCached). Two things measured no better: software prefetch of the
+// keys ahead or of the block's values (within noise), and the values taken a row at a
+// time across the heads, sums in L1 instead of registers (0.8-0.9x). Each head's
+// arithmetic is the one-head loop's, in the same order.
+#define HG 8 // heads per decoding unit: hg * d contiguous values of each row
 static inline __attribute__((always_inline)) void attend_narrow(const int f16, const float *qi, const void *k,
                                                                 int64_t ldk, const void *v, int64_t ldv, float *oi,
-                                                                int64_t nk, int64_t kend, int64_t d, float scale,
-                                                                const uint8_t *mask, int64_t moff, float *scratch) {
-	float *s = scratch;                        // BK scores, then probabilities
-	float *acc = scratch + BK;                 // d, rounded up to VL
-	float *qs = acc + SYNTH_MAX_HEAD_DIM + VL; // the scaled query, zero padded
-	int64_t dv = (d + VL - 1) / VL * VL;
-	for (int64_t c = 0; c < dv; c += VL) {
-		vstore(qs + c, vmul(vloadn(qi + c, d - c), vset1(scale)));
-		vstore(acc + c, vzero());
+                                                                int64_t nk, int64_t kend, int64_t d, int64_t hg,
+                                                                float scale, const uint8_t *mask, int64_t moff,
+                                                                float *scratch) {
+	const int64_t es = f16 ? 2 : 4, dv = (d + VL - 1) / VL * VL;
+	float *s = scratch;                  // [HG][BK] scores, then probabilities
+	float *acc = s + HG * BK;            // [HG][dv]
+	float *qs = acc + HG * dv;           // [HG][dv] the scaled queries, zero padded
+	float *mrun = qs + HG * dv, *lrun = mrun + HG; // [HG] running max and sum
+	for (int64_t g = 0; g < hg; g++) {
+		for (int64_t c = 0; c < dv; c += VL) {
+			vstore(qs + g * dv + c, vmul(vloadn(qi + g * d + c, d - c), vset1(scale)));
+			vstore(acc + g * dv + c, vzero());
+		}
+		mrun[g] = -INFINITY, lrun[g] = 0;
 	}
-	float m = -INFINITY, l = 0;
 	for (int64_t j0 = 0; j0 < kend; j0 += BK) {
 		int64_t bk = kend - j0 < BK ? kend - j0 : BK;
 		for (int64_t j = 0; j < bk; j += 4) {
 			// four keys at once (the rows past bk repeat the last: computed, not stored)
-			const void *k0 = kv_ptr(f16, k, ldk, j0 + j), *k1 = kv_ptr(f16, k, ldk, j0 + j + (j + 1 < bk)),
-			           *k2 = kv_ptr(f16, k, ldk, j0 + j + (j + 2 < bk ? 2 : 0)),
-			           *k3 = kv_ptr(f16, k, ldk, j0 + j + (j + 3 < bk ? 3 : 0));
-			vf a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
-			for (int64_t c = 0; c < d; c += VL) {
-				vf qv = vload(qs + c);
-				a0 = vfma(qv, kv_load(f16, k0, c, d - c), a0);
-				a1 = vfma(qv, kv_load(f16, k1, c, d - c), a1);
-				a2 = vfma(qv, kv_load(f16, k2, c, d - c), a2);
-				a3 = vfma(qv, kv_load(f16, k3, c, d - c), a3);
+			const uint8_t *k0 = kv_ptr(f16, k, ldk, j0 + j), *k1 = kv_ptr(f16, k, ldk, j0 + j + (j + 1 < bk)),
+			              *k2 = kv_ptr(f16, k, ldk, j0 + j + (j + 2 < bk ? 2 : 0)),
+			              *k3 = kv_ptr(f16, k, ldk, j0 + j + (j + 3 < bk ? 3 : 0));
+			for (int64_t g = 0; g < hg; g++) {
+				const int64_t off = g * d * es;
+				const float *qg = qs + g * dv;
+				vf a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
+				for (int64_t c = 0; c < d; c += VL) {
+					vf qv = vload(qg + c);
+					a0 = vfma(qv, kv_load(f16, k0 + off, c, d - c), a0);
+					a1 = vfma(qv, kv_load(f16, k1 + off, c, d - c), a1);
+					a2 = vfma(qv, kv_load(f16, k2 + off, c, d - c), a2);
+					a3 = vfma(qv, kv_load(f16, k3 + off, c, d - c), a3);
+				}
+				float t[4];
+				vhsum4(a0, a1, a2, a3, t);
+				for (int64_t e = 0; e < 4 && j + e < bk; e++)
+					s[g * BK + j + e] = key_masked(mask, moff, j0 + j + e) ? -INFINITY : t[e];
 			}
-			float t[4];
-			vhsum4(a0, a1, a2, a3, t);
-			for (int64_t e = 0; e < 4 && j + e < bk; e++) s[j + e] = key_masked(mask, moff, j0 + j + e) ? -INFINITY : t[e];
 		}
-		vf bmv = vset1(-INFINITY);
-		for (int64_t j = 0; j < bk; j += VL)
-			bmv = vmax(vsel(vlt(viota(), vset1((float)(bk - j))), vset1(-INFINITY), vloadn(s + j, bk - j)), bmv);
-		float bm = vhmax(bmv);
-		if (bm == -INFINITY) continue; // no valid key in this block
-		float mn = m > bm ? m : bm;
-		float alpha = expf(m - mn); // 0 when m is -inf
-		vf mv = vset1(mn), psum = vzero();
-		for (int64_t j = 0; j < bk; j += VL) {
-			vf p = vexp(vsub(vloadn(s + j, bk - j), mv));
-			p = vsel(vlt(viota(), vset1((float)(bk - j))), vzero(), p);
-			psum = vadd(psum, p);
-			vstoren(s + j, p, bk - j);
-		}
-		l = l * alpha + vhsum(psum);
-		m = mn;
-		vf av = vset1(alpha);
-		for (int64_t c0 = 0; c0 < dv; c0 += 8 * VL) {
-			int64_t nvec = (dv - c0) / VL < 8 ? (dv - c0) / VL : 8;
-			vf o[8];
+		for (int64_t g = 0; g < hg; g++) {
+			float *sg = s + g * BK, *ag = acc + g * dv;
+			vf bmv = vset1(-INFINITY);
+			for (int64_t j = 0; j < bk; j += VL)
+				bmv = vmax(vsel(vlt(viota(), vset1((float)(bk - j))), vset1(-INFINITY), vloadn(sg + j, bk - j)), bmv);
+			float bm = vhmax(bmv);
+			if (bm == -INFINITY) continue; // no valid key in this block
+			float m = mrun[g], mn = m > bm ? m : bm;
+			float alpha = expf(m - mn); // 0 when m is -inf
+			vf mv = vset1(mn), psum = vzero();
+			for (int64_t j = 0; j < bk; j += VL) {
+				vf p = vexp(vsub(vloadn(sg + j, bk - j), mv));
+				p = vsel(vlt(viota(), vset1((float)(bk - j))), vzero(), p);
+				psum = vadd(psum, p);
+				vstoren(sg + j, p, bk - j);
+			}
+			lrun[g] = lrun[g] * alpha + vhsum(psum);
+			mrun[g] = mn;
+			vf av = vset1(alpha);
+			const uint8_t *vg = (const uint8_t *)v + g * d * es;
+			for (int64_t c0 = 0; c0 < dv; c0 += 8 * VL) {
+				int64_t nvec = (dv - c0) / VL < 8 ? (dv - c0) / VL : 8;
+				vf o[8];
 #pragma GCC unroll 8
-			for (int e = 0; e < 8; e++) o[e] = e < nvec ? vmul(vload(acc + c0 + e * VL), av) : vzero();
-			for (int64_t j = 0; j < bk; j++) {
-				if (s[j] == 0) continue;
-				vf p = vset1(s[j]);
-				const void *vj = kv_ptr(f16, v, ldv, j0 + j);
+				for (int e = 0; e < 8; e++) o[e] = e < nvec ? vmul(vload(ag + c0 + e * VL), av) : vzero();
+				for (int64_t j = 0; j < bk; j++) {
+					if (sg[j] == 0) continue;
+					vf p = vset1(sg[j]);
+					const void *vj = kv_ptr(f16, vg, ldv, j0 + j);
+#pragma GCC unroll 8
+					for (int e = 0; e < 8; e++)
+						if (e < nvec) o[e] = vfma(p, kv_load(f16, vj, c0 + e * VL, d - c0 - e * VL), o[e]);
+				}
 #pragma GCC unroll 8
 				for (int e = 0; e < 8; e++)
-					if (e < nvec) o[e] = vfma(p, kv_load(f16, vj, c0 + e * VL, d - c0 - e * VL), o[e]);
+					if (e < nvec) vstore(ag + c0 + e * VL, o[e]);
 			}
-#pragma GCC unroll 8
-			for (int e = 0; e < 8; e++)
-				if (e < nvec) vstore(acc + c0 + e * VL, o[e]);
 		}
 	}
-	if (l == 0) {
-		mean_v(f16, v, ldv, nk, d, oi, 1);
-		return;
+	for (int64_t g = 0; g < hg; g++) {
+		if (lrun[g] == 0) {
+			mean_v(f16, (const uint8_t *)v + g * d * es, ldv, nk, d, oi + g * d, 1);
+			continue;
+		}
+		vf inv = vset1(1.0f / lrun[g]);
+		for (int64_t c = 0; c < d; c += VL) vstoren(oi + g * d + c, vmul(vload(acc + g * dv + c), inv), d - c);
 	}
-	vf inv = vset1(1.0f / l);
-	for (int64_t c = 0; c < d; c += VL) vstoren(oi + c, vmul(vload(acc + c), inv), d - c);
 }
 
 // attend_wide: a block of up to NR queries of one head, vectorised across the queries.
@@ -1329,8 +1352,8 @@ static inline __attribute__((always_inline)) void attend_wide(const int f16, con
 
 // attention_kv is the attention loop for keys and values of one element type: sequences
 // with at most NARROW queries (decoding) go query by query (attend_narrow); longer ones
-// in blocks of NR queries (attend_wide). Work units are (sequence, head, query or query
-// block), dealt round-robin to the workers.
+// in blocks of NR queries (attend_wide). Work units are (sequence, query, group of HG
+// heads) or (sequence, query block, head), dealt round-robin to the workers.
 static inline __attribute__((always_inline)) void attention_kv(const int f16, const float *q, int64_t ldq,
                                                                const void *k, int64_t ldk, const void *v,
                                                                int64_t ldv, float *o, int64_t ldo, const int64_t *seq,
@@ -1342,9 +1365,9 @@ static inline __attribute__((always_inline)) void attention_kv(const int f16, co
 		const int64_t *sq = seq + 6 * s;
 		int64_t qr0 = sq[0], nq = sq[1], kr0 = sq[2], nk = sq[3], qpos0 = sq[4], moff = sq[5];
 		int narrow = nq <= NARROW;
-		int64_t per = narrow ? 1 : NR;
+		int64_t per = narrow ? 1 : NR, hstep = narrow ? HG : 1;
 		for (int64_t i0 = 0; i0 < nq; i0 += per) {
-			for (int64_t hd = 0; hd < h; hd++, u++) {
+			for (int64_t hd = 0; hd < h; hd += hstep, u++) {
 				if (u % nth != ith) continue;
 				const float *qh = q + (qr0 + i0) * ldq + hd * d;
 				const void *kh = kv_ptr(f16, k, ldk, kr0), *vh = kv_ptr(f16, v, ldv, kr0);
@@ -1354,7 +1377,8 @@ static inline __attribute__((always_inline)) void attention_kv(const int f16, co
 				if (narrow) {
 					int64_t kend = causal ? qpos0 + i0 + 1 : nk;
 					if (kend > nk) kend = nk;
-					attend_narrow(f16, qh, kh, ldk, vh, ldv, oh, nk, kend, d, scale, mask, moff, scratch);
+					attend_narrow(f16, qh, kh, ldk, vh, ldv, oh, nk, kend, d, h - hd < HG ? h - hd : HG, scale, mask, moff,
+					              scratch);
 				} else {
 					int64_t nb = nq - i0 < NR ? nq - i0 : NR;
 					attend_wide(f16, qh, ldq, kh, ldk, vh, ldv, oh, ldo, nb, nk, qpos0 + i0, d, scale, causal, mask,

@@ -1125,7 +1125,7 @@ static void mean_v(int f16, const void *v, int64_t ldv, int64_t nk, int64_t d, f
 // on memory: OPT-2.7B's F16 cache on avx2 went from 5.8-6.8 to 8.3-9.7 GB/s (medians,
 // BenchmarkAttentionCached). Two things measured no better: software prefetch of the
 // keys ahead or of the block's values (within noise), and the values taken a row at a
-// time across the heads, sums in L1 instead of registers (0.8-0.9x). Each head's
+// time across the heads, sums in L1 instead of registers (0.7-0.9x). Each head's
 // arithmetic is the one-head loop's, in the same order.
 #define HG 8 // heads per decoding unit: hg * d contiguous values of each row
 static inline __attribute__((always_inline)) void attend_narrow(const int f16, const float *qi, const void *k,

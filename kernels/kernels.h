@@ -246,7 +246,7 @@ int synth_im2col_f32_ref(const float *img, int64_t b, int64_t c, int64_t h, int6
 // q: (ldq), o: (ldo) rows of h*d floats at least; k (ldk), v (ldv): rows of h*d values
 // of kvdt, SYNTH_F32 or SYNTH_F16 (an f16 KV cache: values widened exactly to f32 as they
 // are read, so the result is that of f32 k and v holding the same values). o must not
-// overlap q, k or v. d <= SYNTH_MAX_HEAD_DIM. Threaded over (sequence, head, query block).
+// overlap q, k or v. d <= SYNTH_MAX_HEAD_DIM. Threaded over sequences, heads and queries.
 int synth_attention_f32_ref(const float *q, int64_t ldq, const void *k, int64_t ldk,
                             const void *v, int64_t ldv, float *o, int64_t ldo,
                             const int64_t *seq, int64_t nseq, const uint8_t *mask,

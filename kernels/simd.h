@@ -1137,7 +1137,7 @@ static inline __attribute__((always_inline)) void attend_narrow(const int f16, c
 	float *s = scratch;                  // [HG][BK] scores, then probabilities
 	float *acc = s + HG * BK;            // [HG][dv]
 	float *qs = acc + HG * dv;           // [HG][dv] the scaled queries, zero padded
-	float *mrun = qs + HG * dv, *lrun = mrun + HG; // [HG] running max and sum
+	float mrun[HG], lrun[HG];            // running max and sum
 	for (int64_t g = 0; g < hg; g++) {
 		for (int64_t c = 0; c < dv; c += VL) {
 			vstore(qs + g * dv + c, vmul(vloadn(qi + g * d + c, d - c), vset1(scale)));

@@ -20,11 +20,13 @@ func demoCommand() *cli.Command {
 			"a Long-CLIP .pt, a Llama GGUF) (models/) and synth.yaml; then runs its pipeline, which\n" +
 			"translates the Korean descriptions, trains a LoRA adapter on them (a few steps),\n" +
 			"captions with it, rewrites, evaluates and publishes the\n" +
-			"dataset into out/. Running it again recomputes nothing.\n\n" +
+			"dataset into out/. Running it again recomputes nothing. Outputs made by another version of\n" +
+			"synth stop the run, as in synth pipeline; --force recomputes them.\n\n" +
 			"Random weights make meaningless text: the demo shows the pipeline, not quality.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Value: "demo", Usage: "demo folder"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the drawn products and random weights"},
+			&cli.BoolFlag{Name: "force", Usage: "recompute outputs made by another synth version instead of stopping"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -41,7 +43,7 @@ func demoCommand() *cli.Command {
 				slog.Info("demo: data and models already there", "dir", l.Dir)
 			}
 			fmt.Fprint(c.App.ErrWriter, demoNotice)
-			if err := runPipeline(c, l.Config, false, false); err != nil {
+			if err := runPipeline(c, l.Config, false, c.Bool("force")); err != nil {
 				return err
 			}
 			fmt.Fprint(c.App.ErrWriter, demoNotice)

@@ -119,6 +119,26 @@ poll:
 			t.Errorf("third run rewrote %s", f)
 		}
 	}
+
+	// After an upgrade: another synth version stops at the first step, saying how to go
+	// on, and --force recomputes.
+	next := filepath.Join(t.TempDir(), "synth-next")
+	build = exec.Command("go", "build", "-ldflags", "-X main.version=next", "-o", next, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err = exec.Command(next, "demo", "--out", dir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "-> next") || !strings.Contains(string(out), "--force") {
+		t.Fatalf("a run by another version: err %v, want a stop that names the version and --force:\n%s", err, out)
+	}
+	out, err = exec.Command(next, "demo", "--out", dir, "--force").CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo --force by another version: %v\n%s", err, out)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "out", pipeline.TranslatedFile)); !bytes.Contains(data, []byte(`"next"`)) {
+		t.Errorf("demo --force did not recompute the translations with the new version")
+	}
+	checkComplete(t, filepath.Join(dir, "data", "source_ko.jsonl"), filepath.Join(dir, "out", pipeline.TranslatedFile), false)
 }
 
 // checkComplete asserts that out holds exactly one record per item of the manifest.

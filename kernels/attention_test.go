@@ -281,12 +281,8 @@ func TestAttentionF16Parity(t *testing.T) {
 					t.Fatalf("%s: %v", what, err)
 				}
 				o16.checkGuards(t, what)
-				got, same := o16.dense(), o32.dense()
-				for i, v := range got {
-					if math.Float32bits(v) != math.Float32bits(same[i]) {
-						t.Fatalf("%s: output %d = %v, the f32 kernel on the widened values gives %v", what, i, v, same[i])
-					}
-				}
+				got := o16.dense()
+				sameBits(t, what+" against the f32 kernel on the widened values", got, o32.dense())
 				compare(t, what, got, want.dense(), scale, w, 1e-5)
 				c.q.checkUnmodified(t, what+" q")
 				if !slices.Equal(k16.Data, k16orig) || !slices.Equal(v16.Data, v16orig) {

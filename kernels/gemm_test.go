@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"math"
 	"testing"
 )
@@ -390,16 +391,6 @@ func sharedSame(t *testing.T, what string, s *Set, x Mat, ws *Weights, bias []fl
 	}
 }
 
-// sameBits requires got and want to hold the same bits (NaNs included).
-func sameBits(t *testing.T, what string, got, want []float32) {
-	t.Helper()
-	for i := range want {
-		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-			t.Fatalf("%s: element %d = %v, want %v (bit for bit)", what, i, got[i], want[i])
-		}
-	}
-}
-
 // TestGEMMRejectsBadOperands: the Go wrapper refuses what the kernel cannot do safely.
 func TestGEMMRejectsBadOperands(t *testing.T) {
 	s := refSet(t)
@@ -465,11 +456,7 @@ func TestGEMMQuantizedEqualsDequantized(t *testing.T) {
 		if err := s.GEMM(x.m, wf, nil, ActGELU, Mat{}, b.mat(), 0, 1, sc); err != nil {
 			t.Fatal(err)
 		}
-		for i, v := range a.dense() {
-			if math.Float32bits(v) != math.Float32bits(b.dense()[i]) {
-				t.Fatalf("%s: output %d = %v, dequantized f32 gives %v", dt, i, v, b.dense()[i])
-			}
-		}
+		sameBits(t, fmt.Sprintf("%s against the dequantized f32 weights", dt), a.dense(), b.dense())
 	}
 }
 

@@ -259,3 +259,13 @@ func name(parts ...any) string {
 	}
 	return s
 }
+
+// sameBits requires got and want to hold the same bits (NaNs included).
+func sameBits(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s: element %d = %v, want %v (bit for bit)", what, i, got[i], want[i])
+		}
+	}
+}

@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"testing"
 
@@ -96,11 +97,7 @@ func TestQuantizeMatchesGGML(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for i := range back {
-				if math.Float32bits(back[i]) != math.Float32bits(want[i]) {
-					t.Fatalf("%s: dequantized value %d = %v, ggml %v", dt, i, back[i], want[i])
-				}
-			}
+			sameBits(t, fmt.Sprintf("%s dequantized against ggml", dt), back, want)
 			if err := Quantize(dt, src, make([]byte, len(theirs))); err == nil {
 				t.Errorf("%s: Quantize accepted a K-quant", dt)
 			}
@@ -144,11 +141,7 @@ func TestQuantizeMatchesGGML(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for i := range back {
-			if math.Float32bits(back[i]) != math.Float32bits(want[i]) {
-				t.Fatalf("%s: dequantized value %d = %v, ggml %v", dt, i, back[i], want[i])
-			}
-		}
+		sameBits(t, fmt.Sprintf("%s dequantized against ggml", dt), back, want)
 	}
 }
 

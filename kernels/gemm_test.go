@@ -145,7 +145,7 @@ func TestGEMMParity(t *testing.T) {
 					}
 					y.checkGuards(t, what)
 					compare(t, what, y.dense(), ref.dense(), scale, n, 1e-5)
-					sharedSame(t, what, s, x.m, ws, bias, act, res.m, y, nth)
+					sharedSame(t, what, s, x.m, ws, bias, act, res.m, y, nth, nil)
 					x.checkUnmodified(t, what+" x")
 					if !res.m.Empty() {
 						res.checkUnmodified(t, what+" residual")
@@ -314,16 +314,7 @@ func TestGEMMInPlaceResidual(t *testing.T) {
 				y.checkGuards(t, what)
 				compare(t, what, y.dense(), want.dense(), scale, n, 1e-5)
 				// shared work in place: a unit done twice would add the product twice
-				ys := newGuarded(m, n, n+1)
-				ys.fill(res)
-				work := new(Work)
-				if err := runShares(nth, func(ith int, sc []float32) error {
-					return s.GEMMShared(x.m, ws, bias, ActNone, ys.mat(), ys.mat(), ith, nth, sc, work)
-				}); err != nil {
-					t.Fatalf("%s shared: %v", what, err)
-				}
-				ys.checkGuards(t, what+" shared")
-				sameBits(t, what+" shared", ys.dense(), y.dense())
+				sharedSame(t, what, s, x.m, ws, bias, ActNone, Mat{}, y, nth, res)
 			}
 		}
 	}
@@ -366,7 +357,7 @@ func TestGEMMSharedRowChunks(t *testing.T) {
 					t.Fatalf("%s: %v", what, err)
 				}
 				compare(t, what, y.dense(), want.dense(), scale, n, 1e-5)
-				sharedSame(t, what, s, x.m, ws, bias, ActGELU, Mat{}, y, nth)
+				sharedSame(t, what, s, x.m, ws, bias, ActGELU, Mat{}, y, nth, nil)
 			}
 		}
 	}
@@ -374,15 +365,21 @@ func TestGEMMSharedRowChunks(t *testing.T) {
 
 // sharedSame runs the GEMM again with its work handed out from a shared counter, twice
 // (the second after a Reset), and requires the bits of the fixed shares' result y: each
-// output is computed the same way whoever computes it.
-func sharedSame(t *testing.T, what string, s *Set, x Mat, ws *Weights, bias []float32, act Act, res Mat, y *guarded, nth int) {
+// output is computed the same way whoever computes it. With inPlace, the output starts
+// as those values and is the residual (res is ignored).
+func sharedSame(t *testing.T, what string, s *Set, x Mat, ws *Weights, bias []float32, act Act, res Mat, y *guarded, nth int, inPlace []float32) {
 	t.Helper()
 	work := new(Work)
 	for run := 0; run < 2; run++ {
 		work.Reset()
 		ys := newGuarded(y.rows, y.cols, y.ld)
+		r := res
+		if inPlace != nil {
+			ys.fill(inPlace)
+			r = ys.mat()
+		}
 		if err := runShares(nth, func(ith int, sc []float32) error {
-			return s.GEMMShared(x, ws, bias, act, res, ys.mat(), ith, nth, sc, work)
+			return s.GEMMShared(x, ws, bias, act, r, ys.mat(), ith, nth, sc, work)
 		}); err != nil {
 			t.Fatalf("%s shared: %v", what, err)
 		}
